@@ -1,0 +1,49 @@
+# Every target runs inside .venv, which `make install` creates from pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SPEC ?=
+
+.PHONY: install gen check-gen curate validate-spec lint typecheck pytest test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## Regenerate generated/klaviyo_catalog_api from openapi/klaviyo-catalog-jobs.yaml.
+gen: $(STAMP)
+	$(BIN)/python scripts/generate.py
+
+## Fail if the committed generated package differs from a fresh generation.
+check-gen: $(STAMP)
+	$(BIN)/python scripts/generate.py --check
+
+## Curate a new revision: make curate SPEC=path/or/url/of/klaviyo/openapi.json
+curate: $(STAMP)
+	@test -n "$(SPEC)" || { echo "usage: make curate SPEC=<path or URL of Klaviyo's spec>"; exit 2; }
+	$(BIN)/python scripts/curate.py "$(SPEC)" -o openapi/klaviyo-catalog-jobs.yaml
+
+validate-spec: $(STAMP)
+	$(BIN)/openapi-spec-validator openapi/klaviyo-catalog-jobs.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check facade scripts tests
+	$(BIN)/ruff format --check facade scripts tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict facade/klaviyo_catalog scripts tests
+	$(BIN)/mypy --strict generated/klaviyo_catalog_api
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## The test command: spec validation, regeneration diff, lint, types, tests.
+test: validate-spec check-gen lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build

@@ -1,0 +1,617 @@
+"""Curate Klaviyo's published OpenAPI spec down to the five catalog bulk-job GETs.
+
+    python scripts/curate.py SOURCE [-o openapi/klaviyo-catalog-jobs.yaml]
+
+SOURCE is a path or an http(s) URL of Klaviyo's full spec for one revision. The output keeps
+only what the five operations need, under names of our own that stay the same across
+revisions, and corrects the places where the published spec disagrees with the live API.
+Every correction is listed, with its reason, under ``info.x-curation`` in the output.
+
+The published spec's prose is never copied: descriptions, summaries and examples are dropped
+and replaced by short texts of our own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+JSON = dict[str, Any]
+
+
+class CurationError(Exception):
+    """The published spec does not have the shape the curation rules expect."""
+
+
+@dataclass(frozen=True)
+class CuratedOperation:
+    """One of the five operations, under our stable names."""
+
+    operation_id: str  # our operationId, also the facade's method name
+    published_names: tuple[str, ...]  # any of these, as operationId or alias, finds it
+    job_model: str  # component name of the job resource, e.g. ItemUpdateJob
+    is_list: bool
+    summary: str
+
+    @property
+    def document_model(self) -> str:
+        return f"{self.job_model}{'Collection' if self.is_list else 'Document'}"
+
+
+OPERATIONS: tuple[CuratedOperation, ...] = (
+    CuratedOperation(
+        "get_item_update_job",
+        ("get_update_items_job", "get_bulk_update_catalog_items_job"),
+        "ItemUpdateJob",
+        False,
+        "One catalog item bulk update job, optionally with its items.",
+    ),
+    CuratedOperation(
+        "get_variant_update_job",
+        ("get_update_variants_job", "get_bulk_update_variants_job"),
+        "VariantUpdateJob",
+        False,
+        "One catalog variant bulk update job, optionally with its variants.",
+    ),
+    CuratedOperation(
+        "get_category_update_job",
+        ("get_update_categories_job", "get_bulk_update_categories_job"),
+        "CategoryUpdateJob",
+        False,
+        "One catalog category bulk update job, optionally with its categories.",
+    ),
+    CuratedOperation(
+        "list_item_create_jobs",
+        ("get_create_items_jobs", "get_bulk_create_catalog_items_jobs"),
+        "ItemCreateJob",
+        True,
+        "A page of catalog item bulk create jobs (100 per page), filterable by status.",
+    ),
+    CuratedOperation(
+        "list_variant_update_jobs",
+        ("get_update_variants_jobs", "get_bulk_update_variants_jobs"),
+        "VariantUpdateJob",
+        True,
+        "A page of catalog variant bulk update jobs (100 per page), filterable by status.",
+    ),
+)
+
+TAG = "catalog_jobs"
+
+# Each correction made below, with its reason. Written into the output as info.x-curation.
+CURATION_NOTES: tuple[tuple[str, str], ...] = (
+    (
+        "Job `status` is a plain string; the known values are listed in `x-known-values`.",
+        "Klaviyo adds statuses over time, and the generator turns an enum into a strict type "
+        "that rejects the whole response on an unknown value.",
+    ),
+    (
+        "Every enum other than the single-value resource `type` enums becomes a plain value "
+        "with `x-known-values` (for example `inventory_policy`).",
+        "Same reason as `status`. The `type` enums stay strict: the generated union parsing "
+        "relies on them to tell resources apart.",
+    ),
+    (
+        "Job error items (`JobError`) require only `detail`; `id`, `code`, `title` and "
+        "`source` are optional, and a free-form `meta` object is allowed.",
+        "Live jobs report errors such as {detail, meta: {external_id}, source: {pointer}}, "
+        "which the published schema rejects.",
+    ),
+    (
+        "Every link (`self`, `first`, `last`, `prev`, `next`, `related`) is optional and "
+        "nullable, and `links` objects are optional.",
+        "Live list responses carry `links.next: null` on the last page.",
+    ),
+    (
+        "Optional attributes of jobs and catalog resources are nullable.",
+        "Nullability differs between the published spec and live responses, and between "
+        "revisions; a null must not lose the whole response.",
+    ),
+    (
+        "Date-times keep `format: date-time` but may come without a UTC offset.",
+        "Klaviyo's own examples (e.g. 2022-11-08T00:00:00) have none. Clients read a naive "
+        "value as UTC.",
+    ),
+    (
+        "`fields[...]` and `include` are single string parameters holding a comma-separated "
+        "list; the allowed values are kept in `x-csv-enum`.",
+        "The API expects `fields[catalog-item]=title,price`. openapi-python-client ignores "
+        "`explode: false` and would send repeated keys. A spec-level fix keeps the generator "
+        "stock (no custom templates to maintain across generator upgrades); the facade joins "
+        "and validates the lists.",
+    ),
+    (
+        "The `revision` header is required and has no default.",
+        "A spec default becomes a Python default argument in the generated functions, which "
+        "would silently override the revision a client was configured with.",
+    ),
+    (
+        "operationIds and component names are this project's own and stable across revisions; "
+        "the published operationId and aliases are kept in `x-klaviyo-operation-id` and "
+        "`x-klaviyo-operation-aliases`.",
+        "Klaviyo renamed both (e.g. get_update_items_job became "
+        "get_bulk_update_catalog_items_job; schemas became *CompoundDocument), and the facade "
+        "must import the same generated names whichever revision was generated.",
+    ),
+    (
+        "Error responses (4XX, 5XX) share one `ErrorDocument` whose error objects require "
+        "no field.",
+        "An error body is diagnostic: the client must surface whatever part of it is present.",
+    ),
+    (
+        "Top-level members other than `data`, `included` and `links` (such as `meta`) are not "
+        "modelled.",
+        "They are advisory; the generated models keep them in `additional_properties`.",
+    ),
+    (
+        "Descriptions, summaries and examples are the project's own.",
+        "The published prose is Klaviyo's; only facts are taken from it.",
+    ),
+)
+
+# Schemas that are ours outright: the published ones are wrong or unstable in these places.
+LINK = {"type": "string", "nullable": True}
+FIXED_COMPONENTS: dict[str, JSON] = {
+    "ResourceLinks": {"type": "object", "properties": {"self": LINK}},
+    "RelationshipLinks": {"type": "object", "properties": {"self": LINK, "related": LINK}},
+    "CollectionLinks": {
+        "type": "object",
+        "properties": {k: LINK for k in ("self", "first", "last", "prev", "next")},
+    },
+    "JobErrorSource": {
+        "type": "object",
+        "properties": {"pointer": {"type": "string"}, "parameter": {"type": "string"}},
+    },
+    "JobError": {
+        "type": "object",
+        "description": "One failure inside a bulk job. Only `detail` is always present.",
+        "required": ["detail"],
+        "properties": {
+            "id": {"type": "string"},
+            "code": {"type": "string"},
+            "title": {"type": "string"},
+            "detail": {"type": "string"},
+            "source": {"$ref": "#/components/schemas/JobErrorSource"},
+            "meta": {"type": "object", "additionalProperties": True},
+        },
+    },
+    "ApiErrorSource": {
+        "type": "object",
+        "properties": {"pointer": {"type": "string"}, "parameter": {"type": "string"}},
+    },
+    "ApiError": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "integer"},
+            "code": {"type": "string"},
+            "title": {"type": "string"},
+            "detail": {"type": "string"},
+            "source": {"$ref": "#/components/schemas/ApiErrorSource"},
+            "meta": {"type": "object", "additionalProperties": True},
+        },
+    },
+    "ErrorDocument": {
+        "type": "object",
+        "required": ["errors"],
+        "properties": {
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ApiError"}}
+        },
+    },
+}
+
+# Keys of a published schema worth keeping; prose (description, example, title) is dropped.
+SCHEMA_KEYS = ("type", "format", "nullable", "items", "properties", "additionalProperties")
+
+
+def ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def pascal(json_api_type: str) -> str:
+    """'catalog-item' -> 'CatalogItem'."""
+    return "".join(part.capitalize() for part in json_api_type.split("-"))
+
+
+# --- reading the published spec ---------------------------------------------------------------
+
+
+def load_source(source: str) -> JSON:
+    if source.startswith(("http://", "https://")):
+        import httpx  # only needed for URLs
+
+        response = httpx.get(source, timeout=60.0, follow_redirects=True)
+        response.raise_for_status()
+        text = response.text
+    else:
+        text = Path(source).read_text(encoding="utf-8")
+    loaded = yaml.safe_load(text)  # YAML is a superset of JSON
+    if not isinstance(loaded, dict) or "paths" not in loaded:
+        raise CurationError(f"{source} is not an OpenAPI document (no 'paths')")
+    return loaded
+
+
+class Resolver:
+    """Inlines $refs and merges allOf, so later steps see one plain schema."""
+
+    def __init__(self, spec: JSON) -> None:
+        self.spec = spec
+
+    def lookup(self, pointer: str) -> Any:
+        if not pointer.startswith("#/"):
+            raise CurationError(f"only local $refs are supported, not {pointer!r}")
+        node: Any = self.spec
+        for part in pointer[2:].split("/"):
+            try:
+                node = node[part.replace("~1", "/").replace("~0", "~")]
+            except (KeyError, TypeError):
+                raise CurationError(f"dangling $ref {pointer!r}") from None
+        return node
+
+    def resolve(self, node: Any, depth: int = 0) -> Any:
+        if depth > 64:
+            raise CurationError("schema nesting too deep (a $ref cycle?)")
+        if isinstance(node, list):
+            return [self.resolve(item, depth + 1) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return self.resolve(self.lookup(node["$ref"]), depth + 1)
+        out: JSON = {k: self.resolve(v, depth + 1) for k, v in node.items() if k != "allOf"}
+        for part in node.get("allOf", []):
+            merged = self.resolve(part, depth + 1)
+            out.setdefault("properties", {}).update(merged.get("properties", {}))
+            out["required"] = sorted(set(out.get("required", [])) | set(merged.get("required", [])))
+            for key, value in merged.items():
+                if key not in ("properties", "required"):
+                    out.setdefault(key, value)
+        return out
+
+
+def find_operations(spec: JSON) -> dict[str, tuple[str, JSON]]:
+    """Map each of our operation ids to (path, published GET operation)."""
+    found: dict[str, tuple[str, JSON]] = {}
+    for path, item in spec["paths"].items():
+        op = item.get("get") if isinstance(item, dict) else None
+        if not isinstance(op, dict):
+            continue
+        names = {op.get("operationId"), *op.get("x-klaviyo-operation-aliases", [])}
+        for curated in OPERATIONS:
+            if names & set(curated.published_names):
+                if curated.operation_id in found:
+                    raise CurationError(f"{curated.operation_id} matches two operations")
+                found[curated.operation_id] = (path, op)
+    missing = [c.operation_id for c in OPERATIONS if c.operation_id not in found]
+    if missing:
+        raise CurationError(f"the spec lacks these operations: {', '.join(missing)}")
+    return found
+
+
+# --- curation -----------------------------------------------------------------------------------
+
+
+class Components:
+    """Named schemas of the output. A name defined twice must get the same schema."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, JSON] = {}
+
+    def define(self, name: str, schema: JSON) -> JSON:
+        existing = self.schemas.get(name)
+        if existing is not None and existing != schema:
+            raise CurationError(
+                f"{name} would get two different schemas; the curation rules need review"
+            )
+        self.schemas[name] = schema
+        return ref(name)
+
+
+def plain(schema: JSON) -> JSON:
+    """A published value schema without prose, with enums relaxed to x-known-values."""
+    out: JSON = {k: copy.deepcopy(schema[k]) for k in SCHEMA_KEYS if k in schema}
+    if "enum" in schema:
+        out["x-known-values"] = list(schema["enum"])
+    if "items" in schema:
+        out["items"] = plain(schema["items"])
+    if "properties" in schema:
+        out["properties"] = {k: plain(v) for k, v in schema["properties"].items()}
+        if schema.get("required"):
+            out["required"] = list(schema["required"])
+    return out
+
+
+def strict_type(schema: JSON, where: str) -> JSON:
+    values = schema.get("enum")
+    if not values or len(values) != 1:
+        raise CurationError(f"{where}: expected a single-value `type` enum, got {values!r}")
+    return {"type": "string", "enum": list(values)}
+
+
+def attributes(schema: JSON, overrides: Mapping[str, JSON] = {}) -> JSON:
+    """Curate an attributes object: optional members become nullable."""
+    required = list(schema.get("required", []))
+    props: JSON = {}
+    for name, prop in schema.get("properties", {}).items():
+        curated = copy.deepcopy(overrides[name]) if name in overrides else plain(prop)
+        if name not in required:
+            curated["nullable"] = True
+        props[name] = curated
+    out: JSON = {"type": "object", "properties": props}
+    if required:
+        out["required"] = required
+    return out
+
+
+def related_resource(schema: JSON, components: Components) -> str:
+    """Curate an included catalog resource (item, variant, category); return its name."""
+    props = schema.get("properties", {})
+    json_type = strict_type(props.get("type", {}), "included resource")["enum"][0]
+    name = pascal(json_type)
+    body: JSON = {
+        "type": "object",
+        "required": ["type", "id"],
+        "properties": {
+            "type": {"type": "string", "enum": [json_type]},
+            "id": {"type": "string"},
+            "attributes": components.define(
+                f"{name}Attributes", attributes(props.get("attributes", {}))
+            ),
+            "links": ref("ResourceLinks"),
+        },
+    }
+    components.define(name, body)
+    return name
+
+
+def relationships(schema: JSON, job_model: str, components: Components) -> JSON:
+    out: JSON = {}
+    for rel_name, rel in schema.get("properties", {}).items():
+        linkage = rel.get("properties", {}).get("data", {})
+        item = linkage.get("items", linkage)  # to-many or to-one
+        json_type = strict_type(item.get("properties", {}).get("type", {}), rel_name)["enum"][0]
+        target = pascal(json_type)
+        linkage_ref = components.define(
+            f"{target}Linkage",
+            {
+                "type": "object",
+                "required": ["type", "id"],
+                "properties": {
+                    "type": {"type": "string", "enum": [json_type]},
+                    "id": {"type": "string"},
+                },
+            },
+        )
+        data = {"type": "array", "items": linkage_ref} if "items" in linkage else linkage_ref
+        out[rel_name] = components.define(
+            f"{target}Relationship",
+            {
+                "type": "object",
+                "properties": {"data": data, "links": ref("RelationshipLinks")},
+            },
+        )
+    return components.define(f"{job_model}Relationships", {"type": "object", "properties": out})
+
+
+def job_resource(schema: JSON, job_model: str, components: Components) -> JSON:
+    props = schema.get("properties", {})
+    json_type = strict_type(props.get("type", {}), job_model)["enum"][0]
+    attrs = props.get("attributes", {})
+    status = plain(attrs.get("properties", {}).get("status", {"type": "string"}))
+    errors = {"type": "array", "items": ref("JobError")}
+    body_props: JSON = {"type": {"type": "string", "enum": [json_type]}}
+    required = ["type", "attributes"]
+    if "id" in props:  # from 2023-12-15 the id moved from attributes.job_id to data.id
+        body_props["id"] = {"type": "string"}
+        required.insert(1, "id")
+    body_props["attributes"] = components.define(
+        "JobAttributes", attributes(attrs, {"status": status, "errors": errors})
+    )
+    if "relationships" in props:
+        body_props["relationships"] = relationships(props["relationships"], job_model, components)
+    body_props["links"] = ref("ResourceLinks")
+    return components.define(
+        job_model,
+        {
+            "type": "object",
+            "description": f"A `{json_type}` resource.",
+            "required": required,
+            "properties": body_props,
+        },
+    )
+
+
+def document(schema: JSON, op: CuratedOperation, components: Components) -> JSON:
+    props = schema.get("properties", {})
+    data = props.get("data", {})
+    if op.is_list:
+        if data.get("type") != "array":
+            raise CurationError(f"{op.operation_id}: `data` is not a list")
+        data_schema: JSON = {"type": "array", "items": job_resource(data["items"], op.job_model, components)}
+        links = ref("CollectionLinks")
+    else:
+        data_schema = job_resource(data, op.job_model, components)
+        links = ref("ResourceLinks")
+    body: JSON = {"type": "object", "required": ["data"], "properties": {"data": data_schema}}
+    if "included" in props:
+        included = related_resource(props["included"].get("items", {}), components)
+        body["properties"]["included"] = {"type": "array", "items": ref(included)}
+    if "links" in props or op.is_list:
+        body["properties"]["links"] = links
+    return components.define(op.document_model, body)
+
+
+def csv_parameter(param: JSON) -> JSON:
+    """A published array parameter, as one comma-separated string (see x-curation)."""
+    schema = param.get("schema", {})
+    values = schema.get("items", {}).get("enum", [])
+    name = param["name"]
+    what = "fields to return" if name.startswith("fields[") else "relationships to include"
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"Comma-separated {what}.",
+        "schema": {"type": "string"},
+        "x-csv-enum": list(values),
+    }
+
+
+def parameters(op: JSON, is_list: bool) -> list[JSON]:
+    out: list[JSON] = []
+    for param in op.get("parameters", []):
+        name, where = param["name"], param["in"]
+        if where == "path":
+            out.append(
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "description": "The job's id.",
+                    "schema": {"type": "string"},
+                }
+            )
+        elif where == "header" and name.lower() == "revision":
+            continue  # added last, curated
+        elif name.startswith("fields[") or name == "include":
+            out.append(csv_parameter(param))
+        elif name == "filter":
+            out.append(
+                {
+                    "name": "filter",
+                    "in": "query",
+                    "required": False,
+                    "description": 'Only `equals(status,"<status>")` is accepted.',
+                    "schema": {"type": "string"},
+                }
+            )
+        elif name == "page[cursor]":
+            out.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": "Opaque cursor taken from the previous page's `links.next`.",
+                    "schema": {"type": "string"},
+                }
+            )
+        else:
+            raise CurationError(f"unexpected parameter {name!r} ({where})")
+    if is_list and not any(p["name"] == "page[cursor]" for p in out):
+        raise CurationError("a list operation without page[cursor]")
+    out.append(
+        {
+            "name": "revision",
+            "in": "header",
+            "required": True,
+            "description": "API revision, YYYY-MM-DD[.suffix].",
+            "schema": {"type": "string"},
+        }
+    )
+    return out
+
+
+def content_type(op: JSON) -> str:
+    types = list(op.get("responses", {}).get("200", {}).get("content", {}))
+    json_types = [t for t in types if t == "application/json" or t.endswith("+json")]
+    if not json_types:
+        raise CurationError(f"{op.get('operationId')}: no JSON response, only {types!r}")
+    return json_types[0]
+
+
+def curate(spec: JSON, source_name: str = "") -> JSON:
+    """Return the curated spec (a plain dict) for one published revision."""
+    revision = str(spec.get("info", {}).get("version", ""))
+    if not revision:
+        raise CurationError("the spec has no info.version (the revision)")
+    resolver = Resolver(spec)
+    components = Components()
+    for name, schema in FIXED_COMPONENTS.items():
+        components.define(name, copy.deepcopy(schema))
+    paths: JSON = {}
+    media = ""
+    for curated in OPERATIONS:
+        path, op = find_operations(spec)[curated.operation_id]
+        media = content_type(op)
+        published = resolver.resolve(op["responses"]["200"]["content"][media]["schema"])
+        doc_ref = document(published, curated, components)
+        error_body = {media: {"schema": ref("ErrorDocument")}}
+        aliases = sorted(set(op.get("x-klaviyo-operation-aliases", [])))
+        operation: JSON = {
+            "operationId": curated.operation_id,
+            "summary": curated.summary,
+            "tags": [TAG],
+            "x-klaviyo-operation-id": op.get("operationId"),
+            "x-klaviyo-operation-aliases": aliases,
+            "x-klaviyo-ratelimit": dict(op.get("x-klaviyo-ratelimit") or {}),
+            "parameters": parameters(op, curated.is_list),
+            "responses": {
+                "200": {"description": "Success.", "content": {media: {"schema": doc_ref}}},
+                "4XX": {"description": "Client error.", "content": error_body},
+                "5XX": {"description": "Server error.", "content": copy.deepcopy(error_body)},
+            },
+        }
+        if not operation["x-klaviyo-ratelimit"]:
+            raise CurationError(f"{curated.operation_id}: no x-klaviyo-ratelimit")
+        paths[path] = {"get": operation}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Klaviyo catalog bulk jobs (curated)",
+            "version": revision,
+            "description": (
+                "The five catalog bulk-job GET operations of Klaviyo's API at one revision, "
+                "curated by scripts/curate.py. Do not edit by hand: re-run the curation."
+            ),
+            "x-curated-from": source_name or "klaviyo published spec",
+            "x-curation": [{"rule": rule, "reason": reason} for rule, reason in CURATION_NOTES],
+        },
+        "servers": [{"url": "https://a.klaviyo.com"}],
+        "security": [{"Klaviyo-API-Key": []}],
+        "tags": [{"name": TAG}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {
+                "Klaviyo-API-Key": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`Klaviyo-API-Key <private key>`.",
+                }
+            },
+            "schemas": dict(sorted(components.schemas.items())),
+        },
+    }
+
+
+def dump(spec: JSON) -> str:
+    return yaml.safe_dump(spec, sort_keys=False, width=100, allow_unicode=True)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", help="path or URL of Klaviyo's published spec (JSON or YAML)")
+    parser.add_argument("-o", "--output", help="where to write the curated YAML (default stdout)")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        curated = curate(load_source(args.source), Path(args.source).name)
+    except (CurationError, OSError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        print(f"curate: {exc}", file=sys.stderr)
+        return 1
+    text = dump(curated)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
