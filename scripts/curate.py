@@ -116,6 +116,12 @@ CURATION_NOTES: tuple[tuple[str, str], ...] = (
         "revisions; a null must not lose the whole response.",
     ),
     (
+        "The job id is read from `data.id` or `attributes.job_id`; both are optional.",
+        "Revision 2023-12-15 moved the id from `attributes.job_id` to `data.id`. Keeping both "
+        "lets a client generated at one revision read responses of the other (a client-wide "
+        "`revision` may differ from the generated one); the facade requires one of the two.",
+    ),
+    (
         "Date-times keep `format: date-time` but may come without a UTC offset.",
         "Klaviyo's own examples (e.g. 2022-11-08T00:00:00) have none. Clients read a naive "
         "value as UTC.",
@@ -406,14 +412,14 @@ def job_resource(schema: JSON, job_model: str, components: Components) -> JSON:
     attrs = props.get("attributes", {})
     status = plain(attrs.get("properties", {}).get("status", {"type": "string"}))
     errors = {"type": "array", "items": ref("JobError")}
-    body_props: JSON = {"type": {"type": "string", "enum": [json_type]}}
-    required = ["type", "attributes"]
-    if "id" in props:  # from 2023-12-15 the id moved from attributes.job_id to data.id
-        body_props["id"] = {"type": "string"}
-        required.insert(1, "id")
-    body_props["attributes"] = components.define(
-        "JobAttributes", attributes(attrs, {"status": status, "errors": errors})
-    )
+    # The id moved from attributes.job_id to data.id in 2023-12-15. Both stay optional, so that
+    # a client generated at one revision still reads the other shape; the facade needs one.
+    body_props: JSON = {"type": {"type": "string", "enum": [json_type]}, "id": {"type": "string"}}
+    job_attributes = attributes(attrs, {"status": status, "errors": errors})
+    job_attributes["properties"].setdefault("job_id", {"type": "string"})
+    job_attributes["properties"]["job_id"].pop("nullable", None)
+    job_attributes["required"] = [r for r in job_attributes.get("required", []) if r != "job_id"]
+    body_props["attributes"] = components.define("JobAttributes", job_attributes)
     if "relationships" in props:
         body_props["relationships"] = relationships(props["relationships"], job_model, components)
     body_props["links"] = ref("ResourceLinks")
@@ -422,7 +428,7 @@ def job_resource(schema: JSON, job_model: str, components: Components) -> JSON:
         {
             "type": "object",
             "description": f"A `{json_type}` resource.",
-            "required": required,
+            "required": ["type", "attributes"],
             "properties": body_props,
         },
     )
@@ -434,7 +440,10 @@ def document(schema: JSON, op: CuratedOperation, components: Components) -> JSON
     if op.is_list:
         if data.get("type") != "array":
             raise CurationError(f"{op.operation_id}: `data` is not a list")
-        data_schema: JSON = {"type": "array", "items": job_resource(data["items"], op.job_model, components)}
+        data_schema: JSON = {
+            "type": "array",
+            "items": job_resource(data["items"], op.job_model, components),
+        }
         links = ref("CollectionLinks")
     else:
         data_schema = job_resource(data, op.job_model, components)
@@ -523,7 +532,7 @@ def content_type(op: JSON) -> str:
     json_types = [t for t in types if t == "application/json" or t.endswith("+json")]
     if not json_types:
         raise CurationError(f"{op.get('operationId')}: no JSON response, only {types!r}")
-    return json_types[0]
+    return str(json_types[0])
 
 
 def curate(spec: JSON, source_name: str = "") -> JSON:
@@ -592,7 +601,7 @@ def curate(spec: JSON, source_name: str = "") -> JSON:
 
 
 def dump(spec: JSON) -> str:
-    return yaml.safe_dump(spec, sort_keys=False, width=100, allow_unicode=True)
+    return str(yaml.safe_dump(spec, sort_keys=False, width=100, allow_unicode=True))
 
 
 def main(argv: Iterable[str] | None = None) -> int:

@@ -116,9 +116,7 @@ def operation_facts(path: str, op: dict[str, Any], schemas: dict[str, Any]) -> d
 
 def catalog_spec_module(spec: dict[str, Any]) -> str:
     schemas = spec["components"]["schemas"]
-    facts = [
-        operation_facts(path, item["get"], schemas) for path, item in spec["paths"].items()
-    ]
+    facts = [operation_facts(path, item["get"], schemas) for path, item in spec["paths"].items()]
     lines = [
         '"""Facts about each operation, read from the curated spec by `make gen`.',
         "",
@@ -173,16 +171,16 @@ def verify_parameter_names(package_dir: Path, spec_module: str) -> None:
             del sys.modules[mod]
 
 
-def generate(out_dir: Path) -> None:
-    """Write the complete package into out_dir (which must not exist)."""
-    spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+def generate(out_dir: Path, spec_path: Path = SPEC) -> None:
+    """Write the complete package generated from spec_path into out_dir (which must not exist)."""
+    spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
     env = dict(os.environ, PATH=f"{Path(tool('ruff')).parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run(
         [
             tool("openapi-python-client"),
             "generate",
             "--path",
-            str(SPEC),
+            str(spec_path),
             "--config",
             str(CONFIG),
             "--meta",
@@ -235,26 +233,29 @@ def tree_diff(expected: Path, actual: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed copy differs")
+    parser.add_argument("--spec", type=Path, default=SPEC, help="curated spec to generate from")
+    parser.add_argument("--out", type=Path, default=TARGET, help="package directory to write")
     args = parser.parse_args(argv)
+    target: Path = args.out
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / PACKAGE
         try:
-            generate(fresh)
+            generate(fresh, args.spec)
         except GenerationError as exc:
             print(f"generate: {exc}", file=sys.stderr)
             return 1
         if args.check:
-            problems = tree_diff(fresh, TARGET) if TARGET.exists() else ["no committed package"]
+            problems = tree_diff(fresh, target) if target.exists() else ["no committed package"]
             if problems:
                 print("\n".join(problems[:200]), file=sys.stderr)
                 print("generate: the committed package differs; run `make gen`", file=sys.stderr)
                 return 1
             print("generate: the committed package matches the spec")
             return 0
-        if TARGET.exists():
-            shutil.rmtree(TARGET)
-        shutil.copytree(fresh, TARGET)
-    print(f"generate: wrote {TARGET.relative_to(ROOT)}")
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(fresh, target)
+    print(f"generate: wrote {target}")
     return 0
 
 

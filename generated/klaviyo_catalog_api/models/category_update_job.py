@@ -28,12 +28,14 @@ class CategoryUpdateJob:
     Attributes:
         type_ (CategoryUpdateJobType):
         attributes (JobAttributes):
+        id (str | Unset):
         relationships (CategoryUpdateJobRelationships | Unset):
         links (ResourceLinks | Unset):
     """
 
     type_: CategoryUpdateJobType
     attributes: JobAttributes
+    id: str | Unset = UNSET
     relationships: CategoryUpdateJobRelationships | Unset = UNSET
     links: ResourceLinks | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -42,6 +44,8 @@ class CategoryUpdateJob:
         type_ = self.type_.value
 
         attributes = self.attributes.to_dict()
+
+        id = self.id
 
         relationships: dict[str, Any] | Unset = UNSET
         if not isinstance(self.relationships, Unset):
@@ -59,6 +63,8 @@ class CategoryUpdateJob:
                 "attributes": attributes,
             }
         )
+        if id is not UNSET:
+            field_dict["id"] = id
         if relationships is not UNSET:
             field_dict["relationships"] = relationships
         if links is not UNSET:
@@ -79,6 +85,8 @@ class CategoryUpdateJob:
 
         attributes = JobAttributes.from_dict(d.pop("attributes"))
 
+        id = d.pop("id", UNSET)
+
         _relationships = d.pop("relationships", UNSET)
         relationships: CategoryUpdateJobRelationships | Unset
         if isinstance(_relationships, Unset):
@@ -96,6 +104,7 @@ class CategoryUpdateJob:
         category_update_job = cls(
             type_=type_,
             attributes=attributes,
+            id=id,
             relationships=relationships,
             links=links,
         )

@@ -26,12 +26,14 @@ class ItemUpdateJob:
     Attributes:
         type_ (ItemUpdateJobType):
         attributes (JobAttributes):
+        id (str | Unset):
         relationships (ItemUpdateJobRelationships | Unset):
         links (ResourceLinks | Unset):
     """
 
     type_: ItemUpdateJobType
     attributes: JobAttributes
+    id: str | Unset = UNSET
     relationships: ItemUpdateJobRelationships | Unset = UNSET
     links: ResourceLinks | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -40,6 +42,8 @@ class ItemUpdateJob:
         type_ = self.type_.value
 
         attributes = self.attributes.to_dict()
+
+        id = self.id
 
         relationships: dict[str, Any] | Unset = UNSET
         if not isinstance(self.relationships, Unset):
@@ -57,6 +61,8 @@ class ItemUpdateJob:
                 "attributes": attributes,
             }
         )
+        if id is not UNSET:
+            field_dict["id"] = id
         if relationships is not UNSET:
             field_dict["relationships"] = relationships
         if links is not UNSET:
@@ -75,6 +81,8 @@ class ItemUpdateJob:
 
         attributes = JobAttributes.from_dict(d.pop("attributes"))
 
+        id = d.pop("id", UNSET)
+
         _relationships = d.pop("relationships", UNSET)
         relationships: ItemUpdateJobRelationships | Unset
         if isinstance(_relationships, Unset):
@@ -92,6 +100,7 @@ class ItemUpdateJob:
         item_update_job = cls(
             type_=type_,
             attributes=attributes,
+            id=id,
             relationships=relationships,
             links=links,
         )

@@ -21,10 +21,10 @@ T = TypeVar("T", bound="JobAttributes")
 class JobAttributes:
     """
     Attributes:
-        job_id (str):
         status (str):
         created_at (datetime.datetime):
         total_count (int):
+        job_id (str | Unset):
         completed_count (int | None | Unset):
         failed_count (int | None | Unset):
         completed_at (datetime.datetime | None | Unset):
@@ -32,10 +32,10 @@ class JobAttributes:
         errors (list[JobError] | None | Unset):
     """
 
-    job_id: str
     status: str
     created_at: datetime.datetime
     total_count: int
+    job_id: str | Unset = UNSET
     completed_count: int | None | Unset = UNSET
     failed_count: int | None | Unset = UNSET
     completed_at: datetime.datetime | None | Unset = UNSET
@@ -44,13 +44,13 @@ class JobAttributes:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        job_id = self.job_id
-
         status = self.status
 
         created_at = self.created_at.isoformat()
 
         total_count = self.total_count
+
+        job_id = self.job_id
 
         completed_count: int | None | Unset
         if isinstance(self.completed_count, Unset):
@@ -96,12 +96,13 @@ class JobAttributes:
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
-                "job_id": job_id,
                 "status": status,
                 "created_at": created_at,
                 "total_count": total_count,
             }
         )
+        if job_id is not UNSET:
+            field_dict["job_id"] = job_id
         if completed_count is not UNSET:
             field_dict["completed_count"] = completed_count
         if failed_count is not UNSET:
@@ -120,13 +121,13 @@ class JobAttributes:
         from ..models.job_error import JobError  # noqa: PLC0415
 
         d = dict(src_dict)
-        job_id = d.pop("job_id")
-
         status = d.pop("status")
 
         created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
 
         total_count = d.pop("total_count")
+
+        job_id = d.pop("job_id", UNSET)
 
         def _parse_completed_count(data: object) -> int | None | Unset:
             if data is None:
@@ -203,10 +204,10 @@ class JobAttributes:
         errors = _parse_errors(d.pop("errors", UNSET))
 
         job_attributes = cls(
-            job_id=job_id,
             status=status,
             created_at=created_at,
             total_count=total_count,
+            job_id=job_id,
             completed_count=completed_count,
             failed_count=failed_count,
             completed_at=completed_at,

@@ -26,12 +26,14 @@ class VariantUpdateJob:
     Attributes:
         type_ (VariantUpdateJobType):
         attributes (JobAttributes):
+        id (str | Unset):
         relationships (VariantUpdateJobRelationships | Unset):
         links (ResourceLinks | Unset):
     """
 
     type_: VariantUpdateJobType
     attributes: JobAttributes
+    id: str | Unset = UNSET
     relationships: VariantUpdateJobRelationships | Unset = UNSET
     links: ResourceLinks | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -40,6 +42,8 @@ class VariantUpdateJob:
         type_ = self.type_.value
 
         attributes = self.attributes.to_dict()
+
+        id = self.id
 
         relationships: dict[str, Any] | Unset = UNSET
         if not isinstance(self.relationships, Unset):
@@ -57,6 +61,8 @@ class VariantUpdateJob:
                 "attributes": attributes,
             }
         )
+        if id is not UNSET:
+            field_dict["id"] = id
         if relationships is not UNSET:
             field_dict["relationships"] = relationships
         if links is not UNSET:
@@ -77,6 +83,8 @@ class VariantUpdateJob:
 
         attributes = JobAttributes.from_dict(d.pop("attributes"))
 
+        id = d.pop("id", UNSET)
+
         _relationships = d.pop("relationships", UNSET)
         relationships: VariantUpdateJobRelationships | Unset
         if isinstance(_relationships, Unset):
@@ -94,6 +102,7 @@ class VariantUpdateJob:
         variant_update_job = cls(
             type_=type_,
             attributes=attributes,
+            id=id,
             relationships=relationships,
             links=links,
         )

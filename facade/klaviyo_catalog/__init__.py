@@ -1,0 +1,55 @@
+"""A typed, rate-limited client for Klaviyo's catalog bulk-job endpoints.
+
+from klaviyo_catalog import CatalogJobs
+
+with CatalogJobs() as kc:  # the key comes from KLAVIYO_API_KEY
+    job = kc.get_item_update_job(job_id, include=["items"])
+"""
+
+from ._client import AsyncCatalogJobs, CatalogJobs
+from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
+from ._ratelimit import Rate, RateLimiter
+from ._version import __version__
+from .errors import (
+    APIError,
+    APIErrorDetail,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InvalidRequestError,
+    InvalidResponseError,
+    KlaviyoError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+
+__all__ = [
+    "APIError",
+    "APIErrorDetail",
+    "AsyncCatalogJobs",
+    "AuthenticationError",
+    "BadRequestError",
+    "BulkJob",
+    "CatalogJobs",
+    "ConfigurationError",
+    "InvalidRequestError",
+    "InvalidResponseError",
+    "JobError",
+    "JobStatus",
+    "KlaviyoError",
+    "NotFoundError",
+    "Page",
+    "PermissionDeniedError",
+    "Rate",
+    "RateLimitError",
+    "RateLimiter",
+    "ResourceRef",
+    "ServerError",
+    "TransportError",
+    "WaitTimeoutError",
+    "__version__",
+]

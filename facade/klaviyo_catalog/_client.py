@@ -1,0 +1,409 @@
+"""`CatalogJobs` and `AsyncCatalogJobs`: thin drivers of the shared core in `_core.py`.
+
+The public methods are one-line wrappers that pick an operation and hand its flow to the
+driver; only the drivers (and `iter_*`, which must be a generator of each kind) differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from ._core import Core, Fields, Flow, PageWalk, RateLimits, Send, Settings
+from ._models import BulkJob, Page
+from ._operations import REVISION
+from ._ratelimit import Rate, RateLimiter, account_key, default_limiter
+from ._retry import RetryPolicy
+from ._version import __version__
+from .errors import ConfigurationError
+
+__all__ = ["AsyncCatalogJobs", "CatalogJobs"]
+
+T = TypeVar("T")
+DEFAULT_BASE_URL = "https://a.klaviyo.com"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def _checked_base_url(base_url: str) -> str:
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        raise ConfigurationError(f"base_url {base_url!r} is not a URL") from None
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ConfigurationError(f"base_url {base_url!r} must be an https:// URL")
+    if url.query or url.fragment:
+        raise ConfigurationError("base_url must not carry a query or fragment")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        # The API key would cross the network in clear text.
+        raise ConfigurationError(
+            f"base_url {base_url!r} uses http:// for a non-loopback host; use https://"
+        )
+    return str(url).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
+    def check(rates: Any, where: str) -> list[Rate]:
+        if isinstance(rates, Rate):
+            rates = [rates]
+        if not isinstance(rates, Sequence) or not all(isinstance(r, Rate) for r in rates):
+            raise ConfigurationError(f"{where} must be a list of klaviyo_catalog.Rate")
+        return list(rates)
+
+    if rate_limits is None:
+        return None
+    if isinstance(rate_limits, Mapping):
+        return {str(op): check(rates, f"rate_limits[{op!r}]") for op, rates in rate_limits.items()}
+    return check(rate_limits, "rate_limits")
+
+
+class _ClientBase:
+    """Configuration shared by both clients; no I/O."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        revision: str | None,
+        base_url: str,
+        timeout: float | httpx.Timeout,
+        max_retries: int,
+        retry_backoff: float,
+        deadline: float | None,
+        rate_limits: RateLimits,
+        rate_limiter: RateLimiter | None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("KLAVIYO_API_KEY")
+        if not key or not key.strip():
+            raise ConfigurationError(
+                "no Klaviyo API key: pass api_key= or set the KLAVIYO_API_KEY environment variable"
+            )
+        if any(c in key for c in "\r\n"):
+            raise ConfigurationError("the API key contains a line break")
+        try:
+            retry = RetryPolicy(
+                max_retries=max_retries, backoff_base=retry_backoff, deadline=deadline
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self._settings = Settings(
+            api_key=key.strip(),
+            account=account_key(key.strip()),
+            revision=revision or REVISION,
+            base_url=_checked_base_url(base_url),
+            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+            retry=retry,
+            limiter=rate_limiter if rate_limiter is not None else default_limiter(),
+            rate_limits=_checked_rate_limits(rate_limits),
+            user_agent=f"klaviyo-catalog-jobs/{__version__} httpx/{httpx.__version__}",
+        )
+
+    @property
+    def revision(self) -> str:
+        return self._settings.revision
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
+    def __repr__(self) -> str:
+        # Never the key; not even a prefix of it.
+        return f"{type(self).__name__}(base_url={self.base_url!r}, revision={self.revision!r})"
+
+
+class CatalogJobs(_ClientBase):
+    """Klaviyo's catalog bulk jobs, synchronously. Use it as a context manager, or close() it."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        revision: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 4,
+        retry_backoff: float = 0.5,
+        deadline: float | None = None,
+        rate_limits: RateLimits = None,
+        rate_limiter: RateLimiter | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            revision=revision,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            deadline=deadline,
+            rate_limits=rate_limits,
+            rate_limiter=rate_limiter,
+        )
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise ConfigurationError("http_client must be an httpx.Client for CatalogJobs")
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.Client()
+        self._core = Core(self._settings, self._http.build_request)
+
+    def _run(self, flow: Flow[T]) -> T:
+        outcome: httpx.Response | httpx.HTTPError | None = None
+        while True:
+            try:
+                action = flow.send(outcome)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            if isinstance(action, Send):
+                try:
+                    outcome = self._http.send(action.request)
+                except httpx.HTTPError as exc:  # the flow decides whether to retry
+                    outcome = exc
+            else:
+                time.sleep(action.seconds)
+                outcome = None
+
+    # --- single jobs ---
+
+    def get_item_update_job(
+        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
+    ) -> BulkJob:
+        return self._run(self._core.get_job("get_item_update_job", job_id, include, fields))
+
+    def get_variant_update_job(
+        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
+    ) -> BulkJob:
+        return self._run(self._core.get_job("get_variant_update_job", job_id, include, fields))
+
+    def get_category_update_job(
+        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
+    ) -> BulkJob:
+        return self._run(self._core.get_job("get_category_update_job", job_id, include, fields))
+
+    # --- listings: one page, or every page lazily ---
+
+    def list_item_create_jobs(
+        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
+    ) -> Page[BulkJob]:
+        return self._run(
+            self._core.list_page(
+                "list_item_create_jobs", status=status, cursor=cursor, fields=fields
+            )
+        )
+
+    def list_variant_update_jobs(
+        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
+    ) -> Page[BulkJob]:
+        return self._run(
+            self._core.list_page(
+                "list_variant_update_jobs", status=status, cursor=cursor, fields=fields
+            )
+        )
+
+    def iter_item_create_jobs(
+        self, *, status: str | None = None, start_cursor: str | None = None, fields: Fields = None
+    ) -> Iterator[BulkJob]:
+        return self._walk("list_item_create_jobs", status, start_cursor, fields)
+
+    def iter_variant_update_jobs(
+        self, *, status: str | None = None, start_cursor: str | None = None, fields: Fields = None
+    ) -> Iterator[BulkJob]:
+        return self._walk("list_variant_update_jobs", status, start_cursor, fields)
+
+    def _walk(
+        self, name: str, status: str | None, cursor: str | None, fields: Fields
+    ) -> Iterator[BulkJob]:
+        walk = PageWalk(cursor)
+        while not walk.done:  # a loop, not recursion; one page in memory at a time
+            page = self._run(
+                self._core.list_page(name, status=status, cursor=walk.cursor, fields=fields)
+            )
+            walk.advance(page)
+            yield from page
+
+    # --- polling ---
+
+    def wait_for_job(
+        self,
+        job: BulkJob,
+        *,
+        poll_interval: float = 2.0,
+        timeout: float = 600.0,
+        on_progress: Callable[[BulkJob], object] | None = None,
+    ) -> BulkJob:
+        return self._run(
+            self._core.wait_for_job(
+                job, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress
+            )
+        )
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncCatalogJobs(_ClientBase):
+    """The same as `CatalogJobs`, for asyncio: `async with`, `await`, `async for`."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        revision: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 4,
+        retry_backoff: float = 0.5,
+        deadline: float | None = None,
+        rate_limits: RateLimits = None,
+        rate_limiter: RateLimiter | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            revision=revision,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            deadline=deadline,
+            rate_limits=rate_limits,
+            rate_limiter=rate_limiter,
+        )
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise ConfigurationError(
+                "http_client must be an httpx.AsyncClient for AsyncCatalogJobs"
+            )
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        self._core = Core(self._settings, self._http.build_request)
+
+    async def _run(self, flow: Flow[T]) -> T:
+        outcome: httpx.Response | httpx.HTTPError | None = None
+        while True:
+            try:
+                action = flow.send(outcome)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            if isinstance(action, Send):
+                try:
+                    outcome = await self._http.send(action.request)
+                except httpx.HTTPError as exc:
+                    outcome = exc
+            else:
+                await asyncio.sleep(action.seconds)
+                outcome = None
+
+    async def get_item_update_job(
+        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
+    ) -> BulkJob:
+        return await self._run(self._core.get_job("get_item_update_job", job_id, include, fields))
+
+    async def get_variant_update_job(
+        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
+    ) -> BulkJob:
+        return await self._run(
+            self._core.get_job("get_variant_update_job", job_id, include, fields)
+        )
+
+    async def get_category_update_job(
+        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
+    ) -> BulkJob:
+        return await self._run(
+            self._core.get_job("get_category_update_job", job_id, include, fields)
+        )
+
+    async def list_item_create_jobs(
+        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
+    ) -> Page[BulkJob]:
+        return await self._run(
+            self._core.list_page(
+                "list_item_create_jobs", status=status, cursor=cursor, fields=fields
+            )
+        )
+
+    async def list_variant_update_jobs(
+        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
+    ) -> Page[BulkJob]:
+        return await self._run(
+            self._core.list_page(
+                "list_variant_update_jobs", status=status, cursor=cursor, fields=fields
+            )
+        )
+
+    def iter_item_create_jobs(
+        self, *, status: str | None = None, start_cursor: str | None = None, fields: Fields = None
+    ) -> AsyncIterator[BulkJob]:
+        return self._walk("list_item_create_jobs", status, start_cursor, fields)
+
+    def iter_variant_update_jobs(
+        self, *, status: str | None = None, start_cursor: str | None = None, fields: Fields = None
+    ) -> AsyncIterator[BulkJob]:
+        return self._walk("list_variant_update_jobs", status, start_cursor, fields)
+
+    async def _walk(
+        self, name: str, status: str | None, cursor: str | None, fields: Fields
+    ) -> AsyncIterator[BulkJob]:
+        walk = PageWalk(cursor)
+        while not walk.done:
+            page = await self._run(
+                self._core.list_page(name, status=status, cursor=walk.cursor, fields=fields)
+            )
+            walk.advance(page)
+            for job in page:
+                yield job
+
+    async def wait_for_job(
+        self,
+        job: BulkJob,
+        *,
+        poll_interval: float = 2.0,
+        timeout: float = 600.0,
+        on_progress: Callable[[BulkJob], object] | None = None,
+    ) -> BulkJob:
+        return await self._run(
+            self._core.wait_for_job(
+                job, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress
+            )
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

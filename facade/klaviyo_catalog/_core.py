@@ -1,0 +1,290 @@
+"""The one core both clients share, written sans-I/O.
+
+Each public call is a generator ("flow") that yields what it needs done, `Send(request)` or
+`Sleep(seconds)`, and receives the outcome. The flow owns everything that is not I/O: request
+building and validation, the rate-limit gate before every attempt, retry decisions, parsing,
+pagination state and polling. `CatalogJobs` drives flows with `httpx.Client` and `time.sleep`,
+`AsyncCatalogJobs` with `httpx.AsyncClient` and `asyncio.sleep`; nothing else differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import httpx
+
+from . import _jsonapi as jsonapi
+from ._models import BulkJob, Page
+from ._operations import Operation, RequestParts, operation, operation_for_job_type
+from ._ratelimit import Rate, RateLimiter
+from ._retry import RetryPolicy, retry_after_seconds
+from .errors import (
+    APIError,
+    InvalidRequestError,
+    InvalidResponseError,
+    KlaviyoError,
+    RateLimitError,
+    TransportError,
+    WaitTimeoutError,
+    error_class,
+)
+
+logger = logging.getLogger("klaviyo_catalog")
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Send:
+    request: httpx.Request
+
+
+@attrs.frozen
+class Sleep:
+    seconds: float
+
+
+Action = Send | Sleep
+# A flow receives an httpx.Response, or the httpx.HTTPError the send raised, after each Send.
+Flow = Generator[Action, "httpx.Response | httpx.HTTPError | None", T]
+Fields = Mapping[str, Sequence[str]] | None
+RateLimits = Sequence[Rate] | Mapping[str, Sequence[Rate]] | None
+
+
+@attrs.frozen
+class Settings:
+    """Everything a client was configured with. The key stays out of repr."""
+
+    api_key: str = attrs.field(repr=False)
+    account: str  # a hash of the key: what the limiter is keyed by
+    revision: str
+    base_url: str
+    timeout: httpx.Timeout
+    retry: RetryPolicy
+    limiter: RateLimiter
+    rate_limits: RateLimits
+    user_agent: str
+    clock: Callable[[], float] = time.monotonic
+
+    def headers(self, op: Operation) -> dict[str, str]:
+        return {
+            "Authorization": f"Klaviyo-API-Key {self.api_key}",
+            "Accept": op.spec.content_type,
+            "User-Agent": self.user_agent,
+            "revision": self.revision,
+        }
+
+    def rates(self, op: Operation) -> Sequence[Rate]:
+        if self.rate_limits is None:
+            return [Rate(count, seconds) for count, seconds in op.spec.rate_limits]
+        if isinstance(self.rate_limits, Mapping):
+            if op.name in self.rate_limits:
+                return self.rate_limits[op.name]
+            return [Rate(count, seconds) for count, seconds in op.spec.rate_limits]
+        return self.rate_limits
+
+
+@attrs.define
+class PageWalk:
+    """Where a listing is: the cursor to request next, and the cursors already seen."""
+
+    cursor: str | None
+    done: bool = False
+    seen: set[str] = attrs.field(factory=set)
+
+    def advance(self, page: Page[Any]) -> None:
+        next_cursor = page.next_cursor
+        if next_cursor is None:
+            self.done = True
+            return
+        if next_cursor == self.cursor or next_cursor in self.seen:
+            error = InvalidResponseError(
+                f"the server returned cursor {next_cursor!r:.60} again; stopping to avoid a loop"
+            )
+            error.cursor = self.cursor
+            raise error
+        if self.cursor is not None:
+            self.seen.add(self.cursor)
+        self.cursor = next_cursor
+
+
+class Core:
+    def __init__(self, settings: Settings, build_request: Callable[..., httpx.Request]) -> None:
+        self.settings = settings
+        self._build_request = build_request
+
+    # --- the public calls ----------------------------------------------------------------------
+
+    def get_job(
+        self, name: str, job_id: str, include: Iterable[str] | None, fields: Fields
+    ) -> Flow[BulkJob]:
+        op = operation(name)
+        parts, included = op.build(
+            revision=self.settings.revision, job_id=job_id, include=include, fields=fields
+        )
+        response = yield from self._exchange(op, parts)
+        return self._parse(
+            op, response, lambda doc: jsonapi.job_document(doc, op.document_model, included)
+        )
+
+    def list_page(
+        self, name: str, *, status: str | None, cursor: str | None, fields: Fields
+    ) -> Flow[Page[BulkJob]]:
+        try:
+            op = operation(name)
+            parts, _ = op.build(
+                revision=self.settings.revision, status=status, cursor=cursor, fields=fields
+            )
+            response = yield from self._exchange(op, parts)
+            return self._parse(
+                op, response, lambda doc: jsonapi.job_collection(doc, op.document_model)
+            )
+        except KlaviyoError as exc:
+            exc.cursor = cursor  # so that the caller can resume from this page
+            raise
+
+    def wait_for_job(
+        self,
+        job: BulkJob,
+        *,
+        poll_interval: float,
+        timeout: float,
+        on_progress: Callable[[BulkJob], object] | None,
+    ) -> Flow[BulkJob]:
+        if not poll_interval > 0 or not timeout >= 0:
+            raise InvalidRequestError("poll_interval must be > 0 and timeout >= 0")
+        op = operation_for_job_type(job.kind)
+        clock = self.settings.clock
+        deadline = clock() + timeout
+        interval = poll_interval
+        while not job.is_done:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise WaitTimeoutError(
+                    f"job {job.id} is still {job.status} after {timeout:g}s "
+                    f"({job.completed_count + job.failed_count}/{job.total_count} processed)",
+                    job=job,
+                )
+            yield Sleep(min(interval, remaining))
+            job = yield from self.get_job(op.name, job.id, None, None)
+            if on_progress is not None:
+                on_progress(job)
+            # Poll quickly at first, then back off: long jobs need no second-by-second polling.
+            interval = min(interval * 1.5, max(poll_interval, 30.0))
+        return job
+
+    # --- one request, with the rate-limit gate and retries ---------------------------------------
+
+    def _exchange(self, op: Operation, parts: RequestParts) -> Flow[httpx.Response]:
+        s = self.settings
+        started = s.clock()
+        rates = s.rates(op)
+        retries = 0
+        while True:
+            # Every attempt, retries included, passes the limiter.
+            while (wait := s.limiter.try_acquire(s.account, op.name, rates)) > 0:
+                self._check_deadline(op, started, wait, None)
+                yield Sleep(wait)
+            request = self._build_request(
+                parts.method,
+                s.base_url + parts.path,
+                params=parts.params,
+                headers={**s.headers(op), **parts.headers},
+                timeout=s.timeout,
+            )
+            result = yield Send(request)
+            if result is None:
+                raise RuntimeError("a flow driver must answer each Send")
+            if isinstance(result, httpx.Response) and result.is_success:
+                self._observe(op, result)
+                return result
+            error, retry_wait = self._failure(op, result, retries + 1)
+            if retry_wait is None or retries >= s.retry.max_retries:
+                raise error
+            self._check_deadline(op, started, retry_wait, error)
+            retries += 1
+            logger.info(
+                "retry %d of %d in %.2fs: %s", retries, s.retry.max_retries, retry_wait, error
+            )
+            yield Sleep(retry_wait)
+
+    def _failure(
+        self, op: Operation, result: httpx.Response | httpx.HTTPError, retry_number: int
+    ) -> tuple[KlaviyoError, float | None]:
+        """The error this outcome means, and the wait before a retry (None: do not retry)."""
+        policy = self.settings.retry
+        if isinstance(result, httpx.HTTPError):
+            what = "timed out" if isinstance(result, httpx.TimeoutException) else "failed"
+            # The message names the exception type only: httpx's own may quote the request.
+            error = TransportError(f"{op.name}: the request {what} ({type(result).__name__})")
+            return error, policy.backoff(retry_number)
+        response = result
+        if response.status_code == 429:
+            retry_after = retry_after_seconds(response.headers)
+            wait = policy.wait_after_429(retry_after, retry_number)
+            self.settings.limiter.pause(self.settings.account, wait)
+            return self._api_error(op, response, retry_after=retry_after), wait
+        if response.status_code >= 400:
+            if policy.should_retry_status(response.status_code):
+                return self._api_error(op, response), policy.backoff(retry_number)
+            return self._api_error(op, response), None
+        # 1xx/3xx: redirects are not followed, so the Authorization header never leaves.
+        return InvalidResponseError(
+            f"{op.name}: unexpected HTTP {response.status_code}",
+            status_code=response.status_code,
+            excerpt=jsonapi.excerpt(response.content),
+        ), None
+
+    def _api_error(
+        self, op: Operation, response: httpx.Response, retry_after: float | None = None
+    ) -> APIError:
+        details = jsonapi.error_details(response)
+        reason = response.reason_phrase or "error"
+        summary = details[0].describe() if details else jsonapi.excerpt(response.content)
+        message = f"{op.name}: HTTP {response.status_code} {reason}: {summary or 'empty body'}"
+        request_id = response.headers.get("x-klaviyo-req-id") or response.headers.get(
+            "x-request-id"
+        )
+        kwargs: dict[str, Any] = {
+            "status_code": response.status_code,
+            "errors": details,
+            "request_id": request_id,
+            "excerpt": jsonapi.excerpt(response.content),
+        }
+        cls = error_class(response.status_code)
+        if cls is RateLimitError:
+            return RateLimitError(message, retry_after=retry_after, **kwargs)
+        return cls(message, **kwargs)
+
+    def _check_deadline(
+        self, op: Operation, started: float, wait: float, error: KlaviyoError | None
+    ) -> None:
+        deadline = self.settings.retry.deadline
+        if deadline is not None and self.settings.clock() - started + wait > deadline:
+            if error is not None:
+                raise error
+            raise TransportError(
+                f"{op.name}: the rate limit wait would pass the {deadline:g}s deadline"
+            )
+
+    def _observe(self, op: Operation, response: httpx.Response) -> None:
+        """Feed RateLimit-* headers to the limiter, so it slows when others share the quota."""
+        headers = response.headers
+        try:
+            limit = int(headers["ratelimit-limit"])
+            remaining = int(headers["ratelimit-remaining"])
+            reset = float(headers["ratelimit-reset"])
+        except (KeyError, ValueError):
+            return
+        self.settings.limiter.observe(self.settings.account, op.name, limit, remaining, reset)
+
+    def _parse(self, op: Operation, response: httpx.Response, parse: Callable[[Any], T]) -> T:
+        document = jsonapi.decode(response, op.name)
+        try:
+            return parse(document)
+        except jsonapi.Invalid as exc:
+            raise jsonapi.invalid(response, op.name, str(exc)) from None

@@ -1,0 +1,159 @@
+"""The five operations as data: one `Operation` each, built from the generated spec table.
+
+Everything an operation needs (its generated request builder, response model, allowed sparse
+fields and includes, rate limits) is looked up here, so the client has one code path for all
+five. Generated modules are imported on first use, which keeps `import klaviyo_catalog` cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION, OperationSpec
+
+from .errors import InvalidRequestError
+
+__all__ = ["REVISION", "Operation", "RequestParts", "operation", "operation_for_job_type"]
+
+STATUS_FILTER = 'equals(status,"{}")'
+
+
+@attrs.frozen
+class RequestParts:
+    """A request ready for httpx, minus the client-wide headers."""
+
+    method: str
+    path: str
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+
+
+@attrs.frozen
+class Operation:
+    spec: OperationSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @functools.cached_property
+    def _module(self) -> Any:
+        return importlib.import_module(f"klaviyo_catalog_api.api.catalog_jobs.{self.name}")
+
+    @functools.cached_property
+    def document_model(self) -> Callable[[Mapping[str, Any]], Any]:
+        models = importlib.import_module("klaviyo_catalog_api.models")
+        factory: Callable[[Mapping[str, Any]], Any] = getattr(
+            models, self.spec.document_model
+        ).from_dict
+        return factory
+
+    def build(
+        self,
+        *,
+        revision: str,
+        job_id: str | None = None,
+        include: Iterable[str] | None = None,
+        fields: Mapping[str, Sequence[str]] | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+    ) -> tuple[RequestParts, tuple[str, ...]]:
+        """Validate the arguments and build the request with the generated `_get_kwargs`.
+
+        Returns the request and the relationships it includes. Raises InvalidRequestError.
+        """
+        query: dict[str, str] = {}
+        included = self._include(include)
+        if included:
+            query["include"] = ",".join(included)
+        for json_type, names in (fields or {}).items():
+            query[f"fields[{json_type}]"] = self._fields(json_type, names)
+        if status is not None:
+            query["filter"] = STATUS_FILTER.format(self._status(status))
+        if cursor is not None:
+            if not isinstance(cursor, str) or not cursor:
+                raise InvalidRequestError("cursor must be a non-empty string")
+            query["page[cursor]"] = cursor
+        kwargs: dict[str, Any] = {
+            self.spec.query_params[wire]: value for wire, value in query.items()
+        }
+        if "{job_id}" in self.spec.path:
+            kwargs["job_id"] = self._job_id(job_id)
+        built = self._module._get_kwargs(revision=revision, **kwargs)
+        parts = RequestParts(
+            method=built["method"].upper(),
+            path=built["url"],
+            params=built["params"],
+            headers=built["headers"],
+        )
+        return parts, included
+
+    # --- validation: every message names the bad value and what is allowed ---
+
+    def _include(self, include: Iterable[str] | None) -> tuple[str, ...]:
+        if include is None:
+            return ()
+        if isinstance(include, str):
+            include = [include]  # a lone "items" is a common, harmless slip
+        names = tuple(dict.fromkeys(include))
+        for name in names:
+            if name not in self.spec.include:
+                allowed = ", ".join(self.spec.include) or "nothing (this endpoint has no include)"
+                raise InvalidRequestError(
+                    f"{self.name}: cannot include {name!r}; allowed: {allowed}"
+                )
+        return names
+
+    def _fields(self, json_type: str, names: Sequence[str]) -> str:
+        allowed = self.spec.fields.get(json_type)
+        if allowed is None:
+            types = ", ".join(self.spec.fields)
+            raise InvalidRequestError(
+                f"{self.name}: no sparse fieldset for type {json_type!r}; types: {types}"
+            )
+        if isinstance(names, str) or not names:
+            raise InvalidRequestError(
+                f"{self.name}: fields[{json_type}] must be a non-empty list of field names"
+            )
+        for name in names:
+            if name not in allowed:
+                raise InvalidRequestError(
+                    f"{self.name}: {json_type} has no field {name!r}; fields: {', '.join(allowed)}"
+                )
+        return ",".join(dict.fromkeys(names))
+
+    def _status(self, status: str) -> str:
+        if not self.spec.is_list:
+            raise InvalidRequestError(f"{self.name} does not filter by status")
+        value = str(status)
+        # Quotes, commas or parentheses would change the filter expression itself.
+        if not value or not all(c.isalnum() or c in "_-" for c in value):
+            raise InvalidRequestError(f"{self.name}: {value!r} is not a job status")
+        return value
+
+    def _job_id(self, job_id: str | None) -> str:
+        if not isinstance(job_id, str) or not job_id.strip():
+            raise InvalidRequestError(f"{self.name}: job_id must be a non-empty string")
+        if job_id in (".", ".."):  # would be read as a path step, not as an id
+            raise InvalidRequestError(f"{self.name}: {job_id!r} is not a job id")
+        return job_id
+
+
+@functools.cache
+def operation(name: str) -> Operation:
+    return Operation(OPERATIONS[name])
+
+
+@functools.cache
+def operation_for_job_type(job_type: str) -> Operation:
+    """The single-job GET for a job type, for polling it."""
+    for spec in OPERATIONS.values():
+        if spec.job_type == job_type and not spec.is_list:
+            return operation(spec.name)
+    raise InvalidRequestError(
+        f"there is no single-job endpoint for {job_type!r} jobs, so they cannot be polled"
+    )

@@ -1,0 +1,156 @@
+"""The errors a facade call can raise. All derive from `KlaviyoError`.
+
+Nothing else escapes a call: transport failures, undecodable bodies and schema mismatches are
+all translated into one of these, and none of their messages ever contains the API key.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._models import BulkJob
+
+__all__ = [
+    "APIError",
+    "APIErrorDetail",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "InvalidRequestError",
+    "InvalidResponseError",
+    "KlaviyoError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "TransportError",
+    "WaitTimeoutError",
+]
+
+
+class KlaviyoError(Exception):
+    """Base class of every error raised by this package.
+
+    `cursor` is set on errors raised while listing: pass it as `cursor=` (or `start_cursor=`)
+    to resume the walk where it stopped.
+    """
+
+    cursor: str | None = None
+
+
+class ConfigurationError(KlaviyoError, ValueError):
+    """The client was set up wrongly (no API key, an insecure base URL, ...)."""
+
+
+class InvalidRequestError(KlaviyoError, ValueError):
+    """An argument cannot be sent (unknown field or include, empty job id, ...).
+
+    Raised before any request is made.
+    """
+
+
+class TransportError(KlaviyoError):
+    """The request did not complete: connection refused or reset, or a timeout."""
+
+
+class InvalidResponseError(KlaviyoError):
+    """The server answered with something this client cannot read as the documented response:
+    not JSON, truncated, or not matching the schema. Carries the status and a body excerpt."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.excerpt = excerpt
+
+
+@attrs.frozen
+class APIErrorDetail:
+    """One entry of a JSON:API `errors` array, as Klaviyo returned it."""
+
+    detail: str | None = None
+    id: str | None = None
+    code: str | None = None
+    title: str | None = None
+    source_pointer: str | None = None
+    source_parameter: str | None = None
+    meta: Mapping[str, Any] | None = None
+
+    def describe(self) -> str:
+        text = self.detail or self.title or self.code or "no detail given"
+        where = self.source_pointer or self.source_parameter
+        return f"{text} (at {where})" if where else text
+
+
+class APIError(KlaviyoError):
+    """Klaviyo answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        errors: Sequence[APIErrorDetail] = (),
+        request_id: str | None = None,
+        excerpt: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.errors = list(errors)
+        self.request_id = request_id
+        self.excerpt = excerpt
+
+
+class BadRequestError(APIError):
+    """400: a parameter was rejected; `errors[i].source_parameter` says which."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key lacks the `catalogs:read` scope, or a CDN refused the request."""
+
+
+class NotFoundError(APIError):
+    """404: no such job (or a path the chosen revision does not have)."""
+
+
+class RateLimitError(APIError):
+    """429, after the retries ran out. `retry_after` is the server's last advice, in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx, after the retries ran out."""
+
+
+class WaitTimeoutError(KlaviyoError, builtins.TimeoutError):
+    """`wait_for_job` gave up; `job` is the last state seen."""
+
+    def __init__(self, message: str, *, job: BulkJob) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+STATUS_ERRORS: Mapping[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def error_class(status_code: int) -> type[APIError]:
+    if status_code >= 500:
+        return ServerError
+    return STATUS_ERRORS.get(status_code, APIError)

@@ -1,0 +1,281 @@
+"""scripts/curate.py on small published-style specs written here, and on the shared ones if present."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from openapi_spec_validator import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SPECS = ROOT.parent / "shared" / "klaviyo-openapi"
+COMMITTED: dict[str, Any] = yaml.safe_load(
+    (ROOT / "openapi" / "klaviyo-catalog-jobs.yaml").read_text()
+)
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"scripts_{name}", ROOT / "scripts" / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+curate = load_script("curate")
+
+# --- a tiny published-style spec, in the old (2023-01-24) and the new (2024-10-15+) style ------
+
+JOBS = [
+    # (old operationId, new operationId, path, job type, relationship, related type, is list)
+    ("get_update_items_job", "get_bulk_update_catalog_items_job",
+     "/api/catalog-item-bulk-update-jobs/{job_id}", "catalog-item-bulk-update-job", "items", "catalog-item", False),
+    ("get_update_variants_job", "get_bulk_update_variants_job",
+     "/api/catalog-variant-bulk-update-jobs/{job_id}", "catalog-variant-bulk-update-job", "variants", "catalog-variant", False),
+    ("get_update_categories_job", "get_bulk_update_categories_job",
+     "/api/catalog-category-bulk-update-jobs/{job_id}", "catalog-category-bulk-update-job", "categories", "catalog-category", False),
+    ("get_create_items_jobs", "get_bulk_create_catalog_items_jobs",
+     "/api/catalog-item-bulk-create-jobs", "catalog-item-bulk-create-job", "items", "catalog-item", True),
+    ("get_update_variants_jobs", "get_bulk_update_variants_jobs",
+     "/api/catalog-variant-bulk-update-jobs", "catalog-variant-bulk-update-job", "variants", "catalog-variant", True),
+]  # fmt: skip
+
+PROSE = "Marketing prose that must not survive curation."
+
+
+def published(new: bool) -> dict[str, Any]:
+    """A minimal spec shaped like Klaviyo's: inline schemas (old) or $ref + allOf (new)."""
+    schemas: dict[str, Any] = {
+        "Attrs": {
+            "type": "object",
+            "description": PROSE,
+            "required": ["status", "created_at", "total_count"],
+            "properties": {
+                "status": {"type": "string", "enum": ["cancelled", "complete", "processing", "queued"]},
+                "created_at": {"type": "string", "format": "date-time", "example": PROSE},
+                "total_count": {"type": "integer"},
+                "completed_count": {"type": "integer", "nullable": new},
+                "failed_count": {"type": "integer"},
+                "completed_at": {"type": "string", "format": "date-time"},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "errors": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "ItemAttrs": {"type": "object", "properties": {"title": {"type": "string"}, "price": {"type": "number"}}},
+    }  # fmt: skip
+    if not new:
+        schemas["Attrs"]["properties"]["job_id"] = {"type": "string"}
+        schemas["Attrs"]["required"].insert(0, "job_id")
+    paths: dict[str, Any] = {}
+    media = "application/vnd.api+json" if new else "application/json"
+    for old_id, new_id, path, job_type, rel, related, is_list in JOBS:
+        job: dict[str, Any] = {
+            "type": "object",
+            "required": ["type", "attributes"],
+            "properties": {
+                "type": {"type": "string", "enum": [job_type]},
+                "attributes": {"$ref": "#/components/schemas/Attrs"} if new else copy.deepcopy(schemas["Attrs"]),
+                "relationships": {"type": "object", "properties": {rel: {"type": "object", "properties": {
+                    "data": {"type": "array", "items": {"type": "object", "properties": {
+                        "type": {"type": "string", "enum": [related]}, "id": {"type": "string"}}}}}}}},
+                "links": {"type": "object", "properties": {"self": {"type": "string"}}},
+            },
+        }  # fmt: skip
+        if new:  # Klaviyo's newer specs build resources from shared parts with allOf
+            schemas[f"{new_id}Base"] = _job_base(job_type, rel, related)
+            job = {"allOf": [{"$ref": f"#/components/schemas/{new_id}Base"}, {"type": "object"}]}
+        included = {"type": "object", "properties": {
+            "type": {"type": "string", "enum": [related]}, "id": {"type": "string"},
+            "attributes": {"$ref": "#/components/schemas/ItemAttrs"}}}  # fmt: skip
+        document: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "data": {"type": "array", "items": job} if is_list else job,
+                "links": {"type": "object", "properties": {"next": {"type": "string"}}},
+            },
+        }
+        if not is_list:
+            document["properties"]["included"] = {"type": "array", "items": included}
+        params: list[dict[str, Any]] = [
+            {"name": f"fields[{job_type}]", "in": "query", "explode": False, "description": PROSE,
+             "schema": {"type": "array", "items": {"type": "string", "enum": ["status", "created_at"]}}},
+            {"name": "revision", "in": "header", "required": True,
+             "schema": {"type": "string", "default": "2099-01-01"}},
+        ]  # fmt: skip
+        if is_list:
+            params[1:1] = [
+                {"name": "filter", "in": "query", "schema": {"type": "string"}},
+                {"name": "page[cursor]", "in": "query", "schema": {"type": "string"}},
+            ]
+        else:
+            params[:0] = [
+                {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ]
+            params[2:2] = [
+                {"name": "include", "in": "query", "explode": False,
+                 "schema": {"type": "array", "items": {"type": "string", "enum": [rel]}}},
+            ]  # fmt: skip
+        op = {
+            "operationId": new_id if new else old_id,
+            "description": PROSE,
+            "parameters": params,
+            "x-klaviyo-ratelimit": {"burst": "75/s", "steady": "750/m"} if new else {"burst": "350/s", "steady": "3500/m"},
+            "responses": {"200": {"content": {media: {"schema": document}}}},
+        }  # fmt: skip
+        if new:
+            op["x-klaviyo-operation-aliases"] = [old_id]
+        paths[path if new else f"{path}/"] = {"get": op}
+    paths["/api/unrelated"] = {"get": {"operationId": "get_unrelated", "responses": {}}}
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "x", "version": "2099-01-01" if new else "2023-01-24"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def _job_base(job_type: str, rel: str, related: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "id", "attributes"],
+        "properties": {
+            "type": {"type": "string", "enum": [job_type]},
+            "id": {"type": "string"},
+            "attributes": {"$ref": "#/components/schemas/Attrs"},
+            "relationships": {"type": "object", "properties": {rel: {"type": "object", "properties": {
+                "data": {"type": "array", "items": {"type": "object", "properties": {
+                    "type": {"type": "string", "enum": [related]}, "id": {"type": "string"}}}}}}}},
+        },
+    }  # fmt: skip
+
+
+def names(spec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    ops = sorted(item["get"]["operationId"] for item in spec["paths"].values())
+    return ops, sorted(spec["components"]["schemas"])
+
+
+@pytest.mark.parametrize("new", [False, True], ids=["old-style", "new-style"])
+def test_curated_output_is_valid_and_keeps_stable_names(new: bool) -> None:
+    out = curate.curate(published(new))
+    validate(out)
+    assert names(out)[0] == names(COMMITTED)[0]
+    # Component names are ours: the same set whichever style the source used.
+    assert set(names(out)[1]) <= set(names(COMMITTED)[1])
+    assert "ItemUpdateJobDocument" in names(out)[1] and "JobError" in names(out)[1]
+
+
+def test_old_style_facts_are_kept() -> None:
+    out = curate.curate(published(new=False))
+    op = out["paths"]["/api/catalog-item-bulk-update-jobs/{job_id}/"]["get"]
+    assert op["x-klaviyo-operation-id"] == "get_update_items_job"
+    assert "application/json" in op["responses"]["200"]["content"]
+    attributes = out["components"]["schemas"]["JobAttributes"]
+    # Either id location is optional, so one generated client reads both shapes.
+    assert "job_id" in attributes["properties"] and "job_id" not in attributes["required"]
+    assert "id" in out["components"]["schemas"]["ItemUpdateJob"]["properties"]
+
+
+def test_new_style_facts_are_kept() -> None:
+    out = curate.curate(published(new=True))
+    assert out["info"]["version"] == "2099-01-01"
+    op = out["paths"]["/api/catalog-item-bulk-update-jobs/{job_id}"]["get"]
+    assert op["operationId"] == "get_item_update_job"
+    assert op["x-klaviyo-operation-aliases"] == ["get_update_items_job"]
+    assert op["x-klaviyo-ratelimit"] == {"burst": "75/s", "steady": "750/m"}
+    assert "application/vnd.api+json" in op["responses"]["4XX"]["content"]
+    job = out["components"]["schemas"]["ItemUpdateJob"]
+    assert job["required"] == ["type", "attributes"] and "id" in job["properties"]
+
+
+def test_curation_rules_are_applied() -> None:
+    out = curate.curate(published(new=False))
+    text = json.dumps(out)
+    assert PROSE not in text
+    attributes = out["components"]["schemas"]["JobAttributes"]["properties"]
+    assert "enum" not in attributes["status"] and attributes["status"]["x-known-values"]
+    assert attributes["completed_count"]["nullable"] is True
+    assert attributes["errors"]["items"] == {"$ref": "#/components/schemas/JobError"}
+    op = out["paths"]["/api/catalog-item-bulk-update-jobs/{job_id}/"]["get"]
+    by_name = {p["name"]: p for p in op["parameters"]}
+    assert by_name["include"]["schema"] == {"type": "string"}
+    assert by_name["include"]["x-csv-enum"] == ["items"]
+    assert "default" not in by_name["revision"]["schema"]
+    assert "/api/unrelated" not in out["paths"]
+
+
+def test_a_missing_operation_is_an_error() -> None:
+    spec = published(new=False)
+    del spec["paths"]["/api/catalog-item-bulk-create-jobs/"]
+    with pytest.raises(curate.CurationError, match="list_item_create_jobs"):
+        curate.curate(spec)
+
+
+def test_a_type_enum_with_several_values_is_an_error() -> None:
+    spec = published(new=False)
+    op = spec["paths"]["/api/catalog-item-bulk-update-jobs/{job_id}/"]["get"]
+    data = op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"]
+    data["properties"]["type"]["enum"].append("something-else")
+    with pytest.raises(curate.CurationError, match="single-value"):
+        curate.curate(spec)
+
+
+def test_command_line_writes_the_file_and_reports_errors(tmp_path: Path) -> None:
+    source = tmp_path / "published.json"
+    source.write_text(json.dumps(published(new=True)))
+    out = tmp_path / "curated.yaml"
+    assert curate.main([str(source), "-o", str(out)]) == 0
+    assert yaml.safe_load(out.read_text())["info"]["version"] == "2099-01-01"
+    (tmp_path / "broken.json").write_text('{"openapi": "3.0.2"}')
+    assert curate.main([str(tmp_path / "broken.json")]) == 1
+
+
+# --- Klaviyo's published specs, when shared/ sits beside the checkout ----------------------------
+
+
+def shared(revision: str) -> Path:
+    path = SHARED_SPECS / f"stable_{revision}.json"
+    if not path.exists():
+        pytest.skip(f"{path} is not present")
+    return path
+
+
+def test_curating_the_seed_revision_reproduces_the_committed_spec() -> None:
+    out = curate.curate(curate.load_source(str(shared("2023-01-24"))), "stable_2023-01-24.json")
+    assert yaml.safe_load(curate.dump(out)) == COMMITTED
+
+
+@pytest.mark.parametrize("revision", ["2023-01-24", "2023-12-15", "2024-10-15", "2026-07-15"])
+def test_every_published_revision_curates_and_generates(revision: str, tmp_path: Path) -> None:
+    out = curate.curate(curate.load_source(str(shared(revision))))
+    validate(out)
+    assert names(out) == names(COMMITTED)  # the facade imports the same names at every revision
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(curate.dump(out))
+    package = tmp_path / "pkg" / "klaviyo_catalog_api"
+    # A separate process: importing a second klaviyo_catalog_api here would shadow the real one.
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "generate.py"),
+            "--spec",
+            str(spec_path),
+            "--out",
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (package / "catalog_spec.py").read_text().count("OperationSpec(") == 6
+    assert f"REVISION = {revision!r}".replace("'", '"') in (package / "catalog_spec.py").read_text()
