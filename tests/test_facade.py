@@ -17,6 +17,7 @@ from klaviyo_catalog import (
     ConfigurationError,
     InvalidRequestError,
     InvalidResponseError,
+    Item,
     JobStatus,
     NotFoundError,
     PermissionDeniedError,
@@ -66,8 +67,9 @@ def test_included_items_follow_linkage_order_without_duplicates(
     assert job.items is not None
     assert [i.id for i in job.items] == ["A", "B", "MISSING"]
     first, second, missing = job.items
-    assert isinstance(first, CatalogItem) and isinstance(second, CatalogItem)
-    assert second.attributes and second.attributes.title == "Shirt"  # the first "B" wins
+    assert isinstance(first, Item) and isinstance(second, Item)
+    assert second.title == "Shirt" and second.price == 42.0  # the first "B" wins
+    assert isinstance(second.model, CatalogItem) and second.model.id == "B"
     assert missing == ResourceRef("catalog-item", "MISSING")
     assert query(server)["include"] == "items"
 
@@ -492,3 +494,38 @@ def test_the_key_is_not_in_repr_or_errors(server: RecordingServer) -> None:
         with pytest.raises(AuthenticationError) as caught:
             kc.get_item_update_job("JOB1")
     assert API_KEY not in str(caught.value) and API_KEY not in repr(caught.value.__dict__)
+
+
+# --- included resource views --------------------------------------------------------------------
+
+
+def test_item_attributes_are_type_checked_when_read(api: Api, server: RecordingServer) -> None:
+    bad = docs.item("A")
+    bad["attributes"].update(price="cheap", created="2022-11-08T00:00:00", published=True)
+    reply(server, docs.single(docs.job(linkage=["A"]), [bad]))
+    job = api.get_item_update_job("JOB1", include=["items"])
+    assert job.items is not None
+    item = job.items[0]
+    assert isinstance(item, Item)
+    assert item.created == dt.datetime(2022, 11, 8, tzinfo=dt.UTC)
+    assert item.published is True and item.title == "Shirt" and item.description is None
+    with pytest.raises(InvalidResponseError, match="'price' has an unexpected type"):
+        _ = item.price
+
+
+@pytest.mark.parametrize(
+    "included",
+    [[{"type": "catalog-item"}], [{"type": "catalog-item", "id": 5}], ["A"], {"A": 1}],
+)
+def test_malformed_included_resources_are_invalid(
+    api: Api, server: RecordingServer, included: Any
+) -> None:
+    reply(server, docs.single(docs.job(linkage=["A"]), included))
+    with pytest.raises(InvalidResponseError, match="included"):
+        api.get_item_update_job("JOB1", include=["items"])
+
+
+def test_a_job_of_the_wrong_type_is_invalid(api: Api, server: RecordingServer) -> None:
+    reply(server, docs.single(docs.job(kind="catalog-variant-bulk-update-job")))
+    with pytest.raises(InvalidResponseError, match="expected 'catalog-item-bulk-update-job'"):
+        api.get_item_update_job("JOB1")

@@ -9,6 +9,7 @@ with CatalogJobs() as kc:  # the key comes from KLAVIYO_API_KEY
 from ._client import AsyncCatalogJobs, CatalogJobs
 from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
 from ._ratelimit import Rate, RateLimiter
+from ._resources import Category, Item, Resource, Variant
 from ._version import __version__
 from .errors import (
     APIError,
@@ -35,9 +36,11 @@ __all__ = [
     "BadRequestError",
     "BulkJob",
     "CatalogJobs",
+    "Category",
     "ConfigurationError",
     "InvalidRequestError",
     "InvalidResponseError",
+    "Item",
     "JobError",
     "JobStatus",
     "KlaviyoError",
@@ -47,9 +50,11 @@ __all__ = [
     "Rate",
     "RateLimitError",
     "RateLimiter",
+    "Resource",
     "ResourceRef",
     "ServerError",
     "TransportError",
+    "Variant",
     "WaitTimeoutError",
     "__version__",
 ]

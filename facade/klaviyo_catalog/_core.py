@@ -128,7 +128,7 @@ class Core:
         )
         response = yield from self._exchange(op, parts)
         return self._parse(
-            op, response, lambda doc: jsonapi.job_document(doc, op.document_model, included)
+            op, response, lambda doc: jsonapi.job_document(doc, op.spec.job_type, included)
         )
 
     def list_page(
@@ -141,7 +141,7 @@ class Core:
             )
             response = yield from self._exchange(op, parts)
             return self._parse(
-                op, response, lambda doc: jsonapi.job_collection(doc, op.document_model)
+                op, response, lambda doc: jsonapi.job_collection(doc, op.spec.job_type)
             )
         except KlaviyoError as exc:
             exc.cursor = cursor  # so that the caller can resume from this page

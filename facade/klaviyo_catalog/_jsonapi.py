@@ -1,27 +1,26 @@
 """Turning a response body into a `BulkJob`, a `Page` or `APIErrorDetail`s. No I/O here.
 
-The generated models parse the document (they check required keys and the strict `type`
-enums); the values the facade surfaces are read from the same dicts with their types checked,
-because the generated code does not check them. Any mismatch becomes `InvalidResponseError`.
+The decoded JSON is read directly, every value the facade surfaces with its type checked (the
+generated models check neither integers nor strings), and any mismatch becomes
+`InvalidResponseError`. The generated models are built only when asked for (`BulkJob.raw`,
+`Item.model`): eager parsing would double the CPU cost of a call with a hundred items.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
 from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
+from ._resources import VIEWS, Resource
 from .errors import APIErrorDetail, InvalidResponseError
 
 EXCERPT_CHARS = 200
-# What a generated `from_dict` raises on a malformed document.
-MODEL_ERRORS = (KeyError, ValueError, TypeError, AttributeError, RecursionError)
 
-T = TypeVar("T")
 RELATED = frozenset({"items", "variants", "categories"})  # BulkJob's relationship attributes
 
 
@@ -116,11 +115,6 @@ def req_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime:
 # --- documents ---------------------------------------------------------------------------------
 
 
-class _Included(Protocol):
-    @property
-    def id(self) -> str: ...
-
-
 def job_errors(attributes: Mapping[str, Any], where: str) -> list[JobError]:
     out = []
     for i, raw in enumerate(seq(attributes.get("errors") or [], f"{where}.errors")):
@@ -144,7 +138,7 @@ def job_errors(attributes: Mapping[str, Any], where: str) -> list[JobError]:
 def resolve(
     resource: Mapping[str, Any],
     relationship: str,
-    index: Mapping[tuple[str, str], _Included],
+    index: Mapping[tuple[str, str], Resource[Any]],
     where: str,
 ) -> list[Any]:
     """The related resources of one relationship, in linkage order; missing ones as refs."""
@@ -159,8 +153,11 @@ def resolve(
     return out
 
 
-def job_fields(resource: Mapping[str, Any], where: str) -> dict[str, Any]:
+def job_fields(resource: Mapping[str, Any], where: str, job_type: str) -> dict[str, Any]:
     """The `BulkJob` fields of a job resource, type-checked."""
+    kind = req_str(resource, "type", where)
+    if kind != job_type:  # the strict `type` check the generated models would make
+        raise Invalid(f"{where}.type is {kind!r}, expected {job_type!r}")
     attributes = obj(resource.get("attributes"), f"{where}.attributes")
     here = f"{where}.attributes"
     # data.id from revision 2023-12-15; attributes.job_id before it.
@@ -169,7 +166,7 @@ def job_fields(resource: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise Invalid(f"{where} has neither `id` nor `attributes.job_id`")
     return {
         "id": job_id,
-        "kind": req_str(resource, "type", where),
+        "kind": kind,
         "status": JobStatus.parse(req_str(attributes, "status", here)),
         "created_at": req_datetime(attributes, "created_at", here),
         "completed_at": opt_datetime(attributes, "completed_at", here),
@@ -178,44 +175,46 @@ def job_fields(resource: Mapping[str, Any], where: str) -> dict[str, Any]:
         "completed_count": count(attributes, "completed_count", here),
         "failed_count": count(attributes, "failed_count", here),
         "errors": job_errors(attributes, here),
+        "resource": resource,
     }
 
 
-def parse_model(factory: Callable[[Mapping[str, Any]], T], document: Any) -> T:
-    try:
-        return factory(obj(document, "the document"))
-    except MODEL_ERRORS as exc:
-        raise Invalid(f"{type(exc).__name__}: {exc!s:.120}") from None
+def included_index(document: Mapping[str, Any]) -> dict[tuple[str, str], Resource[Any]]:
+    """(type, id) -> a view of each included resource; the first of duplicates wins."""
+    index: dict[tuple[str, str], Resource[Any]] = {}
+    for i, raw in enumerate(seq(document.get("included") or [], "included")):
+        here = f"included[{i}]"
+        resource = obj(raw, here)
+        key = (req_str(resource, "type", here), req_str(resource, "id", here))
+        obj(resource.get("attributes") or {}, f"{here}.attributes")
+        view = VIEWS.get(key[0])
+        if view is not None and key not in index:
+            index[key] = view(resource)
+    return index
 
 
-def job_document(
-    document: Any,
-    model: Callable[[Mapping[str, Any]], Any],
-    include: tuple[str, ...],
-) -> BulkJob:
+def job_document(document: Any, job_type: str, include: tuple[str, ...]) -> BulkJob:
     """A single-job document. `include` lists the relationships that were requested."""
-    resource = obj(obj(document, "the document").get("data"), "data")
-    fields = job_fields(resource, "data")  # first: its messages name the bad member
-    parsed = parse_model(model, document)
-    index: dict[tuple[str, str], _Included] = {}
-    for included in parsed.included or ():
-        index.setdefault((included.type_.value, included.id), included)  # first one wins
+    top = obj(document, "the document")
+    resource = obj(top.get("data"), "data")
+    fields = job_fields(resource, "data", job_type)
     # Only the relationships BulkJob has a slot for; a newer one stays reachable through `raw`.
-    related: dict[str, Any] = {
-        rel: resolve(resource, rel, index, "data") for rel in include if rel in RELATED
-    }
-    return BulkJob(**fields, raw=parsed.data, **related)
+    wanted = [rel for rel in include if rel in RELATED]
+    if wanted:
+        index = included_index(top)
+        fields.update({rel: resolve(resource, rel, index, "data") for rel in wanted})
+    return BulkJob(**fields)
 
 
-def job_collection(document: Any, model: Callable[[Mapping[str, Any]], Any]) -> Page[BulkJob]:
+def job_collection(document: Any, job_type: str) -> Page[BulkJob]:
     top = obj(document, "the document")
     resources = seq(top.get("data"), "data")
-    fields = [job_fields(obj(r, f"data[{i}]"), f"data[{i}]") for i, r in enumerate(resources)]
+    jobs = [
+        BulkJob(**job_fields(obj(r, f"data[{i}]"), f"data[{i}]", job_type))
+        for i, r in enumerate(resources)
+    ]
     links = obj(top.get("links") or {}, "links")
-    next_cursor = cursor_of(opt_str(links, "next", "links"))
-    parsed = parse_model(model, document)
-    jobs = [BulkJob(**f, raw=raw) for f, raw in zip(fields, parsed.data, strict=True)]
-    return Page(data=jobs, next_cursor=next_cursor, raw=parsed)
+    return Page(data=jobs, next_cursor=cursor_of(opt_str(links, "next", "links")))
 
 
 def cursor_of(next_link: str | None) -> str | None:

@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
-from klaviyo_catalog_api.models import (
-    CatalogCategory,
-    CatalogItem,
-    CatalogVariant,
-    CategoryUpdateJob,
-    ItemCreateJob,
-    ItemUpdateJob,
-    VariantUpdateJob,
-)
 
-__all__ = ["BulkJob", "JobError", "JobStatus", "Page", "RawJob", "ResourceRef"]
+from ._resources import Category, Item, Variant
+from .errors import InvalidResponseError
 
-RawJob = ItemUpdateJob | VariantUpdateJob | CategoryUpdateJob | ItemCreateJob
+if TYPE_CHECKING:
+    from klaviyo_catalog_api.models import (
+        CategoryUpdateJob,
+        ItemCreateJob,
+        ItemUpdateJob,
+        VariantUpdateJob,
+    )
+
+    RawJob = ItemUpdateJob | VariantUpdateJob | CategoryUpdateJob | ItemCreateJob
+
+__all__ = ["BulkJob", "JobError", "JobStatus", "Page", "ResourceRef"]
+
+# The generated model of each job type (names fixed by the curated spec).
+JOB_MODELS: Mapping[str, str] = {
+    "catalog-item-bulk-update-job": "ItemUpdateJob",
+    "catalog-variant-bulk-update-job": "VariantUpdateJob",
+    "catalog-category-bulk-update-job": "CategoryUpdateJob",
+    "catalog-item-bulk-create-job": "ItemCreateJob",
+}
 
 
 class JobStatus(StrEnum):
@@ -81,12 +93,23 @@ class BulkJob:
     completed_count: int
     failed_count: int
     errors: Sequence[JobError]
-    raw: RawJob = attrs.field(repr=False, eq=False)
-    items: Sequence[CatalogItem | ResourceRef] | None = attrs.field(default=None, repr=False)
-    variants: Sequence[CatalogVariant | ResourceRef] | None = attrs.field(default=None, repr=False)
-    categories: Sequence[CatalogCategory | ResourceRef] | None = attrs.field(
-        default=None, repr=False
-    )
+    items: Sequence[Item | ResourceRef] | None = attrs.field(default=None, repr=False)
+    variants: Sequence[Variant | ResourceRef] | None = attrs.field(default=None, repr=False)
+    categories: Sequence[Category | ResourceRef] | None = attrs.field(default=None, repr=False)
+    # The job resource as received; `raw` parses it into the generated model on first use.
+    resource: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @functools.cached_property
+    def raw(self) -> RawJob:
+        """The generated model of this job, for anything the facade does not surface."""
+        models = importlib.import_module("klaviyo_catalog_api.models")
+        try:
+            model: RawJob = getattr(models, JOB_MODELS[self.kind]).from_dict(self.resource)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise InvalidResponseError(
+                f"job {self.id!r} does not match the generated model: {exc!s:.120}"
+            ) from None
+        return model
 
     @property
     def is_done(self) -> bool:
@@ -111,7 +134,6 @@ class Page(Generic[T]):
 
     data: Sequence[T]
     next_cursor: str | None  # the `page[cursor]` of the next page, or None on the last page
-    raw: Any = attrs.field(repr=False, eq=False, default=None)
 
     @property
     def has_next(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -43,14 +43,6 @@ class Operation:
     @functools.cached_property
     def _module(self) -> Any:
         return importlib.import_module(f"klaviyo_catalog_api.api.catalog_jobs.{self.name}")
-
-    @functools.cached_property
-    def document_model(self) -> Callable[[Mapping[str, Any]], Any]:
-        models = importlib.import_module("klaviyo_catalog_api.models")
-        factory: Callable[[Mapping[str, Any]], Any] = getattr(
-            models, self.spec.document_model
-        ).from_dict
-        return factory
 
     def build(
         self,
