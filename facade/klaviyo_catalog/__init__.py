@@ -9,6 +9,7 @@ with CatalogJobs() as kc:  # the key comes from KLAVIYO_API_KEY
 from ._client import AsyncCatalogJobs, CatalogJobs
 from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
 from ._ratelimit import Rate, RateLimiter
+from ._redis_ratelimit import RedisRateLimiter
 from ._resources import Category, Item, Resource, Variant
 from ._version import __version__
 from .errors import (
@@ -50,6 +51,7 @@ __all__ = [
     "Rate",
     "RateLimitError",
     "RateLimiter",
+    "RedisRateLimiter",
     "Resource",
     "ResourceRef",
     "ServerError",

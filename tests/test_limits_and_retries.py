@@ -1,0 +1,192 @@
+"""Rate limiting and retries end to end: the facade against FakeKlaviyo enforcing fixed windows.
+
+Windows are scaled down (fractions of a second) so that the tests stay quick; the algorithm
+does not depend on the window length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate, RateLimitError
+from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog.testing import FakeKlaviyo, Fault, RequestRecord
+
+WINDOWS = [(5, 0.25), (12, 1.0)]  # burst and steady, scaled down
+RATES = [Rate(count, seconds) for count, seconds in WINDOWS]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeKlaviyo]:
+    with FakeKlaviyo(rate_limits=WINDOWS) as server:
+        yield server
+
+
+def options(fake: FakeKlaviyo, **overrides: Any) -> dict[str, Any]:
+    return {
+        "api_key": fake.api_key,
+        "base_url": fake.base_url,
+        "rate_limits": RATES,
+        "rate_limiter": MemoryRateLimiter(),  # a budget of this test's own
+        "retry_backoff": 0.01,
+        **overrides,
+    }
+
+
+def client(fake: FakeKlaviyo, **overrides: Any) -> CatalogJobs:
+    return CatalogJobs(**options(fake, **overrides))
+
+
+def async_client(fake: FakeKlaviyo, **overrides: Any) -> AsyncCatalogJobs:
+    return AsyncCatalogJobs(**options(fake, **overrides))
+
+
+def busiest_window(records: Sequence[RequestRecord], seconds: float) -> int:
+    """The most requests the server counted in any window of this length (sliding)."""
+    times = sorted(r.time for r in records if r.counted)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def assert_no_window_over_its_limit(fake: FakeKlaviyo) -> None:
+    for count, seconds in WINDOWS:
+        assert busiest_window(fake.request_log, seconds) <= count
+
+
+def test_fifty_asyncio_tasks_never_trip_a_window(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+
+    async def burst() -> None:
+        async with async_client(fake) as kc:
+            await asyncio.gather(*(kc.get_item_update_job(job_id) for _ in range(50)))
+
+    asyncio.run(burst())
+    statuses = [r.status for r in fake.request_log]
+    assert statuses.count(200) == 50 and 429 not in statuses
+    assert_no_window_over_its_limit(fake)
+
+
+def test_eight_threads_sharing_a_client_never_trip_a_window(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("variant-update")
+    with client(fake) as kc:
+
+        def work() -> None:
+            for _ in range(4):
+                kc.get_variant_update_job(job_id)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    statuses = [r.status for r in fake.request_log]
+    assert statuses.count(200) == 32 and 429 not in statuses
+    assert_no_window_over_its_limit(fake)
+
+
+def test_two_clients_with_the_same_key_share_one_budget(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+    shared = MemoryRateLimiter()
+    with client(fake, rate_limiter=shared) as a, client(fake, rate_limiter=shared) as b:
+        for _ in range(8):
+            a.get_item_update_job(job_id)
+            b.get_item_update_job(job_id)
+    assert 429 not in [r.status for r in fake.request_log]
+    assert_no_window_over_its_limit(fake)
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_retry_after_is_honoured_in_both_forms(fake: FakeKlaviyo, form: str) -> None:
+    job_id = fake.add_job("item-update")
+    if form == "seconds":
+        retry_after, at_least = "1", 1.0
+    else:  # an HTTP-date has whole seconds: 2 s ahead means at least 1 s from now
+        retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)
+        at_least = 1.0
+    fake.inject(Fault.rate_limited(retry_after))
+    with client(fake) as kc:
+        started = time.monotonic()
+        kc.get_item_update_job(job_id)
+        elapsed = time.monotonic() - started
+    assert at_least <= elapsed < at_least + 1.5
+    assert [r.status for r in fake.request_log] == [429, 200]
+
+
+def test_a_429_without_retry_after_still_waits_and_succeeds(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+    fake.inject(Fault.rate_limited(None))
+    with client(fake) as kc:
+        started = time.monotonic()
+        assert kc.get_item_update_job(job_id).id == job_id
+    assert time.monotonic() - started >= 0.9  # at least a second, the smallest window
+    assert [r.status for r in fake.request_log] == [429, 200]
+
+
+def test_a_persistent_429_makes_exactly_max_retries_plus_one_requests(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+    fake.inject(Fault.rate_limited("0"), times=100)
+    with client(fake, max_retries=3) as kc, pytest.raises(RateLimitError) as caught:
+        kc.get_item_update_job(job_id)
+    assert caught.value.retry_after == 0.0
+    assert [r.status for r in fake.request_log] == [429] * 4
+
+
+def test_a_429_pauses_every_request_of_the_account(fake: FakeKlaviyo) -> None:
+    item_job = fake.add_job("item-update")
+    category_job = fake.add_job("category-update")
+    fake.inject(Fault.rate_limited("1"))
+
+    async def both() -> float:
+        async with async_client(fake) as kc:
+            await kc.get_item_update_job(item_job)  # gets the 429, then waits it out
+            started = time.monotonic()
+            # The pause is per account: the other operation must not run into it either.
+            await kc.get_category_update_job(category_job)
+            return time.monotonic() - started
+
+    assert asyncio.run(both()) < 0.5  # the pause was already over
+    times = [r.time for r in fake.request_log]
+    assert [r.status for r in fake.request_log] == [429, 200, 200]
+    assert times[1] - times[0] >= 1.0
+
+
+def test_server_errors_then_success(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+    fake.inject(Fault.status(503), times=2)
+    with client(fake) as kc:
+        assert kc.get_item_update_job(job_id).id == job_id
+    assert [r.status for r in fake.request_log] == [503, 503, 200]
+
+
+def test_a_connection_reset_mid_response_is_retried(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+    fake.inject(Fault.reset(mid_body=True))
+    with client(fake) as kc:
+        assert kc.get_item_update_job(job_id).id == job_id
+    assert len(fake.request_log) == 2
+
+
+def test_each_retry_is_logged_with_reason_and_wait_but_no_key(
+    fake: FakeKlaviyo, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = fake.add_job("item-update")
+    fake.inject(Fault.status(502))
+    caplog.set_level(logging.DEBUG)
+    with client(fake) as kc:
+        kc.get_item_update_job(job_id)
+    retries = [r for r in caplog.records if r.name == "klaviyo_catalog"]
+    assert len(retries) == 1 and retries[0].levelno == logging.INFO
+    message = retries[0].getMessage()
+    assert "retry 1 of 4 in" in message and "HTTP 502" in message
+    assert fake.api_key not in caplog.text
