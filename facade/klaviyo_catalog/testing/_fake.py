@@ -1,0 +1,403 @@
+"""FakeKlaviyo: a stateful stand-in for the five catalog bulk-job GETs, served over HTTP.
+
+Each request passes, in order: an injected fault (if one is queued: it answers instead, as a
+proxy in front of Klaviyo would, and uses no quota), authentication (401), the revision header
+(400), the rate limits (429), routing (404/405), query parameters (400), the job lookup (404),
+and finally the document. Everything after the rate limits counts against them.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypedDict, Unpack
+from urllib.parse import parse_qsl, quote
+
+from ._documents import JSON, job_document, list_document, throttled_document
+from ._faults import Fault
+from ._http import HttpServer, Incoming, Reply
+from ._jobs import Job, new_job, timestamp
+from ._model import DEFAULT_REVISION, JOB_FIELDS, Endpoint, Shape, find_kind, valid_revision
+from ._pages import Pager
+from ._ratelimit import DEFAULT_RATE_LIMITS, FixedWindows
+from ._request import ApiError, Query, json_reply, parse_query, route
+
+DEFAULT_API_KEY = "pk_fake_0123456789abcdef0123456789ab"
+PAGE_SIZE = 100
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the fake saw it."""
+
+    time: float  # time.monotonic() when it reached the rate limiter (after any delay fault)
+    method: str
+    path: str  # as sent, still percent-encoded
+    query: dict[str, str]  # decoded; a repeated key keeps its last value, as Klaviyo reads it
+    headers: dict[str, str]  # lower-cased names
+    status: int | None  # None: the connection was reset before any response
+    fault: str | None = None  # kind of the injected fault that answered or delayed it
+    counted: bool = False  # passed the rate limiter and used quota
+
+
+class JobOptions(TypedDict, total=False):
+    """Keyword arguments of `FakeKlaviyo.add_job` shared with `add_jobs`."""
+
+    status: str
+    total: int | None
+    items: Sequence[Mapping[str, Any]] | int | None
+    failed: int
+    polls_to_complete: int | None
+    errors: Sequence[Mapping[str, Any]] | None
+    created_at: str | datetime | None
+    completed_at: str | datetime | None
+    expires_at: str | datetime | None
+
+
+@dataclass
+class _RandomFaults:
+    probability: float
+    faults: tuple[Fault, ...]
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class FakeKlaviyo:
+    """A fake Klaviyo on 127.0.0.1. Use as a context manager, or call start() and stop().
+
+    Shapes follow the request's `revision` header (or always `revision` if `pin_revision`).
+    Lists are served oldest first, in insertion order, `page_size` jobs per page.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        revision: str = DEFAULT_REVISION,
+        pin_revision: bool = False,
+        rate_limits: Sequence[tuple[int, float]] | None = DEFAULT_RATE_LIMITS,
+        page_size: int = PAGE_SIZE,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if not valid_revision(revision):
+            raise ValueError(f"{revision!r} is not a revision (YYYY-MM-DD, 2022-10-17 or later)")
+        self.api_key = api_key
+        self.revision = revision
+        self.pin_revision = pin_revision
+        self._address = (host, port)
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._server: HttpServer | None = None
+        self._limiter = FixedWindows(rate_limits) if rate_limits else None
+        self._jobs: dict[str, Job] = {}  # insertion order is list order
+        self._seq = 0
+        self._ids = random.Random(0)  # reproducible job ids
+        self._faults: list[Fault] = []
+        self._random_faults: _RandomFaults | None = None
+        self._pager = Pager(page_size)
+        self._log: list[RequestRecord] = []
+        self.internal_errors: list[BaseException] = []  # bugs in the fake, surfaced as 500s
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("FakeKlaviyo is already running")
+        self._stopping.clear()
+        self._server = HttpServer(*self._address, self._handle)
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            self._stopping.set()  # ends injected delays at once
+            server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeKlaviyo is not running; call start() first")
+        host, port = self._server.address
+        return f"http://{host}:{port}"
+
+    def headers(self, revision: str | None = None) -> dict[str, str]:
+        """The headers a correct client sends: the API key and a revision."""
+        return {
+            "Authorization": f"Klaviyo-API-Key {self.api_key}",
+            "revision": revision or self.revision,
+        }
+
+    def url(self, kind: str, job_id: str | None = None, *, revision: str | None = None) -> str:
+        """Absolute URL of one job (with job_id) or of a kind's job list, at a revision."""
+        job_kind = find_kind(kind)
+        shape = Shape(revision or self.revision)
+        if job_id is None:
+            return self.base_url + shape.path(job_kind.collection)
+        return self.base_url + shape.path(job_kind.collection, quote(job_id, safe=""))
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    def add_job(
+        self,
+        kind: str,
+        *,
+        status: str = "queued",
+        total: int | None = None,
+        items: Sequence[Mapping[str, Any]] | int | None = None,
+        failed: int = 0,
+        polls_to_complete: int | None = None,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        job_id: str | None = None,
+        created_at: str | datetime | None = None,
+        completed_at: str | datetime | None = None,
+        expires_at: str | datetime | None = None,
+    ) -> str:
+        """Add a job and return its id.
+
+        kind: a job type ("catalog-item-bulk-update-job") or short name ("item-update",
+        "variant-update", "category-update", "item-create"). items: the related resources, as
+        dicts of "id" and attributes (missing ones generated), or a count to generate; by
+        default `total` (default 10) are generated. failed: operations failing by completion;
+        with errors=None their errors are generated in the minimal live shape, errors=() means
+        none. polls_to_complete=N: the job advances each time it is served (queued on the
+        first, processing between, complete on the Nth). Datetimes given as strings are served
+        verbatim (so naive ones stay naive); the default created_at is now, in UTC.
+        """
+        with self._lock:
+            if job_id is None:
+                job_id = self._new_id()
+            elif job_id in self._jobs:
+                raise ValueError(f"a job with id {job_id!r} exists already")
+            self._seq += 1
+            self._jobs[job_id] = new_job(
+                find_kind(kind),
+                job_id,
+                self._seq,
+                status=status,
+                total=total,
+                items=items,
+                failed=failed,
+                polls_to_complete=polls_to_complete,
+                errors=errors,
+                created_at=created_at,
+                completed_at=completed_at,
+                expires_at=expires_at,
+            )
+            return job_id
+
+    def add_jobs(self, kind: str, n: int, **options: Unpack[JobOptions]) -> list[str]:
+        """Add n jobs alike (with generated ids); return their ids in list order."""
+        with self._lock:
+            return [self.add_job(kind, **options) for _ in range(n)]
+
+    def set_job(self, job_id: str, **attributes: Any) -> None:
+        """Overwrite served attributes, with any JSON value (datetimes are formatted as given).
+
+        Wrong types and nulls are served as set, for robustness tests. The job stops
+        progressing, so a status set here sticks.
+        """
+        unknown = set(attributes) - set(JOB_FIELDS)
+        if unknown:
+            raise ValueError(f"jobs have no attribute(s) {sorted(unknown)}")
+        with self._lock:
+            job = self._job(job_id)
+            for name, value in attributes.items():
+                job.attributes[name] = timestamp(value) if isinstance(value, datetime) else value
+            job.polls_to_complete = None
+            if "errors" in attributes:
+                job.auto_errors = False
+
+    def job_attributes(self, job_id: str) -> dict[str, Any]:
+        """A copy of what the job's attributes are now (without advancing it)."""
+        with self._lock:
+            return copy.deepcopy(self._job(job_id).attributes)
+
+    def remove_job(self, job_id: str) -> None:
+        with self._lock:
+            self._job(job_id)
+            del self._jobs[job_id]
+
+    def _job(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise KeyError(f"no job with id {job_id!r}") from None
+
+    def _new_id(self) -> str:
+        while True:  # ULID-like, as Klaviyo's job ids look
+            job_id = "01J" + "".join(self._ids.choice(_CROCKFORD) for _ in range(23))
+            if job_id not in self._jobs:
+                return job_id
+
+    # --- faults, limits, log ---------------------------------------------------------------
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        """Queue a fault for each of the next `times` requests (after those queued before)."""
+        if times < 0:
+            raise ValueError("times must not be negative")
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def inject_random(
+        self, probability: float, faults: Iterable[Fault], seed: int | None = None
+    ) -> None:
+        """While no fault is queued, answer each request with a random fault at `probability`."""
+        with self._lock:
+            choices = tuple(faults)
+            self._random_faults = (
+                _RandomFaults(probability, choices, random.Random(seed))
+                if probability > 0 and choices
+                else None
+            )
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._random_faults = None
+
+    def set_rate_limits(self, rate_limits: Sequence[tuple[int, float]] | None) -> None:
+        """Replace the limits (None disables them); the windows start afresh."""
+        with self._lock:
+            self._limiter = FixedWindows(rate_limits) if rate_limits else None
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._log)
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # --- serving ---------------------------------------------------------------------------
+
+    def _handle(self, incoming: Incoming) -> Reply:
+        """Answer one HTTP request (called on the server's threads)."""
+        arrival = time.monotonic()
+        shape = self._shape(incoming.headers.get("revision"))
+        content_type = (shape or Shape(self.revision)).content_type
+        fault = self._next_fault()
+        if fault is not None and fault.kind != "delay":
+            reply = fault.reply(content_type)
+            sent = None if reply.reset == "before_response" else reply.status
+            self._record(arrival, incoming, sent, fault.kind, counted=False)
+            return reply
+        if fault is not None and self._stopping.wait(fault.seconds):
+            return Reply(0, reset="before_response")  # stopped while delaying: just hang up
+        with self._lock:
+            now = time.monotonic()
+            try:
+                reply, counted = self._serve(incoming, shape, now)
+            except Exception as exc:  # a bug in the fake: answer, keep serving, let tests see it
+                self.internal_errors.append(exc)
+                error = ApiError.of(500, "error", "Fake failure.", f"The fake failed: {exc!r}")
+                reply, counted = error.reply(content_type), False
+            self._record(now, incoming, reply.status, fault.kind if fault else None, counted)
+        return reply
+
+    def _serve(self, incoming: Incoming, shape: Shape | None, now: float) -> tuple[Reply, bool]:
+        """The reply, and whether the request used rate-limit quota."""
+        content_type = (shape or Shape(self.revision)).content_type
+        quota: tuple[tuple[str, str], ...] | None = None
+        try:
+            self._authenticate(incoming.headers.get("authorization"))
+            shape = _require_revision(shape, incoming.headers.get("revision"))
+            quota = self._admit(now)
+            endpoint, job_id = route(incoming.path, shape)
+            if incoming.method != "GET":
+                detail = f"{incoming.method} is not allowed here; these endpoints are read-only."
+                raise ApiError.of(405, "method_not_allowed", "Method not allowed.", detail)
+            query = parse_query(incoming.query, endpoint, shape)
+            if job_id is None:
+                document = self._page(endpoint, query, shape)
+            else:
+                document = self._single(endpoint, job_id, query, shape)
+            reply = json_reply(200, document, shape.content_type)
+        except ApiError as error:
+            reply = error.reply(content_type)
+        if quota is None:
+            return reply, False
+        return Reply(reply.status, reply.body, reply.headers + quota), True
+
+    def _shape(self, revision: str | None) -> Shape | None:
+        if revision is None or not valid_revision(revision):
+            return None
+        return Shape(self.revision if self.pin_revision else revision)
+
+    def _authenticate(self, authorization: str | None) -> None:
+        if not authorization:
+            detail = "Send Authorization: Klaviyo-API-Key <private key>."
+            raise ApiError.of(401, "not_authenticated", "Not authenticated.", detail)
+        if authorization != f"Klaviyo-API-Key {self.api_key}":
+            detail = "The credentials are not a valid private API key."
+            raise ApiError.of(401, "authentication_failed", "Authentication failed.", detail)
+
+    def _admit(self, now: float) -> tuple[tuple[str, str], ...]:
+        if self._limiter is None:
+            return ()
+        decision = self._limiter.acquire(now)
+        if not decision.admitted:
+            retry_after = int(dict(decision.headers)["Retry-After"])
+            raise ApiError(429, throttled_document(retry_after), decision.headers)
+        return decision.headers
+
+    def _single(self, endpoint: Endpoint, job_id: str, query: Query, shape: Shape) -> JSON:
+        job = self._jobs.get(job_id)
+        if job is None or job.kind is not endpoint.kind:
+            detail = f"There is no {endpoint.kind.type} with id {job_id!r}."
+            raise ApiError.of(404, "not_found", "Not found.", detail)
+        job.poll()
+        return job_document(job, shape, self.base_url, query.fields, query.include)
+
+    def _page(self, endpoint: Endpoint, query: Query, shape: Shape) -> JSON:
+        page, links = self._pager.page(endpoint, self._jobs.values(), query, shape, self.base_url)
+        for job in page:
+            job.poll()
+        return list_document(page, shape, self.base_url, query.fields, links)
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            if self._faults:
+                return self._faults.pop(0)
+            chance = self._random_faults
+            if chance is not None and chance.rng.random() < chance.probability:
+                return chance.rng.choice(chance.faults)
+            return None
+
+    def _record(
+        self, at: float, incoming: Incoming, status: int | None, fault: str | None, counted: bool
+    ) -> None:
+        query = dict(parse_qsl(incoming.query, keep_blank_values=True))
+        record = RequestRecord(
+            at, incoming.method, incoming.path, query, incoming.headers, status, fault, counted
+        )
+        with self._lock:
+            self._log.append(record)
+
+
+def _require_revision(shape: Shape | None, revision: str | None) -> Shape:
+    if shape is not None:
+        return shape
+    if revision is None:
+        detail = "Send a revision header (YYYY-MM-DD[.suffix])."
+    else:
+        detail = f"{revision!r} is not a revision (YYYY-MM-DD[.suffix], 2022-10-17 or later)."
+    raise ApiError.of(400, "invalid", "Invalid revision.", detail, "revision")

@@ -1,0 +1,141 @@
+"""The HTTP/1.1 transport: a quiet threaded server that hands each request to one callable.
+
+The fake's logic never touches sockets; it maps an `Incoming` to a `Reply`. This module writes
+replies, including the deliberately broken ones (a reset connection), and makes sure `stop()`
+also ends kept-alive connections, so a stopped fake never answers again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+ResetStage = Literal["before_response", "mid_body"]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    method: str
+    path: str  # still percent-encoded
+    query: str  # raw query string
+    headers: dict[str, str]  # lower-cased names
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    reset: ResetStage | None = None  # abort the connection instead of finishing the reply
+
+
+App = Callable[[Incoming], Reply]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every reply carries Content-Length
+    server_version = "FakeKlaviyo"
+    sys_version = ""
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm and
+        # the client's delayed ACK stall every response by ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests read fake.request_log instead
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)  # drain a body so the connection stays usable
+        url = urlsplit(self.path)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self._send(self.server.app(Incoming(self.command, url.path, url.query, headers)))
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
+
+    def _send(self, reply: Reply) -> None:
+        if reply.reset == "before_response":
+            self._abort()
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if reply.reset == "mid_body":
+            self.wfile.write(reply.body[: max(1, len(reply.body) // 4)])
+            self._abort()
+            return
+        self.wfile.write(reply.body)
+
+    def _abort(self) -> None:
+        """Close with RST (SO_LINGER 0), so the client sees a reset, not a clean end."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # the socket only closes once its file objects are gone
+        self.connection.close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], app: App) -> None:
+        self.app = app
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-reply is routine here; never print tracebacks
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            sockets, self._open = list(self._open), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a handler blocked on the next request
+
+
+class HttpServer:
+    """Runs `app` on host:port in a background thread until `stop()`."""
+
+    def __init__(self, host: str, port: int, app: App) -> None:
+        self._server = _Server((host, port), app)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_connections()
+        self._thread.join(timeout=5)

@@ -1,0 +1,201 @@
+"""Stateful jobs: their attributes, their related catalog resources, and how they progress."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ._model import RELATED_FIELDS, JobKind
+
+EXPIRY = timedelta(days=7)  # jobs stay readable this long after creation (the fake's choice)
+# How far a job without scripted progression has got, by status; other statuses count as 0.
+PROGRESS_BY_STATUS = {"queued": 0.0, "processing": 0.5, "cancelled": 0.5, "complete": 1.0}
+_CUSTOM_ID = "$custom:::$default:::"
+_EXTERNAL_ID_PREFIX = {"catalog-item": "SKU", "catalog-variant": "VAR", "catalog-category": "CAT"}
+
+
+@dataclass(frozen=True)
+class Related:
+    """A catalog item, variant or category linked from a job."""
+
+    id: str
+    attributes: dict[str, Any]
+
+
+def timestamp(value: str | datetime | None) -> str:
+    """ISO 8601; a datetime is formatted as given (a naive one stays naive), a string is kept."""
+    if value is None:
+        return datetime.now(UTC).isoformat()
+    return value if isinstance(value, str) else value.isoformat()
+
+
+def _later(created_at: str, delta: timedelta) -> str | None:
+    """created_at + delta in the same style (offset or naive), or None if unparseable."""
+    try:
+        return (datetime.fromisoformat(created_at) + delta).isoformat()
+    except ValueError:
+        return None
+
+
+def _now_like(created_at: str) -> str:
+    """Now, naive if the job's created_at is naive, so one job never mixes the two styles."""
+    try:
+        naive = datetime.fromisoformat(created_at).tzinfo is None
+    except ValueError:
+        naive = False
+    now = datetime.now(UTC)
+    return (now.replace(tzinfo=None) if naive else now).isoformat()
+
+
+def generated_resource(related_type: str, index: int) -> Related:
+    """A plausible resource, the same for the same (type, index) in every job."""
+    external_id = f"{_EXTERNAL_ID_PREFIX[related_type]}-{index}"
+    stamp = "2024-01-01T00:00:00+00:00"
+    url = f"https://shop.example.com/{related_type}/{external_id}"
+    if related_type == "catalog-category":
+        attrs: dict[str, Any] = {"external_id": external_id, "name": f"Category {index}"}
+    else:
+        attrs = {
+            "external_id": external_id,
+            "title": f"Product {index}",
+            "description": f"A fake product, number {index}.",
+            "sku": external_id,
+            "inventory_policy": 0,
+            "inventory_quantity": 10 * index,
+            "price": round(9.99 + index, 2),
+            "url": url,
+            "image_full_url": f"{url}/full.png",
+            "image_thumbnail_url": f"{url}/thumb.png",
+            "images": [f"{url}/full.png"],
+            "custom_metadata": {},
+            "published": True,
+            "created": stamp,
+        }
+    attrs["updated"] = stamp
+    fields = RELATED_FIELDS[related_type]
+    return Related(_CUSTOM_ID + external_id, {k: attrs[k] for k in fields})
+
+
+def custom_resource(related_type: str, index: int, given: Mapping[str, Any]) -> Related:
+    """A resource from a test's dict: "id" and any attributes, the rest generated."""
+    fields = RELATED_FIELDS[related_type]
+    unknown = set(given) - set(fields) - {"id"}
+    if unknown:
+        raise ValueError(f"{related_type} has no attribute(s) {sorted(unknown)}")
+    base = generated_resource(related_type, index)
+    attrs = {**base.attributes, **{k: v for k, v in given.items() if k != "id"}}
+    default_id = _CUSTOM_ID + str(given["external_id"]) if "external_id" in given else base.id
+    return Related(str(given.get("id", default_id)), attrs)
+
+
+@dataclass
+class Job:
+    """One job. `attributes` holds exactly what is served, in Klaviyo's order."""
+
+    kind: JobKind
+    id: str
+    seq: int  # insertion order; lists are served in it and cursors point into it
+    attributes: dict[str, Any]
+    related: Sequence[Related] | int  # an int is a count, generated on demand (cheap seeding)
+    failed: int = 0  # how many operations fail by completion
+    polls_to_complete: int | None = None
+    auto_errors: bool = True  # derive `errors` from the failures so far
+    polls: int = field(default=0)
+
+    def related_resources(self) -> list[Related]:
+        if isinstance(self.related, int):
+            return [generated_resource(self.kind.related_type, i + 1) for i in range(self.related)]
+        return list(self.related)
+
+    def settle(self, status: str, fraction: float) -> None:
+        """Set status and counts as `fraction` of the way to completion."""
+        total = int(self.attributes["total_count"] or 0)
+        failed = math.floor(self.failed * fraction)
+        self.attributes["status"] = status
+        self.attributes["completed_count"] = math.floor((total - self.failed) * fraction)
+        self.attributes["failed_count"] = failed
+        if status in ("complete", "cancelled"):
+            self.attributes["completed_at"] = _now_like(self.attributes["created_at"])
+        if self.auto_errors:
+            self.attributes["errors"] = self._failure_errors(failed)
+
+    def poll(self) -> None:
+        """Advance one step: the first poll shows the job as created, the Nth shows it complete."""
+        if self.polls_to_complete is None:
+            return
+        self.polls += 1
+        if self.polls >= self.polls_to_complete:
+            self.settle("complete", 1.0)
+        elif self.polls > 1:
+            self.settle("processing", (self.polls - 1) / (self.polls_to_complete - 1))
+
+    def _failure_errors(self, count: int) -> list[dict[str, Any]]:
+        """Errors in the minimal shape live jobs use: detail, meta.external_id, source."""
+        resources = self.related_resources()
+        errors = []
+        for i in range(count):
+            external_id = resources[i].attributes.get("external_id") if i < len(resources) else None
+            errors.append(
+                {
+                    "detail": f"The {self.kind.related_type} could not be written: invalid price.",
+                    "meta": {"external_id": external_id or f"unknown-{i}"},
+                    "source": {"pointer": f"/data/attributes/{self.kind.relationship}/data/{i}"},
+                }
+            )
+        return errors
+
+
+def new_job(
+    kind: JobKind,
+    job_id: str,
+    seq: int,
+    *,
+    status: str,
+    total: int | None,
+    items: Sequence[Mapping[str, Any]] | int | None,
+    failed: int,
+    polls_to_complete: int | None,
+    errors: Sequence[Mapping[str, Any]] | None,
+    created_at: str | datetime | None,
+    completed_at: str | datetime | None,
+    expires_at: str | datetime | None,
+) -> Job:
+    if polls_to_complete is not None and polls_to_complete < 1:
+        raise ValueError("polls_to_complete must be at least 1")
+    related: Sequence[Related] | int
+    if isinstance(items, int):
+        related = items
+    elif items is None:
+        related = 10 if total is None else total
+    else:
+        related = [custom_resource(kind.related_type, i + 1, d) for i, d in enumerate(items)]
+    count = related if isinstance(related, int) else len(related)
+    created = timestamp(created_at)
+    job = Job(
+        kind,
+        job_id,
+        seq,
+        attributes={
+            "status": status,
+            "created_at": created,
+            "total_count": count if total is None else total,
+            "completed_count": 0,
+            "failed_count": 0,
+            "completed_at": None,
+            "expires_at": timestamp(expires_at) if expires_at else _later(created, EXPIRY),
+            "errors": [],
+        },
+        related=related,
+        failed=failed,
+        polls_to_complete=polls_to_complete,
+        auto_errors=errors is None,
+    )
+    job.settle(status, PROGRESS_BY_STATUS.get(status, 0.0))
+    if errors is not None:
+        job.attributes["errors"] = [dict(e) for e in errors]
+    if completed_at is not None:
+        job.attributes["completed_at"] = timestamp(completed_at)
+    return job

@@ -1,0 +1,65 @@
+"""Klaviyo-style rate limiting: several fixed windows (burst and steady) checked at once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_RATE_LIMITS: tuple[tuple[int, float], ...] = ((350, 1.0), (3500, 60.0))
+
+
+@dataclass
+class _Window:
+    limit: int
+    seconds: float
+    start: float = -math.inf
+    count: int = 0
+
+    def roll(self, now: float) -> None:
+        # A window opens at the first request after the previous one ended, so a test's
+        # burst never straddles a boundary it did not choose.
+        if now >= self.start + self.seconds:
+            self.start, self.count = now, 0
+
+    def reset_in(self, now: float) -> float:
+        return self.start + self.seconds - now
+
+
+@dataclass(frozen=True)
+class Decision:
+    admitted: bool
+    headers: tuple[tuple[str, str], ...]  # Retry-After on refusal, RateLimit-* on admission
+
+
+class FixedWindows:
+    """Admits a request only if every window has room; a refused request uses no quota.
+
+    Not thread-safe on its own: the fake calls it under its state lock.
+    """
+
+    def __init__(self, limits: Sequence[tuple[int, float]]) -> None:
+        if not limits or any(count < 1 or seconds <= 0 for count, seconds in limits):
+            raise ValueError("rate limits are (count >= 1, seconds > 0) pairs")
+        self._windows = [_Window(count, float(seconds)) for count, seconds in limits]
+        # RateLimit-* headers describe the steady (longest) window, as Klaviyo's do.
+        self._steady = max(self._windows, key=lambda w: w.seconds)
+
+    def acquire(self, now: float) -> Decision:
+        for window in self._windows:
+            window.roll(now)
+        full = [w for w in self._windows if w.count >= w.limit]
+        if full:
+            wait = max(w.reset_in(now) for w in full)
+            return Decision(False, (("Retry-After", str(max(1, math.ceil(wait)))),))
+        for window in self._windows:
+            window.count += 1
+        steady = self._steady
+        return Decision(
+            True,
+            (
+                ("RateLimit-Limit", str(steady.limit)),
+                ("RateLimit-Remaining", str(steady.limit - steady.count)),
+                ("RateLimit-Reset", str(max(0, math.ceil(steady.reset_in(now))))),
+            ),
+        )
