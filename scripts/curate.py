@@ -122,9 +122,15 @@ CURATION_NOTES: tuple[tuple[str, str], ...] = (
         "`revision` may differ from the generated one); the facade requires one of the two.",
     ),
     (
-        "Date-times keep `format: date-time` but may come without a UTC offset.",
-        "Klaviyo's own examples (e.g. 2022-11-08T00:00:00) have none. Clients read a naive "
-        "value as UTC.",
+        "Date-times are strings matching an ISO 8601 `pattern` whose UTC offset is optional, "
+        "with `x-format: date-time`, instead of `format: date-time`.",
+        "Klaviyo's own examples (e.g. 2022-11-08T00:00:00) have no offset, which `format: "
+        "date-time` (RFC 3339) rejects. Clients read a naive value as UTC.",
+    ),
+    (
+        "No job attribute is required.",
+        "A sparse fieldset (`fields[<job type>]=...`) omits every attribute not asked for, "
+        "status and created_at included.",
     ),
     (
         "`fields[...]` and `include` are single string parameters holding a comma-separated "
@@ -216,6 +222,10 @@ FIXED_COMPONENTS: dict[str, JSON] = {
 
 # Keys of a published schema worth keeping; prose (description, example, title) is dropped.
 SCHEMA_KEYS = ("type", "format", "nullable", "items", "properties", "additionalProperties")
+
+
+# ISO 8601 date-time whose UTC offset is optional (see x-curation).
+DATETIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$"
 
 
 def ref(name: str) -> JSON:
@@ -323,6 +333,10 @@ class Components:
 def plain(schema: JSON) -> JSON:
     """A published value schema without prose, with enums relaxed to x-known-values."""
     out: JSON = {k: copy.deepcopy(schema[k]) for k in SCHEMA_KEYS if k in schema}
+    if out.get("format") == "date-time":
+        del out["format"]
+        out["pattern"] = DATETIME_PATTERN
+        out["x-format"] = "date-time"
     if "enum" in schema:
         out["x-known-values"] = list(schema["enum"])
     if "items" in schema:
@@ -341,13 +355,20 @@ def strict_type(schema: JSON, where: str) -> JSON:
     return {"type": "string", "enum": list(values)}
 
 
-def attributes(schema: JSON, overrides: Mapping[str, JSON] = {}) -> JSON:
-    """Curate an attributes object: optional members become nullable."""
-    required = list(schema.get("required", []))
+def attributes(
+    schema: JSON, overrides: Mapping[str, JSON] = {}, *, sparse: bool = False
+) -> JSON:
+    """Curate an attributes object: optional members become nullable.
+
+    With `sparse`, nothing is required (a sparse fieldset may leave any member out); members
+    the published spec required stay non-nullable.
+    """
+    published_required = list(schema.get("required", []))
+    required = [] if sparse else published_required
     props: JSON = {}
     for name, prop in schema.get("properties", {}).items():
         curated = copy.deepcopy(overrides[name]) if name in overrides else plain(prop)
-        if name not in required:
+        if name not in published_required:
             curated["nullable"] = True
         props[name] = curated
     out: JSON = {"type": "object", "properties": props}
@@ -415,10 +436,8 @@ def job_resource(schema: JSON, job_model: str, components: Components) -> JSON:
     # The id moved from attributes.job_id to data.id in 2023-12-15. Both stay optional, so that
     # a client generated at one revision still reads the other shape; the facade needs one.
     body_props: JSON = {"type": {"type": "string", "enum": [json_type]}, "id": {"type": "string"}}
-    job_attributes = attributes(attrs, {"status": status, "errors": errors})
+    job_attributes = attributes(attrs, {"status": status, "errors": errors}, sparse=True)
     job_attributes["properties"].setdefault("job_id", {"type": "string"})
-    job_attributes["properties"]["job_id"].pop("nullable", None)
-    job_attributes["required"] = [r for r in job_attributes.get("required", []) if r != "job_id"]
     body_props["attributes"] = components.define("JobAttributes", job_attributes)
     if "relationships" in props:
         body_props["relationships"] = relationships(props["relationships"], job_model, components)

@@ -20,6 +20,15 @@ from .errors import InvalidRequestError
 __all__ = ["REVISION", "Operation", "RequestParts", "operation", "operation_for_job_type"]
 
 STATUS_FILTER = 'equals(status,"{}")'
+# Job attributes a BulkJob is made of: always requested, even in a sparse fieldset.
+CORE_JOB_FIELDS = (
+    "job_id",
+    "status",
+    "created_at",
+    "total_count",
+    "completed_count",
+    "failed_count",
+)
 
 
 @attrs.frozen
@@ -116,6 +125,8 @@ class Operation:
                 raise InvalidRequestError(
                     f"{self.name}: {json_type} has no field {name!r}; fields: {', '.join(allowed)}"
                 )
+        if json_type == self.spec.job_type:
+            names = [*names, *(f for f in CORE_JOB_FIELDS if f in allowed)]
         return ",".join(dict.fromkeys(names))
 
     def _status(self, status: str) -> str:
