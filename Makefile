@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPEC ?=
 
-.PHONY: install gen check-gen curate validate-spec lint typecheck pytest test clean
+.PHONY: install demo gen check-gen curate validate-spec lint typecheck pytest test clean
 
 install: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+## A tour of the CLI against a fake Klaviyo on 127.0.0.1: no account, no network.
+demo: $(STAMP)
+	bash scripts/demo.sh
 
 ## Regenerate generated/klaviyo_catalog_api from openapi/klaviyo-catalog-jobs.yaml.
 gen: $(STAMP)

@@ -127,7 +127,24 @@ class _ClientBase:
 
 
 class CatalogJobs(_ClientBase):
-    """Klaviyo's catalog bulk jobs, synchronously. Use it as a context manager, or close() it."""
+    """Klaviyo's catalog bulk jobs, synchronously. Use it as a context manager, or close() it.
+
+    - `api_key`: a private key; defaults to the KLAVIYO_API_KEY environment variable.
+    - `revision`: the `revision` header; defaults to the revision the client was generated
+      from. Another revision may change paths (trailing slashes went away in 2024-10-15):
+      to move, curate and regenerate (see the README).
+    - `base_url`: https, or http for a loopback host only (tests, FakeKlaviyo).
+    - `timeout`: per attempt, seconds or an httpx.Timeout. `deadline`: for a whole call,
+      retries and waits included.
+    - `max_retries`: extra attempts after 429, 5xx, connection errors and timeouts;
+      `retry_backoff`: the first backoff step, in seconds.
+    - `rate_limits`: a list of `Rate` for every operation, or a mapping from operation name to
+      such a list; defaults to the spec's `x-klaviyo-ratelimit`. `rate_limiter`: where the
+      budget is kept; the default is shared by every client of this process, and
+      `RedisRateLimiter` shares it across processes and hosts.
+    - `http_client`: an `httpx.Client` of the app's (proxies, transports); the facade still
+      sets its own auth and headers, and does not close it.
+    """
 
     def __init__(
         self,

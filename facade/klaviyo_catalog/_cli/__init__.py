@@ -1,0 +1,211 @@
+"""The `klaviyo-catalog` command: argument parsing, dispatch, and errors as exit codes.
+
+Every failure ends as one line on stderr that names the problem and the fix, and an exit
+status scripts can test: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from .._client import CatalogJobs
+from .._version import __version__
+from ..errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InvalidRequestError,
+    InvalidResponseError,
+    KlaviyoError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+from ._jobs import GET_KINDS, LIST_KINDS, get_job, list_jobs, wait_job
+
+__all__ = ["CliError", "main"]
+
+OK, API_ERROR, USAGE, TIMEOUT, INTERRUPTED = 0, 1, 2, 3, 130
+KEY_VARIABLE = "KLAVIYO_API_KEY"
+BASE_URL_VARIABLE = "KLAVIYO_BASE_URL"
+# What to do about each API error; the library's message already says what happened.
+HINTS: tuple[tuple[type[KlaviyoError], str], ...] = (
+    (AuthenticationError, f"check that {KEY_VARIABLE} holds a valid private API key"),
+    (PermissionDeniedError, "the key needs the catalogs:read scope"),
+    (NotFoundError, "check the job id, and that KIND is the job's kind"),
+    (BadRequestError, "check the arguments (see --help)"),
+    (RateLimitError, "the account is over its rate limit: try again in a minute"),
+    (ServerError, "Klaviyo is failing: try again later"),
+    (TransportError, "check --base-url and the network"),
+    (InvalidResponseError, "check that --base-url points at Klaviyo's API"),
+)
+EPILOG = f"""\
+environment:
+  {KEY_VARIABLE}   a private API key with the catalogs:read scope (required;
+                    it is never taken as an option, so it stays out of shell history)
+  {BASE_URL_VARIABLE}  the default for --base-url
+
+exit status: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed out
+
+start with `klaviyo-catalog fake-server` to try it all without an account."""
+
+
+class CliError(Exception):
+    """A failure the CLI itself detects; the message names the fix."""
+
+    def __init__(self, message: str, code: int = USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like every other error, instead of argparse's usage block.
+        self.exit(USAGE, f"error: {message}: see `{self.prog} --help`\n")
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="klaviyo-catalog",
+        description="Inspect Klaviyo catalog bulk jobs: list them, get one, wait for one.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # The global options are accepted after the subcommand too; SUPPRESS keeps a value given
+    # before it from being reset by the subcommand's default.
+    client = _Parser(add_help=False)
+    for target, default in ((parser, None), (client, argparse.SUPPRESS)):
+        target.add_argument(
+            "--base-url",
+            default=default,
+            help=f"API root (default: ${BASE_URL_VARIABLE}, else https://a.klaviyo.com)",
+        )
+        target.add_argument(
+            "--revision", default=default, help="API revision to send (default: the client's)"
+        )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    jobs = commands.add_parser("jobs", help="list, get or wait for bulk jobs").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    listing = jobs.add_parser(
+        "list", parents=[client], help="list jobs, fetching pages only as needed"
+    )
+    listing.add_argument("kind", metavar="KIND", choices=LIST_KINDS, help=" or ".join(LIST_KINDS))
+    listing.add_argument("--status", help="only jobs with this status, e.g. processing")
+    listing.add_argument("--limit", metavar="N", type=_positive(int), help="stop after N jobs")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(run=list_jobs)
+
+    get = jobs.add_parser("get", parents=[client], help="get one job")
+    get.add_argument("kind", metavar="KIND", choices=GET_KINDS, help=", ".join(GET_KINDS))
+    get.add_argument("job_id", metavar="JOB_ID")
+    get.add_argument(
+        "--include", action="store_true", help="include its items, variants or categories"
+    )
+    get.add_argument("--json", action="store_true", help="print the job as one JSON document")
+    get.set_defaults(run=get_job)
+
+    wait = jobs.add_parser("wait", parents=[client], help="poll a job until it is done")
+    wait.add_argument("kind", metavar="KIND", choices=GET_KINDS, help=", ".join(GET_KINDS))
+    wait.add_argument("job_id", metavar="JOB_ID")
+    wait.add_argument(
+        "--timeout",
+        metavar="S",
+        type=_positive(float),
+        default=600.0,
+        help="give up after S seconds (600)",
+    )
+    wait.add_argument(
+        "--poll-interval", metavar="S", type=_positive(float), default=2.0, help="first wait (2 s)"
+    )
+    wait.set_defaults(run=wait_job)
+
+    fake = commands.add_parser(
+        "fake-server", help="run a fake Klaviyo with sample jobs, for trying things out"
+    )
+    fake.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (0: any free one)")
+    fake.add_argument(
+        "--revision", default=argparse.SUPPRESS, help="serve only this revision's shapes"
+    )
+    fake.add_argument(
+        "--ready-file", help="write {base_url, api_key, examples} as JSON here once listening"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already printed
+        return exit_.code if isinstance(exit_.code, int) else USAGE
+    key = os.environ.get(KEY_VARIABLE, "")
+    try:
+        return _run(args, key)
+    except CliError as exc:
+        return _fail(exc.code, str(exc), key)
+    except WaitTimeoutError as exc:
+        return _fail(TIMEOUT, f"{exc}: wait longer with --timeout, or run `jobs wait` again", key)
+    except (ConfigurationError, InvalidRequestError) as exc:
+        return _fail(USAGE, str(exc), key)
+    except KlaviyoError as exc:
+        hint = next((text for cls, text in HINTS if isinstance(exc, cls)), "")
+        return _fail(API_ERROR, f"{exc}: {hint}" if hint else str(exc), key)
+    except KeyboardInterrupt:
+        return _fail(INTERRUPTED, "interrupted", key)
+    except BrokenPipeError:
+        # The reader (`| head`) has had enough; that is success, and must not print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return OK
+
+
+def _run(args: argparse.Namespace, key: str) -> int:
+    if args.command == "fake-server":
+        from ._fake_server import serve  # the fake is only loaded for this command
+
+        return serve(args.port, args.revision, args.ready_file)
+    if not key.strip():
+        raise CliError(
+            f"no API key: set {KEY_VARIABLE} to a private key with the catalogs:read scope "
+            "(or run `klaviyo-catalog fake-server` for a local one)"
+        )
+    base_url = args.base_url or os.environ.get(BASE_URL_VARIABLE)
+    options: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    with CatalogJobs(revision=args.revision, **options) as client:
+        code: int = args.run(client, args, sys.stdout)
+        return code
+
+
+def _fail(code: int, message: str, key: str) -> int:
+    text = " ".join(message.split())  # one line, whatever the message held
+    if key.strip():
+        text = text.replace(key.strip(), "[redacted]")  # the library never quotes it; be sure
+    print(f"error: {text}", file=sys.stderr)
+    return code

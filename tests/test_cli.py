@@ -1,0 +1,417 @@
+"""The `klaviyo-catalog` CLI, run for real: `python -m klaviyo_catalog` against a FakeKlaviyo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+import pytest
+from klaviyo_catalog import BulkJob, CatalogJobs, ResourceRef
+from klaviyo_catalog._cli._render import job_json, related_table
+from klaviyo_catalog.testing import FakeKlaviyo, Fault
+
+SECRET = "pk_test_cli_0123456789abcdefSECRET"  # must never appear in any output
+PROCESSING = 25  # item-create jobs listed as processing; pages of 10, so three pages
+PRODUCTS = [
+    {"external_id": "TEE-BLK", "title": "Classic Tee, Black", "price": 24.0},
+    {"external_id": "CAP-NVY", "title": "Logo Cap, Navy", "price": 18.5},
+]
+
+
+@attrs.frozen
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@attrs.frozen
+class Seeded:
+    fake: FakeKlaviyo
+    item_update: str
+    variant_update: str
+    category_update: str
+    stuck: str
+
+
+@pytest.fixture(scope="module")
+def seeded() -> Iterator[Seeded]:
+    with FakeKlaviyo(api_key=SECRET, rate_limits=None, page_size=10) as fake:
+        for i in range(PROCESSING + 5):
+            fake.add_job("item-create", status="complete" if i % 6 == 5 else "processing")
+        yield Seeded(
+            fake,
+            item_update=fake.add_job("item-update", status="complete", items=PRODUCTS, failed=1),
+            variant_update=fake.add_job(
+                "variant-update",
+                status="complete",
+                items=[{"sku": "TEE-BLK-M", "title": "Classic Tee / M", "price": 24.0}],
+            ),
+            category_update=fake.add_job(
+                "category-update", status="complete", items=[{"name": "Apparel"}]
+            ),
+            stuck=fake.add_job("variant-update", status="processing", total=50),
+        )
+    assert fake.internal_errors == []
+
+
+@pytest.fixture
+def fake(seeded: Seeded) -> FakeKlaviyo:
+    seeded.fake.clear_faults()
+    seeded.fake.reset_log()
+    return seeded.fake
+
+
+def environment(fake: FakeKlaviyo | None, key: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLAVIYO_")}
+    if key is not None:
+        env["KLAVIYO_API_KEY"] = key
+    if fake is not None:
+        env["KLAVIYO_BASE_URL"] = fake.base_url
+    return env
+
+
+def check_output(run: Run, key: str | None) -> Run:
+    """What every run must honour: no key, no traceback, errors as one line."""
+    for secret in {SECRET, key or SECRET}:
+        assert secret not in run.out + run.err
+    assert "Traceback" not in run.err
+    if run.code != 0:
+        assert run.err.startswith("error: ") and run.err.count("\n") == 1, run.err
+    return run
+
+
+def cli(
+    *args: str,
+    fake: FakeKlaviyo | None,
+    key: str | None = SECRET,
+    extra_env: Mapping[str, str] | None = None,
+) -> Run:
+    done = subprocess.run(
+        [sys.executable, "-m", "klaviyo_catalog", *args],
+        env={**environment(fake, key), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return check_output(Run(done.returncode, done.stdout, done.stderr), key)
+
+
+def cli_in_terminal(*args: str, fake: FakeKlaviyo) -> Run:
+    """Run with stdout on a pseudo-terminal, as in an interactive shell."""
+    leader, follower = pty.openpty()
+    env = {**environment(fake, SECRET), "COLUMNS": "120", "TERM": "xterm"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "klaviyo_catalog", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.1)[0]:
+                try:
+                    data = os.read(leader, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif process.poll() is not None:
+                break
+        code = process.wait(timeout=5)
+    finally:
+        os.close(leader)
+    assert process.stderr is not None
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    return check_output(Run(code, b"".join(chunks).decode(), err), SECRET)
+
+
+def data_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("01J")]
+
+
+# --- jobs list -------------------------------------------------------------------------------
+
+
+def test_list_prints_a_table_and_stops_fetching_at_the_limit(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "list", "item-create", "--status", "processing", "--limit", "15", fake=fake)
+
+    assert run.code == 0
+    header = run.out.splitlines()[0].split()
+    assert header[:2] == ["ID", "STATUS"] and "CREATED" in header
+    rows = data_lines(run.out)
+    assert len(rows) == 15
+    assert all(row.split()[1] == "processing" for row in rows)
+    assert "15 processing item-create jobs (stopped at --limit 15)" in run.out
+    # 15 jobs are on the first two pages of 10: the third is never requested.
+    assert len([r for r in fake.request_log if "catalog-item-bulk-create-jobs" in r.path]) == 2
+
+
+def test_list_json_is_one_parseable_object_per_line(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "list", "item-create", "--status", "processing", "--json", fake=fake)
+
+    assert run.code == 0
+    jobs = [json.loads(line) for line in run.out.splitlines()]
+    assert len(jobs) == PROCESSING  # every page
+    assert {job["status"] for job in jobs} == {"processing"}
+    assert jobs[0]["kind"] == "catalog-item-bulk-create-job"
+    assert dt.datetime.fromisoformat(jobs[0]["created_at"]).tzinfo is not None
+
+
+def test_list_says_when_nothing_matches(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "list", "variant-update", "--status", "cancelled", fake=fake)
+
+    assert (run.code, run.out) == (0, "no cancelled variant-update jobs\n")
+
+
+def test_global_options_work_after_the_subcommand_and_beat_the_environment(
+    fake: FakeKlaviyo,
+) -> None:
+    unused = {"KLAVIYO_BASE_URL": "http://127.0.0.1:9"}  # nothing listens there
+    args = ["--base-url", fake.base_url, "--revision", "2023-12-15", "--limit", "1"]
+
+    run = cli("jobs", "list", "variant-update", *args, fake=None, extra_env=unused)
+
+    assert run.code == 0
+    assert [r.headers["revision"] for r in fake.request_log] == ["2023-12-15"]
+
+
+# --- jobs get --------------------------------------------------------------------------------
+
+
+def test_get_with_include_shows_the_items(seeded: Seeded, fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "get", "item-update", seeded.item_update, "--include", fake=fake)
+
+    assert run.code == 0
+    assert f"Job        {seeded.item_update}" in run.out
+    assert "Status     complete" in run.out
+    assert "invalid price. [TEE-BLK]" in run.out  # the job's error, with its external id
+    assert "Items (2)" in run.out
+    table = run.out[run.out.index("Items (2)") :].splitlines()[1:]
+    assert table[0].split() == ["ID", "TITLE", "PRICE"]
+    assert table[1].split()[-1] == "24.00" and "Classic Tee, Black" in table[1]
+    assert "Logo Cap, Navy" in table[2] and table[2].endswith("18.50")
+
+
+@pytest.mark.parametrize(
+    ("kind", "job", "shown"),
+    [
+        ("variant-update", "variant_update", ["SKU", "TEE-BLK-M", "Classic Tee / M"]),
+        ("category-update", "category_update", ["NAME", "Apparel"]),
+    ],
+)
+def test_get_shows_variants_and_categories(
+    seeded: Seeded, fake: FakeKlaviyo, kind: str, job: str, shown: list[str]
+) -> None:
+    run = cli("jobs", "get", kind, getattr(seeded, job), "--include", fake=fake)
+
+    assert run.code == 0
+    assert all(text in run.out for text in shown)
+
+
+def test_get_json_is_one_document(seeded: Seeded, fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "get", "item-update", seeded.item_update, "--include", "--json", fake=fake)
+    plain = cli("jobs", "get", "item-update", seeded.item_update, "--json", fake=fake)
+
+    assert run.code == 0
+    job = json.loads(run.out)
+    assert (job["id"], job["status"], job["failed_count"]) == (seeded.item_update, "complete", 1)
+    assert dt.datetime.fromisoformat(job["completed_at"])
+    assert [item["attributes"]["title"] for item in job["items"]] == [
+        "Classic Tee, Black",
+        "Logo Cap, Navy",
+    ]
+    assert job["errors"][0]["meta"] == {"external_id": "TEE-BLK"}
+    assert "items" not in json.loads(plain.out)  # only with --include
+
+
+def test_a_resource_the_server_did_not_include_is_marked() -> None:
+    ref = ResourceRef("catalog-item", "$custom:::$default:::GONE")
+    job = BulkJob(
+        id="01J0",
+        kind="catalog-item-bulk-update-job",
+        status="complete",
+        created_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+        completed_at=None,
+        expires_at=None,
+        total_count=1,
+        completed_count=1,
+        failed_count=0,
+        errors=[],
+        items=[ref],
+    )
+
+    row = related_table("items", [ref])[1]
+    assert row.startswith(ref.id) and row.endswith("(not included)")
+    assert job_json(job)["items"] == [{"type": "catalog-item", "id": ref.id}]
+
+
+# --- jobs wait -------------------------------------------------------------------------------
+
+
+def test_wait_without_a_terminal_prints_a_plain_line_per_poll(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update", total=40, failed=2, polls_to_complete=4)
+
+    run = cli("jobs", "wait", "item-update", job_id, "--poll-interval", "0.02", fake=fake)
+
+    assert run.code == 0
+    assert "\r" not in run.out and "\x1b" not in run.out
+    lines = run.out.splitlines()
+    polls = [line.split() for line in lines[:4]]  # the first get, then three polls
+    assert [p[1:3] for p in polls] == [
+        ["queued", "0%"],
+        ["processing", "30%"],
+        ["processing", "65%"],
+        ["complete", "100%"],
+    ]
+    assert "38 completed, 2 failed, 40 total" in lines[3]
+    assert lines[4].startswith(f"job {job_id} is complete after ")
+
+
+def test_wait_on_a_terminal_draws_a_progress_bar(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("category-update", total=10, polls_to_complete=3)
+
+    run = cli_in_terminal(
+        "jobs", "wait", "category-update", job_id, "--poll-interval", "0.02", fake=fake
+    )
+
+    assert run.code == 0
+    frames = run.out.split("\r\n")[0].split("\r")[1:]  # the bar, redrawn in place
+    assert len(frames) == 3 and all(frame.endswith("\x1b[K") for frame in frames)
+    assert frames[0].startswith("[░") and "  0%  queued" in frames[0]
+    assert frames[-1].startswith("[█") and "100%  complete" in frames[-1]
+    assert f"job {job_id} is complete" in run.out
+
+
+def test_wait_timeout_exits_3(seeded: Seeded, fake: FakeKlaviyo) -> None:
+    run = cli(
+        "jobs", "wait", "variant-update", seeded.stuck, "--timeout", "0.3",
+        "--poll-interval", "0.1", fake=fake,
+    )  # fmt: skip
+
+    assert run.code == 3
+    assert "still processing" in run.err and "--timeout" in run.err
+    assert run.out.splitlines()[0].split()[1:3] == ["processing", "50%"]
+
+
+# --- errors and exit codes -------------------------------------------------------------------
+
+
+def test_unknown_job_exits_1(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "get", "item-update", "01JNOSUCHJOB", fake=fake)
+
+    assert run.code == 1
+    assert "404" in run.err and "check the job id" in run.err
+
+
+def test_wrong_key_exits_1_without_printing_it(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "list", "item-create", fake=fake, key="pk_wrong_key_never_shown")
+
+    assert run.code == 1
+    assert "401" in run.err and "KLAVIYO_API_KEY" in run.err
+
+
+def test_unreadable_response_exits_1(fake: FakeKlaviyo) -> None:
+    fake.inject(Fault.truncated())
+
+    run = cli("jobs", "list", "item-create", fake=fake)
+
+    assert run.code == 1
+
+
+def test_missing_key_exits_2(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "list", "item-create", fake=fake, key=None)
+
+    assert run.code == 2
+    assert run.err.startswith("error: no API key: set KLAVIYO_API_KEY")
+    assert fake.request_log == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["jobs", "get", "item-create", "01J0"],  # item-create jobs have no single-job GET
+        ["jobs", "list", "item-update"],
+        ["jobs", "list", "item-create", "--limit", "0"],
+        ["jobs", "list", "item-create", "--api-key", "x"],  # the key is never an option
+        ["jobs", "list", "item-create", "--status", 'complete")'],  # InvalidRequestError
+        ["--base-url", "http://example.com", "jobs", "list", "item-create"],  # key in clear
+        ["jobs"],
+    ],
+)
+def test_usage_errors_exit_2_on_one_line(fake: FakeKlaviyo, args: Sequence[str]) -> None:
+    run = cli(*args, fake=fake)
+
+    assert run.code == 2
+    assert fake.request_log == []
+
+
+def test_help_names_the_key_variable_and_exit_codes() -> None:
+    run = cli("--help", fake=None)
+
+    assert run.code == 0
+    assert "KLAVIYO_API_KEY" in run.out and "3 `jobs wait` timed out" in run.out
+
+
+# --- fake-server -----------------------------------------------------------------------------
+
+
+def test_fake_server_serves_seeded_jobs_and_stops_on_sigterm(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "klaviyo_catalog", "fake-server", "--ready-file", str(ready)],
+        env=environment(None, None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not ready.exists() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        with CatalogJobs(info["api_key"], base_url=info["base_url"]) as kc:
+            assert len(kc.list_item_create_jobs(status="processing")) == 100  # a full page
+            job = kc.get_item_update_job(info["examples"]["item-update"], include=["items"])
+            assert job.items and all(not isinstance(i, ResourceRef) for i in job.items)
+            running = kc.get_item_update_job(info["examples"]["item-update-running"])
+            assert kc.wait_for_job(running, poll_interval=0.01, timeout=10).is_done
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=10)
+    finally:
+        server.kill()
+        server.wait()
+
+    assert server.returncode == 0, err
+    assert f"export KLAVIYO_BASE_URL={info['base_url']}" in out
+    assert f"export KLAVIYO_API_KEY={info['api_key']}" in out
+    assert "Traceback" not in err
+    assert not ready.exists()  # it described a server that is gone
+
+
+def test_fake_server_on_a_busy_port_exits_2() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        run = cli("fake-server", "--port", str(busy.getsockname()[1]), fake=None, key=None)
+
+    assert run.code == 2
+    assert "choose another --port" in run.err
