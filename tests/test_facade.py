@@ -27,6 +27,7 @@ from klaviyo_catalog import (
     TransportError,
     WaitTimeoutError,
 )
+from klaviyo_catalog.testing import FakeKlaviyo
 from klaviyo_catalog_api.models import CatalogItem
 
 from tests import documents as docs
@@ -532,3 +533,34 @@ def test_a_job_of_the_wrong_type_is_invalid(api: Api, server: RecordingServer) -
     reply(server, docs.single(docs.job(kind="catalog-variant-bulk-update-job")))
     with pytest.raises(InvalidResponseError, match="expected 'catalog-item-bulk-update-job'"):
         api.get_item_update_job("JOB1")
+
+
+@pytest.mark.parametrize(
+    ("revision", "path", "accept"),
+    [
+        ("2023-01-24", "/api/catalog-item-bulk-update-jobs/J/", "application/json"),
+        ("2023-12-15", "/api/catalog-item-bulk-update-jobs/J/", "application/json"),
+        ("2024-10-15", "/api/catalog-item-bulk-update-jobs/J", "application/vnd.api+json"),
+        ("2026-07-15.pre", "/api/catalog-item-bulk-update-jobs/J", "application/vnd.api+json"),
+    ],
+)
+def test_paths_and_media_type_follow_the_revision(
+    api: Api, server: RecordingServer, revision: str, path: str, accept: str
+) -> None:
+    reply(server, docs.single(docs.job("J", shape=docs.NEW)))
+    assert api.with_options(revision=revision).get_item_update_job("J").id == "J"
+    assert server.requests[0].raw_path == path
+    assert server.requests[0].headers["accept"] == accept
+
+
+@pytest.mark.parametrize("revision", ["2023-01-24", "2023-12-15", "2024-10-15", "2026-07-15"])
+def test_every_revision_shape_of_the_fake_reads_the_same(revision: str) -> None:
+    with FakeKlaviyo(revision=revision, rate_limits=None) as fake:
+        job_id = fake.add_job("item-update", status="processing", items=3)
+        fake.add_jobs("item-create", 150, status="queued")
+        with CatalogJobs(fake.api_key, base_url=fake.base_url, revision=revision) as kc:
+            job = kc.get_item_update_job(job_id, include=["items"])
+            jobs = list(kc.iter_item_create_jobs(status="queued"))
+    assert job.id == job_id and job.items is not None and len(job.items) == 3
+    assert all(isinstance(item, Item) for item in job.items)
+    assert len(jobs) == 150 and len({j.id for j in jobs}) == 150

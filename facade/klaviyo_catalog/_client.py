@@ -131,8 +131,8 @@ class CatalogJobs(_ClientBase):
 
     - `api_key`: a private key; defaults to the KLAVIYO_API_KEY environment variable.
     - `revision`: the `revision` header; defaults to the revision the client was generated
-      from. Another revision may change paths (trailing slashes went away in 2024-10-15):
-      to move, curate and regenerate (see the README).
+      from. Another one works for reading jobs (paths and media type follow it), but new
+      fields and limits come with regenerating for it (see the README).
     - `base_url`: https, or http for a loopback host only (tests, FakeKlaviyo).
     - `timeout`: per attempt, seconds or an httpx.Timeout. `deadline`: for a whole call,
       retries and waits included.

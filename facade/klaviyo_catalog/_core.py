@@ -73,7 +73,7 @@ class Settings:
     def headers(self, op: Operation) -> dict[str, str]:
         return {
             "Authorization": f"Klaviyo-API-Key {self.api_key}",
-            "Accept": op.spec.content_type,
+            "Accept": op.accept(self.revision),
             "User-Agent": self.user_agent,
             "revision": self.revision,
         }

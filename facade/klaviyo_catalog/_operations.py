@@ -20,6 +20,11 @@ from .errors import InvalidRequestError
 __all__ = ["REVISION", "Operation", "RequestParts", "operation", "operation_for_job_type"]
 
 STATUS_FILTER = 'equals(status,"{}")'
+# Klaviyo dropped the trailing slash of these paths, and moved to the JSON:API media type, in
+# this revision. Following it lets `revision=` differ from the generated one either way.
+NO_SLASH_REVISION = "2024-10-15"
+JSON_API = "application/vnd.api+json"
+
 # Job attributes a BulkJob is made of: always requested, even in a sparse fieldset.
 CORE_JOB_FIELDS = (
     "job_id",
@@ -85,15 +90,22 @@ class Operation:
         if "{job_id}" in self.spec.path:
             kwargs["job_id"] = self._job_id(job_id)
         built = self._module._get_kwargs(revision=revision, **kwargs)
+        path: str = built["url"].rstrip("/")
         parts = RequestParts(
             method=built["method"].upper(),
-            path=built["url"],
+            path=path if revision[:10] >= NO_SLASH_REVISION else f"{path}/",
             params=built["params"],
             headers=built["headers"],
         )
         return parts, included
 
     # --- validation: every message names the bad value and what is allowed ---
+
+    def accept(self, revision: str) -> str:
+        """The media type to ask for: the generated one, unless the revision says otherwise."""
+        if revision[:10] >= NO_SLASH_REVISION:
+            return JSON_API
+        return "application/json" if self.spec.content_type == JSON_API else self.spec.content_type
 
     def _include(self, include: Iterable[str] | None) -> tuple[str, ...]:
         if include is None:
