@@ -355,9 +355,7 @@ def strict_type(schema: JSON, where: str) -> JSON:
     return {"type": "string", "enum": list(values)}
 
 
-def attributes(
-    schema: JSON, overrides: Mapping[str, JSON] = {}, *, sparse: bool = False
-) -> JSON:
+def attributes(schema: JSON, overrides: Mapping[str, JSON] = {}, *, sparse: bool = False) -> JSON:
     """Curate an attributes object: optional members become nullable.
 
     With `sparse`, nothing is required (a sparse fieldset may leave any member out); members

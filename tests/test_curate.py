@@ -207,7 +207,10 @@ def test_curation_rules_are_applied() -> None:
     assert "enum" not in attributes["status"] and attributes["status"]["x-known-values"]
     assert attributes["completed_count"]["nullable"] is True
     assert "nullable" not in attributes["status"]  # optional (sparse fields), but never null
-    assert attributes["created_at"]["x-format"] == "date-time" and "format" not in attributes["created_at"]
+    assert (
+        attributes["created_at"]["x-format"] == "date-time"
+        and "format" not in attributes["created_at"]
+    )
     assert attributes["errors"]["items"] == {"$ref": "#/components/schemas/JobError"}
     op = out["paths"]["/api/catalog-item-bulk-update-jobs/{job_id}/"]["get"]
     by_name = {p["name"]: p for p in op["parameters"]}
