@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate, RateLimitError
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
-from klaviyo_catalog.testing import FakeKlaviyo, Fault, RequestRecord
+from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 WINDOWS = [(5, 0.25), (12, 1.0)]  # burst and steady, scaled down
 RATES = [Rate(count, seconds) for count, seconds in WINDOWS]
@@ -48,38 +48,68 @@ def async_client(fake: FakeKlaviyo, **overrides: Any) -> AsyncCatalogJobs:
     return AsyncCatalogJobs(**options(fake, **overrides))
 
 
-def busiest_window(records: Sequence[RequestRecord], seconds: float) -> int:
-    """The most requests the server counted in any window of this length (sliding)."""
-    times = sorted(r.time for r in records if r.counted)
+class RecordingLimiter(MemoryRateLimiter):
+    """The default limiter, noting the clock reading at which it admitted each request.
+
+    The limiter reads its clock once per decision, under its lock, so these are the exact
+    admission times. Server-side arrival times would add scheduling jitter on a busy machine;
+    the server's own check is that it answered no 429.
+    """
+
+    def __init__(self) -> None:
+        self._last = threading.local()
+        super().__init__(clock=self._now)
+        self.admitted: list[float] = []
+        self._admitted_lock = threading.Lock()
+
+    def _now(self) -> float:
+        self._last.value = time.monotonic()
+        return float(self._last.value)
+
+    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> float:
+        wait = super().try_acquire(account, operation, rates)
+        if wait == 0:
+            with self._admitted_lock:
+                self.admitted.append(self._last.value)
+        return wait
+
+
+def busiest_window(times: Sequence[float], seconds: float) -> int:
+    """The most admissions in any window of this length (sliding, so every fixed one too)."""
+    ordered = sorted(times)
     best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= seconds:
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= seconds:
             start += 1
         best = max(best, end - start + 1)
     return best
 
 
-def assert_no_window_over_its_limit(fake: FakeKlaviyo) -> None:
+def assert_within_limits(fake: FakeKlaviyo, limiter: RecordingLimiter, requests: int) -> None:
+    statuses = [r.status for r in fake.request_log]
+    assert statuses.count(200) == requests and 429 not in statuses
+    assert len(limiter.admitted) == requests
     for count, seconds in WINDOWS:
-        assert busiest_window(fake.request_log, seconds) <= count
+        assert busiest_window(limiter.admitted, seconds) <= count
 
 
 def test_fifty_asyncio_tasks_never_trip_a_window(fake: FakeKlaviyo) -> None:
     job_id = fake.add_job("item-update")
 
+    limiter = RecordingLimiter()
+
     async def burst() -> None:
-        async with async_client(fake) as kc:
+        async with async_client(fake, rate_limiter=limiter) as kc:
             await asyncio.gather(*(kc.get_item_update_job(job_id) for _ in range(50)))
 
     asyncio.run(burst())
-    statuses = [r.status for r in fake.request_log]
-    assert statuses.count(200) == 50 and 429 not in statuses
-    assert_no_window_over_its_limit(fake)
+    assert_within_limits(fake, limiter, 50)
 
 
 def test_eight_threads_sharing_a_client_never_trip_a_window(fake: FakeKlaviyo) -> None:
     job_id = fake.add_job("variant-update")
-    with client(fake) as kc:
+    limiter = RecordingLimiter()
+    with client(fake, rate_limiter=limiter) as kc:
 
         def work() -> None:
             for _ in range(4):
@@ -90,20 +120,17 @@ def test_eight_threads_sharing_a_client_never_trip_a_window(fake: FakeKlaviyo) -
             thread.start()
         for thread in threads:
             thread.join()
-    statuses = [r.status for r in fake.request_log]
-    assert statuses.count(200) == 32 and 429 not in statuses
-    assert_no_window_over_its_limit(fake)
+    assert_within_limits(fake, limiter, 32)
 
 
 def test_two_clients_with_the_same_key_share_one_budget(fake: FakeKlaviyo) -> None:
     job_id = fake.add_job("item-update")
-    shared = MemoryRateLimiter()
+    shared = RecordingLimiter()
     with client(fake, rate_limiter=shared) as a, client(fake, rate_limiter=shared) as b:
         for _ in range(8):
             a.get_item_update_job(job_id)
             b.get_item_update_job(job_id)
-    assert 429 not in [r.status for r in fake.request_log]
-    assert_no_window_over_its_limit(fake)
+    assert_within_limits(fake, shared, 16)
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -190,3 +217,13 @@ def test_each_retry_is_logged_with_reason_and_wait_but_no_key(
     message = retries[0].getMessage()
     assert "retry 1 of 4 in" in message and "HTTP 502" in message
     assert fake.api_key not in caplog.text
+
+
+def test_clients_share_the_process_wide_limiter_by_default(fake: FakeKlaviyo) -> None:
+    with (
+        CatalogJobs(fake.api_key, base_url=fake.base_url) as a,
+        CatalogJobs(fake.api_key, base_url=fake.base_url) as b,
+    ):
+        # One limiter, keyed by account: the same key means the same budget.
+        assert a._settings.limiter is b._settings.limiter
+        assert a._settings.account == b._settings.account != fake.api_key

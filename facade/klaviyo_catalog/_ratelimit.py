@@ -93,6 +93,9 @@ class RateLimiter(Protocol):
         ...
 
 
+RESET_GRANULARITY = 1.0  # seconds: the resolution of the RateLimit-Reset header
+
+
 def account_key(api_key: str) -> str:
     """A short, stable name for an account: the first 16 hex digits of the key's SHA-256.
 
@@ -246,7 +249,10 @@ class MemoryRateLimiter:
             now = self._clock()
             count, per = log.rates[log.steady].count, log.steady_per()
             until = now + reset_seconds
-            start = max(until - per, now - per)
+            # RateLimit-Reset is whole seconds, rounded up: the server window may have begun up
+            # to a second earlier. Counting our admissions from then on errs towards treating
+            # usage as ours; the other way our own burst looked foreign and cost 10 % of quota.
+            start = max(until - per - RESET_GRANULARITY, now - per)
             ours = len(log.times) - bisect.bisect_right(log.times, start)
             foreign = max(0, limit - remaining - ours)
             if log.hint_limit and now < log.hint_until and abs(until - log.hint_until) < per / 2:

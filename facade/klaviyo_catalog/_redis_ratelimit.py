@@ -67,7 +67,8 @@ if obs_limit > 0 then
   -- Foreign usage = what the server counts in its current steady window minus our admissions
   -- since that window began; the largest figure within one server window wins.
   local deadline = now + tonumber(ARGV[6])
-  local start = math.max(deadline - steady_window, now - steady_window)
+  -- RateLimit-Reset has whole seconds: the window may have begun up to 1 s earlier.
+  local start = math.max(deadline - steady_window - 1000000, now - steady_window)
   local ours = redis.call('ZCOUNT', steady_key, start + 1, '+inf')
   local limit = obs_limit
   local foreign = math.max(0, obs_limit - tonumber(ARGV[5]) - ours)
