@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPEC ?=
 
-.PHONY: install demo gen check-gen curate validate-spec lint typecheck pytest test clean
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+.PHONY: install demo gen check-gen curate validate-spec lint typecheck pytest test bench bench-quick clean
 
 install: $(STAMP)
 
@@ -49,5 +52,20 @@ pytest: $(STAMP)
 ## The test command: spec validation, regeneration diff, lint, types, tests.
 test: validate-spec check-gen lint typecheck pytest
 
+## The benchmark-only environment: the official SDK and pyinstrument live here, never in .venv.
+$(BENCH_STAMP): pyproject.toml requirements-bench.txt
+	test -d $(BENCH_VENV) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -r requirements-bench.txt -e '.[redis]'
+	touch $(BENCH_STAMP)
+
+## Facade vs httpx+json vs klaviyo-api against FakeKlaviyo (about 7 minutes); writes BENCHMARKS.md.
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python scripts/bench.py
+
+## A half-minute smoke run (the SDK only if .venv-bench exists); writes nothing.
+bench-quick: $(STAMP)
+	$(BIN)/python scripts/bench.py --quick
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build
