@@ -6,7 +6,6 @@ driver; only the drivers (and `iter_*`, which must be a generator of each kind) 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import time
@@ -95,6 +94,14 @@ class _ClientBase:
             )
         if any(c in key for c in "\r\n"):
             raise ConfigurationError("the API key contains a line break")
+        if not key.isascii() or not key.strip().isprintable():
+            # It is sent as a header: httpx would fail on it at request time, with an encoding
+            # error that carries the whole header, key included, in its `object` attribute.
+            raise ConfigurationError("the API key contains a control or non-ASCII character")
+        if revision and not (
+            isinstance(revision, str) and revision.isascii() and revision.isprintable()
+        ):
+            raise ConfigurationError(f"revision {revision!r} is not a revision, e.g. {REVISION}")
         try:
             retry = RetryPolicy(
                 max_retries=max_retries, backoff_base=retry_backoff, deadline=deadline
@@ -334,6 +341,10 @@ class AsyncCatalogJobs(_ClientBase):
                 except httpx.HTTPError as exc:
                     outcome = exc
             else:
+                # Imported here: asyncio costs sync-only apps ~25 ms of start-up, and an async
+                # app has it loaded already.
+                import asyncio
+
                 await asyncio.sleep(action.seconds)
                 outcome = None
 

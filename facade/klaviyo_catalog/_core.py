@@ -183,18 +183,17 @@ class Core:
         s = self.settings
         started = s.clock()
         rates = s.rates(op)
+        url = s.base_url + parts.target
         retries = 0
         while True:
             # Every attempt, retries included, passes the limiter.
             while (wait := s.limiter.try_acquire(s.account, op.name, rates)) > 0:
                 self._check_deadline(op, started, wait, None)
                 yield Sleep(wait)
+            # The headers carry the key: never held in a local, since error trackers record the
+            # locals of every frame of a traceback.
             request = self._build_request(
-                parts.method,
-                s.base_url + parts.path,
-                params=parts.params,
-                headers={**s.headers(op), **parts.headers},
-                timeout=s.timeout,
+                parts.method, url, headers={**s.headers(op), **parts.headers}, timeout=s.timeout
             )
             result = yield Send(request)
             if result is None:

@@ -9,8 +9,9 @@ generated models check neither integers nor strings), and any mismatch becomes
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -20,6 +21,18 @@ from ._resources import VIEWS, Resource
 from .errors import APIErrorDetail, InvalidResponseError
 
 EXCERPT_CHARS = 200
+
+
+def _json_decoder() -> Callable[[bytes], Any]:
+    """orjson when installed (the [speedups] extra): it decodes in about half the time."""
+    try:
+        decoder: Callable[[bytes], Any] = importlib.import_module("orjson").loads
+    except ImportError:
+        return json.loads
+    return decoder
+
+
+loads = _json_decoder()
 
 RELATED = frozenset({"items", "variants", "categories"})  # BulkJob's relationship attributes
 
@@ -37,7 +50,7 @@ def decode(response: httpx.Response, what: str) -> Any:
     """The JSON body of a response, or InvalidResponseError naming the status and content."""
     body = response.content
     try:
-        return json.loads(body)
+        return loads(body)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         kind = response.headers.get("content-type", "no content type")
         raise InvalidResponseError(
@@ -135,6 +148,21 @@ def job_errors(attributes: Mapping[str, Any], where: str) -> list[JobError]:
     return out
 
 
+def identify(raw: Any, where: str, i: int) -> tuple[str, str]:
+    """(type, id) of a resource object or linkage; the error names `where[i]`.
+
+    The loops over included resources and linkage inline its first three lines: they run once
+    per resource, and a call per resource costs more than the check.
+    """
+    if type(raw) is dict:
+        kind, rid = raw.get("type"), raw.get("id")
+        if type(kind) is str and type(rid) is str:
+            return kind, rid
+    here = f"{where}[{i}]"
+    checked = obj(raw, here)
+    return req_str(checked, "type", here), req_str(checked, "id", here)
+
+
 def resolve(
     resource: Mapping[str, Any],
     relationship: str,
@@ -143,13 +171,21 @@ def resolve(
 ) -> list[Any]:
     """The related resources of one relationship, in linkage order; missing ones as refs."""
     rels = obj(resource.get("relationships") or {}, f"{where}.relationships")
-    rel = obj(rels.get(relationship) or {}, f"{where}.relationships.{relationship}")
+    here = f"{where}.relationships.{relationship}"
+    linkage = seq(obj(rels.get(relationship) or {}, here).get("data") or [], f"{here}.data")
     out: list[Any] = []
-    for i, raw in enumerate(seq(rel.get("data") or [], f"{where}.{relationship}.data")):
-        here = f"{where}.relationships.{relationship}.data[{i}]"
-        link = obj(raw, here)
-        key = (req_str(link, "type", here), req_str(link, "id", here))
-        out.append(index.get(key) or ResourceRef(*key))
+    for i, raw in enumerate(linkage):
+        # identify()'s fast path, inlined: this loop runs once per related resource.
+        if (
+            type(raw) is dict
+            and type(k := raw.get("type")) is str
+            and type(r := raw.get("id")) is str
+        ):
+            key = (k, r)
+        else:
+            key = identify(raw, f"{here}.data", i)
+        found = index.get(key)
+        out.append(found if found is not None else ResourceRef(*key))
     return out
 
 
@@ -183,13 +219,20 @@ def included_index(document: Mapping[str, Any]) -> dict[tuple[str, str], Resourc
     """(type, id) -> a view of each included resource; the first of duplicates wins."""
     index: dict[tuple[str, str], Resource[Any]] = {}
     for i, raw in enumerate(seq(document.get("included") or [], "included")):
-        here = f"included[{i}]"
-        resource = obj(raw, here)
-        key = (req_str(resource, "type", here), req_str(resource, "id", here))
-        obj(resource.get("attributes") or {}, f"{here}.attributes")
+        if (
+            type(raw) is dict
+            and type(k := raw.get("type")) is str
+            and type(r := raw.get("id")) is str
+        ):
+            key = (k, r)  # identify()'s fast path, inlined: once per included resource
+        else:
+            key = identify(raw, "included", i)
+        attributes = raw.get("attributes")
+        if attributes is not None and type(attributes) is not dict:
+            obj(attributes, f"included[{i}].attributes")  # raises, naming the member
         view = VIEWS.get(key[0])
         if view is not None and key not in index:
-            index[key] = view(resource)
+            index[key] = view(raw, key, attributes)
     return index
 
 

@@ -122,7 +122,12 @@ class BulkJob:
         if self.total_count <= 0:
             return 1.0 if self.is_done else 0.0
         processed = self.completed_count + self.failed_count
-        return min(1.0, max(0.0, processed / self.total_count))
+        # Clamped before dividing: counts past the float range would raise OverflowError.
+        if processed <= 0:
+            return 0.0
+        if processed >= self.total_count:
+            return 1.0
+        return processed / self.total_count
 
 
 T = TypeVar("T")

@@ -11,6 +11,7 @@ import functools
 import importlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION, OperationSpec
@@ -44,6 +45,17 @@ class RequestParts:
     path: str
     params: Mapping[str, str]
     headers: Mapping[str, str]
+
+    @property
+    def target(self) -> str:
+        """Path and query string, percent-encoded once, so httpx need not merge params."""
+        if not self.params:
+            return self.path
+        query = "&".join(
+            f"{quote(name, safe='[]')}={quote(value, safe=',')}"
+            for name, value in self.params.items()
+        )
+        return f"{self.path}?{query}"
 
 
 @attrs.frozen
@@ -81,8 +93,8 @@ class Operation:
         if status is not None:
             query["filter"] = STATUS_FILTER.format(self._status(status))
         if cursor is not None:
-            if not isinstance(cursor, str) or not cursor:
-                raise InvalidRequestError("cursor must be a non-empty string")
+            if not isinstance(cursor, str) or not cursor or not _utf8(cursor):
+                raise InvalidRequestError("cursor must be a non-empty string of valid Unicode")
             query["page[cursor]"] = cursor
         kwargs: dict[str, Any] = {
             self.spec.query_params[wire]: value for wire, value in query.items()
@@ -155,7 +167,18 @@ class Operation:
             raise InvalidRequestError(f"{self.name}: job_id must be a non-empty string")
         if job_id in (".", ".."):  # would be read as a path step, not as an id
             raise InvalidRequestError(f"{self.name}: {job_id!r} is not a job id")
+        if not _utf8(job_id):
+            raise InvalidRequestError(f"{self.name}: job_id is not valid Unicode: {job_id!r:.60}")
         return job_id
+
+
+def _utf8(text: str) -> bool:
+    """False for a str UTF-8 cannot encode (a lone surrogate), which could not be sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @functools.cache

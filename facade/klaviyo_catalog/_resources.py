@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, overload
 
@@ -28,6 +29,12 @@ V = TypeVar("V")
 M = TypeVar("M")
 
 
+def string_list(value: list[Any]) -> list[str]:
+    if not all(isinstance(v, str) for v in value):
+        raise ValueError("not a list of strings")  # reported as InvalidResponseError
+    return value
+
+
 def parse_datetime(value: str) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(value)
     # Klaviyo sometimes omits the offset; its times are UTC.
@@ -37,9 +44,16 @@ def parse_datetime(value: str) -> dt.datetime:
 class Attr(Generic[V]):
     """One attribute of a resource: `kinds` are the JSON types accepted, `convert` reads it."""
 
-    def __init__(self, *kinds: type[Any], convert: Callable[[Any], V] | None = None) -> None:
+    def __init__(
+        self,
+        *kinds: type[Any],
+        convert: Callable[[Any], V] | None = None,
+        exact: tuple[type[Any], ...] | None = None,
+    ) -> None:
         self.kinds = kinds
         self.convert = convert
+        # Values of these exact types are returned as they are: the common case, kept cheap.
+        self.exact = frozenset(exact if exact is not None else () if convert else kinds)
         self.name = ""
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
@@ -55,6 +69,9 @@ class Attr(Generic[V]):
         value = instance.attributes.get(self.name)
         if value is None:
             return None
+        if type(value) in self.exact:
+            result: V = value
+            return result
         # bool is an int in Python, but never a number in JSON.
         if not isinstance(value, self.kinds) or (
             isinstance(value, bool) and bool not in self.kinds
@@ -62,17 +79,17 @@ class Attr(Generic[V]):
             raise InvalidResponseError(
                 f"{instance.type} {instance.id!r}: attribute {self.name!r} has an unexpected "
                 f"type ({type(value).__name__})",
-                excerpt=repr(value)[:200],
+                excerpt=reprlib.repr(value),  # bounded: a deep value must not recurse
             )
         if self.convert is None:
-            result: V = value
+            result = value
             return result
         try:
             return self.convert(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a number no float can hold
             raise InvalidResponseError(
                 f"{instance.type} {instance.id!r}: attribute {self.name!r} cannot be read: "
-                f"{value!r:.60}"
+                f"{reprlib.repr(value):.60}"
             ) from None
 
 
@@ -82,12 +99,16 @@ class Resource(Generic[M]):
     __slots__ = ("_model", "attributes", "id", "raw", "type")
     model_name: ClassVar[str]  # the generated model; imported on first use, not at start-up
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        # The caller has checked `type` and `id` are strings and `attributes` an object.
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        key: tuple[str, str],
+        attributes: Mapping[str, Any] | None,
+    ) -> None:
+        # The caller has checked the document: `key` is its (type, id), `attributes` an object.
         self.raw = raw
-        self.type: str = raw["type"]
-        self.id: str = raw["id"]
-        self.attributes: Mapping[str, Any] = raw.get("attributes") or {}
+        self.type, self.id = key
+        self.attributes: Mapping[str, Any] = attributes or {}
         self._model: M | None = None
 
     @property
@@ -121,11 +142,11 @@ class _CatalogCommon(Resource[M]):
     external_id = Attr[str](str)
     title = Attr[str](str)
     description = Attr[str](str)
-    price = Attr[float](*NUMBER, convert=float)
+    price = Attr[float](*NUMBER, convert=float, exact=(float,))
     url = Attr[str](str)
     image_full_url = Attr[str](str)
     image_thumbnail_url = Attr[str](str)
-    images = Attr[list[str]](list)
+    images = Attr[list[str]](list, convert=string_list)
     custom_metadata = Attr[dict[str, Any]](dict)
     published = Attr[bool](bool)
     created = Attr[dt.datetime](str, convert=parse_datetime)
@@ -146,7 +167,7 @@ class Variant(_CatalogCommon["CatalogVariant"]):
     model_name = "CatalogVariant"
     sku = Attr[str](str)
     inventory_policy = Attr[int](int)
-    inventory_quantity = Attr[float](*NUMBER, convert=float)
+    inventory_quantity = Attr[float](*NUMBER, convert=float, exact=(float,))
 
 
 class Category(Resource["CatalogCategory"]):

@@ -9,7 +9,6 @@ loop is a dozen lines.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
 import time
@@ -30,6 +29,8 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         seconds = float(value)
     except ValueError:
         try:
+            import email.utils  # rare (an HTTP-date), and costly to import at start-up
+
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
