@@ -8,7 +8,7 @@ SPEC ?=
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install demo gen check-gen curate validate-spec lint typecheck pytest test bench bench-quick clean
+.PHONY: install demo gen check-gen curate validate-spec lint typecheck pytest test fuzz bench bench-quick clean
 
 install: $(STAMP)
 
@@ -52,11 +52,15 @@ pytest: $(STAMP)
 ## The test command: spec validation, regeneration diff, lint, types, tests.
 test: validate-spec check-gen lint typecheck pytest
 
+## Long fuzzing run: 25x the CI profile's examples (see RELIABILITY.md).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_security.py
+
 ## The benchmark-only environment: the official SDK and pyinstrument live here, never in .venv.
 $(BENCH_STAMP): pyproject.toml requirements-bench.txt
 	test -d $(BENCH_VENV) || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install -q -r requirements-bench.txt -e '.[redis]'
+	$(BENCH_VENV)/bin/python -m pip install -q -r requirements-bench.txt -e '.[redis,speedups]'
 	touch $(BENCH_STAMP)
 
 ## Facade vs httpx+json vs klaviyo-api against FakeKlaviyo (about 7 minutes); writes BENCHMARKS.md.

@@ -1,0 +1,223 @@
+"""Shared helpers of the hardening tests: a sync/async call runner that can take an app-supplied
+httpx client, a recording listener on any loopback address, and transports that make real
+connections fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+import attrs
+import httpx
+from hypothesis import HealthCheck, settings
+from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate
+from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog.testing import Fault
+
+# Hypothesis profiles of the hardening tests: "ci" by default, "fuzz" for `make fuzz`. Applied
+# per test (`@PROFILE`) rather than with load_profile, so that no other test module is affected.
+_COMMON: dict[str, Any] = {
+    "deadline": None,  # loopback HTTP has the odd slow example; only the total matters
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("ci", max_examples=200, **_COMMON)
+settings.register_profile("fuzz", max_examples=5000, **_COMMON)
+PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+Mode = Literal["sync", "async"]
+MODES: tuple[Mode, ...] = ("sync", "async")
+# Distinctive, so that a search for it in logs or tracebacks cannot match anything else.
+SECRET_KEY = "pk_hardening_5ecret_9f3a1c7e2b4d6f80a1b2c3d4"
+FAST_RATES = [Rate(100_000, 1.0)]  # the fuzz loops must never wait on the client's limiter
+
+# Builds the app's own httpx client for a mode; called inside the event loop for "async".
+HttpFactory = Callable[[Mode], httpx.Client | httpx.AsyncClient]
+
+
+def options(base_url: str, api_key: str, **overrides: Any) -> dict[str, Any]:
+    """Client options with tiny retry waits and a rate-limit budget of the test's own."""
+    return {
+        "api_key": api_key,
+        "base_url": base_url,
+        "retry_backoff": 0.01,
+        "rate_limiter": MemoryRateLimiter(),
+        **overrides,
+    }
+
+
+def call(
+    mode: Mode,
+    client_options: dict[str, Any],
+    name: str,
+    *args: Any,
+    http: HttpFactory | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run `name(*args, **kwargs)` on a fresh sync or async client; `iter_*` are collected."""
+    if mode == "sync":
+        app_client = http("sync") if http is not None else None
+        extra: dict[str, Any] = {"http_client": app_client} if app_client is not None else {}
+        try:
+            with CatalogJobs(**client_options, **extra) as kc:
+                result = getattr(kc, name)(*args, **kwargs)
+                return list(result) if name.startswith("iter_") else result
+        finally:
+            if isinstance(app_client, httpx.Client):
+                app_client.close()
+
+    async def run() -> Any:
+        app_client = http("async") if http is not None else None
+        extra: dict[str, Any] = {"http_client": app_client} if app_client is not None else {}
+        try:
+            async with AsyncCatalogJobs(**client_options, **extra) as kc:
+                if name.startswith("iter_"):
+                    return [job async for job in getattr(kc, name)(*args, **kwargs)]
+                return await getattr(kc, name)(*args, **kwargs)
+        finally:
+            if isinstance(app_client, httpx.AsyncClient):
+                await app_client.aclose()
+
+    return asyncio.run(run())
+
+
+def json_body(document: Any, status: int = 200, **headers: str) -> Fault:
+    """A hand-made document served in place of the fake's own answer."""
+    return Fault.body(status, json.dumps(document).encode(), headers=tuple(headers.items()))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll for something another thread does (e.g. the fake logging a delayed request)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on: connecting to it is refused by the kernel at once."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# --- a listener on any loopback address ------------------------------------------------------
+
+
+@attrs.frozen
+class Seen:
+    method: str
+    path: str  # as sent, percent-encoded, with the query
+    headers: dict[str, str]  # lower-cased names
+
+
+@attrs.frozen
+class Answer:
+    status: int = 200
+    body: bytes = b"{}"
+    headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
+
+
+class Listener(ThreadingHTTPServer):
+    """Records every request it gets and answers each with `answer`."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str, answer: Answer) -> None:
+        super().__init__((host, 0), _ListenerHandler)
+        self.answer = answer
+        self.requests: list[Seen] = []
+        self.lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class _ListenerHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Listener
+
+    def _any(self) -> None:
+        with self.server.lock:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            self.server.requests.append(Seen(self.command, self.path, headers))
+        answer = self.server.answer
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    do_GET = do_POST = do_HEAD = _any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def listener(host: str = "127.0.0.2", answer: Answer | None = None) -> Iterator[Listener]:
+    server = Listener(host, answer or Answer())
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- transports whose first attempts meet a closed port -----------------------------------------
+
+
+def _to_dead_port(request: httpx.Request, port: int) -> httpx.Request:
+    url = request.url.copy_with(port=port)
+    return httpx.Request(
+        request.method, url, headers=request.headers, extensions=request.extensions
+    )
+
+
+class RefusingTransport(httpx.HTTPTransport):
+    """Sends the first `refusals` attempts to a closed port (a real ECONNREFUSED), then
+    delegates. Counts every attempt, which a refused connection never shows a server."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.attempts = 0
+        self.dead_port = closed_port()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.attempts += 1
+        if self.attempts <= self.refusals:
+            request = _to_dead_port(request, self.dead_port)
+        return super().handle_request(request)
+
+
+class AsyncRefusingTransport(httpx.AsyncHTTPTransport):
+    """`RefusingTransport` for httpx.AsyncClient."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.attempts = 0
+        self.dead_port = closed_port()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.attempts += 1
+        if self.attempts <= self.refusals:
+            request = _to_dead_port(request, self.dead_port)
+        return await super().handle_async_request(request)

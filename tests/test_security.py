@@ -1,0 +1,533 @@
+"""Key safety and request integrity: where the API key may never appear, which hosts may never
+be asked, and which arguments may never change a request's path or query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import shutil
+import ssl
+import subprocess
+import threading
+import traceback
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import klaviyo_catalog
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from klaviyo_catalog import (
+    APIError,
+    AsyncCatalogJobs,
+    AuthenticationError,
+    BadRequestError,
+    CatalogJobs,
+    ConfigurationError,
+    InvalidRequestError,
+    InvalidResponseError,
+    KlaviyoError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+from klaviyo_catalog._core import Core, Send
+from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog.testing import FakeKlaviyo, Fault
+
+from tests import documents as docs
+from tests.hardening_support import (
+    FAST_RATES,
+    MODES,
+    PROFILE,
+    SECRET_KEY,
+    Answer,
+    Listener,
+    Mode,
+    call,
+    closed_port,
+    json_body,
+    listener,
+    options,
+)
+
+UPDATE_PATH = "/api/catalog-item-bulk-update-jobs/"
+FACADE = str(Path(klaviyo_catalog.__file__).parent)
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> Mode:
+    result: Mode = request.param
+    return result
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeKlaviyo]:
+    with FakeKlaviyo(api_key=SECRET_KEY) as server:
+        yield server
+    assert server.internal_errors == []
+
+
+@pytest.fixture
+def other_host() -> Iterator[Listener]:
+    """A listener on 127.0.0.2: Linux routes all of 127/8 to loopback, so it is another host
+    to httpx (another origin) without leaving the machine."""
+    with listener("127.0.0.2") as server:
+        yield server
+
+
+def opts(fake: FakeKlaviyo, **overrides: Any) -> dict[str, Any]:
+    return options(fake.base_url, SECRET_KEY, **{"max_retries": 1, **overrides})
+
+
+def assert_no_key(*texts: str) -> None:
+    for text in texts:
+        assert SECRET_KEY not in text
+        assert SECRET_KEY[:20] not in text  # not even a prefix
+
+
+# --- repr and logs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client_class", [CatalogJobs, AsyncCatalogJobs])
+def test_repr_and_attributes_of_a_client_never_show_the_key(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs],
+) -> None:
+    client = client_class(SECRET_KEY, base_url="https://a.klaviyo.com")
+    try:
+        assert_no_key(repr(client), str(client), repr(vars(client)))
+    finally:
+        if isinstance(client, CatalogJobs):
+            client.close()
+        else:
+            asyncio.run(client.aclose())
+
+
+def test_no_log_record_at_any_level_carries_the_key(
+    mode: Mode, fake: FakeKlaviyo, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the root: klaviyo_catalog, httpx and httpcore alike
+    for name in ("klaviyo_catalog", "httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    job_id = fake.add_job("item-update", items=2)
+    for fault in (Fault.status(503), Fault.rate_limited("0"), Fault.reset(), Fault.status(502)):
+        fake.inject(fault)
+    call(mode, opts(fake, max_retries=4), "get_item_update_job", job_id, include=["items"])
+    fake.inject(Fault.status(401), times=5)
+    with pytest.raises(AuthenticationError):
+        call(mode, opts(fake), "list_item_create_jobs")
+    names = {record.name.split(".")[0] for record in caplog.records}
+    assert {"klaviyo_catalog", "httpx", "httpcore"} <= names  # everything was captured
+    for record in caplog.records:
+        assert_no_key(record.getMessage(), repr(record.args), str(record.exc_text))
+    assert_no_key(caplog.text)
+
+
+# --- every error class, as text ------------------------------------------------------------------
+
+
+def provoke(
+    mode: Mode, fake: FakeKlaviyo
+) -> Iterator[tuple[type[KlaviyoError], Callable[[], Any]]]:
+    """(expected error class, a call that raises it) for every class a client can raise."""
+    job_id = fake.add_job("item-update", status="processing")
+
+    def run(*args: Any, faults: tuple[Fault, ...] = (), times: int = 5, **kwargs: Any) -> Any:
+        def go() -> Any:
+            for fault in faults:
+                fake.inject(fault, times=times)
+            return call(mode, opts(fake, timeout=0.2), *args, **kwargs)
+
+        return go
+
+    def wait() -> Any:
+        job = call(mode, opts(fake), "get_item_update_job", job_id)
+        return call(mode, opts(fake), "wait_for_job", job, poll_interval=0.01, timeout=0.03)
+
+    def wrong_key() -> Any:
+        return call(mode, options(fake.base_url, SECRET_KEY + "x"), "get_item_update_job", "J")
+
+    yield ConfigurationError, lambda: CatalogJobs(SECRET_KEY, base_url="http://example.com")
+    yield ConfigurationError, lambda: CatalogJobs(SECRET_KEY, max_retries=-1)
+    yield ConfigurationError, lambda: CatalogJobs(SECRET_KEY + "\r\n")
+    yield InvalidRequestError, run("get_item_update_job", " ")
+    yield InvalidRequestError, run("get_item_update_job", "J", fields={"catalog-item": ["key"]})
+    yield AuthenticationError, wrong_key
+    yield BadRequestError, run("list_item_create_jobs", cursor="nope")
+    yield PermissionDeniedError, run("get_item_update_job", "J", faults=(Fault.html(403),))
+    yield NotFoundError, run("get_item_update_job", "NO-SUCH-JOB")
+    yield RateLimitError, run("list_item_create_jobs", faults=(Fault.rate_limited("0"),))
+    yield ServerError, run("get_item_update_job", job_id, faults=(Fault.status(503),))
+    yield APIError, run("get_item_update_job", "J", faults=(json_body(docs.error(409, "x"), 409),))
+    yield TransportError, run("get_item_update_job", job_id, faults=(Fault.reset(),))
+    yield TransportError, run("get_item_update_job", job_id, faults=(Fault.delay(0.5),))
+    dead = options(f"http://127.0.0.1:{closed_port()}", SECRET_KEY, max_retries=0)
+    yield TransportError, lambda: call(mode, dead, "list_item_create_jobs")
+    yield InvalidResponseError, run("get_item_update_job", "J", faults=(Fault.truncated(),))
+    yield InvalidResponseError, run("list_item_create_jobs", faults=(json_body({"data": 1}),))
+    yield WaitTimeoutError, wait
+
+
+def facade_locals(error: BaseException) -> list[str]:
+    """The local variables of every facade frame of the error's traceback, as reprs."""
+    found: list[str] = []
+    pending = [traceback.TracebackException.from_exception(error, capture_locals=True)]
+    while pending:
+        exception = pending.pop()
+        for frame in exception.stack:
+            if frame.filename.startswith(FACADE) and frame.locals:
+                found += [f"{frame.name}: {name}={value}" for name, value in frame.locals.items()]
+        pending += [e for e in (exception.__cause__, exception.__context__) if e is not None]
+    return found
+
+
+def test_no_error_message_or_traceback_carries_the_key(mode: Mode, fake: FakeKlaviyo) -> None:
+    seen: set[type[KlaviyoError]] = set()
+    for error_class, action in provoke(mode, fake):
+        fake.clear_faults()  # what the previous row left queued
+        with pytest.raises(error_class) as caught:
+            action()
+        error = caught.value
+        seen.add(type(error))
+        texts = [
+            str(error),
+            repr(error),
+            repr(vars(error)),
+            "".join(traceback.format_exception(error)),
+        ]
+        if not isinstance(error, ConfigurationError):
+            # An error tracker may record the local variables of every frame (Sentry does):
+            # no facade frame a request passes through holds the key in plain sight. (The
+            # constructor does, as its argument; ConfigurationError is raised from there.)
+            texts += facade_locals(error)
+        assert_no_key(*texts)
+    # Every class a client can raise was provoked (KlaviyoError itself never is).
+    assert seen == {
+        cls
+        for cls in vars(klaviyo_catalog).values()
+        if isinstance(cls, type) and issubclass(cls, KlaviyoError) and cls is not KlaviyoError
+    }
+
+
+def test_cli_output_never_carries_the_key(
+    fake: FakeKlaviyo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = pytest.importorskip("klaviyo_catalog.cli")
+    job_id = fake.add_job("item-update", status="processing", items=2)
+    fake.add_jobs("item-create", 3)
+    monkeypatch.setenv("KLAVIYO_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("KLAVIYO_BASE_URL", fake.base_url)
+    runs: list[tuple[list[str], int]] = [
+        (["jobs", "get", "item-update", job_id, "--include"], 0),
+        (["jobs", "get", "item-update", job_id, "--json"], 0),
+        (["jobs", "list", "item-create", "--json"], 0),
+        (["jobs", "get", "item-update", "NO-SUCH-JOB"], 1),
+        (
+            ["jobs", "wait", "item-update", job_id, "--timeout", "0.05", "--poll-interval", "0.01"],
+            3,
+        ),
+        (["jobs", "get", "item-update", job_id, "--base-url", "http://example.com"], 2),
+    ]
+    for argv, code in runs:
+        assert cli.main(argv) == code, argv
+        out, err = capsys.readouterr()
+        assert out or err
+        assert_no_key(out, err)
+    monkeypatch.setenv("KLAVIYO_API_KEY", SECRET_KEY + "0")  # a wrong key: a 401
+    assert cli.main(["jobs", "get", "item-update", job_id]) == 1
+    out, err = capsys.readouterr()
+    assert "401" in err and SECRET_KEY not in out + err
+
+
+# --- other hosts ----------------------------------------------------------------------------------
+
+
+def all_pages(fake: FakeKlaviyo) -> list[dict[str, Any]]:
+    """Every page of the item-create listing, straight from the fake."""
+    pages: list[dict[str, Any]] = []
+    url: str | None = fake.url("item-create")
+    while url is not None:
+        page = httpx.get(url, headers=fake.headers()).json()
+        pages.append(page)
+        url = page["links"]["next"]
+    return pages
+
+
+def test_links_next_on_another_host_is_never_requested(mode: Mode, other_host: Listener) -> None:
+    with FakeKlaviyo(api_key=SECRET_KEY, page_size=100) as fake:
+        wanted = fake.add_jobs("item-create", 250)
+        pages = all_pages(fake)
+        cursors = [None] + [
+            urllib.parse.parse_qs(urllib.parse.urlsplit(p["links"]["next"]).query)["page[cursor]"][
+                0
+            ]
+            for p in pages[:-1]
+        ]
+        fake.reset_log()
+        for page in pages:  # every next link now points at 127.0.0.2, cursor and all
+            if page["links"]["next"]:
+                page["links"]["next"] = page["links"]["next"].replace(
+                    fake.base_url, other_host.base_url
+                )
+            fake.inject(json_body(page))
+        jobs = call(mode, opts(fake), "iter_item_create_jobs")
+        assert [job.id for job in jobs] == wanted
+        # The walk went on against base_url, taking only the cursor from each link.
+        assert [r.query.get("page[cursor]") for r in fake.request_log] == cursors
+    assert other_host.requests == []
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_by_default(
+    mode: Mode, fake: FakeKlaviyo, other_host: Listener, status: int
+) -> None:
+    location = other_host.base_url + UPDATE_PATH + "J/"
+    fake.inject(Fault.body(status, b"", headers=(("Location", location),)), times=5)
+    with pytest.raises(InvalidResponseError, match=f"unexpected HTTP {status}") as caught:
+        call(mode, opts(fake), "get_item_update_job", "J")
+    assert caught.value.status_code == status
+    assert len(fake.request_log) == 1  # not retried either
+    assert other_host.requests == []
+
+
+def test_an_app_client_that_follows_redirects_drops_the_key_at_another_host(
+    mode: Mode, fake: FakeKlaviyo
+) -> None:
+    answer = Answer(body=json.dumps(docs.single(docs.job("J"))).encode())
+    with listener("127.0.0.2", answer) as elsewhere:
+        location = elsewhere.base_url + UPDATE_PATH + "J/"
+        fake.inject(Fault.body(302, b"", headers=(("Location", location),)))
+
+        def following(mode: Mode) -> httpx.Client | httpx.AsyncClient:
+            if mode == "sync":
+                return httpx.Client(follow_redirects=True)
+            return httpx.AsyncClient(follow_redirects=True)
+
+        job = call(mode, opts(fake), "get_item_update_job", "J", http=following)
+        assert job.id == "J"
+        assert fake.request_log[0].headers["authorization"] == f"Klaviyo-API-Key {SECRET_KEY}"
+        assert len(elsewhere.requests) == 1
+        headers = elsewhere.requests[0].headers
+        assert "authorization" not in headers and SECRET_KEY not in repr(headers)
+
+
+# --- arguments cannot reshape a request ---------------------------------------------------------
+
+
+def test_a_job_id_cannot_change_the_path_or_add_parameters(mode: Mode, fake: FakeKlaviyo) -> None:
+    job_id = "x/../../other?include=y"
+    with pytest.raises(NotFoundError) as caught:
+        call(mode, opts(fake), "get_item_update_job", job_id)
+    (record,) = fake.request_log
+    assert record.path == UPDATE_PATH + "x%2F..%2F..%2Fother%3Finclude%3Dy/"
+    assert record.query == {}
+    detail = caught.value.errors[0].detail
+    assert detail is not None and repr(job_id) in detail  # the server read one whole id
+
+
+def test_a_cursor_cannot_add_parameters(mode: Mode, fake: FakeKlaviyo) -> None:
+    with pytest.raises(BadRequestError):
+        call(mode, opts(fake), "list_item_create_jobs", cursor="a&include=items")
+    (record,) = fake.request_log
+    assert record.query == {"page[cursor]": "a&include=items"}
+
+
+@pytest.mark.parametrize(
+    "status", ['processing"),equals(x', "processing&include=items", "a b", "x\n", "", "é\u0000"]
+)
+def test_a_status_that_would_reshape_the_filter_is_refused_before_any_request(
+    mode: Mode, fake: FakeKlaviyo, status: str
+) -> None:
+    with pytest.raises(InvalidRequestError):
+        call(mode, opts(fake), "list_variant_update_jobs", status=status)
+    assert fake.request_log == []
+
+
+@pytest.mark.parametrize("job_id", ["", " ", "\t\n", ".", ".."])
+def test_an_empty_job_id_is_a_value_error_before_any_request(
+    mode: Mode, fake: FakeKlaviyo, job_id: str
+) -> None:
+    with pytest.raises(ValueError):
+        call(mode, opts(fake), "get_variant_update_job", job_id)
+    assert fake.request_log == []
+
+
+@pytest.fixture(scope="module")
+def core() -> Iterator[Core]:
+    with CatalogJobs(
+        SECRET_KEY,
+        base_url="https://a.klaviyo.com",
+        rate_limiter=MemoryRateLimiter(),
+        rate_limits=FAST_RATES,
+    ) as client:
+        yield client._core
+
+
+def first_request(flow: Any) -> httpx.Request:
+    """The request a flow would send first: the exact object a driver hands to httpx."""
+    action = next(flow)
+    assert isinstance(action, Send)
+    return action.request
+
+
+# Any string at all, lone surrogates included: a str is what a caller can pass.
+ANY_TEXT = st.text(st.characters(), max_size=30)
+
+
+@PROFILE
+@given(ANY_TEXT)
+def test_any_job_id_is_one_path_segment_or_refused(core: Core, job_id: str) -> None:
+    try:
+        request = first_request(core.get_job("get_item_update_job", job_id, None, None))
+    except InvalidRequestError:
+        return
+    path = request.url.raw_path.decode("ascii")
+    assert path.startswith(UPDATE_PATH) and path.endswith("/") and "?" not in path
+    segment = path[len(UPDATE_PATH) : -1]
+    assert "/" not in segment and urllib.parse.unquote(segment, errors="strict") == job_id
+    assert request.url.query == b"" and request.url.host == "a.klaviyo.com"
+
+
+@PROFILE
+@given(ANY_TEXT)
+def test_any_cursor_is_one_query_value_or_refused(core: Core, cursor: str) -> None:
+    try:
+        flow = core.list_page("list_item_create_jobs", status=None, cursor=cursor, fields=None)
+        request = first_request(flow)
+    except InvalidRequestError:
+        return
+    assert request.url.params.multi_items() == [("page[cursor]", cursor)]
+    assert request.url.path == "/api/catalog-item-bulk-create-jobs/"
+
+
+@PROFILE
+@given(ANY_TEXT)
+def test_any_status_is_one_filter_value_or_refused(core: Core, status: str) -> None:
+    try:
+        flow = core.list_page("list_item_create_jobs", status=status, cursor=None, fields=None)
+        request = first_request(flow)
+    except InvalidRequestError:
+        return
+    assert request.url.params.multi_items() == [("filter", f'equals(status,"{status}")')]
+    assert status and all(c.isalnum() or c in "_-" for c in status)
+
+
+# --- transport security ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a.klaviyo.com",
+        "HTTP://A.KLAVIYO.COM",
+        "http://10.0.0.5:8080",
+        "http://0.0.0.0:8080",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.nip.io",
+        "http://localhost@evil.example",
+        "http://[2001:db8::1]",
+    ],
+)
+@pytest.mark.parametrize("client_class", [CatalogJobs, AsyncCatalogJobs])
+def test_plain_http_is_refused_for_non_loopback_hosts(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs], url: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="https") as caught:
+        client_class(SECRET_KEY, base_url=url)
+    assert_no_key(str(caught.value))
+
+
+@pytest.mark.parametrize("bad", ["\u00e9", "\x00", "\t", "\ud800", "\u200b"])
+@pytest.mark.parametrize("client_class", [CatalogJobs, AsyncCatalogJobs])
+def test_a_key_or_revision_that_cannot_be_a_header_is_refused_at_once(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs], bad: str
+) -> None:
+    # Left to httpx, a non-ASCII key fails at request time with a UnicodeEncodeError whose
+    # `object` attribute holds the whole Authorization header, key and all.
+    with pytest.raises(ConfigurationError, match="API key") as caught:
+        client_class(SECRET_KEY[:10] + bad + SECRET_KEY[10:])
+    assert_no_key(str(caught.value), repr(vars(caught.value)))
+    with pytest.raises(ConfigurationError, match="revision"):
+        client_class(SECRET_KEY, revision="2023-01-24" + bad)
+    with pytest.raises(ConfigurationError, match="revision"):
+        client_class(SECRET_KEY, revision="2023-01-24\r\nX-Injected: 1")
+
+
+def ssl_context_of(client: CatalogJobs | AsyncCatalogJobs) -> ssl.SSLContext:
+    # httpx keeps it on the connection pool of its default transport.
+    context = client._http._transport._pool._ssl_context  # type: ignore[union-attr]
+    assert isinstance(context, ssl.SSLContext)
+    return context
+
+
+@pytest.mark.parametrize("client_class", [CatalogJobs, AsyncCatalogJobs])
+def test_tls_verification_is_on_by_default_and_no_option_turns_it_off(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs],
+) -> None:
+    client = client_class(SECRET_KEY)
+    try:
+        context = ssl_context_of(client)
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    finally:
+        if isinstance(client, CatalogJobs):
+            client.close()
+        else:
+            asyncio.run(client.aclose())
+    # Only an app-supplied http_client can change TLS settings: that choice stays the app's.
+    parameters = set(inspect.signature(client_class).parameters)
+    assert parameters == {
+        "api_key",
+        "revision",
+        "base_url",
+        "timeout",
+        "max_retries",
+        "retry_backoff",
+        "deadline",
+        "rate_limits",
+        "rate_limiter",
+        "http_client",
+    }
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not on the PATH")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    arguments = "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext"
+    san = "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    command = [openssl, *arguments.split(), san, "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(command, check=True, capture_output=True)
+    return cert, key
+
+
+def test_a_self_signed_server_is_refused_before_any_request(
+    mode: Mode, self_signed: tuple[Path, Path]
+) -> None:
+    cert, key = self_signed
+    server = Listener("127.0.0.1", Answer(body=json.dumps(docs.single(docs.job("J"))).encode()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        https = options(f"https://127.0.0.1:{port}", SECRET_KEY, max_retries=0)
+        with pytest.raises(TransportError, match="ConnectError"):
+            call(mode, https, "get_item_update_job", "J")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.requests == []  # the key never went out: the handshake failed first
