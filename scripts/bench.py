@@ -119,7 +119,7 @@ def log(message: str) -> None:
 
 
 def bench_cpu(cfg: Config, env: Env) -> Json:
-    clients = ["floor", "facade"] + (["sdk"] if env.sdk_python else [])
+    clients = ["floor", "facade", "facade-json"] + (["sdk"] if env.sdk_python else [])
     runs: dict[str, dict[int, list[Json]]] = {c: {n: [] for n in cfg.sizes} for c in clients}
     bodies: dict[int, dict[str, int]] = {}
     with FakeServer(rate_limits=None, python=env.python) as fake:

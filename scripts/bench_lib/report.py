@@ -16,7 +16,8 @@ NA = "\u2013"  # en dash: no value
 
 CLIENT_NAMES = {
     "floor": "floor: httpx.Client.get + json.loads",
-    "facade": "facade: CatalogJobs.get_item_update_job",
+    "facade": "facade: CatalogJobs.get_item_update_job (with orjson, if installed)",
+    "facade-json": "facade without the [speedups] extra (json.loads)",
     "sdk": "klaviyo-api 25.0.0: Catalogs.get_bulk_update_catalog_items_job",
 }
 

@@ -191,8 +191,19 @@ def sdk_call(args: Json) -> tuple[Call, Callable[[], None]]:
     return call, lambda: None
 
 
+def facade_stdlib_json_call(args: Json) -> tuple[Call, Callable[[], None]]:
+    """The facade without the [speedups] extra: the standard library's JSON decoder."""
+    import json
+
+    from klaviyo_catalog import _jsonapi
+
+    _jsonapi.loads = json.loads
+    return facade_call(args)
+
+
 CLIENTS: dict[str, Callable[[Json], tuple[Call, Callable[[], None]]]] = {
     "facade": facade_call,
+    "facade-json": facade_stdlib_json_call,
     "floor": floor_call,
     "sdk": sdk_call,
 }
