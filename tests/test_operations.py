@@ -1,0 +1,56 @@
+"""The facade builds each request from the generated operation table; it must be exactly the
+request the generated endpoint function would build, for every operation."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+from klaviyo_catalog import InvalidRequestError
+from klaviyo_catalog._operations import operation
+from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
+
+JOB_IDS = ["01J7N59PCST6753B8VJYATBJDT", "a/b?c=d#e+f", "ünïcode id", "%2F.."]
+
+
+def cases(name: str) -> list[dict[str, Any]]:
+    spec = OPERATIONS[name]
+    job_type = spec.job_type
+    base: list[dict[str, Any]] = [{}]
+    first_fields = {json_type: list(names[:2]) for json_type, names in spec.fields.items()}
+    base.append({"fields": first_fields})
+    if spec.include:
+        base.append({"include": list(spec.include), "fields": {job_type: ["status"]}})
+    if spec.is_list:
+        base += [
+            {"status": "processing"},
+            {"cursor": "b2Zmc2V0+/=&x=1"},
+            {"status": "queued", "cursor": "c", "fields": first_fields},
+        ]
+        return base
+    return [{**case, "job_id": job_id} for case in base for job_id in JOB_IDS]
+
+
+def generated_kwargs(name: str, arguments: dict[str, Any], params: dict[str, str]) -> Any:
+    module = importlib.import_module(f"klaviyo_catalog_api.api.catalog_jobs.{name}")
+    keywords = {OPERATIONS[name].query_params[wire]: value for wire, value in params.items()}
+    if "job_id" in arguments:
+        keywords["job_id"] = arguments["job_id"]
+    return module._get_kwargs(revision=REVISION, **keywords)
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_requests_equal_the_generated_functions(name: str) -> None:
+    for arguments in cases(name):
+        parts, _ = operation(name).build(revision=REVISION, **arguments)
+        expected = generated_kwargs(name, arguments, dict(parts.params))
+        assert parts.method == expected["method"].upper()
+        assert parts.path == expected["url"], arguments
+        assert dict(parts.params) == expected["params"]
+        assert dict(parts.headers) == expected["headers"]
+
+
+def test_a_list_parameter_on_a_single_job_operation_is_refused() -> None:
+    with pytest.raises(InvalidRequestError, match="does not take page"):
+        operation("get_item_update_job").build(revision=REVISION, job_id="x", cursor="c")
