@@ -27,13 +27,10 @@ from typing import IO, Any, Self
 
 from scripts.bench_lib.common import FAKE_MODULE, ROOT, BenchError, Json, child_env
 
-BACKLOG = 1024
-
 
 def serve(config: Json) -> None:
     from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
-    _raise_backlog()
     limits = config.get("rate_limits")
     fake = FakeKlaviyo(
         rate_limits=[(int(c), float(s)) for c, s in limits] if limits else None,
@@ -78,23 +75,6 @@ def serve(config: Json) -> None:
                 break
             else:
                 _reply({"error": f"unknown command {command!r}"})
-
-
-def _raise_backlog() -> None:
-    """Give the fake's listening socket a real server's backlog instead of socketserver's 5.
-
-    With 50 connections opening at once, a backlog of 5 overflows; the kernel drops the SYNs
-    and the clients retry them a second later, so the benchmark would measure TCP's
-    retransmission timer. The fake's files are left alone: only its server class's
-    `request_queue_size` is raised, in this process.
-    """
-    try:
-        from klaviyo_catalog.testing import _http
-    except ImportError:
-        return
-    server_class: Any = getattr(_http, "_Server", None)
-    if server_class is not None and getattr(server_class, "request_queue_size", 0) < BACKLOG:
-        server_class.request_queue_size = BACKLOG
 
 
 def _reply(message: Json) -> None:

@@ -16,7 +16,7 @@ NA = "\u2013"  # en dash: no value
 
 CLIENT_NAMES = {
     "floor": "floor: httpx.Client.get + json.loads",
-    "facade": "facade: CatalogJobs.get_item_update_job (with orjson, if installed)",
+    "facade": "facade: CatalogJobs.get_item_update_job, with the [speedups] extra (orjson)",
     "facade-json": "facade without the [speedups] extra (json.loads)",
     "sdk": "klaviyo-api 25.0.0: Catalogs.get_bulk_update_catalog_items_job",
 }
