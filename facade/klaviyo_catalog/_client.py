@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 
@@ -26,6 +26,7 @@ from .errors import ConfigurationError
 __all__ = ["AsyncCatalogJobs", "CatalogJobs"]
 
 T = TypeVar("T")
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -71,21 +72,24 @@ def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
     return check(rate_limits, "rate_limits")
 
 
-class _ClientBase:
-    """Configuration shared by both clients; no I/O."""
+class _ClientBase(Generic[H]):
+    """Configuration shared by both clients, and their one constructor; no I/O."""
+
+    _http_class: ClassVar[type[httpx.Client] | type[httpx.AsyncClient]]
 
     def __init__(
         self,
-        api_key: str | None,
+        api_key: str | None = None,
         *,
-        revision: str | None,
-        base_url: str,
-        timeout: float | httpx.Timeout,
-        max_retries: int,
-        retry_backoff: float,
-        deadline: float | None,
-        rate_limits: RateLimits,
-        rate_limiter: RateLimiter | None,
+        revision: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 4,
+        retry_backoff: float = 0.5,
+        deadline: float | None = None,
+        rate_limits: RateLimits = None,
+        rate_limiter: RateLimiter | None = None,
+        http_client: H | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("KLAVIYO_API_KEY")
         if not key or not key.strip():
@@ -119,6 +123,14 @@ class _ClientBase:
             rate_limits=_checked_rate_limits(rate_limits),
             user_agent=f"klaviyo-catalog-jobs/{__version__} httpx/{httpx.__version__}",
         )
+        http_class: Any = self._http_class
+        if http_client is not None and not isinstance(http_client, http_class):
+            raise ConfigurationError(
+                f"http_client must be an httpx.{http_class.__name__} for {type(self).__name__}"
+            )
+        self._owns_http = http_client is None
+        self._http: H = http_client if http_client is not None else http_class()
+        self._core = Core(self._settings, self._http.build_request)
 
     @property
     def revision(self) -> str:
@@ -133,7 +145,7 @@ class _ClientBase:
         return f"{type(self).__name__}(base_url={self.base_url!r}, revision={self.revision!r})"
 
 
-class CatalogJobs(_ClientBase):
+class CatalogJobs(_ClientBase[httpx.Client]):
     """Klaviyo's catalog bulk jobs, synchronously. Use it as a context manager, or close() it.
 
     - `api_key`: a private key; defaults to the KLAVIYO_API_KEY environment variable.
@@ -153,36 +165,7 @@ class CatalogJobs(_ClientBase):
       sets its own auth and headers, and does not close it.
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        revision: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        timeout: float | httpx.Timeout = 30.0,
-        max_retries: int = 4,
-        retry_backoff: float = 0.5,
-        deadline: float | None = None,
-        rate_limits: RateLimits = None,
-        rate_limiter: RateLimiter | None = None,
-        http_client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            revision=revision,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            deadline=deadline,
-            rate_limits=rate_limits,
-            rate_limiter=rate_limiter,
-        )
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise ConfigurationError("http_client must be an httpx.Client for CatalogJobs")
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.Client()
-        self._core = Core(self._settings, self._http.build_request)
+    _http_class = httpx.Client
 
     def _run(self, flow: Flow[T]) -> T:
         outcome: httpx.Response | httpx.HTTPError | None = None
@@ -291,41 +274,10 @@ class CatalogJobs(_ClientBase):
         self.close()
 
 
-class AsyncCatalogJobs(_ClientBase):
+class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
     """The same as `CatalogJobs`, for asyncio: `async with`, `await`, `async for`."""
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        revision: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        timeout: float | httpx.Timeout = 30.0,
-        max_retries: int = 4,
-        retry_backoff: float = 0.5,
-        deadline: float | None = None,
-        rate_limits: RateLimits = None,
-        rate_limiter: RateLimiter | None = None,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            revision=revision,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            deadline=deadline,
-            rate_limits=rate_limits,
-            rate_limiter=rate_limiter,
-        )
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError(
-                "http_client must be an httpx.AsyncClient for AsyncCatalogJobs"
-            )
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.AsyncClient()
-        self._core = Core(self._settings, self._http.build_request)
+    _http_class = httpx.AsyncClient
 
     async def _run(self, flow: Flow[T]) -> T:
         outcome: httpx.Response | httpx.HTTPError | None = None
