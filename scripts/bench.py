@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -48,7 +49,6 @@ from scripts.bench_lib.common import (  # noqa: E402
     run_worker,
 )
 from scripts.bench_lib.fake_server import FakeServer  # noqa: E402
-from scripts.bench_lib.redis_server import REDIS_SERVER, running_redis  # noqa: E402
 from scripts.bench_lib.windows import analyse  # noqa: E402
 from scripts.bench_lib.workers import STARTUP  # noqa: E402
 
@@ -387,11 +387,14 @@ def bench_ratelimit(cfg: Config, env: Env) -> Json:
     log(f"rate limit: one process, in-memory limiter without hints, {cfg.rl_diag_seconds:g} s")
     out["runs"]["memory_no_hints"] = rate_run(env, cfg.rl_diag_seconds, 1, None, hints=False)
     out["overhead"] = run_worker(env.python, "limiter_overhead", {"n": cfg.limiter_n_memory})
-    redis_ok = REDIS_SERVER is not None and importlib.util.find_spec("redis") is not None
+    redis_ok = bool(shutil.which("redis-server")) and importlib.util.find_spec("redis") is not None
     if not redis_ok:
         out["redis_skipped"] = "redis-server or redis-py is missing"
         return out
-    with running_redis() as url:
+    from klaviyo_catalog.testing import running_redis_server
+
+    with running_redis_server() as server:
+        url = server.url
         log(f"rate limit: {cfg.rl_processes} processes sharing Redis, {cfg.rl_seconds:g} s")
         out["runs"]["redis"] = rate_run(env, cfg.rl_seconds, cfg.rl_processes, url)
         overhead = run_worker(

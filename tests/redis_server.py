@@ -1,109 +1,18 @@
-"""A throwaway `redis-server` for tests: loopback only, a free port, no persistence.
+"""The pytest side of `klaviyo_catalog.testing.running_redis_server`.
 
-A test module wraps `running_redis_server()` in its own fixture, e.g. of module scope (a
-fixture imported from here would trip ruff's F401/F811, and there is no conftest.py). Tests
-that need a server carry `requires_redis_server`, which skips them only when `redis-server` is
-not on PATH: install it with `apt-get install -y redis-server`.
+A test module wraps `running_redis_server()` in its own fixture (a fixture imported from here
+would trip ruff's F401/F811, and there is no conftest.py). Tests that need a server carry
+`requires_redis_server`, which skips them only when `redis-server` is not on PATH.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
+from klaviyo_catalog.testing import REDIS_SERVER, RedisServer, running_redis_server
 
 __all__ = ["RedisServer", "requires_redis_server", "running_redis_server"]
-
-REDIS_SERVER = shutil.which("redis-server")
 
 requires_redis_server = pytest.mark.skipif(
     REDIS_SERVER is None,
     reason="redis-server is not on PATH (apt-get install -y redis-server)",
 )
-
-
-@dataclass(frozen=True)
-class RedisServer:
-    host: str
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _ready(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def running_redis_server(startup_timeout: float = 10.0) -> Iterator[RedisServer]:
-    """Start redis-server on 127.0.0.1, yield it once it answers PING, stop it afterwards."""
-    if REDIS_SERVER is None:
-        raise RuntimeError("redis-server is not on PATH")
-    with tempfile.TemporaryDirectory(prefix="redis-test-") as tmp:
-        # The port is free when probed but could be taken before redis binds it: retry.
-        last_log = ""
-        for _attempt in range(5):
-            port = _free_port()
-            log = Path(tmp) / f"redis-{port}.log"
-            options = {
-                "--bind": "127.0.0.1",
-                "--port": str(port),
-                "--save": "",  # no snapshots (no shell, so this is a real empty argument)
-                "--appendonly": "no",
-                "--dir": tmp,
-                "--logfile": str(log),
-                "--daemonize": "no",
-            }
-            process = subprocess.Popen(
-                [REDIS_SERVER, *(part for option in options.items() for part in option)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            deadline = time.monotonic() + startup_timeout
-            while process.poll() is None and time.monotonic() < deadline:
-                if _ready("127.0.0.1", port):
-                    break
-                time.sleep(0.02)
-            else:
-                _stop(process)
-                last_log = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                continue
-            try:
-                yield RedisServer("127.0.0.1", port, process)
-            finally:
-                _stop(process)
-            return
-        raise RuntimeError(f"redis-server did not start; its log ends:\n{last_log}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -12,15 +12,19 @@ from ._fake import DEFAULT_API_KEY, FakeKlaviyo, JobOptions, RequestRecord
 from ._faults import Fault
 from ._model import DEFAULT_REVISION, JOB_KINDS, JobKind
 from ._ratelimit import DEFAULT_RATE_LIMITS
+from ._redis import REDIS_SERVER, RedisServer, running_redis_server
 
 __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_RATE_LIMITS",
     "DEFAULT_REVISION",
     "JOB_KINDS",
+    "REDIS_SERVER",
     "FakeKlaviyo",
     "Fault",
     "JobKind",
     "JobOptions",
+    "RedisServer",
     "RequestRecord",
+    "running_redis_server",
 ]
