@@ -564,3 +564,22 @@ def test_every_revision_shape_of_the_fake_reads_the_same(revision: str) -> None:
     assert job.id == job_id and job.items is not None and len(job.items) == 3
     assert all(isinstance(item, Item) for item in job.items)
     assert len(jobs) == 150 and len({j.id for j in jobs}) == 150
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"fields": ["title"]},
+        {"fields": {("catalog-item",): ["title"]}},
+        {"fields": {"catalog-item": 5}},
+        {"fields": {"catalog-item": [["title"]]}},
+        {"include": 5},
+        {"include": [["items"]]},
+    ],
+)
+def test_arguments_of_the_wrong_shape_are_invalid_requests(
+    api: Api, server: RecordingServer, kwargs: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidRequestError):
+        api.get_item_update_job("JOB1", **kwargs)
+    assert server.requests == []

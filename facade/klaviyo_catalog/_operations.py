@@ -1,8 +1,9 @@
-"""The five operations as data: one `Operation` each, built from the generated spec table.
+"""The five operations as data: one `Operation` each, over the generated operation table.
 
-Everything an operation needs (its generated request builder, response model, allowed sparse
-fields and includes, rate limits) is looked up here, so the client has one code path for all
-five. Generated modules are imported on first use, which keeps `import klaviyo_catalog` cheap.
+Everything an operation needs (path, query parameters, allowed sparse fields and includes,
+media type, rate limits) comes from `klaviyo_catalog_api.catalog_spec`, which `make gen` writes
+from the curated spec; so the client has one code path for all five, and a regenerated table
+is all a new revision needs. Validation happens here, before any request.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class Operation:
         """Validate the arguments and build the request; raises InvalidRequestError.
 
         Built from the operation table that `make gen` writes beside the generated functions,
-        so the first call does not import the generated package (about a third of start-up).
+        so a call never imports the generated endpoint modules and their models (they were a
+        third of start-up).
         tests/test_operations.py checks the result equals the generated `_get_kwargs`' for
         every operation. Returns the request and the relationships it includes.
         """
@@ -85,6 +87,8 @@ class Operation:
         included = self._include(include)
         if included:
             query["include"] = ",".join(included)
+        if fields is not None and not isinstance(fields, Mapping):
+            raise InvalidRequestError(f"{self.name}: fields must map a type to field names")
         for json_type, names in (fields or {}).items():
             query[f"fields[{json_type}]"] = self._fields(json_type, names)
         if status is not None:
@@ -122,23 +126,25 @@ class Operation:
             return ()
         if isinstance(include, str):
             include = [include]  # a lone "items" is a common, harmless slip
-        names = tuple(dict.fromkeys(include))
-        for name in names:
+        if not isinstance(include, Iterable):
+            raise InvalidRequestError(f"{self.name}: include must be a list of relationships")
+        names = list(include)
+        for name in names:  # checked before dedup, which would need hashable names
             if name not in self.spec.include:
                 allowed = ", ".join(self.spec.include) or "nothing (this endpoint has no include)"
                 raise InvalidRequestError(
                     f"{self.name}: cannot include {name!r}; allowed: {allowed}"
                 )
-        return names
+        return tuple(dict.fromkeys(names))
 
     def _fields(self, json_type: str, names: Sequence[str]) -> str:
-        allowed = self.spec.fields.get(json_type)
+        allowed = self.spec.fields.get(json_type) if isinstance(json_type, str) else None
         if allowed is None:
             types = ", ".join(self.spec.fields)
             raise InvalidRequestError(
                 f"{self.name}: no sparse fieldset for type {json_type!r}; types: {types}"
             )
-        if isinstance(names, str) or not names:
+        if isinstance(names, str) or not isinstance(names, Iterable) or not names:
             raise InvalidRequestError(
                 f"{self.name}: fields[{json_type}] must be a non-empty list of field names"
             )
