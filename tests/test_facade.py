@@ -21,12 +21,14 @@ from klaviyo_catalog import (
     JobStatus,
     NotFoundError,
     PermissionDeniedError,
+    Rate,
     RateLimitError,
     ResourceRef,
     ServerError,
     TransportError,
     WaitTimeoutError,
 )
+from klaviyo_catalog._operations import operation
 from klaviyo_catalog.testing import FakeKlaviyo
 from klaviyo_catalog_api.models import CatalogItem
 
@@ -583,3 +585,24 @@ def test_arguments_of_the_wrong_shape_are_invalid_requests(
     with pytest.raises(InvalidRequestError):
         api.get_item_update_job("JOB1", **kwargs)
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "rate_limits",
+    [[], ["350/s"], {"get_item_update_jobs": [Rate(1, 1.0)]}, {"get_item_update_job": []}],
+)
+def test_bad_rate_limits_are_a_configuration_error(rate_limits: Any) -> None:
+    with pytest.raises(ConfigurationError, match="rate_limits"):
+        CatalogJobs(API_KEY, rate_limits=rate_limits)
+
+
+def test_rate_limits_per_operation_override_the_spec(server: RecordingServer) -> None:
+    with CatalogJobs(
+        API_KEY, base_url=server.base_url, rate_limits={"get_item_update_job": [Rate(2, 60.0)]}
+    ) as kc:
+        op = operation("get_item_update_job")
+        assert kc._settings.rates(op) == [Rate(2, 60.0)]
+        assert kc._settings.rates(operation("list_item_create_jobs")) == [
+            Rate(350, 1.0),
+            Rate(3500, 60.0),
+        ]

@@ -17,7 +17,7 @@ import httpx
 
 from ._core import Core, Fields, Flow, PageWalk, RateLimits, Send, Settings
 from ._models import BulkJob, Page
-from ._operations import REVISION
+from ._operations import OPERATIONS, REVISION
 from ._ratelimit import Rate, RateLimiter, account_key, default_limiter
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -61,13 +61,23 @@ def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
     def check(rates: Any, where: str) -> list[Rate]:
         if isinstance(rates, Rate):
             rates = [rates]
-        if not isinstance(rates, Sequence) or not all(isinstance(r, Rate) for r in rates):
-            raise ConfigurationError(f"{where} must be a list of klaviyo_catalog.Rate")
+        if (
+            not isinstance(rates, Sequence)
+            or not rates
+            or not all(isinstance(r, Rate) for r in rates)
+        ):
+            raise ConfigurationError(f"{where} must be a non-empty list of klaviyo_catalog.Rate")
         return list(rates)
 
     if rate_limits is None:
         return None
     if isinstance(rate_limits, Mapping):
+        unknown = sorted(str(op) for op in rate_limits if op not in OPERATIONS)
+        if unknown:
+            raise ConfigurationError(
+                f"rate_limits names no such operation: {', '.join(unknown)}; "
+                f"operations: {', '.join(sorted(OPERATIONS))}"
+            )
         return {str(op): check(rates, f"rate_limits[{op!r}]") for op, rates in rate_limits.items()}
     return check(rate_limits, "rate_limits")
 

@@ -17,7 +17,14 @@ from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION, OperationSpec
 
 from .errors import InvalidRequestError
 
-__all__ = ["REVISION", "Operation", "RequestParts", "operation", "operation_for_job_type"]
+__all__ = [
+    "OPERATIONS",
+    "REVISION",
+    "Operation",
+    "RequestParts",
+    "operation",
+    "operation_for_job_type",
+]
 
 STATUS_FILTER = 'equals(status,"{}")'
 # Klaviyo dropped the trailing slash of these paths, and moved to the JSON:API media type, in
