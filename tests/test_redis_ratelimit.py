@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import multiprocessing
+import socket
 import threading
 import time
 import uuid
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 import redis
+from klaviyo_catalog import CatalogJobs, TransportError
 from klaviyo_catalog._ratelimit import DEFAULT_MARGIN, Rate, RateLimiter
 from klaviyo_catalog._redis_ratelimit import RedisNotInstalledError, RedisRateLimiter
+from klaviyo_catalog.testing import FakeKlaviyo
 
 from tests.redis_server import RedisServer, requires_redis_server, running_redis_server
 from tests.test_ratelimit import (
@@ -285,3 +288,16 @@ def test_without_redis_py_the_error_says_what_to_install(monkeypatch: pytest.Mon
     with pytest.raises(RedisNotInstalledError, match=r"klaviyo-catalog-jobs\[redis\]") as caught:
         RedisRateLimiter("redis://localhost")
     assert isinstance(caught.value, ImportError)
+
+
+def test_an_unreachable_redis_is_a_transport_error_of_the_call() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{port}/0")
+    with (
+        FakeKlaviyo() as fake,
+        CatalogJobs(fake.api_key, base_url=fake.base_url, rate_limiter=limiter) as kc,
+        pytest.raises(TransportError, match="rate limiter failed"),
+    ):
+        kc.get_item_update_job(fake.add_job("item-update"))

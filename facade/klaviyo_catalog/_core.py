@@ -187,7 +187,7 @@ class Core:
         retries = 0
         while True:
             # Every attempt, retries included, passes the limiter.
-            while (wait := s.limiter.try_acquire(s.account, op.name, rates)) > 0:
+            while (wait := self._limit(s.limiter.try_acquire, s.account, op.name, rates)) > 0:
                 self._check_deadline(op, started, wait, None)
                 yield Sleep(wait)
             # The headers carry the key: never held in a local, since error trackers record the
@@ -211,6 +211,18 @@ class Core:
             )
             yield Sleep(retry_wait)
 
+    @staticmethod
+    def _limit(method: Callable[..., T], *args: Any) -> T:
+        """Call the rate limiter; its own failures (say, Redis unreachable) are typed too."""
+        try:
+            return method(*args)
+        except KlaviyoError:
+            raise
+        except Exception as exc:
+            raise TransportError(
+                f"the rate limiter failed: {type(exc).__name__}: {exc!s:.200}"
+            ) from exc
+
     def _failure(
         self, op: Operation, result: httpx.Response | httpx.HTTPError, retry_number: int
     ) -> tuple[KlaviyoError, float | None]:
@@ -225,7 +237,7 @@ class Core:
         if response.status_code == 429:
             retry_after = retry_after_seconds(response.headers)
             wait = policy.wait_after_429(retry_after, retry_number)
-            self.settings.limiter.pause(self.settings.account, wait)
+            self._limit(self.settings.limiter.pause, self.settings.account, wait)
             return self._api_error(op, response, retry_after=retry_after), wait
         if response.status_code >= 400:
             if policy.should_retry_status(response.status_code):
@@ -279,7 +291,9 @@ class Core:
             reset = float(headers["ratelimit-reset"])
         except (KeyError, ValueError):
             return
-        self.settings.limiter.observe(self.settings.account, op.name, limit, remaining, reset)
+        self._limit(
+            self.settings.limiter.observe, self.settings.account, op.name, limit, remaining, reset
+        )
 
     def _parse(self, op: Operation, response: httpx.Response, parse: Callable[[Any], T]) -> T:
         document = jsonapi.decode(response, op.name)
