@@ -227,3 +227,46 @@ def test_clients_share_the_process_wide_limiter_by_default(fake: FakeKlaviyo) ->
         # One limiter, keyed by account: the same key means the same budget.
         assert a._settings.limiter is b._settings.limiter
         assert a._settings.account == b._settings.account != fake.api_key
+
+
+class SlowSharedLimiter(MemoryRateLimiter):
+    """A limiter whose every call blocks on I/O for a while, as a remote one does."""
+
+    blocking_io = True
+
+    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> float:
+        time.sleep(0.2)
+        return super().try_acquire(account, operation, rates)
+
+
+def test_a_blocking_limiter_never_blocks_the_event_loop(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+
+    async def run() -> float:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        async with async_client(fake, rate_limiter=SlowSharedLimiter()) as kc:
+            await asyncio.gather(*(kc.get_item_update_job(job_id) for _ in range(3)))
+        done.set()
+        await tick
+        return max(gaps)
+
+    # Three 0.2 s limiter calls ran, yet the loop never stalled for anything like that long.
+    assert asyncio.run(run()) < 0.1
+    assert [r.status for r in fake.request_log] == [200, 200, 200]
+
+
+def test_a_blocking_limiter_works_from_the_sync_client(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+    with client(fake, rate_limiter=SlowSharedLimiter()) as kc:
+        assert kc.get_item_update_job(job_id).id == job_id

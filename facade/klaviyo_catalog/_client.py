@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 
-from ._core import Core, Fields, Flow, PageWalk, RateLimits, Send, Settings
+from ._core import Call, Core, Fields, Flow, PageWalk, RateLimits, Send, Settings
 from ._models import BulkJob, Page
 from ._operations import OPERATIONS, REVISION
 from ._ratelimit import Rate, RateLimiter, account_key, default_limiter
@@ -178,7 +178,7 @@ class CatalogJobs(_ClientBase[httpx.Client]):
     _http_class = httpx.Client
 
     def _run(self, flow: Flow[T]) -> T:
-        outcome: httpx.Response | httpx.HTTPError | None = None
+        outcome: Any = None
         while True:
             try:
                 action = flow.send(outcome)
@@ -189,6 +189,11 @@ class CatalogJobs(_ClientBase[httpx.Client]):
                 try:
                     outcome = self._http.send(action.request)
                 except httpx.HTTPError as exc:  # the flow decides whether to retry
+                    outcome = exc
+            elif isinstance(action, Call):
+                try:
+                    outcome = action.function()
+                except Exception as exc:  # the flow types it
                     outcome = exc
             else:
                 time.sleep(action.seconds)
@@ -290,7 +295,11 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
     _http_class = httpx.AsyncClient
 
     async def _run(self, flow: Flow[T]) -> T:
-        outcome: httpx.Response | httpx.HTTPError | None = None
+        # Imported here: asyncio costs sync-only apps ~25 ms of start-up, and an async app has
+        # it loaded already.
+        import asyncio
+
+        outcome: Any = None
         while True:
             try:
                 action = flow.send(outcome)
@@ -302,11 +311,12 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
                     outcome = await self._http.send(action.request)
                 except httpx.HTTPError as exc:
                     outcome = exc
+            elif isinstance(action, Call):
+                try:  # off the event loop: it blocks on I/O
+                    outcome = await asyncio.to_thread(action.function)
+                except Exception as exc:
+                    outcome = exc
             else:
-                # Imported here: asyncio costs sync-only apps ~25 ms of start-up, and an async
-                # app has it loaded already.
-                import asyncio
-
                 await asyncio.sleep(action.seconds)
                 outcome = None
 

@@ -9,6 +9,7 @@ pagination state and polling. `CatalogJobs` drives flows with `httpx.Client` and
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -48,9 +49,18 @@ class Sleep:
     seconds: float
 
 
-Action = Send | Sleep
-# A flow receives an httpx.Response, or the httpx.HTTPError the send raised, after each Send.
-Flow = Generator[Action, "httpx.Response | httpx.HTTPError | None", T]
+@attrs.frozen
+class Call:
+    """Run a function that does blocking I/O (a Redis round trip): the async driver runs it in
+    a worker thread, so the event loop never waits on it."""
+
+    function: Callable[[], Any]
+
+
+Action = Send | Sleep | Call
+# What a flow receives back: after a Send, the httpx.Response or the httpx.HTTPError the send
+# raised; after a Call, its result or the exception it raised; after a Sleep, None.
+Flow = Generator[Action, Any, T]
 Fields = Mapping[str, Sequence[str]] | None
 RateLimits = Sequence[Rate] | Mapping[str, Sequence[Rate]] | None
 
@@ -187,7 +197,10 @@ class Core:
         retries = 0
         while True:
             # Every attempt, retries included, passes the limiter.
-            while (wait := self._limit(s.limiter.try_acquire, s.account, op.name, rates)) > 0:
+            while True:
+                wait = yield from self._limit(s.limiter.try_acquire, s.account, op.name, rates)
+                if wait <= 0:
+                    break
                 self._check_deadline(op, started, wait, None)
                 yield Sleep(wait)
             # The headers carry the key: never held in a local, since error trackers record the
@@ -199,9 +212,12 @@ class Core:
             if result is None:
                 raise RuntimeError("a flow driver must answer each Send")
             if isinstance(result, httpx.Response) and result.is_success:
-                self._observe(op, result)
+                yield from self._observe(op, result)
                 return result
             error, retry_wait = self._failure(op, result, retries + 1)
+            if isinstance(error, RateLimitError) and retry_wait is not None:
+                # Every request of the account waits, retried or not.
+                yield from self._limit(s.limiter.pause, s.account, retry_wait)
             if retry_wait is None or retries >= s.retry.max_retries:
                 raise error
             self._check_deadline(op, started, retry_wait, error)
@@ -211,10 +227,15 @@ class Core:
             )
             yield Sleep(retry_wait)
 
-    @staticmethod
-    def _limit(method: Callable[..., T], *args: Any) -> T:
-        """Call the rate limiter; its own failures (say, Redis unreachable) are typed too."""
+    def _limit(self, method: Callable[..., T], *args: Any) -> Flow[T]:
+        """Call the rate limiter: inline, or as a Call when it does blocking I/O. Its own
+        failures (say, Redis unreachable) become TransportError too."""
         try:
+            if getattr(self.settings.limiter, "blocking_io", False):
+                result = yield Call(functools.partial(method, *args))
+                if isinstance(result, Exception):
+                    raise result
+                return result  # type: ignore[no-any-return]
             return method(*args)
         except KlaviyoError:
             raise
@@ -237,7 +258,6 @@ class Core:
         if response.status_code == 429:
             retry_after = retry_after_seconds(response.headers)
             wait = policy.wait_after_429(retry_after, retry_number)
-            self._limit(self.settings.limiter.pause, self.settings.account, wait)
             return self._api_error(op, response, retry_after=retry_after), wait
         if response.status_code >= 400:
             if policy.should_retry_status(response.status_code):
@@ -282,7 +302,7 @@ class Core:
                 f"{op.name}: the rate limit wait would pass the {deadline:g}s deadline"
             )
 
-    def _observe(self, op: Operation, response: httpx.Response) -> None:
+    def _observe(self, op: Operation, response: httpx.Response) -> Flow[None]:
         """Feed RateLimit-* headers to the limiter, so it slows when others share the quota."""
         headers = response.headers
         try:
@@ -291,7 +311,7 @@ class Core:
             reset = float(headers["ratelimit-reset"])
         except (KeyError, ValueError):
             return
-        self._limit(
+        yield from self._limit(
             self.settings.limiter.observe, self.settings.account, op.name, limit, remaining, reset
         )
 

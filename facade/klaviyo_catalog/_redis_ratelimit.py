@@ -181,6 +181,9 @@ class RedisRateLimiter:
     In async code each call is a short blocking round trip (about 0.1 ms on loopback).
     """
 
+    # Each call is a network round trip: the async client runs it off the event loop.
+    blocking_io = True
+
     def __init__(
         self,
         redis_url: str | None = None,
