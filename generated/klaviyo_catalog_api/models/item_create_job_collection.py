@@ -10,7 +10,6 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
-    from ..models.catalog_item import CatalogItem
     from ..models.collection_links import CollectionLinks
     from ..models.item_create_job import ItemCreateJob
 
@@ -23,12 +22,10 @@ class ItemCreateJobCollection:
     """
     Attributes:
         data (list[ItemCreateJob]):
-        included (list[CatalogItem] | Unset):
         links (CollectionLinks | Unset):
     """
 
     data: list[ItemCreateJob]
-    included: list[CatalogItem] | Unset = UNSET
     links: CollectionLinks | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -37,13 +34,6 @@ class ItemCreateJobCollection:
         for data_item_data in self.data:
             data_item = data_item_data.to_dict()
             data.append(data_item)
-
-        included: list[dict[str, Any]] | Unset = UNSET
-        if not isinstance(self.included, Unset):
-            included = []
-            for included_item_data in self.included:
-                included_item = included_item_data.to_dict()
-                included.append(included_item)
 
         links: dict[str, Any] | Unset = UNSET
         if not isinstance(self.links, Unset):
@@ -56,8 +46,6 @@ class ItemCreateJobCollection:
                 "data": data,
             }
         )
-        if included is not UNSET:
-            field_dict["included"] = included
         if links is not UNSET:
             field_dict["links"] = links
 
@@ -65,7 +53,6 @@ class ItemCreateJobCollection:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.catalog_item import CatalogItem  # noqa: PLC0415
         from ..models.collection_links import CollectionLinks  # noqa: PLC0415
         from ..models.item_create_job import ItemCreateJob  # noqa: PLC0415
 
@@ -77,15 +64,6 @@ class ItemCreateJobCollection:
 
             data.append(data_item)
 
-        _included = d.pop("included", UNSET)
-        included: list[CatalogItem] | Unset = UNSET
-        if _included is not UNSET:
-            included = []
-            for included_item_data in _included:
-                included_item = CatalogItem.from_dict(included_item_data)
-
-                included.append(included_item)
-
         _links = d.pop("links", UNSET)
         links: CollectionLinks | Unset
         if isinstance(_links, Unset):
@@ -95,7 +73,6 @@ class ItemCreateJobCollection:
 
         item_create_job_collection = cls(
             data=data,
-            included=included,
             links=links,
         )
 

@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 if TYPE_CHECKING:
     from ..models.catalog_item import CatalogItem
     from ..models.item_update_job import ItemUpdateJob
+    from ..models.resource_links import ResourceLinks
 
 
 T = TypeVar("T", bound="ItemUpdateJobDocument")
@@ -23,10 +24,12 @@ class ItemUpdateJobDocument:
     Attributes:
         data (ItemUpdateJob): A `catalog-item-bulk-update-job` resource.
         included (list[CatalogItem] | Unset):
+        links (ResourceLinks | Unset):
     """
 
     data: ItemUpdateJob
     included: list[CatalogItem] | Unset = UNSET
+    links: ResourceLinks | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,6 +42,10 @@ class ItemUpdateJobDocument:
                 included_item = included_item_data.to_dict()
                 included.append(included_item)
 
+        links: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.links, Unset):
+            links = self.links.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -48,6 +55,8 @@ class ItemUpdateJobDocument:
         )
         if included is not UNSET:
             field_dict["included"] = included
+        if links is not UNSET:
+            field_dict["links"] = links
 
         return field_dict
 
@@ -55,6 +64,7 @@ class ItemUpdateJobDocument:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.catalog_item import CatalogItem  # noqa: PLC0415
         from ..models.item_update_job import ItemUpdateJob  # noqa: PLC0415
+        from ..models.resource_links import ResourceLinks  # noqa: PLC0415
 
         d = dict(src_dict)
         data = ItemUpdateJob.from_dict(d.pop("data"))
@@ -68,9 +78,17 @@ class ItemUpdateJobDocument:
 
                 included.append(included_item)
 
+        _links = d.pop("links", UNSET)
+        links: ResourceLinks | Unset
+        if isinstance(_links, Unset):
+            links = UNSET
+        else:
+            links = ResourceLinks.from_dict(_links)
+
         item_update_job_document = cls(
             data=data,
             included=included,
+            links=links,
         )
 
         item_update_job_document.additional_properties = d

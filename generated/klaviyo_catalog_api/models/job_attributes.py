@@ -20,31 +20,29 @@ T = TypeVar("T", bound="JobAttributes")
 class JobAttributes:
     """
     Attributes:
-        job_id (str | Unset):
         status (str | Unset):
         created_at (str | Unset):
         total_count (int | Unset):
         completed_count (int | None | Unset):
         failed_count (int | None | Unset):
         completed_at (None | str | Unset):
-        expires_at (None | str | Unset):
         errors (list[JobError] | None | Unset):
+        expires_at (None | str | Unset):
+        job_id (str | Unset):
     """
 
-    job_id: str | Unset = UNSET
     status: str | Unset = UNSET
     created_at: str | Unset = UNSET
     total_count: int | Unset = UNSET
     completed_count: int | None | Unset = UNSET
     failed_count: int | None | Unset = UNSET
     completed_at: None | str | Unset = UNSET
-    expires_at: None | str | Unset = UNSET
     errors: list[JobError] | None | Unset = UNSET
+    expires_at: None | str | Unset = UNSET
+    job_id: str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        job_id = self.job_id
-
         status = self.status
 
         created_at = self.created_at
@@ -69,12 +67,6 @@ class JobAttributes:
         else:
             completed_at = self.completed_at
 
-        expires_at: None | str | Unset
-        if isinstance(self.expires_at, Unset):
-            expires_at = UNSET
-        else:
-            expires_at = self.expires_at
-
         errors: list[dict[str, Any]] | None | Unset
         if isinstance(self.errors, Unset):
             errors = UNSET
@@ -87,11 +79,17 @@ class JobAttributes:
         else:
             errors = self.errors
 
+        expires_at: None | str | Unset
+        if isinstance(self.expires_at, Unset):
+            expires_at = UNSET
+        else:
+            expires_at = self.expires_at
+
+        job_id = self.job_id
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update({})
-        if job_id is not UNSET:
-            field_dict["job_id"] = job_id
         if status is not UNSET:
             field_dict["status"] = status
         if created_at is not UNSET:
@@ -104,10 +102,12 @@ class JobAttributes:
             field_dict["failed_count"] = failed_count
         if completed_at is not UNSET:
             field_dict["completed_at"] = completed_at
-        if expires_at is not UNSET:
-            field_dict["expires_at"] = expires_at
         if errors is not UNSET:
             field_dict["errors"] = errors
+        if expires_at is not UNSET:
+            field_dict["expires_at"] = expires_at
+        if job_id is not UNSET:
+            field_dict["job_id"] = job_id
 
         return field_dict
 
@@ -116,8 +116,6 @@ class JobAttributes:
         from ..models.job_error import JobError  # noqa: PLC0415
 
         d = dict(src_dict)
-        job_id = d.pop("job_id", UNSET)
-
         status = d.pop("status", UNSET)
 
         created_at = d.pop("created_at", UNSET)
@@ -151,15 +149,6 @@ class JobAttributes:
 
         completed_at = _parse_completed_at(d.pop("completed_at", UNSET))
 
-        def _parse_expires_at(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        expires_at = _parse_expires_at(d.pop("expires_at", UNSET))
-
         def _parse_errors(data: object) -> list[JobError] | None | Unset:
             if data is None:
                 return data
@@ -182,16 +171,27 @@ class JobAttributes:
 
         errors = _parse_errors(d.pop("errors", UNSET))
 
+        def _parse_expires_at(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        expires_at = _parse_expires_at(d.pop("expires_at", UNSET))
+
+        job_id = d.pop("job_id", UNSET)
+
         job_attributes = cls(
-            job_id=job_id,
             status=status,
             created_at=created_at,
             total_count=total_count,
             completed_count=completed_count,
             failed_count=failed_count,
             completed_at=completed_at,
-            expires_at=expires_at,
             errors=errors,
+            expires_at=expires_at,
+            job_id=job_id,
         )
 
         job_attributes.additional_properties = d

@@ -11,6 +11,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.catalog_variant import CatalogVariant
+    from ..models.resource_links import ResourceLinks
     from ..models.variant_update_job import VariantUpdateJob
 
 
@@ -23,10 +24,12 @@ class VariantUpdateJobDocument:
     Attributes:
         data (VariantUpdateJob): A `catalog-variant-bulk-update-job` resource.
         included (list[CatalogVariant] | Unset):
+        links (ResourceLinks | Unset):
     """
 
     data: VariantUpdateJob
     included: list[CatalogVariant] | Unset = UNSET
+    links: ResourceLinks | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,6 +42,10 @@ class VariantUpdateJobDocument:
                 included_item = included_item_data.to_dict()
                 included.append(included_item)
 
+        links: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.links, Unset):
+            links = self.links.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -48,12 +55,15 @@ class VariantUpdateJobDocument:
         )
         if included is not UNSET:
             field_dict["included"] = included
+        if links is not UNSET:
+            field_dict["links"] = links
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.catalog_variant import CatalogVariant  # noqa: PLC0415
+        from ..models.resource_links import ResourceLinks  # noqa: PLC0415
         from ..models.variant_update_job import VariantUpdateJob  # noqa: PLC0415
 
         d = dict(src_dict)
@@ -68,9 +78,17 @@ class VariantUpdateJobDocument:
 
                 included.append(included_item)
 
+        _links = d.pop("links", UNSET)
+        links: ResourceLinks | Unset
+        if isinstance(_links, Unset):
+            links = UNSET
+        else:
+            links = ResourceLinks.from_dict(_links)
+
         variant_update_job_document = cls(
             data=data,
             included=included,
+            links=links,
         )
 
         variant_update_job_document.additional_properties = d

@@ -35,7 +35,7 @@ def _get_kwargs(
 
     _kwargs: dict[str, Any] = {
         "method": "get",
-        "url": "/api/catalog-item-bulk-update-jobs/{job_id}/".format(
+        "url": "/api/catalog-item-bulk-update-jobs/{job_id}".format(
             job_id=quote(str(job_id), safe=""),
         ),
         "params": params,

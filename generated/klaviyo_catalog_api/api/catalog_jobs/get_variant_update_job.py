@@ -37,7 +37,7 @@ def _get_kwargs(
 
     _kwargs: dict[str, Any] = {
         "method": "get",
-        "url": "/api/catalog-variant-bulk-update-jobs/{job_id}/".format(
+        "url": "/api/catalog-variant-bulk-update-jobs/{job_id}".format(
             job_id=quote(str(job_id), safe=""),
         ),
         "params": params,

@@ -33,7 +33,7 @@ def _get_kwargs(
 
     _kwargs: dict[str, Any] = {
         "method": "get",
-        "url": "/api/catalog-item-bulk-create-jobs/",
+        "url": "/api/catalog-item-bulk-create-jobs",
         "params": params,
     }
 

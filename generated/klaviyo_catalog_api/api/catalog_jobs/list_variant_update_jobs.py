@@ -35,7 +35,7 @@ def _get_kwargs(
 
     _kwargs: dict[str, Any] = {
         "method": "get",
-        "url": "/api/catalog-variant-bulk-update-jobs/",
+        "url": "/api/catalog-variant-bulk-update-jobs",
         "params": params,
     }
 
