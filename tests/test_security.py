@@ -36,6 +36,7 @@ from klaviyo_catalog import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RevisionRetiredError,
     ServerError,
     TransportError,
     WaitTimeoutError,
@@ -168,6 +169,8 @@ def provoke(
     yield RateLimitError, run("list_item_create_jobs", faults=(Fault.rate_limited("0"),))
     yield ServerError, run("get_item_update_job", job_id, faults=(Fault.status(503),))
     yield APIError, run("get_item_update_job", "J", faults=(json_body(docs.error(409, "x"), 409),))
+    gone = json_body(docs.error(410, "gone"), 410)
+    yield RevisionRetiredError, run("get_item_update_job", "J", faults=(gone,))
     yield TransportError, run("get_item_update_job", job_id, faults=(Fault.reset(),))
     yield TransportError, run("get_item_update_job", job_id, faults=(Fault.delay(0.5),))
     dead = options(f"http://127.0.0.1:{closed_port()}", SECRET_KEY, max_retries=0)

@@ -6,11 +6,19 @@ with CatalogJobs() as kc:  # the key comes from KLAVIYO_API_KEY
     job = kc.get_item_update_job(job_id, include=["items"])
 """
 
+import logging
+
 from ._client import AsyncCatalogJobs, CatalogJobs
 from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
 from ._ratelimit import Rate, RateLimiter
 from ._redis_ratelimit import RedisRateLimiter
 from ._resources import Category, Item, Resource, Variant
+from ._revisions import (
+    KlaviyoDeprecationWarning,
+    RevisionLifecycle,
+    RevisionStatus,
+    revision_lifecycle,
+)
 from ._version import __version__
 from .errors import (
     APIError,
@@ -24,6 +32,7 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RevisionRetiredError,
     ServerError,
     TransportError,
     WaitTimeoutError,
@@ -44,6 +53,7 @@ __all__ = [
     "Item",
     "JobError",
     "JobStatus",
+    "KlaviyoDeprecationWarning",
     "KlaviyoError",
     "NotFoundError",
     "Page",
@@ -54,9 +64,17 @@ __all__ = [
     "RedisRateLimiter",
     "Resource",
     "ResourceRef",
+    "RevisionLifecycle",
+    "RevisionRetiredError",
+    "RevisionStatus",
     "ServerError",
     "TransportError",
     "Variant",
     "WaitTimeoutError",
     "__version__",
+    "revision_lifecycle",
 ]
+
+# A library logs, the app decides where it goes: without this, Python's last-resort handler
+# would print the library's warnings to stderr in apps that configured no logging.
+logging.getLogger("klaviyo_catalog").addHandler(logging.NullHandler())

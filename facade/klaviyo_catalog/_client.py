@@ -20,6 +20,7 @@ from ._models import BulkJob, Page
 from ._operations import OPERATIONS, REVISION
 from ._ratelimit import Rate, RateLimiter, account_key, default_limiter
 from ._retry import RetryPolicy
+from ._revisions import Revision, warn_if_not_stable
 from ._version import __version__
 from .errors import ConfigurationError
 
@@ -112,10 +113,9 @@ class _ClientBase(Generic[H]):
             # It is sent as a header: httpx would fail on it at request time, with an encoding
             # error that carries the whole header, key included, in its `object` attribute.
             raise ConfigurationError("the API key contains a control or non-ASCII character")
-        if revision and not (
-            isinstance(revision, str) and revision.isascii() and revision.isprintable()
-        ):
-            raise ConfigurationError(f"revision {revision!r} is not a revision, e.g. {REVISION}")
+        # Checked here, once: a malformed revision would otherwise be sent, answered 400, and
+        # look like an API error. str() gives the canonical spelling.
+        chosen_revision = str(Revision.parse(REVISION if revision is None else revision))
         try:
             retry = RetryPolicy(
                 max_retries=max_retries, backoff_base=retry_backoff, deadline=deadline
@@ -125,7 +125,7 @@ class _ClientBase(Generic[H]):
         self._settings = Settings(
             api_key=key.strip(),
             account=account_key(key.strip()),
-            revision=revision or REVISION,
+            revision=chosen_revision,
             base_url=_checked_base_url(base_url),
             timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
             retry=retry,
@@ -141,6 +141,9 @@ class _ClientBase(Generic[H]):
         self._owns_http = http_client is None
         self._http: H = http_client if http_client is not None else http_class()
         self._core = Core(self._settings, self._http.build_request)
+        # Last: a constructor that raised has warned about nothing. The stack level points the
+        # warning at the app line that built the client.
+        warn_if_not_stable(chosen_revision, stacklevel=2)
 
     @property
     def revision(self) -> str:

@@ -23,12 +23,14 @@ from ._models import BulkJob, Page
 from ._operations import Operation, RequestParts, operation, operation_for_job_type
 from ._ratelimit import Rate, RateLimiter
 from ._retry import RetryPolicy, retry_after_seconds
+from ._revisions import MOVE_ON
 from .errors import (
     APIError,
     InvalidRequestError,
     InvalidResponseError,
     KlaviyoError,
     RateLimitError,
+    RevisionRetiredError,
     TransportError,
     WaitTimeoutError,
     error_class,
@@ -287,6 +289,10 @@ class Core:
             "excerpt": jsonapi.excerpt(response.content),
         }
         cls = error_class(response.status_code)
+        if cls is RevisionRetiredError:
+            message += (
+                f". Klaviyo no longer serves revision {self.settings.revision}; to {MOVE_ON}."
+            )
         if cls is RateLimitError:
             return RateLimitError(message, retry_after=retry_after, **kwargs)
         return cls(message, **kwargs)

@@ -27,6 +27,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RevisionRetiredError",
     "ServerError",
     "TransportError",
     "WaitTimeoutError",
@@ -121,6 +122,11 @@ class NotFoundError(APIError):
     """404: no such job (or a path the chosen revision does not have)."""
 
 
+class RevisionRetiredError(APIError):
+    """410: Klaviyo no longer serves the API revision this client sent. The message says how to
+    move to a newer one (`make curate SPEC=... && make gen`)."""
+
+
 class RateLimitError(APIError):
     """429, after the retries ran out. `retry_after` is the server's last advice, in seconds."""
 
@@ -146,6 +152,7 @@ STATUS_ERRORS: Mapping[int, type[APIError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    410: RevisionRetiredError,
     429: RateLimitError,
 }
 

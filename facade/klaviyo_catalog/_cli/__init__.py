@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .._client import CatalogJobs
+from .._operations import REVISION
+from .._revisions import KlaviyoDeprecationWarning, Revision
 from .._version import __version__
 from ..errors import (
     AuthenticationError,
@@ -84,6 +87,13 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _revision(text: str) -> str:
+    try:
+        return str(Revision.parse(text))
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
@@ -108,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"API root (default: ${BASE_URL_VARIABLE}, else https://a.klaviyo.com)",
         )
         target.add_argument(
-            "--revision", default=default, help="API revision to send (default: the client's)"
+            "--revision",
+            default=default,
+            type=_revision,
+            help=f"API revision to send, YYYY-MM-DD (default: {REVISION})",
         )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs = commands.add_parser("jobs", help="list, get or wait for bulk jobs").add_subparsers(
@@ -198,7 +211,12 @@ def _run(args: argparse.Namespace, key: str) -> int:
         )
     base_url = args.base_url or os.environ.get(BASE_URL_VARIABLE)
     options: dict[str, Any] = {"base_url": base_url} if base_url else {}
-    with CatalogJobs(revision=args.revision, **options) as client:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KlaviyoDeprecationWarning)
+        client = CatalogJobs(revision=args.revision, **options)
+    for warning in caught:  # once, on stderr, however Python's warning filters are set
+        print(f"warning: {warning.message}", file=sys.stderr)
+    with client:
         code: int = args.run(client, args, sys.stdout)
         return code
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Self, TypedDict, Unpack
 from urllib.parse import parse_qsl, quote
@@ -73,6 +73,8 @@ class FakeKlaviyo:
 
     Shapes follow the request's `revision` header (or always `revision` if `pin_revision`).
     Lists are served oldest first, in insertion order, `page_size` jobs per page.
+    `retire_revisions_on=date(...)` answers 410 Gone, as Klaviyo does, to every revision
+    retired by that day (two years after its date); off by default, so old shapes stay testable.
     """
 
     def __init__(
@@ -85,12 +87,14 @@ class FakeKlaviyo:
         page_size: int = PAGE_SIZE,
         host: str = "127.0.0.1",
         port: int = 0,
+        retire_revisions_on: date | None = None,
     ) -> None:
         if not valid_revision(revision):
             raise ValueError(f"{revision!r} is not a revision (YYYY-MM-DD, 2022-10-17 or later)")
         self.api_key = api_key
         self.revision = revision
         self.pin_revision = pin_revision
+        self.retire_revisions_on = retire_revisions_on
         self._address = (host, port)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -320,6 +324,7 @@ class FakeKlaviyo:
         try:
             self._authenticate(incoming.headers.get("authorization"))
             shape = _require_revision(shape, incoming.headers.get("revision"))
+            self._refuse_retired(incoming.headers.get("revision"))
             quota = self._admit(now)
             endpoint, job_id = route(incoming.path, shape)
             if incoming.method != "GET":
@@ -341,6 +346,22 @@ class FakeKlaviyo:
         if revision is None or not valid_revision(revision):
             return None
         return Shape(self.revision if self.pin_revision else revision)
+
+    def _refuse_retired(self, revision: str | None) -> None:
+        """Klaviyo's answer to a revision two years past its date, when asked to give it."""
+        if self.retire_revisions_on is None or revision is None:
+            return
+        released = date.fromisoformat(revision[:10])
+        try:
+            retired = released.replace(year=released.year + 2)
+        except ValueError:  # 29 February
+            retired = released.replace(year=released.year + 2, day=28)
+        if self.retire_revisions_on >= retired:
+            detail = (
+                f"API revision {revision} was retired on {retired.isoformat()}. "
+                "Use a supported revision."
+            )
+            raise ApiError.of(410, "gone", "Revision retired.", detail, "revision")
 
     def _authenticate(self, authorization: str | None) -> None:
         if not authorization:
