@@ -8,7 +8,7 @@ SPEC ?=
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install demo gen check-gen curate validate-spec lint typecheck pytest test fuzz bench bench-quick clean
+.PHONY: install demo docs gen check-gen curate validate-spec lint typecheck pytest test fuzz bench bench-quick clean
 
 install: $(STAMP)
 
@@ -39,18 +39,24 @@ validate-spec: $(STAMP)
 	$(BIN)/openapi-spec-validator openapi/klaviyo-catalog-jobs.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check facade scripts tests
-	$(BIN)/ruff format --check facade scripts tests
+	$(BIN)/ruff check facade scripts tests examples
+	$(BIN)/ruff format --check facade scripts tests examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict facade/klaviyo_catalog scripts tests
+	$(BIN)/mypy --strict facade/klaviyo_catalog scripts tests examples
+	$(BIN)/pyright
 	$(BIN)/mypy --strict generated/klaviyo_catalog_api
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## The test command: spec validation, regeneration diff, lint, types, tests.
-test: validate-spec check-gen lint typecheck pytest
+## The API reference and guides, into site/ (warnings are errors).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+## The test command: spec validation, regeneration diff, lint, types (the examples with pyright
+## too), tests, and the docs build.
+test: validate-spec check-gen lint typecheck pytest docs
 
 ## Long fuzzing run: 25x the CI profile's examples (see RELIABILITY.md).
 fuzz: $(STAMP)
@@ -72,4 +78,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python scripts/bench.py --quick
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build
+	rm -rf $(VENV) $(BENCH_VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build

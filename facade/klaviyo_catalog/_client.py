@@ -93,7 +93,7 @@ class _ClientBase(Generic[H]):
         api_key: str | None = None,
         *,
         revision: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
         max_retries: int = 4,
         retry_backoff: float = 0.5,
@@ -126,7 +126,11 @@ class _ClientBase(Generic[H]):
             api_key=key.strip(),
             account=account_key(key.strip()),
             revision=chosen_revision,
-            base_url=_checked_base_url(base_url),
+            # Like the key, the root can come from the environment, so that the same app code
+            # runs against FakeKlaviyo or a proxy; the CLI reads the same variable.
+            base_url=_checked_base_url(
+                base_url or os.environ.get("KLAVIYO_BASE_URL") or DEFAULT_BASE_URL
+            ),
             timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
             retry=retry,
             limiter=rate_limiter if rate_limiter is not None else default_limiter(),
@@ -165,7 +169,8 @@ class CatalogJobs(_ClientBase[httpx.Client]):
     - `revision`: the `revision` header; defaults to the revision the client was generated
       from. Another one works for reading jobs (paths and media type follow it), but new
       fields and limits come with regenerating for it (see the README).
-    - `base_url`: https, or http for a loopback host only (tests, FakeKlaviyo).
+    - `base_url`: https, or http for a loopback host only (tests, FakeKlaviyo); defaults to
+      the KLAVIYO_BASE_URL environment variable, else https://a.klaviyo.com.
     - `timeout`: per attempt, seconds or an httpx.Timeout. `deadline`: for a whole call,
       retries and waits included.
     - `max_retries`: extra attempts after 429, 5xx, connection errors and timeouts;

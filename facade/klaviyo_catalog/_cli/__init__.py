@@ -209,8 +209,7 @@ def _run(args: argparse.Namespace, key: str) -> int:
             f"no API key: set {KEY_VARIABLE} to a private key with the catalogs:read scope "
             "(or run `klaviyo-catalog fake-server` for a local one)"
         )
-    base_url = args.base_url or os.environ.get(BASE_URL_VARIABLE)
-    options: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    options: dict[str, Any] = {"base_url": args.base_url} if args.base_url else {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KlaviyoDeprecationWarning)
         client = CatalogJobs(revision=args.revision, **options)
