@@ -415,3 +415,10 @@ def test_fake_server_on_a_busy_port_exits_2() -> None:
 
     assert run.code == 2
     assert "choose another --port" in run.err
+
+
+def test_verbose_logs_requests_and_retries_on_stderr(fake: FakeKlaviyo, seeded: Seeded) -> None:
+    fake.inject(Fault.status(503))
+    run = cli("-v", "jobs", "get", "item-update", seeded.item_update, fake=fake)
+    assert run.code == 0, run.err
+    assert "retry 1 of" in run.err  # check_output has made sure the key is in neither stream

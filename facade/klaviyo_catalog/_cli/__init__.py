@@ -7,6 +7,7 @@ status scripts can test: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed o
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
@@ -108,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log each request, retry and rate-limit wait on stderr (never the key)",
+    )
     # The global options are accepted after the subcommand too; SUPPRESS keeps a value given
     # before it from being reset by the subcommand's default.
     client = _Parser(add_help=False)
@@ -179,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error already printed
         return exit_.code if isinstance(exit_.code, int) else USAGE
     key = os.environ.get(KEY_VARIABLE, "")
+    if args.verbose:
+        _log_to_stderr()
     try:
         return _run(args, key)
     except CliError as exc:
@@ -197,6 +206,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return OK
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    library = logging.getLogger("klaviyo_catalog")
+    library.addHandler(handler)
+    library.setLevel(logging.DEBUG)
 
 
 def _run(args: argparse.Namespace, key: str) -> int:
