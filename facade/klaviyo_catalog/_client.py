@@ -6,6 +6,7 @@ driver; only the drivers (and `iter_*`, which must be a generator of each kind) 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import time
@@ -186,26 +187,29 @@ class CatalogJobs(_ClientBase[httpx.Client]):
     _http_class = httpx.Client
 
     def _run(self, flow: Flow[T]) -> T:
-        outcome: Any = None
-        while True:
-            try:
-                action = flow.send(outcome)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            if isinstance(action, Send):
+        # Closing the flow on any way out (KeyboardInterrupt included) lets it hand back its
+        # rate-limit ticket.
+        with contextlib.closing(flow):
+            outcome: Any = None
+            while True:
                 try:
-                    outcome = self._http.send(action.request)
-                except httpx.HTTPError as exc:  # the flow decides whether to retry
-                    outcome = exc
-            elif isinstance(action, Call):
-                try:
-                    outcome = action.function()
-                except Exception as exc:  # the flow types it
-                    outcome = exc
-            else:
-                time.sleep(action.seconds)
-                outcome = None
+                    action = flow.send(outcome)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                if isinstance(action, Send):
+                    try:
+                        outcome = self._http.send(action.request)
+                    except httpx.HTTPError as exc:  # the flow decides whether to retry
+                        outcome = exc
+                elif isinstance(action, Call):
+                    try:
+                        outcome = action.function()
+                    except Exception as exc:  # the flow types it
+                        outcome = exc
+                else:
+                    time.sleep(action.seconds)
+                    outcome = None
 
     # --- single jobs ---
 
@@ -307,26 +311,28 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
         # it loaded already.
         import asyncio
 
-        outcome: Any = None
-        while True:
-            try:
-                action = flow.send(outcome)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            if isinstance(action, Send):
+        # A cancelled task closes the flow, which hands back its rate-limit ticket.
+        with contextlib.closing(flow):
+            outcome: Any = None
+            while True:
                 try:
-                    outcome = await self._http.send(action.request)
-                except httpx.HTTPError as exc:
-                    outcome = exc
-            elif isinstance(action, Call):
-                try:  # off the event loop: it blocks on I/O
-                    outcome = await asyncio.to_thread(action.function)
-                except Exception as exc:
-                    outcome = exc
-            else:
-                await asyncio.sleep(action.seconds)
-                outcome = None
+                    action = flow.send(outcome)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                if isinstance(action, Send):
+                    try:
+                        outcome = await self._http.send(action.request)
+                    except httpx.HTTPError as exc:
+                        outcome = exc
+                elif isinstance(action, Call):
+                    try:  # off the event loop: it blocks on I/O
+                        outcome = await asyncio.to_thread(action.function)
+                    except Exception as exc:
+                        outcome = exc
+                else:
+                    await asyncio.sleep(action.seconds)
+                    outcome = None
 
     async def get_item_update_job(
         self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None

@@ -21,7 +21,7 @@ import httpx
 from . import _jsonapi as jsonapi
 from ._models import BulkJob, Page
 from ._operations import Operation, RequestParts, operation, operation_for_job_type
-from ._ratelimit import Rate, RateLimiter
+from ._ratelimit import Observation, Rate, RateLimiter, Ticket
 from ._retry import RetryPolicy, retry_after_seconds
 from ._revisions import MOVE_ON
 from .errors import (
@@ -198,24 +198,26 @@ class Core:
         url = s.base_url + parts.target
         retries = 0
         while True:
-            # Every attempt, retries included, passes the limiter.
-            while True:
-                wait = yield from self._limit(s.limiter.try_acquire, s.account, op.name, rates)
-                if wait <= 0:
-                    break
-                self._check_deadline(op, started, wait, None)
-                yield Sleep(wait)
-            # The headers carry the key: never held in a local, since error trackers record the
-            # locals of every frame of a traceback.
-            request = self._build_request(
-                parts.method, url, headers={**s.headers(op), **parts.headers}, timeout=s.timeout
-            )
-            result = yield Send(request)
+            # Every attempt, retries included, passes the limiter, and holds its ticket until
+            # the outcome has arrived: completed on every path, or the slot would stay taken.
+            ticket = yield from self._admit(op, rates, started)
+            try:
+                # The headers carry the key: never held in a local, since error trackers record
+                # the locals of every frame of a traceback.
+                request = self._build_request(
+                    parts.method, url, headers={**s.headers(op), **parts.headers}, timeout=s.timeout
+                )
+                result = yield Send(request)
+            except BaseException:  # GeneratorExit (a cancelled task, a closed flow) included
+                self._complete_now(ticket)
+                raise
             if result is None:
+                self._complete_now(ticket)
                 raise RuntimeError("a flow driver must answer each Send")
             if isinstance(result, httpx.Response) and result.is_success:
-                yield from self._observe(op, result)
+                yield from self._complete(ticket, _observation(result))
                 return result
+            yield from self._complete(ticket, None)
             error, retry_wait = self._failure(op, result, retries + 1)
             if isinstance(error, RateLimitError) and retry_wait is not None:
                 # Every request of the account waits, retried or not.
@@ -229,11 +231,36 @@ class Core:
             )
             yield Sleep(retry_wait)
 
+    def _admit(self, op: Operation, rates: Sequence[Rate], started: float) -> Flow[Ticket]:
+        """Wait until the limiter admits one request; return its ticket."""
+        s = self.settings
+        while True:
+            grant = yield from self._limit(s.limiter.try_acquire, s.account, op.name, rates)
+            if isinstance(grant, Ticket):
+                return grant
+            self._check_deadline(op, started, grant.seconds, None)
+            yield Sleep(grant.seconds)
+
+    def _complete(self, ticket: Ticket, observation: Observation | None) -> Flow[None]:
+        try:
+            yield from self._limit(self.settings.limiter.complete, ticket, observation)
+        except TransportError as exc:
+            # The outcome is here and stands; the slot stays taken until the limiter gives up on
+            # it (RedisRateLimiter's stale_after), which only slows us down.
+            logger.warning("%s", exc)
+
+    def _complete_now(self, ticket: Ticket) -> None:
+        """Complete without yielding: a closing generator must not yield."""
+        try:
+            self.settings.limiter.complete(ticket)
+        except Exception as exc:
+            logger.warning("the rate limiter failed to complete a request: %r", exc)
+
     def _limit(self, method: Callable[..., T], *args: Any) -> Flow[T]:
         """Call the rate limiter: inline, or as a Call when it does blocking I/O. Its own
         failures (say, Redis unreachable) become TransportError too."""
         try:
-            if getattr(self.settings.limiter, "blocking_io", False):
+            if self.settings.limiter.blocking_io:
                 result = yield Call(functools.partial(method, *args))
                 if isinstance(result, Exception):
                     raise result
@@ -308,22 +335,22 @@ class Core:
                 f"{op.name}: the rate limit wait would pass the {deadline:g}s deadline"
             )
 
-    def _observe(self, op: Operation, response: httpx.Response) -> Flow[None]:
-        """Feed RateLimit-* headers to the limiter, so it slows when others share the quota."""
-        headers = response.headers
-        try:
-            limit = int(headers["ratelimit-limit"])
-            remaining = int(headers["ratelimit-remaining"])
-            reset = float(headers["ratelimit-reset"])
-        except (KeyError, ValueError):
-            return
-        yield from self._limit(
-            self.settings.limiter.observe, self.settings.account, op.name, limit, remaining, reset
-        )
-
     def _parse(self, op: Operation, response: httpx.Response, parse: Callable[[Any], T]) -> T:
         document = jsonapi.decode(response, op.name)
         try:
             return parse(document)
         except jsonapi.Invalid as exc:
             raise jsonapi.invalid(response, op.name, str(exc)) from None
+
+
+def _observation(response: httpx.Response) -> Observation | None:
+    """The RateLimit-* headers of a success, for the limiter's budget hint."""
+    headers = response.headers
+    try:
+        return Observation(
+            int(headers["ratelimit-limit"]),
+            int(headers["ratelimit-remaining"]),
+            float(headers["ratelimit-reset"]),
+        )
+    except (KeyError, ValueError):
+        return None

@@ -1,13 +1,23 @@
-"""Client-side rate limiting: an exact sliding log per (account, operation).
+"""Client-side rate limiting that holds at any network distance, per (account, operation).
 
-Klaviyo checks two fixed windows per account and operation at once (a 1 s burst and a 60 s
-steady window). A sliding log of admission times keeps every window of each rate's length at
-or under its count, so it satisfies any fixed window however the server aligns it. A token
-bucket or GCRA tuned to the same figures can admit twice the burst inside one fixed window.
+Klaviyo counts requests in fixed windows (a 1 s burst and a 60 s steady window) by the time
+they *arrive*; a client only knows when it sent a request and when the answer came back. So a
+request counts against its windows from its admission until one window after its response
+(or error) arrived: in flight, it occupies a slot; completed at c, it holds the slot until
+c + window. A request is admitted only while, for every rate, fewer than `count` requests of
+the (account, operation) occupy a slot. The server saw each of those arrive between their
+admission and their completion, hence:
+
+    arrival(k) >= admission(k) >= completion(j) + window >= arrival(j) + window
+
+for at least one of any `count` earlier requests j: no window of that length, sliding or fixed,
+however aligned and whatever the latency, ever holds more than `count` arrivals. The cost is
+the latency itself: a slot turns over every window + round trip instead of every window.
 
 The limiter never sleeps and never blocks beyond a short lock: `try_acquire` either admits a
-request now or says how long to wait, and the request loop (sync or async) does the waiting.
-The Redis variant, sharing one budget between processes and hosts, is in `_redis_ratelimit`.
+request now (a `Ticket`) or says how long to wait (a `Wait`); the request loop (sync or async)
+does the waiting and hands the ticket back to `complete` when the response arrives. The Redis
+variant, sharing one budget between processes and hosts, is in `_redis_ratelimit`.
 """
 
 from __future__ import annotations
@@ -15,9 +25,11 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+import os
 import re
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
@@ -27,19 +39,25 @@ import attrs
 __all__ = [
     "DEFAULT_MARGIN",
     "MemoryRateLimiter",
+    "Observation",
     "Rate",
     "RateLimiter",
+    "Ticket",
+    "Wait",
     "account_key",
     "default_limiter",
 ]
 
-#: Seconds added to every window. The limiter's clock is not the server's: a request admitted at
-#: t reaches Klaviyo at t + latency, and latency varies, so two admissions exactly one window
-#: apart here can land a few ms less than a window apart there (measured: 351 in a 350/s window
-#: with no margin). The cost is throughput: count per (per_seconds + margin) instead of
-#: count per per_seconds, i.e. 0.5 % of a 1 s burst window and under 0.01 % of a 60 s window.
-#: Raise it if the network path to Klaviyo jitters more than a few ms.
-DEFAULT_MARGIN = 0.005
+#: Seconds added to every window. Counting in-flight requests makes the guarantee independent
+#: of latency; the margin only absorbs the server's clock running a little fast against ours.
+DEFAULT_MARGIN = 0.001
+
+#: The resolution of the RateLimit-Reset header (whole seconds, rounded up).
+RESET_GRANULARITY = 1.0
+
+#: While our own requests are in flight, a budget the server reported may be lifted by their
+#: answers (see `budget_hint`), so a wait on it is re-checked this often.
+HINT_RECHECK = 0.05
 
 _UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
 _UNITS |= {"h": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}
@@ -71,29 +89,58 @@ class Rate:
         return cls(int(match.group(1)), multiple * _UNITS[match.group(3)])
 
 
+@attrs.frozen
+class Ticket:
+    """An admitted request. Hand it to `RateLimiter.complete` when its response or error has
+    arrived (or the attempt was abandoned): until then it occupies a slot in every window."""
+
+    account: str
+    operation: str
+    seq: int  # the admission's number within its (account, operation)
+    admitted_at: float  # the limiter's clock (the Redis server's, in seconds, for Redis)
+    token: str = ""  # the Redis member naming the request; "" in memory
+
+
+@attrs.frozen
+class Wait:
+    """Not admitted: try again after `seconds`. `paused`: the account is paused after a 429."""
+
+    seconds: float
+    paused: bool = False
+
+
+@attrs.frozen
+class Observation:
+    """The RateLimit-Limit/-Remaining/-Reset headers of a success: the account's steady window
+    as the server counts it, everyone's usage included."""
+
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+
 @runtime_checkable
 class RateLimiter(Protocol):
     """What the request loop needs from a limiter. Implementations never sleep."""
 
-    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> float:
-        """Admit one request now (record it in every window) and return 0.0; or admit nothing
-        and return the seconds to wait before trying again. Also returns a positive wait while
-        the account is paused after a 429."""
+    #: True if calls do blocking I/O (a network round trip): the async client then makes them
+    #: in a worker thread.
+    blocking_io: bool
+
+    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> Ticket | Wait:
+        """Admit one request now and return its `Ticket`; or admit nothing and return how long
+        to wait before trying again (also while the account is paused after a 429)."""
+        ...
+
+    def complete(self, ticket: Ticket, observation: Observation | None = None) -> None:
+        """The ticket's response or error has arrived (now): from here it occupies its slots
+        for one window more. `observation`: the response's RateLimit-* headers, if any."""
         ...
 
     def pause(self, account: str, seconds: float) -> None:
         """After a 429: every operation of this account waits until now+seconds (a later pause
         extends, an earlier one never shortens)."""
         ...
-
-    def observe(
-        self, account: str, operation: str, limit: int, remaining: int, reset_seconds: float
-    ) -> None:
-        """Feedback from the RateLimit-* headers of a success, for adaptive slowing."""
-        ...
-
-
-RESET_GRANULARITY = 1.0  # seconds: the resolution of the RateLimit-Reset header
 
 
 def account_key(api_key: str) -> str:
@@ -110,183 +157,248 @@ def _validate_pause(seconds: float) -> None:
         raise ValueError(f"pause seconds must be finite and >= 0, got {seconds!r}")
 
 
-def _steady_index(rates: Sequence[Rate]) -> int:
-    """The longest window: the one RateLimit-* headers describe (ties: the smaller count)."""
-    return max(range(len(rates)), key=lambda i: (rates[i].per_seconds, -rates[i].count))
-
-
 def _check_rates(rates: Sequence[Rate]) -> None:
     if not rates:
         raise ValueError("rates must not be empty")
 
 
+def budget_hint(ticket: Ticket, observation: Observation) -> int | None:
+    """The highest admission number the server's figures allow until its window resets, or
+    None for headers that make no sense (they come from the network, so they are ignored).
+
+    The server counted `limit - remaining` requests in its steady window when this ticket's
+    request arrived: everyone's, ours and other integrations' on the account alike, against a
+    limit that may be lower than the spec's. So whatever we admit after this ticket, up to
+    `remaining` more, fits; requests of ours admitted after it but counted before it are
+    counted twice, which errs on the safe side. Requests of ours admitted *before* it and still
+    in flight may not have been counted yet: the figure can be that many too generous, and a
+    429 then pauses the account. Both limiters store the result as they are, with `merge_hint`.
+    """
+    if observation.limit <= 0 or not (
+        math.isfinite(observation.reset_seconds) and observation.reset_seconds > 0
+    ):
+        return None
+    remaining = min(max(observation.remaining, 0), observation.limit)
+    return ticket.seq + remaining
+
+
+def merge_hint(
+    old: tuple[int, int, float] | None, seq: int, max_seq: int, until: float, now: float
+) -> tuple[int, int, float] | None:
+    """The budget to keep, as (ticket seq it came from, highest admission allowed, until).
+
+    The answer to the newest admission wins; an older one (overtaken in flight) is stale. Within
+    one server window, whose end every observation overestimates by less than a second (the
+    header is rounded up), the earliest end seen is the closest. The Redis script does the same.
+    """
+    if old is not None and now < old[2]:
+        if seq < old[0]:
+            return old
+        if until < old[2] + RESET_GRANULARITY:
+            until = min(until, old[2])
+    return seq, max_seq, until
+
+
 class _Log:
-    """One (account, operation): the ring of admission times and the adaptive hint."""
+    """One (account, operation): requests in flight, recent completions, and the server's
+    budget hint."""
 
-    __slots__ = (
-        "hint_cap",
-        "hint_foreign",
-        "hint_limit",
-        "hint_until",
-        "plan",
-        "rates",
-        "steady",
-        "times",
-    )
+    __slots__ = ("done", "hint", "in_flight", "plan", "rates", "seq")
 
-    def __init__(self, rates: tuple[Rate, ...]) -> None:
-        self.times: deque[float] = deque(maxlen=max(r.count for r in rates))
+    def __init__(self, rates: tuple[Rate, ...], margin: float) -> None:
         self.rates = rates
-        # (count, window) per rate, the window including the margin; set by the limiter.
-        self.plan: tuple[tuple[int, float], ...] = ()
-        self.steady = _steady_index(rates)
-        self.hint_limit = 0  # 0: no hint
-        self.hint_foreign = 0
-        self.hint_until = 0.0
-        self.hint_cap = 0  # min(steady count, hint_limit) - hint_foreign
+        # (count, window) per rate, the window including the margin, longest last.
+        self.plan = tuple(sorted(((r.count, r.per_seconds + margin) for r in rates), key=_window))
+        self.in_flight = 0
+        # Completion times, ascending (one clock, read under the lock), none older than the
+        # longest window: at most max(count) of them, as each held a slot.
+        self.done: deque[float] = deque()
+        self.seq = 0
+        self.hint: tuple[int, int, float] | None = None
 
-    def steady_per(self) -> float:
-        return self.rates[self.steady].per_seconds
+    def longest(self) -> float:
+        return self.plan[-1][1]
+
+    def idle(self, now: float) -> bool:
+        return (
+            self.in_flight == 0
+            and (not self.done or self.done[-1] + self.longest() <= now)
+            and (self.hint is None or self.hint[2] <= now)
+        )
+
+
+def _window(plan_entry: tuple[int, float]) -> float:
+    return plan_entry[1]
+
+
+_INSTANCES: weakref.WeakSet[MemoryRateLimiter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for limiter in list(_INSTANCES):
+        limiter._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class MemoryRateLimiter:
-    """An exact sliding-log limiter for one process; thread-safe, shared by sync and async code.
+    """The in-flight-counting limiter for one process; thread-safe, shared by sync and async code.
 
-    Per (account, operation) it keeps the last max(count) admission times (`time.monotonic`) in
-    a ring buffer. A request is admitted only if, for every rate, fewer than `count` of them
-    are newer than now - (per_seconds + margin); otherwise the wait is until the oldest
-    relevant admission leaves its window. Check and record happen under one lock, held for
+    Per (account, operation) it keeps the number of requests in flight and the completion times
+    of the last window (the longest rate's). Check and record happen under one lock, held for
     about a microsecond and never while anyone waits, so concurrent callers cannot both take
-    the last slot, and a waiting key never holds up another key.
+    the last slot, and a waiting key never holds up another key. A key whose newest entry is
+    older than its longest window is dropped (checked every `prune_every` seconds, or by
+    `prune()`), so memory for a key that went quiet returns to zero.
 
-    Adaptive slowing (`observe`): RateLimit-Limit/Remaining/Reset describe the account's steady
-    window on the server, used by everyone on the account. Whatever the server counts there
-    beyond our own logged admissions since that window began, `(limit - remaining) - ours`, is
-    taken as foreign usage, and until the window resets our steady count becomes
-    `min(count, limit) - foreign`: we leave room for the other integrations instead of running
-    into 429s, and a limit lowered on the server (Klaviyo changes them without a new revision)
-    takes effect at once. Within one server window the largest foreign figure seen wins, as a
-    response that was overtaken in flight reports stale, lower usage. Our requests still in
-    flight count as ours, so foreign usage is if anything underestimated; the burst window
-    has no headers, and a 429 there is handled by `pause`.
+    The budget is this process's: after `os.fork()` the child gets a fresh lock and the
+    parent's history (its requests then in flight counted as completed at the fork), and from
+    then on each process keeps its own budget. Processes that share an account must share a
+    `RedisRateLimiter` instead.
 
-    State grows with the (account, operation) keys seen: up to max(count) timestamps each,
-    about 110 KB at 3500.
+    RateLimit-* headers (`Observation`) describe the account's steady window on the server,
+    used by everyone on the account: see `budget_hint`. Until that window resets, admissions
+    stop where the server's remaining budget runs out, so the client leaves room for other
+    integrations instead of running into 429s, and a limit lowered on the server (Klaviyo
+    changes them without a new revision) takes effect at once.
     """
 
+    blocking_io = False
+
     def __init__(
-        self, *, margin: float = DEFAULT_MARGIN, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
+        prune_every: float = 10.0,
     ) -> None:
         if not (math.isfinite(margin) and margin >= 0):
             raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
+        if not (math.isfinite(prune_every) and prune_every > 0):
+            raise ValueError(f"prune_every must be finite and > 0, got {prune_every!r}")
         self._margin = margin
-        # Injectable for tests; must be monotonic, and is called exactly once per try_acquire.
+        # Injectable for tests; must be monotonic, and is called once per call, under the lock.
         self._clock = clock
         self._lock = threading.Lock()
         self._logs: dict[tuple[str, str], _Log] = {}
         self._paused_until: dict[str, float] = {}
+        self._prune_every = prune_every
+        self._next_prune = -math.inf
+        _INSTANCES.add(self)
 
     @property
     def margin(self) -> float:
+        """Seconds added to every window."""
         return self._margin
 
-    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> float:
+    def __len__(self) -> int:
+        """The number of (account, operation) keys held in memory."""
+        return len(self._logs)
+
+    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> Ticket | Wait:
+        """See `RateLimiter.try_acquire`."""
         key = (account, operation)
         with self._lock:
             now = self._clock()
+            if now >= self._next_prune:
+                self._prune(now)
             if self._paused_until:
                 paused = self._paused_until.get(account)
                 if paused is not None:
                     if now < paused:
-                        return paused - now
+                        return Wait(paused - now, paused=True)
                     del self._paused_until[account]
             log = self._logs.get(key)
             # Identity first: callers normally pass the same tuple every time.
             if log is None or (rates is not log.rates and tuple(rates) != log.rates):
                 log = self._reset_rates(key, log, rates)
-            if log.hint_limit and now >= log.hint_until:
-                self._clear_hint(log)
-            times = log.times
-            n = len(times)
+            done, in_flight = log.done, log.in_flight
+            longest = log.longest()
+            while done and done[0] + longest <= now:
+                done.popleft()
+            n = len(done)
             wait = 0.0
             for count, window in log.plan:
-                if n >= count:
-                    w = times[-count] + window - now
-                    if w > wait:
-                        wait = w
-            if log.hint_limit:
-                # The capped steady count holds only until the server window resets.
-                cap = log.hint_cap
-                if cap <= 0 or n >= cap:
-                    w = log.hint_until - now
-                    if cap > 0:
-                        w = min(w, times[-cap] + log.plan[log.steady][1] - now)
+                if in_flight >= count:
+                    # No slot frees before a window after the first of them completes.
+                    w = window
+                else:
+                    used = in_flight + n - bisect.bisect_right(done, now - window)
+                    if used < count:
+                        continue
+                    # The slot frees when enough of the oldest completions have left.
+                    w = done[n - count + in_flight] + window - now
+                if w > wait:
+                    wait = w
+            hint = log.hint
+            if hint is not None:
+                if now >= hint[2]:
+                    log.hint = None
+                elif log.seq >= hint[1]:
+                    w = hint[2] - now
+                    if in_flight:
+                        w = min(w, HINT_RECHECK)
                     if w > wait:
                         wait = w
             if wait > 0.0:
-                return wait
-            times.append(now)
-            return 0.0
+                return Wait(wait)
+            log.seq += 1
+            log.in_flight = in_flight + 1
+            return Ticket(account, operation, log.seq, now)
+
+    def complete(self, ticket: Ticket, observation: Observation | None = None) -> None:
+        """See `RateLimiter.complete`."""
+        with self._lock:
+            log = self._logs.get((ticket.account, ticket.operation))
+            if log is None or log.in_flight <= 0:
+                return  # not ours: issued before a fork, or never admitted here
+            now = self._clock()
+            log.in_flight -= 1
+            log.done.append(now)
+            if observation is not None:
+                max_seq = budget_hint(ticket, observation)
+                if max_seq is not None:
+                    until = now + observation.reset_seconds
+                    log.hint = merge_hint(log.hint, ticket.seq, max_seq, until, now)
 
     def pause(self, account: str, seconds: float) -> None:
+        """See `RateLimiter.pause`."""
         _validate_pause(seconds)
         with self._lock:
             until = self._clock() + seconds
             if until > self._paused_until.get(account, -math.inf):
                 self._paused_until[account] = until
 
-    def observe(
-        self, account: str, operation: str, limit: int, remaining: int, reset_seconds: float
-    ) -> None:
-        # Odd header values are ignored rather than raised: they come from the network.
-        if limit <= 0 or not (math.isfinite(reset_seconds) and reset_seconds > 0):
-            return
-        remaining = min(max(remaining, 0), limit)
+    def prune(self) -> None:
+        """Drop every key whose newest entry is older than its longest window, and every pause
+        that has ended. Also done every `prune_every` seconds by `try_acquire`."""
         with self._lock:
-            log = self._logs.get((account, operation))
-            if log is None:
-                return  # no rates known yet, hence no window to adapt
-            now = self._clock()
-            count, per = log.rates[log.steady].count, log.steady_per()
-            until = now + reset_seconds
-            # RateLimit-Reset is whole seconds, rounded up: the server window may have begun up
-            # to a second earlier. Counting our admissions from then on errs towards treating
-            # usage as ours; the other way our own burst looked foreign and cost 10 % of quota.
-            start = max(until - per - RESET_GRANULARITY, now - per)
-            ours = len(log.times) - bisect.bisect_right(log.times, start)
-            foreign = max(0, limit - remaining - ours)
-            if log.hint_limit and now < log.hint_until and abs(until - log.hint_until) < per / 2:
-                # The same server window: usage there only grows, so keep the largest figure.
-                foreign = max(foreign, log.hint_foreign)
-                limit = min(limit, log.hint_limit)
-                until = max(until, log.hint_until)
-            if foreign == 0 and limit >= count:
-                self._clear_hint(log)
-                return
-            log.hint_limit, log.hint_foreign, log.hint_until = limit, foreign, until
-            log.hint_cap = min(count, limit) - foreign
+            self._prune(self._clock())
+
+    def _prune(self, now: float) -> None:
+        self._next_prune = now + self._prune_every
+        for key in [key for key, log in self._logs.items() if log.idle(now)]:
+            del self._logs[key]
+        for account in [a for a, until in self._paused_until.items() if until <= now]:
+            del self._paused_until[account]
 
     def _reset_rates(self, key: tuple[str, str], log: _Log | None, rates: Sequence[Rate]) -> _Log:
         _check_rates(rates)
-        new = _Log(tuple(rates))
-        if log is not None:
-            # Keep the history; it can only be as long as the old ring was.
-            if (log.times.maxlen or 0) >= (new.times.maxlen or 0):
-                new.times = log.times
-            else:
-                new.times.extend(log.times)
-            if log.hint_limit and log.steady_per() == new.steady_per():
-                new.hint_limit, new.hint_foreign = log.hint_limit, log.hint_foreign
-                new.hint_until = log.hint_until
-                new.hint_cap = min(new.rates[new.steady].count, new.hint_limit) - new.hint_foreign
-        new.plan = tuple((r.count, r.per_seconds + self._margin) for r in new.rates)
+        new = _Log(tuple(rates), self._margin)
+        if log is not None:  # new rates, same requests: keep what is in flight and the history
+            new.in_flight, new.done, new.seq, new.hint = log.in_flight, log.done, log.seq, log.hint
         self._logs[key] = new
         return new
 
-    @staticmethod
-    def _clear_hint(log: _Log) -> None:
-        log.hint_limit = log.hint_foreign = log.hint_cap = 0
-        log.hint_until = 0.0
+    def _after_fork(self) -> None:
+        # The lock may have been held by a thread that does not exist in the child.
+        self._lock = threading.Lock()
+        now = self._clock()
+        for log in self._logs.values():
+            log.done.extend([now] * log.in_flight)  # their answers go to the parent
+            log.in_flight = 0
 
 
 _DEFAULT_LIMITER = MemoryRateLimiter()

@@ -1,17 +1,20 @@
-"""The sliding-log limiter of `_ratelimit`, shared through Redis by processes and hosts.
+"""The in-flight-counting limiter of `_ratelimit`, shared through Redis by processes and hosts.
 
-Each acquire is one EVALSHA of one Lua script, so check and record are atomic and cost one
-round trip. The script stamps admissions with the Redis server's clock (`TIME`), so clock
-skew between client hosts cannot stretch or shrink a window; only the jitter between Redis and
-Klaviyo remains, which the margin covers as in memory.
+Admitting and completing are one EVALSHA each of a Lua script, so check and record are atomic
+and cost one round trip each. The scripts stamp admissions and completions with the Redis
+server's clock (`TIME`); since a request counts from its admission until a window after its
+completion, neither clock skew between client hosts nor the distance to Klaviyo matters.
 
 Keys, all sharing the hash tag `{account}` so that one script touches one Cluster slot:
 
 - `<prefix>:{<account>}:pause`: the account's 429 cooldown, the server time (µs) it ends at;
-- `<prefix>:{<account>}:<operation>:<window µs>`: a sorted set of admissions, score = server
-  time in µs, one set per distinct window length, expiring one window after the last write;
-- `<prefix>:{<account>}:<operation>:hint`: the adaptive hint (see `RedisRateLimiter`).
+- `<prefix>:{<account>}:<operation>:flight`: a sorted set of the requests in flight, score =
+  admission time in µs;
+- `<prefix>:{<account>}:<operation>:done`: a sorted set of completions within the longest
+  window, score = completion time in µs;
+- `<prefix>:{<account>}:<operation>:state`: the admission counter and the server's budget hint.
 
+Every key expires once idle (a window after its last write, or the hint's end).
 `account` should be `account_key(api_key)`, never the key itself.
 
 redis-py is optional (the `[redis]` extra) and imported only when a `RedisRateLimiter` is made.
@@ -22,12 +25,21 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import threading
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from klaviyo_catalog._ratelimit import DEFAULT_MARGIN, Rate, _check_rates, _validate_pause
+from klaviyo_catalog._ratelimit import (
+    DEFAULT_MARGIN,
+    HINT_RECHECK,
+    RESET_GRANULARITY,
+    Observation,
+    Rate,
+    Ticket,
+    Wait,
+    _check_rates,
+    _validate_pause,
+    budget_hint,
+)
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -44,86 +56,81 @@ class RedisNotInstalledError(ImportError):
 # passes numeric arguments of redis.call exactly. Never build strings from them with `..`,
 # which formats with 14 significant digits.
 _ACQUIRE = """
--- KEYS[1] pause, KEYS[2] hint, KEYS[3..] one sorted set per window
--- ARGV[1] unique member, ARGV[2] margin us, ARGV[3] steady log index (1-based)
--- ARGV[4..6] pending observation: limit (0: none), remaining, reset us
--- ARGV[7..] pairs: count, window us
+-- KEYS[1] pause, KEYS[2] in flight (member -> admission us), KEYS[3] completions
+-- (member -> completion us), KEYS[4] state hash (seq; hint: hint_seq, hint_max, hint_until)
+-- ARGV[1] member, ARGV[2] margin us, ARGV[3] stale us, ARGV[4] recheck us,
+-- ARGV[5..] pairs: count, window us, sorted by window (the longest last)
+-- Returns {wait us, now us, paused 0/1, seq} (seq 0 when not admitted).
 if redis.replicate_commands then redis.replicate_commands() end -- Redis < 5: TIME, then writes
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local margin = tonumber(ARGV[2])
-local steady = tonumber(ARGV[3])
-local nlogs = #KEYS - 2
-local steady_key = KEYS[2 + steady]
-local steady_count = tonumber(ARGV[5 + 2 * steady])
-local steady_window = tonumber(ARGV[6 + 2 * steady])
-
-local h = redis.call('HMGET', KEYS[2], 'limit', 'foreign', 'until')
-local hint_limit, hint_foreign, hint_until = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
-if hint_until and hint_until <= now then hint_limit = nil end
-
-local obs_limit = tonumber(ARGV[4])
-if obs_limit > 0 then
-  -- Foreign usage = what the server counts in its current steady window minus our admissions
-  -- since that window began; the largest figure within one server window wins.
-  local deadline = now + tonumber(ARGV[6])
-  -- RateLimit-Reset has whole seconds: the window may have begun up to 1 s earlier.
-  local start = math.max(deadline - steady_window - 1000000, now - steady_window)
-  local ours = redis.call('ZCOUNT', steady_key, start + 1, '+inf')
-  local limit = obs_limit
-  local foreign = math.max(0, obs_limit - tonumber(ARGV[5]) - ours)
-  if hint_limit and math.abs(hint_until - deadline) < steady_window / 2 then
-    foreign = math.max(foreign, hint_foreign)
-    limit = math.min(limit, hint_limit)
-    deadline = math.max(deadline, hint_until)
-  end
-  if foreign > 0 or limit < steady_count then
-    redis.call('HSET', KEYS[2], 'limit', limit, 'foreign', foreign, 'until', deadline)
-    redis.call('PEXPIRE', KEYS[2], math.ceil((deadline - now) / 1000) + 1)
-    hint_limit, hint_foreign, hint_until = limit, foreign, deadline
-  else
-    redis.call('DEL', KEYS[2])
-    hint_limit = nil
-  end
-end
-
--- Checked after the observation so that a paused acquire does not lose it.
 local paused = tonumber(redis.call('GET', KEYS[1]) or 0)
-if paused > now then return {paused - now, now} end
-
--- The score of the count-th newest admission in a log holding `used` (>= count).
-local function oldest_in_window(key, used, count)
-  return tonumber(redis.call('ZRANGE', key, used - count, used - count, 'WITHSCORES')[2])
+if paused > now then return {paused - now, now, 1, 0} end
+local margin, stale = tonumber(ARGV[2]), tonumber(ARGV[3])
+local flight, done, state = KEYS[2], KEYS[3], KEYS[4]
+-- A request whose process died in flight counts as completed `stale` after its admission.
+local lost = redis.call('ZRANGEBYSCORE', flight, '-inf', now - stale, 'WITHSCORES')
+for i = 1, #lost, 2 do
+  redis.call('ZADD', done, tonumber(lost[i + 1]) + stale, lost[i])
+  redis.call('ZREM', flight, lost[i])
 end
-
+local longest = tonumber(ARGV[#ARGV]) + margin
+redis.call('ZREMRANGEBYSCORE', done, '-inf', now - longest)
+local in_flight = redis.call('ZCARD', flight)
+local n = redis.call('ZCARD', done)
 local wait = 0
-for i = 1, nlogs do
-  local key = KEYS[2 + i]
-  local count = tonumber(ARGV[5 + 2 * i])
-  local window = tonumber(ARGV[6 + 2 * i]) + margin
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local used = redis.call('ZCARD', key)
-  if used >= count then
-    wait = math.max(wait, oldest_in_window(key, used, count) + window - now)
-  end
-  if i == steady and hint_limit then
-    -- The capped count holds only until the server window resets.
-    local cap = math.min(count, hint_limit) - hint_foreign
-    if cap <= 0 then
-      wait = math.max(wait, hint_until - now)
-    elseif used >= cap then
-      local w = oldest_in_window(key, used, cap) + window - now
-      wait = math.max(wait, math.min(w, hint_until - now))
-    end
+for i = 5, #ARGV, 2 do
+  local count, window = tonumber(ARGV[i]), tonumber(ARGV[i + 1]) + margin
+  if in_flight >= count then
+    wait = math.max(wait, window)
+  elseif in_flight + redis.call('ZCOUNT', done, now - window + 1, '+inf') >= count then
+    local at = n - count + in_flight
+    local oldest = tonumber(redis.call('ZRANGE', done, at, at, 'WITHSCORES')[2])
+    wait = math.max(wait, oldest + window - now)
   end
 end
-if wait > 0 then return {wait, now} end
-for i = 1, nlogs do
-  local key = KEYS[2 + i]
-  redis.call('ZADD', key, now, ARGV[1])
-  redis.call('PEXPIRE', key, math.ceil((tonumber(ARGV[6 + 2 * i]) + margin) / 1000) + 1)
+local h = redis.call('HMGET', state, 'seq', 'hint_max', 'hint_until')
+local seq = tonumber(h[1] or 0)
+local hint_max, hint_until = tonumber(h[2]), tonumber(h[3])
+if hint_until and hint_until > now and seq >= hint_max then
+  local w = hint_until - now
+  if in_flight > 0 then w = math.min(w, tonumber(ARGV[4])) end
+  wait = math.max(wait, w)
 end
-return {0, now}
+if wait > 0 then return {wait, now, 0, 0} end
+seq = redis.call('HINCRBY', state, 'seq', 1)
+redis.call('ZADD', flight, now, ARGV[1])
+local ttl = math.ceil((stale + longest) / 1000) + 1
+redis.call('PEXPIRE', flight, ttl)
+if redis.call('PTTL', state) < ttl then redis.call('PEXPIRE', state, ttl) end
+return {0, now, 0, seq}
+"""
+
+_COMPLETE = """
+-- KEYS[1] in flight, KEYS[2] completions, KEYS[3] state
+-- ARGV[1] member, ARGV[2] longest window us (margin included), ARGV[3] ticket seq,
+-- ARGV[4] highest admission the server's budget allows (-1: no observation), ARGV[5] reset us,
+-- ARGV[6] reset granularity us. The hint is merged as `merge_hint` does it.
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then -- else: already counted as lost
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[2]) / 1000) + 1)
+end
+local max_seq = tonumber(ARGV[4])
+if max_seq < 0 then return 0 end
+local seq, untl = tonumber(ARGV[3]), now + tonumber(ARGV[5])
+local h = redis.call('HMGET', KEYS[3], 'hint_seq', 'hint_until')
+local old_seq, old_until = tonumber(h[1]), tonumber(h[2])
+if old_until and now < old_until then
+  if seq < old_seq then return 0 end
+  if untl < old_until + tonumber(ARGV[6]) then untl = math.min(untl, old_until) end
+end
+redis.call('HSET', KEYS[3], 'hint_seq', seq, 'hint_max', max_seq, 'hint_until', untl)
+local ttl = math.ceil((untl - now) / 1000) + 1
+if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+return 0
 """
 
 _PAUSE = """
@@ -144,41 +151,42 @@ return current - now
 class _Plan:
     """Keys and script arguments for one (account, operation, rates), built once."""
 
-    __slots__ = ("args", "keys")
+    __slots__ = ("args", "keys", "longest_us")
 
-    def __init__(self, prefix: str, account: str, operation: str, rates: Sequence[Rate]) -> None:
+    def __init__(
+        self, prefix: str, account: str, operation: str, rates: Sequence[Rate], margin_us: int
+    ) -> None:
         _check_rates(rates)
-        # One log per distinct window length; of equal windows, the smallest count binds.
-        windows: dict[int, int] = {}
-        for rate in rates:
-            window_us = round(rate.per_seconds * 1_000_000)
-            windows[window_us] = min(rate.count, windows.get(window_us, rate.count))
-        ordered = sorted(windows.items())
         base = f"{prefix}:{{{account}}}"
-        self.keys = [f"{base}:pause", f"{base}:{operation}:hint"]
-        self.keys += [f"{base}:{operation}:{window_us}" for window_us, _ in ordered]
-        steady = len(ordered)  # sorted by window: the last is the longest
-        self.args: list[int] = [steady]
+        self.keys = [f"{base}:pause"] + [f"{base}:{operation}:{k}" for k in _PER_OPERATION]
+        ordered = sorted((round(r.per_seconds * 1_000_000), r.count) for r in rates)
+        self.args: list[int] = []
         for window_us, count in ordered:
             self.args += [count, window_us]
+        self.longest_us = ordered[-1][0] + margin_us
+
+
+_PER_OPERATION = ("flight", "done", "state")
 
 
 class RedisRateLimiter:
-    """The exact sliding-log limiter, shared through Redis; one round trip per acquire.
+    """The in-flight-counting limiter of `MemoryRateLimiter`, shared through Redis by processes
+    and hosts; one round trip to admit a request and one to complete it.
 
     Pass `redis_url` (e.g. "redis://localhost:6379/0") or a ready redis-py `client` (its
     connection pool is thread-safe and survives fork). Redis errors propagate from
-    `try_acquire`: failing closed is the caller's choice to make.
+    `try_acquire`: failing closed is the caller's choice to make. A child process forked from
+    one holding this limiter keeps sharing the same budget.
 
-    `observe` costs no round trip: it stores the latest RateLimit-* figures of the key locally
-    and the next `try_acquire` of that key hands them to the acquire script, which computes
-    the foreign usage exactly as `MemoryRateLimiter` does, but against the shared log of all
-    our processes, and stores the resulting cap in the shared hint key until the server
-    window resets. So every process on the account slows down, not only the one that saw the
-    headers. Between the response and that next acquire, admissions by other processes count
-    as ours, which can only underestimate foreign usage.
+    Admission and completion are stamped with the Redis server's clock, so clock skew between
+    client hosts cannot stretch or shrink a window. A request whose process died before
+    completing it counts as completed `stale_after` seconds after its admission.
 
-    In async code each call is a short blocking round trip (about 0.1 ms on loopback).
+    RateLimit-* figures reach the shared budget hint with the completion (see `budget_hint`),
+    so every process on the account slows down, not only the one that saw the headers.
+
+    In async code each call is a short blocking round trip (about 0.1 ms on loopback), made in
+    a worker thread.
     """
 
     # Each call is a network round trip: the async client runs it off the event loop.
@@ -191,11 +199,14 @@ class RedisRateLimiter:
         client: Redis | None = None,
         prefix: str = "klaviyo-catalog",
         margin: float = DEFAULT_MARGIN,
+        stale_after: float = 600.0,
     ) -> None:
         if (redis_url is None) == (client is None):
             raise ValueError("pass exactly one of redis_url or client")
         if not (math.isfinite(margin) and margin >= 0):
             raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
+        if not (math.isfinite(stale_after) and stale_after > 0):
+            raise ValueError(f"stale_after must be finite and > 0, got {stale_after!r}")
         if client is None:
             try:
                 import redis
@@ -208,65 +219,72 @@ class RedisRateLimiter:
         self._client = client
         self._prefix = prefix
         self._margin_us = round(margin * 1_000_000)
+        self._stale_us = round(stale_after * 1_000_000)
         self._acquire: Script = client.register_script(_ACQUIRE)
+        self._complete: Script = client.register_script(_COMPLETE)
         self._pause: Script = client.register_script(_PAUSE)
         self._plans: dict[tuple[str, str, tuple[Rate, ...]], _Plan] = {}
-        self._plans_lock = threading.Lock()
-        self._pending: dict[tuple[str, str], tuple[int, int, float]] = {}
-        # Members must be unique among a window's admissions across processes and threads.
+        # Members must be unique among a key's requests across processes and threads.
         self._token = os.urandom(6).hex()
         self._seq = itertools.count()
 
     @property
     def client(self) -> Redis:
+        """The redis-py client."""
         return self._client
 
-    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> float:
-        return self.try_acquire_timed(account, operation, rates)[0]
-
-    def try_acquire_timed(
-        self, account: str, operation: str, rates: Sequence[Rate]
-    ) -> tuple[float, float]:
-        """`try_acquire`, plus the Redis server time (epoch seconds) of the decision: the
-        admission's timestamp in the shared log when the wait is 0.0."""
+    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> Ticket | Wait:
+        """See `RateLimiter.try_acquire`; the ticket's `admitted_at` is the Redis server's
+        time (epoch seconds), the admission's timestamp in the shared log."""
         plan = self._plan(account, operation, rates)
-        observation: list[int] = [0, 0, 0]
-        if self._pending:
-            pending = self._pending.pop((account, operation), None)
-            if pending is not None:
-                limit, remaining, deadline = pending
-                reset_us = round((deadline - time.monotonic()) * 1_000_000)
-                if reset_us > 0:
-                    observation = [limit, remaining, reset_us]
         # The pid keeps members unique when an instance is inherited through fork.
         member = f"{os.getpid()}:{self._token}:{next(self._seq)}"
-        args: list[int | str] = [member, self._margin_us, *plan.args[:1], *observation]
-        args += plan.args[1:]
+        args: list[int | str] = [
+            member,
+            self._margin_us,
+            self._stale_us,
+            round(HINT_RECHECK * 1e6),
+            *plan.args,
+        ]
         reply: Any = self._acquire(keys=plan.keys, args=args)
-        wait_us, now_us = int(reply[0]), int(reply[1])
-        return wait_us / 1_000_000, now_us / 1_000_000
+        wait_us, now_us, paused, seq = (int(x) for x in reply)
+        if wait_us > 0:
+            return Wait(wait_us / 1_000_000, paused=bool(paused))
+        # The token is opaque to callers: the member, and the longest window for `complete`.
+        return Ticket(account, operation, seq, now_us / 1_000_000, f"{member}|{plan.longest_us}")
+
+    def complete(self, ticket: Ticket, observation: Observation | None = None) -> None:
+        """See `RateLimiter.complete`."""
+        member, _, longest_us = ticket.token.rpartition("|")
+        base = f"{self._prefix}:{{{ticket.account}}}:{ticket.operation}"
+        keys = [f"{base}:{k}" for k in _PER_OPERATION]
+        max_seq = budget_hint(ticket, observation) if observation is not None else None
+        reset_us = 0 if observation is None else round(observation.reset_seconds * 1e6)
+        args: list[int | str] = [
+            member,
+            int(longest_us or 0),
+            ticket.seq,
+            -1 if max_seq is None else max_seq,
+        ]
+        args += [reset_us, round(RESET_GRANULARITY * 1e6)]
+        self._complete(keys=keys, args=args)
 
     def pause(self, account: str, seconds: float) -> None:
+        """See `RateLimiter.pause`."""
         _validate_pause(seconds)
         key = f"{self._prefix}:{{{account}}}:pause"
         self._pause(keys=[key], args=[math.ceil(seconds * 1_000_000)])
 
-    def observe(
-        self, account: str, operation: str, limit: int, remaining: int, reset_seconds: float
-    ) -> None:
-        if limit <= 0 or not (math.isfinite(reset_seconds) and reset_seconds > 0):
-            return
-        remaining = min(max(remaining, 0), limit)
-        # The newest response wins locally; the script merges it with the shared hint.
-        self._pending[(account, operation)] = (limit, remaining, time.monotonic() + reset_seconds)
-
     def _plan(self, account: str, operation: str, rates: Sequence[Rate]) -> _Plan:
-        key = (account, operation, rates if isinstance(rates, tuple) else tuple(rates))
+        key = (account, operation, plan_key(rates))
         plan = self._plans.get(key)
         if plan is None:
-            plan = _Plan(self._prefix, account, operation, rates)
-            with self._plans_lock:
-                if len(self._plans) >= 4096:  # a bound, not an LRU: rebuilding a plan is cheap
-                    self._plans.clear()
-                self._plans[key] = plan
+            plan = _Plan(self._prefix, account, operation, rates, self._margin_us)
+            if len(self._plans) >= 4096:  # a bound, not an LRU: rebuilding a plan is cheap
+                self._plans.clear()
+            self._plans[key] = plan  # a dict assignment: atomic, no lock needed
         return plan
+
+
+def plan_key(rates: Sequence[Rate]) -> tuple[Rate, ...]:
+    return rates if isinstance(rates, tuple) else tuple(rates)

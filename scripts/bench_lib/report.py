@@ -417,7 +417,7 @@ def _ratelimit(rl: Json) -> list[str]:
             _f(o.get("redis_wall_us"), 1),
         ],
     ]
-    lines += ["The limiter's own cost per admitted `try_acquire`, without HTTP:", ""]
+    lines += ["The limiter's cost per request (`try_acquire` + `complete`), no HTTP:", ""]
     lines += _table(["limiter", "client CPU µs", "wall µs"], rows)
     return lines
 
