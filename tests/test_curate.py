@@ -1,4 +1,6 @@
-"""scripts/curate.py on small published-style specs written here, and on the shared ones if present."""
+"""scripts/curate.py on small published-style specs written here, and on trimmed extracts of
+Klaviyo's published specs (tests/fixtures/klaviyo-openapi, made by scripts/extract_klaviyo_specs.py).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import yaml
 from openapi_spec_validator import validate
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_SPECS = ROOT.parent / "shared" / "klaviyo-openapi"
+EXTRACTS = ROOT / "tests" / "fixtures" / "klaviyo-openapi"
 COMMITTED: dict[str, Any] = yaml.safe_load(
     (ROOT / "openapi" / "klaviyo-catalog-jobs.yaml").read_text()
 )
@@ -246,24 +248,66 @@ def test_command_line_writes_the_file_and_reports_errors(tmp_path: Path) -> None
     assert curate.main([str(tmp_path / "broken.json")]) == 1
 
 
-# --- Klaviyo's published specs, when shared/ sits beside the checkout ----------------------------
+# --- trimmed extracts of Klaviyo's published specs ---------------------------------------------
 
 
-def shared(revision: str) -> Path:
-    path = SHARED_SPECS / f"stable_{revision}.json"
-    if not path.exists():
-        pytest.skip(f"{path} is not present")
-    return path
+def extract(revision: str) -> Path:
+    return EXTRACTS / f"stable_{revision}.json"
 
 
-def test_curating_the_seed_revision_reproduces_the_committed_spec() -> None:
-    out = curate.curate(curate.load_source(str(shared("2023-01-24"))), "stable_2023-01-24.json")
-    assert yaml.safe_load(curate.dump(out)) == COMMITTED
+def curated_file(revision: str, tmp_path: Path) -> dict[str, Any]:
+    """Curate through the command line into a temporary file, as `make curate` does."""
+    out = tmp_path / f"curated-{revision}.yaml"
+    assert curate.main([str(extract(revision)), "-o", str(out)]) == 0
+    loaded: dict[str, Any] = yaml.safe_load(out.read_text(encoding="utf-8"))
+    return loaded
 
 
-@pytest.mark.parametrize("revision", ["2023-01-24", "2023-12-15", "2024-10-15", "2026-07-15"])
-def test_every_published_revision_curates_and_generates(revision: str, tmp_path: Path) -> None:
-    out = curate.curate(curate.load_source(str(shared(revision))))
+def test_curating_the_seed_revision_gives_its_shape(tmp_path: Path) -> None:
+    """2023-01-24, the seeds' revision: old paths, media type, job id place, and limits."""
+    spec = curated_file("2023-01-24", tmp_path)
+    validate(spec)
+    assert spec["info"]["version"] == "2023-01-24"
+    assert spec["info"]["x-curated-from"] == "stable_2023-01-24.json"
+    assert names(spec) == names(COMMITTED)  # the same generated names as the shipped revision
+    ops = {item["get"]["operationId"]: (path, item["get"]) for path, item in spec["paths"].items()}
+    path, op = ops["get_item_update_job"]
+    assert path == "/api/catalog-item-bulk-update-jobs/{job_id}/"
+    assert all(p.endswith("/") for p in spec["paths"])
+    assert op["x-klaviyo-operation-id"] == "get_update_items_job"
+    assert list(op["responses"]["200"]["content"]) == ["application/json"]
+    job_fields = next(p for p in op["parameters"] if p["name"].endswith("-bulk-update-job]"))
+    assert "job_id" in job_fields["x-csv-enum"] and "id" not in job_fields["x-csv-enum"]
+    for _, op in ops.values():
+        assert op["x-klaviyo-ratelimit"] == {"burst": "350/s", "steady": "3500/m"}
+
+
+def test_curating_the_newest_extract_gives_its_shape(tmp_path: Path) -> None:
+    spec = curated_file("2026-07-15", tmp_path)
+    ops = {item["get"]["operationId"]: (path, item["get"]) for path, item in spec["paths"].items()}
+    path, op = ops["get_item_update_job"]
+    assert path == "/api/catalog-item-bulk-update-jobs/{job_id}"
+    assert list(op["responses"]["200"]["content"]) == ["application/vnd.api+json"]
+    job_fields = next(p for p in op["parameters"] if p["name"].endswith("-bulk-update-job]"))
+    assert "job_id" not in job_fields["x-csv-enum"] and "id" in job_fields["x-csv-enum"]
+    # Klaviyo lowered the item and variant operations' limits; categories kept theirs.
+    assert op["x-klaviyo-ratelimit"] == {"burst": "75/s", "steady": "750/m"}
+    category = ops["get_category_update_job"][1]
+    assert category["x-klaviyo-ratelimit"] == {"burst": "350/s", "steady": "3500/m"}
+
+
+def test_curating_the_generated_revision_reproduces_the_committed_spec(tmp_path: Path) -> None:
+    revision = str(COMMITTED["info"]["version"])
+    if not extract(revision).exists():
+        pytest.skip(f"no extract of {revision}: python scripts/extract_klaviyo_specs.py {revision}")
+    assert curated_file(revision, tmp_path) == COMMITTED
+
+
+@pytest.mark.parametrize(
+    "revision", sorted(p.name[len("stable_") : -len(".json")] for p in EXTRACTS.glob("stable_*"))
+)
+def test_every_extract_curates_and_generates(revision: str, tmp_path: Path) -> None:
+    out = curate.curate(curate.load_source(str(extract(revision))))
     validate(out)
     assert names(out) == names(COMMITTED)  # the facade imports the same names at every revision
     spec_path = tmp_path / "spec.yaml"

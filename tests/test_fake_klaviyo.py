@@ -16,9 +16,13 @@ import httpx
 import pytest
 from klaviyo_catalog.testing import DEFAULT_REVISION, FakeKlaviyo, Fault
 from klaviyo_catalog.testing.pytest_plugin import FakeFactory
+from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
 
 pytest_plugins = ["pytester"]  # to run the pytest plugin in a pytest of its own
 
+# The fake serves every revision's shape. These tests observe it at the oldest shape
+# (trailing slashes, application/json, attributes.job_id) unless they name another revision.
+OLD = "2023-01-24"
 NEW = "2024-10-15"  # first revision with no trailing slash and application/vnd.api+json
 # One TLS context for every client: httpx builds one per client otherwise (~25 ms each).
 TLS = ssl.create_default_context()
@@ -26,7 +30,7 @@ TLS = ssl.create_default_context()
 
 @pytest.fixture
 def fake() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo(rate_limits=None) as running:
+    with FakeKlaviyo(revision=OLD, rate_limits=None) as running:
         yield running
     assert running.internal_errors == []
 
@@ -37,6 +41,7 @@ def fake_klaviyo_factory() -> Iterator[FakeFactory]:
     started: list[FakeKlaviyo] = []
 
     def start(**kwargs: Any) -> FakeKlaviyo:
+        kwargs.setdefault("revision", OLD)
         started.append(FakeKlaviyo(**kwargs).start())
         return started[-1]
 
@@ -71,9 +76,9 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("headers", "status", "code"),
     [
-        ({"revision": DEFAULT_REVISION}, 401, "not_authenticated"),
-        ({"revision": DEFAULT_REVISION, "Authorization": "Klaviyo-API-Key pk_wrong"}, 401, None),
-        ({"revision": DEFAULT_REVISION, "Authorization": "Bearer x"}, 401, None),
+        ({"revision": OLD}, 401, "not_authenticated"),
+        ({"revision": OLD, "Authorization": "Klaviyo-API-Key pk_wrong"}, 401, None),
+        ({"revision": OLD, "Authorization": "Bearer x"}, 401, None),
         ({"Authorization": "KEY"}, 400, "invalid"),  # KEY: the right key, no revision
         ({"Authorization": "KEY", "revision": "latest"}, 400, "invalid"),
         ({"Authorization": "KEY", "revision": "2021-01-01"}, 400, "invalid"),
@@ -525,13 +530,39 @@ def test_rate_limits_can_be_disabled_and_changed(fake: FakeKlaviyo, client: http
     assert get(client, fake.url("item-create")).headers["retry-after"] == "10"
 
 
-def test_default_limits_are_klaviyos(fake_klaviyo_factory: FakeFactory) -> None:
-    fake = fake_klaviyo_factory()
-    response = httpx.get(fake.url("item-create"), headers=fake.headers(), verify=TLS)
-    assert (response.headers["ratelimit-limit"], response.headers["ratelimit-remaining"]) == (
-        "3500",
-        "3499",
-    )
+def test_default_limits_are_the_generated_revisions_per_operation() -> None:
+    with FakeKlaviyo() as fake, httpx.Client(headers=fake.headers(), verify=TLS) as client:
+        assert fake.revision == DEFAULT_REVISION == REVISION
+        urls = {
+            "list_item_create_jobs": fake.url("item-create"),
+            "list_variant_update_jobs": fake.url("variant-update"),
+            "get_item_update_job": fake.url("item-update", fake.add_job("item-update")),
+            "get_variant_update_job": fake.url("variant-update", fake.add_job("variant-update")),
+            "get_category_update_job": fake.url("category-update", fake.add_job("category-update")),
+        }
+        for name, url in urls.items():
+            steady = max(OPERATIONS[name].rate_limits, key=lambda limit: limit[1])[0]
+            for used in (1, 2):  # each operation counts in windows of its own
+                response = client.get(url)
+                assert response.status_code == 200, name
+                assert (
+                    response.headers["ratelimit-limit"],
+                    response.headers["ratelimit-remaining"],
+                ) == (
+                    str(steady),
+                    str(steady - used),
+                ), name
+
+
+def test_per_operation_limits_are_counted_apart(fake_klaviyo_factory: FakeFactory) -> None:
+    fake = fake_klaviyo_factory(rate_limits={"list_item_create_jobs": [(1, 10.0)]})
+    with httpx.Client(headers=fake.headers(), verify=TLS) as client:
+        assert client.get(fake.url("item-create")).status_code == 200
+        assert client.get(fake.url("item-create")).status_code == 429
+        for _ in range(3):  # an operation the mapping leaves out is not limited
+            assert client.get(fake.url("variant-update")).status_code == 200
+    with pytest.raises(ValueError, match="get_item_jobs"):
+        FakeKlaviyo(rate_limits={"get_item_jobs": [(1, 1.0)]})
 
 
 def test_unauthenticated_requests_use_no_quota(fake_klaviyo_factory: FakeFactory) -> None:
@@ -669,7 +700,7 @@ def test_log_records_requests_and_can_be_reset(fake: FakeKlaviyo, client: httpx.
     (record,) = fake.request_log
     assert record.method == "GET" and record.path == "/api/catalog-item-bulk-create-jobs/"
     assert record.query == {"filter": 'equals(status,"queued")'}
-    assert record.headers["revision"] == DEFAULT_REVISION and record.status == 200
+    assert record.headers["revision"] == OLD and record.status == 200
     fake.reset_log()
     assert fake.request_log == []
 

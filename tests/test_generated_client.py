@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from klaviyo_catalog_api import Client
 from klaviyo_catalog_api.api.catalog_jobs import get_item_update_job, list_item_create_jobs
 from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
@@ -20,8 +21,10 @@ from klaviyo_catalog_api.models import (
 )
 
 from tests.recording_server import Reply, recording_server
+from tests.spec_facts import SLASH, path_prefix
 
 FIXTURES = Path(__file__).parent / "fixtures"
+CURATED = Path(__file__).parent.parent / "openapi" / "klaviyo-catalog-jobs.yaml"
 SEED_JOB = json.loads((FIXTURES / "seed_get_item_update_job.json").read_text())
 
 
@@ -50,9 +53,9 @@ def test_job_id_stays_one_path_segment(job_id: str) -> None:
             job_id, client=Client(base_url=server.base_url), revision="r"
         )
     raw_path = server.requests[0].raw_path
-    prefix = "/api/catalog-item-bulk-update-jobs/"
-    assert raw_path.startswith(prefix) and raw_path.endswith("/")
-    segment = raw_path[len(prefix) : -1]
+    prefix = path_prefix("get_item_update_job")
+    assert raw_path.startswith(prefix) and raw_path.endswith(SLASH)
+    segment = raw_path[len(prefix) : len(raw_path) - len(SLASH)]
     assert not set("/?#") & set(segment)
     assert urllib.parse.unquote(segment) == job_id
 
@@ -72,8 +75,18 @@ def test_cursor_and_filter_are_percent_encoded() -> None:
 
 
 def test_spec_table_matches_the_spec() -> None:
+    spec = yaml.safe_load(CURATED.read_text(encoding="utf-8"))
+    assert spec["info"]["version"] == REVISION
+    per = {"s": 1.0, "m": 60.0}
+    for path, item in spec["paths"].items():
+        published = item["get"]["operationId"], item["get"]["x-klaviyo-ratelimit"]
+        op = OPERATIONS[published[0]]
+        assert op.path == path
+        assert op.rate_limits == tuple(
+            (int(rate.split("/")[0]), per[rate.split("/")[1]])
+            for rate in (published[1]["burst"], published[1]["steady"])
+        )
     op = OPERATIONS["get_item_update_job"]
-    assert op.rate_limits == ((350, 1.0), (3500, 60.0))
     assert op.include == ("items",)
     assert op.relationships == {"items": "catalog-item"}
     assert "title" in op.fields["catalog-item"]

@@ -60,8 +60,9 @@ from tests.hardening_support import (
     listener,
     options,
 )
+from tests.spec_facts import SLASH, path_prefix
 
-UPDATE_PATH = "/api/catalog-item-bulk-update-jobs/"
+UPDATE_PATH = path_prefix("get_item_update_job")
 FACADE = str(Path(klaviyo_catalog.__file__).parent)
 
 
@@ -331,7 +332,7 @@ def test_a_job_id_cannot_change_the_path_or_add_parameters(mode: Mode, fake: Fak
     with pytest.raises(NotFoundError) as caught:
         call(mode, opts(fake), "get_item_update_job", job_id)
     (record,) = fake.request_log
-    assert record.path == UPDATE_PATH + "x%2F..%2F..%2Fother%3Finclude%3Dy/"
+    assert record.path == UPDATE_PATH + "x%2F..%2F..%2Fother%3Finclude%3Dy" + SLASH
     assert record.query == {}
     detail = caught.value.errors[0].detail
     assert detail is not None and repr(job_id) in detail  # the server read one whole id
@@ -394,8 +395,8 @@ def test_any_job_id_is_one_path_segment_or_refused(core: Core, job_id: str) -> N
     except InvalidRequestError:
         return
     path = request.url.raw_path.decode("ascii")
-    assert path.startswith(UPDATE_PATH) and path.endswith("/") and "?" not in path
-    segment = path[len(UPDATE_PATH) : -1]
+    assert path.startswith(UPDATE_PATH) and path.endswith(SLASH) and "?" not in path
+    segment = path[len(UPDATE_PATH) : len(path) - len(SLASH)]
     assert "/" not in segment and urllib.parse.unquote(segment, errors="strict") == job_id
     assert request.url.query == b"" and request.url.host == "a.klaviyo.com"
 
@@ -409,7 +410,7 @@ def test_any_cursor_is_one_query_value_or_refused(core: Core, cursor: str) -> No
     except InvalidRequestError:
         return
     assert request.url.params.multi_items() == [("page[cursor]", cursor)]
-    assert request.url.path == "/api/catalog-item-bulk-create-jobs/"
+    assert request.url.path == path_prefix("list_item_create_jobs").rstrip("/") + SLASH
 
 
 @PROFILE

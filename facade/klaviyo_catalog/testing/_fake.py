@@ -25,7 +25,7 @@ from ._http import HttpServer, Incoming, Reply
 from ._jobs import Job, new_job, timestamp
 from ._model import DEFAULT_REVISION, JOB_FIELDS, Endpoint, Shape, find_kind, valid_revision
 from ._pages import Pager
-from ._ratelimit import DEFAULT_RATE_LIMITS, FixedWindows
+from ._ratelimit import DEFAULT_RATE_LIMITS, Limits, Quotas
 from ._request import ApiError, Query, json_reply, parse_query, route
 
 DEFAULT_API_KEY = "pk_fake_0123456789abcdef0123456789ab"
@@ -72,6 +72,7 @@ class FakeKlaviyo:
     """A fake Klaviyo on 127.0.0.1. Use as a context manager, or call start() and stop().
 
     Shapes follow the request's `revision` header (or always `revision` if `pin_revision`).
+    By default each operation has the rate limits the generated revision publishes for it.
     Lists are served oldest first, in insertion order, `page_size` jobs per page.
     `retire_revisions_on=date(...)` answers 410 Gone, as Klaviyo does, to every revision
     retired by that day (two years after its date); off by default, so old shapes stay testable.
@@ -83,7 +84,7 @@ class FakeKlaviyo:
         api_key: str = DEFAULT_API_KEY,
         revision: str = DEFAULT_REVISION,
         pin_revision: bool = False,
-        rate_limits: Sequence[tuple[int, float]] | None = DEFAULT_RATE_LIMITS,
+        rate_limits: Limits | Mapping[str, Limits] | None = DEFAULT_RATE_LIMITS,
         page_size: int = PAGE_SIZE,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -99,7 +100,7 @@ class FakeKlaviyo:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: HttpServer | None = None
-        self._limiter = FixedWindows(rate_limits) if rate_limits else None
+        self._limiter = Quotas(rate_limits) if rate_limits else None
         self._jobs: dict[str, Job] = {}  # insertion order is list order
         self._seq = 0
         self._ids = random.Random(0)  # reproducible job ids
@@ -277,10 +278,14 @@ class FakeKlaviyo:
             self._faults.clear()
             self._random_faults = None
 
-    def set_rate_limits(self, rate_limits: Sequence[tuple[int, float]] | None) -> None:
-        """Replace the limits (None disables them); the windows start afresh."""
+    def set_rate_limits(self, rate_limits: Limits | Mapping[str, Limits] | None) -> None:
+        """Replace the limits (None disables them); the windows start afresh.
+
+        A mapping gives each operation (e.g. "get_item_update_job") its own windows, as
+        Klaviyo counts them; a sequence of (count, seconds) is one set shared by all five.
+        """
         with self._lock:
-            self._limiter = FixedWindows(rate_limits) if rate_limits else None
+            self._limiter = Quotas(rate_limits) if rate_limits else None
 
     @property
     def request_log(self) -> list[RequestRecord]:
@@ -325,8 +330,15 @@ class FakeKlaviyo:
             self._authenticate(incoming.headers.get("authorization"))
             shape = _require_revision(shape, incoming.headers.get("revision"))
             self._refuse_retired(incoming.headers.get("revision"))
-            quota = self._admit(now)
-            endpoint, job_id = route(incoming.path, shape)
+            routed: tuple[Endpoint, str | None] | ApiError
+            try:
+                routed = route(incoming.path, shape)
+            except ApiError as error:
+                routed = error  # counted against the quota first, as any request past here
+            quota = self._admit(now, None if isinstance(routed, ApiError) else routed[0])
+            if isinstance(routed, ApiError):
+                raise routed
+            endpoint, job_id = routed
             if incoming.method != "GET":
                 detail = f"{incoming.method} is not allowed here; these endpoints are read-only."
                 raise ApiError.of(405, "method_not_allowed", "Method not allowed.", detail)
@@ -371,10 +383,12 @@ class FakeKlaviyo:
             detail = "The credentials are not a valid private API key."
             raise ApiError.of(401, "authentication_failed", "Authentication failed.", detail)
 
-    def _admit(self, now: float) -> tuple[tuple[str, str], ...]:
+    def _admit(self, now: float, endpoint: Endpoint | None) -> tuple[tuple[str, str], ...]:
         if self._limiter is None:
             return ()
-        decision = self._limiter.acquire(now)
+        decision = self._limiter.acquire(endpoint.operation if endpoint else None, now)
+        if decision is None:
+            return ()
         if not decision.admitted:
             retry_after = int(dict(decision.headers)["Retry-After"])
             raise ApiError(429, throttled_document(retry_after), decision.headers)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DEFAULT_REVISION = "2023-01-24"  # info.version of openapi/klaviyo-catalog-jobs.yaml
+from klaviyo_catalog_api.catalog_spec import REVISION
+
+DEFAULT_REVISION = REVISION  # the generated package's revision (openapi/klaviyo-catalog-jobs.yaml)
 FIRST_REVISION = "2022-10-17"  # the catalog bulk-job endpoints first appeared here
 
 _REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[A-Za-z0-9_-]+)?$")
@@ -67,6 +69,12 @@ class Endpoint:
 
     kind: JobKind
     is_list: bool
+
+    @property
+    def operation(self) -> str:
+        """The operation's name in the generated spec, e.g. get_item_update_job."""
+        name = self.kind.name.replace("-", "_")
+        return f"list_{name}_jobs" if self.is_list else f"get_{name}_job"
 
 
 # The whole routing table: everything else about an endpoint follows from its kind.

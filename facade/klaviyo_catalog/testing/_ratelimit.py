@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-DEFAULT_RATE_LIMITS: tuple[tuple[int, float], ...] = ((350, 1.0), (3500, 60.0))
+from klaviyo_catalog_api.catalog_spec import OPERATIONS
+
+Limits = Sequence[tuple[int, float]]
+#: Per operation name, the (count, seconds) windows the generated revision publishes.
+DEFAULT_RATE_LIMITS: Mapping[str, tuple[tuple[int, float], ...]] = {
+    name: op.rate_limits for name, op in OPERATIONS.items()
+}
 
 
 @dataclass
@@ -63,3 +69,25 @@ class FixedWindows:
                 ("RateLimit-Reset", str(max(0, math.ceil(steady.reset_in(now))))),
             ),
         )
+
+
+class Quotas:
+    """Windows per operation (a mapping), or one set shared by all five (a sequence)."""
+
+    def __init__(self, limits: Limits | Mapping[str, Limits]) -> None:
+        self._shared: FixedWindows | None = None
+        self._per_operation: dict[str, FixedWindows] = {}
+        if isinstance(limits, Mapping):
+            unknown = sorted(set(limits) - set(OPERATIONS))
+            if unknown:
+                raise ValueError(f"rate limits for no such operation: {', '.join(unknown)}")
+            self._per_operation = {name: FixedWindows(w) for name, w in limits.items() if w}
+        else:
+            self._shared = FixedWindows(limits)
+
+    def acquire(self, operation: str | None, now: float) -> Decision | None:
+        """Admit a request to `operation` (None: no operation is served there); None: unlimited."""
+        if self._shared is not None:
+            return self._shared.acquire(now)
+        windows = self._per_operation.get(operation) if operation else None
+        return windows.acquire(now) if windows is not None else None
