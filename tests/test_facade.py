@@ -440,7 +440,7 @@ def test_wait_for_job_polls_until_done(api: Api, server: RecordingServer) -> Non
         job, poll_interval=0.01, timeout=5, on_progress=lambda j: seen.append(j.progress)
     )
     assert done.status == JobStatus.COMPLETE and done.is_done
-    assert seen == [0.7, 1.0]
+    assert seen == [0.0, 0.7, 1.0]  # the starting state, then each poll
     assert len(server.requests) == 3
 
 
@@ -453,11 +453,19 @@ def test_wait_for_job_times_out_with_the_last_job(api: Api, server: RecordingSer
     assert caught.value.job.completed_count == 2
 
 
-def test_item_create_jobs_cannot_be_polled(api: Api, server: RecordingServer) -> None:
-    reply(server, docs.collection([docs.job("1", "catalog-item-bulk-create-job")], None))
-    page = api.list_item_create_jobs()
-    with pytest.raises(InvalidRequestError, match="no single-job endpoint"):
-        api.wait_for_job(page.data[0])
+def test_item_create_jobs_are_polled_through_their_list(api: Api, server: RecordingServer) -> None:
+    kind = "catalog-item-bulk-create-job"
+    reply(
+        server,
+        docs.collection([docs.job("1", kind, status="processing")], None),
+        docs.collection([docs.job("2", kind, status="processing")], None),  # 1 left the list
+        docs.collection([docs.job("1", kind, status="complete", completed_count=9)], None),
+    )
+    job = api.list_item_create_jobs().data[0]
+    done = api.wait_for_job(job, poll_interval=0.01)
+    assert done.id == "1" and done.status is JobStatus.COMPLETE and done.completed_count == 9
+    filters = [query(server, i).get("filter") for i in (1, 2)]
+    assert filters == ['equals(status,"processing")', 'equals(status,"complete")']
 
 
 # --- configuration and the key ------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ._revisions import (
     revision_lifecycle,
 )
 from ._version import __version__
+from ._waiting import WaitProgress
 from .errors import (
     APIError,
     APIErrorDetail,
@@ -70,6 +71,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "Variant",
+    "WaitProgress",
     "WaitTimeoutError",
     "__version__",
     "revision_lifecycle",

@@ -23,6 +23,7 @@ from ._ratelimit import Rate, RateLimiter, account_key, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
 from ._version import __version__
+from ._waiting import JobsWait, WaitProgress, wait_for_job
 from .errors import ConfigurationError
 
 __all__ = ["AsyncCatalogJobs", "CatalogJobs"]
@@ -276,14 +277,88 @@ class CatalogJobs(_ClientBase[httpx.Client]):
         job: BulkJob,
         *,
         poll_interval: float = 2.0,
+        max_poll_interval: float = 30.0,
         timeout: float = 600.0,
         on_progress: Callable[[BulkJob], object] | None = None,
+        include: Iterable[str] | None = None,
+        fields: Fields = None,
     ) -> BulkJob:
+        """Poll one job until it is complete or cancelled, and return its final state.
+
+        The first poll comes `poll_interval` seconds after the call, and each interval is 1.5
+        times the one before, up to `max_poll_interval`: with the defaults the polls fall at
+        2, 5, 9.5, 16, 26, 41, 64, 94 ... seconds, then every 30 s. Pass
+        `max_poll_interval=poll_interval` for a fixed interval. Item-create jobs, which have
+        no single-job endpoint, are polled through their list, as `wait_for_jobs` does; the
+        others by their GET, with `include` and `fields` if given, else those the job was
+        fetched with (the relationships and sparse fields it holds), so the result keeps its
+        items. `on_progress` gets the starting state, then each polled state.
+
+        Raises WaitTimeoutError (with `.job`, the last state seen) after `timeout` seconds,
+        and NotFoundError if the job is gone. A 429, 5xx or network failure that outlasts the
+        client's retries skips that poll; the wait goes on.
+        """
         return self._run(
-            self._core.wait_for_job(
-                job, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress
+            wait_for_job(
+                self._core,
+                job,
+                poll_interval=poll_interval,
+                max_poll_interval=max_poll_interval,
+                timeout=timeout,
+                on_progress=on_progress,
+                include=include,
+                fields=fields,
             )
         )
+
+    def wait_for_jobs(
+        self,
+        jobs: Iterable[BulkJob],
+        *,
+        poll_interval: float = 5.0,
+        max_poll_interval: float | None = None,
+        timeout: float = 3600.0,
+        quota_share: float = 0.5,
+        on_progress: Callable[[WaitProgress], object] | None = None,
+    ) -> Iterator[BulkJob]:
+        """Wait for many jobs of any kinds at once; yield each as it finishes, exactly once.
+
+        ```python
+        for job in kc.wait_for_jobs(jobs, poll_interval=5):
+            print(job.id, job.status, job.failed_count)
+        ```
+
+        Each job is yielded in the first state that shows it complete or cancelled (jobs
+        already done are yielded first). A round every `poll_interval` seconds polls
+        item-create and variant-update jobs through their lists (about one request per 100
+        running jobs, plus a search of the finished list or a GET for the jobs that left
+        it), and the other kinds with one GET each. The wait uses at most `quota_share` of
+        each operation's rate limits, so the app's own calls keep the rest, and lengthens the
+        interval when a round needs more than that. With `max_poll_interval` the interval
+        also grows x1.5 per round up to it.
+
+        A job found in no list at all (a status this client does not know, or one that was
+        deleted) stays pending, and is looked for again less and less often; `on_progress`
+        counts it in `missing`. `on_progress` gets a `WaitProgress` at the start and after
+        each round. Raises WaitTimeoutError, whose `pending` lists the jobs still unfinished,
+        once `timeout` seconds have passed, and NotFoundError when a job's GET says it is
+        gone. A 429, 5xx or network failure that outlasts the retries, or a cursor that
+        breaks, only costs that round.
+        """
+        wait = JobsWait(
+            self._core,
+            jobs,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            timeout=timeout,
+            quota_share=quota_share,
+            on_progress=on_progress,
+        )
+        return self._drain(wait)
+
+    def _drain(self, wait: JobsWait) -> Iterator[BulkJob]:
+        while not wait.finished:
+            yield from self._run(wait.next_round())
 
     def close(self) -> None:
         if self._owns_http:
@@ -398,14 +473,53 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
         job: BulkJob,
         *,
         poll_interval: float = 2.0,
+        max_poll_interval: float = 30.0,
         timeout: float = 600.0,
         on_progress: Callable[[BulkJob], object] | None = None,
+        include: Iterable[str] | None = None,
+        fields: Fields = None,
     ) -> BulkJob:
+        """The same as `CatalogJobs.wait_for_job` (see there), awaited."""
         return await self._run(
-            self._core.wait_for_job(
-                job, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress
+            wait_for_job(
+                self._core,
+                job,
+                poll_interval=poll_interval,
+                max_poll_interval=max_poll_interval,
+                timeout=timeout,
+                on_progress=on_progress,
+                include=include,
+                fields=fields,
             )
         )
+
+    def wait_for_jobs(
+        self,
+        jobs: Iterable[BulkJob],
+        *,
+        poll_interval: float = 5.0,
+        max_poll_interval: float | None = None,
+        timeout: float = 3600.0,
+        quota_share: float = 0.5,
+        on_progress: Callable[[WaitProgress], object] | None = None,
+    ) -> AsyncIterator[BulkJob]:
+        """The same as `CatalogJobs.wait_for_jobs` (see there), as an async iterator:
+        `async for job in kc.wait_for_jobs(jobs): ...`."""
+        wait = JobsWait(
+            self._core,
+            jobs,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            timeout=timeout,
+            quota_share=quota_share,
+            on_progress=on_progress,
+        )
+        return self._drain(wait)
+
+    async def _drain(self, wait: JobsWait) -> AsyncIterator[BulkJob]:
+        while not wait.finished:
+            for job in await self._run(wait.next_round()):
+                yield job
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -20,19 +20,17 @@ import httpx
 
 from . import _jsonapi as jsonapi
 from ._models import BulkJob, Page
-from ._operations import Operation, RequestParts, operation, operation_for_job_type
+from ._operations import Operation, RequestParts, operation
 from ._ratelimit import Observation, Rate, RateLimiter, Ticket
 from ._retry import RetryPolicy, retry_after_seconds
 from ._revisions import MOVE_ON
 from .errors import (
     APIError,
-    InvalidRequestError,
     InvalidResponseError,
     KlaviyoError,
     RateLimitError,
     RevisionRetiredError,
     TransportError,
-    WaitTimeoutError,
     error_class,
 )
 
@@ -158,36 +156,6 @@ class Core:
         except KlaviyoError as exc:
             exc.cursor = cursor  # so that the caller can resume from this page
             raise
-
-    def wait_for_job(
-        self,
-        job: BulkJob,
-        *,
-        poll_interval: float,
-        timeout: float,
-        on_progress: Callable[[BulkJob], object] | None,
-    ) -> Flow[BulkJob]:
-        if not poll_interval > 0 or not timeout >= 0:
-            raise InvalidRequestError("poll_interval must be > 0 and timeout >= 0")
-        op = operation_for_job_type(job.kind)
-        clock = self.settings.clock
-        deadline = clock() + timeout
-        interval = poll_interval
-        while not job.is_done:
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise WaitTimeoutError(
-                    f"job {job.id} is still {job.status} after {timeout:g}s "
-                    f"({job.completed_count + job.failed_count}/{job.total_count} processed)",
-                    job=job,
-                )
-            yield Sleep(min(interval, remaining))
-            job = yield from self.get_job(op.name, job.id, None, None)
-            if on_progress is not None:
-                on_progress(job)
-            # Poll quickly at first, then back off: long jobs need no second-by-second polling.
-            interval = min(interval * 1.5, max(poll_interval, 30.0))
-        return job
 
     # --- one request, with the rate-limit gate and retries ---------------------------------------
 

@@ -140,11 +140,18 @@ class ServerError(APIError):
 
 
 class WaitTimeoutError(KlaviyoError, builtins.TimeoutError):
-    """`wait_for_job` gave up; `job` is the last state seen."""
+    """`wait_for_job` or `wait_for_jobs` ran out of time.
 
-    def __init__(self, message: str, *, job: BulkJob) -> None:
+    `pending` holds the last state seen of every job still unfinished (the jobs already
+    reported are not in it), and `job` the first of them: for `wait_for_job`, its job.
+    """
+
+    def __init__(
+        self, message: str, *, job: BulkJob, pending: Sequence[BulkJob] | None = None
+    ) -> None:
         super().__init__(message)
         self.job = job
+        self.pending: tuple[BulkJob, ...] = tuple(pending) if pending is not None else (job,)
 
 
 STATUS_ERRORS: Mapping[int, type[APIError]] = {

@@ -1,0 +1,527 @@
+"""Waiting for bulk jobs, one or hundreds, within a share of each operation's quota (sans-I/O).
+
+`JobsWait` is one more flow of the shared core: each `next_round()` sleeps until the round is
+due, polls, and returns the jobs it saw finish. Both clients only drive it.
+
+A round costs little, whatever the number of jobs:
+- the listable kinds (item-create, variant-update) are polled through their list endpoints,
+  filtered by status: one request per 100 *running* jobs of the account. A tracked job missing
+  from those lists is a candidate: it may have finished, but a list is no proof (a cursor may
+  skip it), so it is confirmed by a search of the finished lists (`complete`, then
+  `cancelled`) or, for variant-update jobs when that is cheaper or the job carries included
+  resources, by its single-job GET. Only a response that shows a job done reports it.
+- item-update and category-update jobs have no list endpoint here: one GET each per round.
+
+Every request also passes a private sliding log holding this wait to `quota_share` of each
+of the operation's limits (from the spec's `x-klaviyo-ratelimit`, or the client's
+`rate_limits`), so the app's own calls keep the rest; and the interval between rounds grows
+when a round's requests would need more than that share at the requested pace.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._core import Core, Fields, Flow, PageWalk, Sleep
+from ._models import BulkJob, JobStatus, Page
+from ._operations import OPERATIONS, operation
+from ._ratelimit import MemoryRateLimiter, Rate, Ticket
+from .errors import (
+    BadRequestError,
+    InvalidRequestError,
+    InvalidResponseError,
+    KlaviyoError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+
+__all__ = ["JobsWait", "WaitProgress", "wait_for_job"]
+
+logger = logging.getLogger("klaviyo_catalog")
+
+# The job type each list or single-job operation serves, from the generated table.
+LIST_OPERATION = {spec.job_type: name for name, spec in OPERATIONS.items() if spec.is_list}
+GET_OPERATION = {spec.job_type: name for name, spec in OPERATIONS.items() if not spec.is_list}
+RUNNING = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
+FINISHED = (JobStatus.COMPLETE.value, JobStatus.CANCELLED.value)
+# A job seen in no list is searched for again after this many intervals, doubling each time.
+MISSING_RECHECK_CAP = 16
+# The key of the wait's own sliding log (private to each wait, so any name does).
+WAIT_ACCOUNT = "wait"
+
+
+@attrs.frozen
+class WaitProgress:
+    """Where a `wait_for_jobs` call stands, passed to `on_progress` after each round.
+
+    Job counts: `jobs` tracked in all, `done` of them finished, `running` still pending, of
+    which `missing` were in no list the last time they were looked for (see
+    `CatalogJobs.wait_for_jobs`). Item counts sum the latest state of every tracked job.
+    `elapsed` is seconds since the wait began; `next_poll_in` the seconds until the next round,
+    `rounds` the polling rounds so far, and `requests` the requests they made.
+    """
+
+    jobs: int
+    done: int
+    running: int
+    missing: int
+    total_items: int
+    completed_items: int
+    failed_items: int
+    elapsed: float
+    next_poll_in: float
+    rounds: int
+    requests: int
+
+    @property
+    def progress(self) -> float:
+        """Processed (completed + failed) items over total items, in 0..1."""
+        if self.total_items <= 0:
+            return 1.0 if self.running == 0 else 0.0
+        return min(1.0, (self.completed_items + self.failed_items) / self.total_items)
+
+
+@attrs.frozen
+class _Fetch:
+    """How one job is fetched by its single-job GET: the include and fields it was given."""
+
+    include: tuple[str, ...] = ()
+    fields: Mapping[str, tuple[str, ...]] | None = None
+
+
+class _OutOfTime(Exception):
+    """The deadline falls inside this round: end it with what it found."""
+
+
+Key = tuple[str, str]  # (job type, id): ids are unique per kind only
+Done = dict[Key, BulkJob]  # the jobs a round saw finish
+
+
+def _key(job: BulkJob) -> Key:
+    return (job.kind, job.id)
+
+
+def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fetch:
+    """The include and fields to poll `job` with: the given ones, else those the job holds.
+
+    A job holds a relationship when it was fetched with it (`job.items` is not None), and its
+    included resources and attributes show the sparse fields it was fetched with.
+    """
+    name = GET_OPERATION.get(job.kind)
+    if name is None:
+        if include or fields:
+            raise InvalidRequestError(
+                f"{job.kind} jobs are polled through their list, which takes no include or fields"
+            )
+        return _Fetch()
+    spec = OPERATIONS[name]
+    if include is not None or fields is not None:
+        # Validated now, so that a mistake is raised before any wait.
+        operation(name).build(revision="", job_id=job.id, include=include, fields=fields)
+        frozen = None if fields is None else {t: tuple(f) for t, f in fields.items()}
+        held = () if include is None else (include,) if isinstance(include, str) else include
+        return _Fetch(tuple(dict.fromkeys(held)), frozen)
+    held_include = tuple(rel for rel in spec.include if getattr(job, rel, None) is not None)
+    inferred: dict[str, tuple[str, ...]] = {}
+    for rel in held_include:
+        related_type = spec.relationships.get(rel)
+        allowed = spec.fields.get(related_type or "", ())
+        seen: dict[str, None] = {}
+        for resource in getattr(job, rel) or ():
+            attributes = getattr(resource, "attributes", None)
+            if isinstance(attributes, Mapping):
+                seen.update(dict.fromkeys(a for a in attributes if a in allowed))
+        names = tuple(a for a in allowed if a in seen)
+        if related_type and names and set(names) != set(allowed) - {"id"}:
+            inferred[related_type] = names
+    attributes = job.resource.get("attributes") if isinstance(job.resource, Mapping) else None
+    job_allowed = spec.fields.get(job.kind, ())
+    if isinstance(attributes, Mapping) and attributes:
+        names = tuple(a for a in job_allowed if a in attributes)
+        if names and set(names) != set(job_allowed) - {"id", "job_id"}:
+            inferred[job.kind] = names
+    return _Fetch(held_include, inferred or None)
+
+
+class JobsWait:
+    """The state of one wait for many jobs; see the module docstring and `wait_for_jobs`.
+
+    Drive it with `while not wait.finished: for job in run(wait.next_round()): ...`.
+    """
+
+    def __init__(
+        self,
+        core: Core,
+        jobs: Iterable[BulkJob],
+        *,
+        poll_interval: float,
+        max_poll_interval: float | None,
+        timeout: float,
+        quota_share: float,
+        on_progress: Callable[[WaitProgress], object] | None = None,
+        include: Iterable[str] | None = None,
+        fields: Fields = None,
+        backoff: float = 1.0,
+    ) -> None:
+        if isinstance(jobs, BulkJob):
+            jobs = [jobs]
+        if not _positive(poll_interval):
+            raise InvalidRequestError(f"poll_interval must be > 0, got {poll_interval!r}")
+        if max_poll_interval is None:
+            max_poll_interval = poll_interval
+        if not _positive(max_poll_interval) or max_poll_interval < poll_interval:
+            raise InvalidRequestError(
+                f"max_poll_interval must be >= poll_interval, got {max_poll_interval!r}"
+            )
+        if not (isinstance(timeout, int | float) and timeout >= 0 and not math.isnan(timeout)):
+            raise InvalidRequestError(f"timeout must be >= 0, got {timeout!r}")
+        if not (isinstance(quota_share, int | float) and 0 < quota_share <= 1):
+            raise InvalidRequestError(f"quota_share must be in (0, 1], got {quota_share!r}")
+        self._core = core
+        self._clock = core.settings.clock
+        self._started = self._clock()
+        self._deadline = self._started + timeout
+        self._timeout = timeout
+        self._poll_interval = float(poll_interval)
+        self._max_interval = float(max_poll_interval)
+        self._backoff = backoff
+        self._base_interval = self._poll_interval
+        self._share = float(quota_share)
+        self._on_progress = on_progress
+        self._latest: dict[Key, BulkJob] = {}  # every tracked job's latest state
+        self._pending: dict[Key, BulkJob] = {}
+        self._fetch: dict[Key, _Fetch] = {}
+        self._ready: list[BulkJob] = []  # done, not handed out yet
+        self._missing: dict[Key, int] = {}  # -> how many searches missed it
+        self._recheck_at: dict[str, float] = {}  # job type -> when to look for missing ones
+        self._search_pages: dict[str, int] = {}  # job type -> pages the last search took
+        self._pacer = MemoryRateLimiter(clock=self._clock)
+        self._next_round_at = self._started + self._poll_interval
+        self._interval = self._poll_interval
+        self._rounds = 0
+        self._requests = 0
+        self._announced = False
+        for job in jobs:
+            if not isinstance(job, BulkJob):
+                raise InvalidRequestError(f"wait_for_jobs takes BulkJob objects, not {job!r:.60}")
+            if job.kind not in LIST_OPERATION and job.kind not in GET_OPERATION:
+                raise InvalidRequestError(f"there is no endpoint to poll {job.kind!r} jobs with")
+            key = _key(job)
+            if key in self._latest:
+                continue  # the same job twice is waited for, and reported, once
+            self._fetch[key] = fetch_of(job, include, fields)
+            self._latest[key] = job
+            if job.is_done:
+                self._ready.append(job)
+            else:
+                self._pending[key] = job
+
+    # --- what the drivers use ---------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """True once every job has been handed out by `next_round`."""
+        return not self._pending and not self._ready
+
+    def latest(self, job: BulkJob) -> BulkJob:
+        """The latest state seen of a tracked job."""
+        return self._latest.get(_key(job), job)
+
+    def progress(self) -> WaitProgress:
+        """The aggregate `on_progress` receives."""
+        states = self._latest.values()
+        return WaitProgress(
+            jobs=len(self._latest),
+            done=len(self._latest) - len(self._pending),
+            running=len(self._pending),
+            missing=len(self._missing),
+            total_items=sum(max(0, j.total_count) for j in states),
+            completed_items=sum(max(0, j.completed_count) for j in states),
+            failed_items=sum(max(0, j.failed_count) for j in states),
+            elapsed=max(0.0, self._clock() - self._started),
+            next_poll_in=max(0.0, self._next_round_at - self._clock()) if self._pending else 0.0,
+            rounds=self._rounds,
+            requests=self._requests,
+        )
+
+    def next_round(self) -> Flow[list[BulkJob]]:
+        """Hand out the jobs known done; else sleep until the next round is due and poll.
+
+        Returns the jobs seen finishing, each once, in their final state (possibly none).
+        Raises WaitTimeoutError, with the pending jobs, once the timeout has passed.
+        """
+        if not self._announced:
+            self._announced = True
+            self._report()
+        if self._ready or not self._pending:
+            ready, self._ready = self._ready, []
+            return ready
+        now = self._clock()
+        if now >= self._deadline:
+            raise self._timeout_error()
+        wait = self._next_round_at - now
+        if wait > 0:
+            yield Sleep(min(wait, self._deadline - now))
+        started = self._clock()
+        used: Counter[str] = Counter()
+        done: Done = {}
+        try:
+            for job_type in sorted({key[0] for key in self._pending}):
+                if job_type in LIST_OPERATION:
+                    yield from self._poll_listed(job_type, done, used)
+                else:
+                    yield from self._poll_each(job_type, done, used)
+        except _OutOfTime:
+            pass  # what was found is kept; the next call raises WaitTimeoutError
+        for key, job in done.items():
+            self._latest[key] = job
+            self._pending.pop(key, None)
+            self._missing.pop(key, None)
+        self._rounds += 1
+        self._requests += sum(used.values())
+        self._plan_next(started, used)
+        self._report()
+        return list(done.values())
+
+    # --- one round ----------------------------------------------------------------------------
+
+    def _poll_listed(self, job_type: str, done: Done, used: Counter[str]) -> Flow[None]:
+        list_name = LIST_OPERATION[job_type]
+        tracked = {k for k in self._pending if k[0] == job_type}
+        seen: set[Key] = set()
+
+        def note(page: Page[BulkJob]) -> bool:
+            for job in page:
+                key = _key(job)
+                if key in tracked:
+                    seen.add(key)
+                    self._update(key, job, done)
+            return False
+
+        # Queued first: a job moving from queued to processing meanwhile is then in the
+        # second list. No tracked job queued (or of an unknown status): no queued walk.
+        statuses = [JobStatus.PROCESSING.value]
+        if any(self._pending[k].status != JobStatus.PROCESSING for k in tracked):
+            statuses.insert(0, JobStatus.QUEUED.value)
+        complete = True
+        slim = {job_type: ["status"]}  # the counts come with it; errors do not
+        for status in statuses:
+            complete = (yield from self._walk(list_name, status, note, used, slim)) and complete
+        for key in seen:
+            self._missing.pop(key, None)
+        if not complete:
+            return  # a broken walk proves nothing about the jobs it did not reach
+        candidates = [k for k in tracked if k not in seen and k in self._pending]
+        recheck = self._clock() >= self._recheck_at.get(job_type, -math.inf)
+        fresh = [k for k in candidates if k not in self._missing]
+        if not fresh and not recheck:
+            return
+        get_name = GET_OPERATION.get(job_type)
+        if get_name is not None:
+            needs_get = [k for k in candidates if self._fetch[k].include]
+            rest = [k for k in candidates if not self._fetch[k].include]
+            if len(rest) <= self._search_pages.get(job_type, 1):
+                needs_get, rest = needs_get + rest, []
+            if rest:
+                yield from self._search(job_type, rest, done, used)
+                rest = [k for k in rest if k in self._pending and k not in done]
+            for key in needs_get + rest:
+                yield from self._get(get_name, key, done, used)
+            return
+        yield from self._search(job_type, candidates, done, used)
+        missed = [k for k in candidates if k not in done]
+        for key in missed:
+            self._missing[key] = self._missing.get(key, 0) + 1
+        if missed:
+            # Seen in no list: a status this client does not know, or gone. Look again, less
+            # and less often, so that one such job does not cost a search every round.
+            times = min(MISSING_RECHECK_CAP, 2 ** min(self._missing[k] for k in missed))
+            self._recheck_at[job_type] = self._clock() + times * self._interval
+        else:
+            self._recheck_at.pop(job_type, None)
+
+    def _search(self, job_type: str, keys: list[Key], done: Done, used: Counter[str]) -> Flow[None]:
+        """Look for `keys` in the finished lists; the jobs found there are done."""
+        wanted = set(keys)
+        pages = 0
+
+        def note(page: Page[BulkJob]) -> bool:
+            nonlocal pages
+            pages += 1
+            for job in page:
+                key = _key(job)
+                if key in wanted:
+                    wanted.discard(key)
+                    self._update(key, job, done)
+            return not wanted  # stop as soon as every one is found
+
+        for status in FINISHED:
+            pages = 0
+            yield from self._walk(LIST_OPERATION[job_type], status, note, used, None)
+            if status == JobStatus.COMPLETE:
+                self._search_pages[job_type] = max(1, pages)
+            if not wanted:
+                break
+        if wanted and any(self._missing.get(k) for k in wanted):
+            # Searched before and missed: look through every status once, in case it carries
+            # one this client does not know.
+            yield from self._walk(LIST_OPERATION[job_type], None, note, used, None)
+
+    def _poll_each(self, job_type: str, done: Done, used: Counter[str]) -> Flow[None]:
+        name = GET_OPERATION[job_type]
+        for key in [k for k in self._pending if k[0] == job_type]:
+            yield from self._get(name, key, done, used)
+
+    def _get(self, name: str, key: Key, done: Done, used: Counter[str]) -> Flow[None]:
+        yield from self._pace(name, used)
+        fetch = self._fetch[key]
+        try:
+            job = yield from self._core.get_job(name, key[1], fetch.include, fetch.fields)
+        except KlaviyoError as exc:
+            if not _transient(exc, None):
+                raise  # 404 included: the job is gone, and no wait will bring it back
+            logger.warning("job %s not polled this round: %s", key[1], exc)
+            return
+        self._update(key, job, done)
+
+    def _walk(
+        self,
+        name: str,
+        status: str | None,
+        on_page: Callable[[Page[BulkJob]], bool],
+        used: Counter[str],
+        fields: Fields,
+    ) -> Flow[bool]:
+        """Walk a list until its end or until `on_page` says stop: True. A transient failure
+        or a broken cursor ends it early: False."""
+        walk = PageWalk(None)
+        while not walk.done:
+            yield from self._pace(name, used)
+            cursor = walk.cursor
+            try:
+                page = yield from self._core.list_page(
+                    name, status=status, cursor=cursor, fields=fields
+                )
+                walk.advance(page)
+            except KlaviyoError as exc:
+                if not _transient(exc, cursor):
+                    raise
+                logger.warning("%s (status %s) broke off this round: %s", name, status, exc)
+                return False
+            if on_page(page):
+                return True
+        return True
+
+    def _update(self, key: Key, job: BulkJob, done: Done) -> None:
+        if key not in self._pending or key in done:
+            return  # reported once, in the first state that showed it done
+        self._latest[key] = job
+        if job.is_done:
+            done[key] = job
+        else:
+            self._pending[key] = job
+
+    # --- pacing and timing --------------------------------------------------------------------
+
+    def _rates(self, name: str) -> list[Rate]:
+        rates = self._core.settings.rates(operation(name))
+        return [Rate(max(1, math.floor(r.count * self._share)), r.per_seconds) for r in rates]
+
+    def _pace(self, name: str, used: Counter[str]) -> Flow[None]:
+        """Hold this wait to its share of the operation's limits."""
+        rates = self._rates(name)
+        while True:
+            admitted = self._pacer.try_acquire(WAIT_ACCOUNT, name, rates)
+            if isinstance(admitted, Ticket):
+                # Counted from admission: the client's own limiter counts the flight time.
+                self._pacer.complete(admitted)
+                used[name] += 1
+                return
+            wait = admitted.seconds
+            if self._clock() + wait > self._deadline:
+                raise _OutOfTime
+            yield Sleep(wait)
+
+    def _plan_next(self, started: float, used: Counter[str]) -> None:
+        self._base_interval = min(self._base_interval * self._backoff, self._max_interval)
+        interval = self._base_interval
+        for name, count in used.items():
+            for rate in self._rates(name):
+                # The pace at which this round's requests stay within the share.
+                interval = max(interval, count * rate.per_seconds / rate.count)
+        self._interval = interval
+        self._next_round_at = started + interval
+
+    def _report(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.progress())
+
+    def _timeout_error(self) -> WaitTimeoutError:
+        pending = tuple(self._pending.values())
+        first = pending[0]
+        if len(pending) == 1:
+            message = (
+                f"job {first.id} is still {first.status} after {self._timeout:g}s "
+                f"({first.completed_count + first.failed_count}/{first.total_count} processed)"
+            )
+        else:
+            message = f"{len(pending)} jobs are still running after {self._timeout:g}s"
+        return WaitTimeoutError(message, job=first, pending=pending)
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def _transient(error: KlaviyoError, cursor: str | None) -> bool:
+    """Worth another round: an outage that outlasted the retries, or a cursor that broke."""
+    if isinstance(error, RateLimitError | ServerError | TransportError):
+        return True
+    return cursor is not None and isinstance(error, BadRequestError | InvalidResponseError)
+
+
+def wait_for_job(
+    core: Core,
+    job: BulkJob,
+    *,
+    poll_interval: float,
+    max_poll_interval: float,
+    timeout: float,
+    on_progress: Callable[[BulkJob], object] | None,
+    include: Iterable[str] | None,
+    fields: Fields,
+    quota_share: float = 0.5,
+) -> Flow[BulkJob]:
+    """One job, through the same machinery: the interval grows x1.5 per round."""
+    if not isinstance(job, BulkJob):
+        raise InvalidRequestError(f"wait_for_job takes a BulkJob, not {job!r:.60}")
+    wait = JobsWait(
+        core,
+        [job],
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
+        timeout=timeout,
+        quota_share=quota_share,
+        include=include,
+        fields=fields,
+        backoff=1.5,
+    )
+    if on_progress is not None:
+        on_progress(job)  # the starting state too, so that a display starts at once
+    if job.is_done:
+        return job
+    while True:
+        done = yield from wait.next_round()  # each call polls once: the job was not done
+        latest = done[0] if done else wait.latest(job)
+        if on_progress is not None:
+            on_progress(latest)
+        if done:
+            return latest
