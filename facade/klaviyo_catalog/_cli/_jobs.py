@@ -79,8 +79,7 @@ def get_job(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
 def wait_job(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
     job = fetch(client, args.kind, args.job_id)
     live = out.isatty() and os.environ.get("TERM") != "dumb"
-    progress = Progress(out, live=live)
-    progress(job)
+    progress = Progress(out, live=live)  # the wait reports the starting state to it too
     try:
         job = client.wait_for_job(
             job, poll_interval=args.poll_interval, timeout=args.timeout, on_progress=progress
