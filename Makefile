@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 SPEC ?=
 
 BENCH_VENV := .venv-bench
+LOWEST_VENV := .venv-lowest
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install demo docs gen check-gen curate validate-spec lint typecheck pytest test fuzz bench bench-quick clean
+.PHONY: install demo docs gen check-gen curate validate-spec lint typecheck pytest test test-lowest fuzz bench bench-quick clean
 
 install: $(STAMP)
 
@@ -58,6 +59,16 @@ docs: $(STAMP)
 ## too), tests, and the docs build.
 test: validate-spec check-gen lint typecheck pytest docs
 
+## The tests again, with the lowest versions of the runtime dependencies that pyproject.toml
+## allows (scripts/lowest_deps.py), in a fresh $(LOWEST_VENV): proves the lower bounds true.
+test-lowest:
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(PYTHON) scripts/lowest_deps.py > $(LOWEST_VENV)/constraints.txt
+	$(LOWEST_VENV)/bin/python -m pip install -q -c $(LOWEST_VENV)/constraints.txt -e '.[dev]'
+	$(LOWEST_VENV)/bin/python scripts/lowest_deps.py --check
+	$(LOWEST_VENV)/bin/python -m pytest -q
+
 ## Long fuzzing run: 25x the CI profile's examples (see RELIABILITY.md).
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_security.py
@@ -78,4 +89,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python scripts/bench.py --quick
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build
+	rm -rf $(VENV) $(BENCH_VENV) $(LOWEST_VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build

@@ -29,3 +29,30 @@ def test_the_wheel_ships_both_typed_packages_and_the_entry_points(tmp_path: Path
     assert "klaviyo-catalog = klaviyo_catalog.cli:main" in entry_text
     assert "klaviyo_catalog = klaviyo_catalog.testing.pytest_plugin" in entry_text
     assert not any(n.startswith(("tests/", "scripts/")) for n in names)
+
+
+def test_the_package_and_its_fake_run_without_pyyaml() -> None:
+    # pyyaml is a development dependency only: an app installs the package without it.
+    script = """
+import sys
+sys.modules["yaml"] = None  # any `import yaml` now raises ImportError
+from klaviyo_catalog import CatalogJobs
+from klaviyo_catalog.cli import main
+from klaviyo_catalog.testing import FakeKlaviyo
+
+with FakeKlaviyo() as fake:
+    job_id = fake.add_job("item-update", status="complete", items=2)
+    with CatalogJobs(fake.api_key, base_url=fake.base_url) as kc:
+        job = kc.get_item_update_job(job_id, include=["items"])
+    assert job.is_done and len(job.items) == 2 and job.items[0].model.id
+    import os
+    os.environ["KLAVIYO_API_KEY"] = fake.api_key
+    code = main(["--base-url", fake.base_url, "jobs", "get", "item-update", job_id, "--json"])
+    assert code == 0, code
+print("ran without yaml")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("ran without yaml")
