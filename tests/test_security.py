@@ -8,13 +8,15 @@ import asyncio
 import inspect
 import json
 import logging
+import pickle
 import shutil
 import ssl
 import subprocess
 import threading
 import traceback
+import types
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,7 @@ from tests.hardening_support import (
 from tests.spec_facts import SLASH, path_prefix
 
 UPDATE_PATH = path_prefix("get_item_update_job")
+TESTS = str(Path(__file__).parent)
 FACADE = str(Path(klaviyo_catalog.__file__).parent)
 
 
@@ -181,16 +184,73 @@ def provoke(
     yield WaitTimeoutError, wait
 
 
-def facade_locals(error: BaseException) -> list[str]:
-    """The local variables of every facade frame of the error's traceback, as reprs."""
+def library_locals(error: BaseException) -> list[str]:
+    """The local variables of every frame of the error's traceback and of the exceptions chained
+    to it, as reprs; all but the tests' own frames, whose locals hold the key as an argument."""
     found: list[str] = []
     pending = [traceback.TracebackException.from_exception(error, capture_locals=True)]
     while pending:
         exception = pending.pop()
         for frame in exception.stack:
-            if frame.filename.startswith(FACADE) and frame.locals:
+            if not frame.filename.startswith(TESTS) and frame.locals:
                 found += [f"{frame.name}: {name}={value}" for name, value in frame.locals.items()]
         pending += [e for e in (exception.__cause__, exception.__context__) if e is not None]
+    return found
+
+
+def library_frames(error: BaseException) -> list[types.FrameType]:
+    """The frames of the error's chain that are neither the tests' nor the facade's (whose
+    locals include the client, which holds the key by design)."""
+    frames: list[types.FrameType] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        exception = pending.pop()
+        if exception is None:
+            continue
+        for frame, _ in traceback.walk_tb(exception.__traceback__):
+            if not frame.f_code.co_filename.startswith((TESTS, FACADE)):
+                frames.append(frame)
+        pending += [exception.__cause__, exception.__context__]
+    return frames
+
+
+def key_paths(root: object) -> list[str]:
+    """Where the key (or its first 20 characters) can be reached from `root` by attributes,
+    containers, headers and chained exceptions, as an error tracker's serializer would walk."""
+    needle = SECRET_KEY[:20]
+    found: list[str] = []
+    seen: set[int] = set()
+    pending: list[tuple[str, object, int]] = [("error", root, 0)]
+    while pending:
+        path, value, depth = pending.pop()
+        if id(value) in seen or depth > 12:
+            continue
+        seen.add(id(value))
+        children: list[tuple[str, object]] = []
+        if isinstance(value, str | bytes | bytearray):
+            text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+            if needle in text:
+                found.append(path)
+            continue
+        if isinstance(value, type | types.ModuleType | types.FunctionType | types.MethodType):
+            continue
+        if isinstance(value, httpx.Headers):
+            children += [(f"[{k!r}]", v) for k, v in value.raw]
+        elif isinstance(value, Mapping):
+            children += [(f"[{k!r}]", v) for k, v in value.items()]
+            children += [(f".key({k!r})", k) for k in value]
+        elif isinstance(value, list | tuple | set | frozenset):
+            children += [(f"[{i}]", v) for i, v in enumerate(value)]
+        if isinstance(value, BaseException):
+            children += [(".args", value.args), (".__cause__", value.__cause__)]
+            children.append((".__context__", value.__context__))
+        for name in getattr(value, "__dict__", {}):
+            children.append((f".{name}", getattr(value, name)))
+        for cls in type(value).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                if hasattr(value, name):
+                    children.append((f".{name}", getattr(value, name)))
+        pending += [(path + step, child, depth + 1) for step, child in children]
     return found
 
 
@@ -210,10 +270,21 @@ def test_no_error_message_or_traceback_carries_the_key(mode: Mode, fake: FakeKla
         ]
         if not isinstance(error, ConfigurationError):
             # An error tracker may record the local variables of every frame (Sentry does):
-            # no facade frame a request passes through holds the key in plain sight. (The
-            # constructor does, as its argument; ConfigurationError is raised from there.)
-            texts += facade_locals(error)
+            # no frame a request passes through, the facade's, httpx's or httpcore's, holds
+            # the key in plain sight. (The constructor does, as its argument;
+            # ConfigurationError is raised from there.)
+            texts += library_locals(error)
         assert_no_key(*texts)
+        # Nor anything the error keeps (its response, that response's request, the httpx
+        # error behind it), however deep; and it pickles (to a worker, a queue), key-free.
+        assert key_paths(error) == [], type(error)
+        # The frames of the libraries beneath (httpx, httpcore) keep no request either.
+        assert [path for frame in library_frames(error) for path in key_paths(frame.f_locals)] == []
+        pickled = pickle.dumps(error)
+        assert SECRET_KEY[:20].encode() not in pickled
+        copy = pickle.loads(pickled)
+        assert type(copy) is type(error) and str(copy) == str(error)
+        assert vars(copy).keys() == vars(error).keys()
     # Every class a client can raise was provoked (KlaviyoError itself never is).
     assert seen == {
         cls
@@ -303,12 +374,12 @@ def test_a_redirect_is_not_followed_by_default(
     assert other_host.requests == []
 
 
-def test_an_app_client_that_follows_redirects_drops_the_key_at_another_host(
+def test_an_app_client_that_follows_redirects_does_not_make_the_facade_follow_them(
     mode: Mode, fake: FakeKlaviyo
 ) -> None:
     answer = Answer(body=json.dumps(docs.single(docs.job("J"))).encode())
     with listener("127.0.0.2", answer) as elsewhere:
-        location = elsewhere.base_url + UPDATE_PATH + "J/"
+        location = elsewhere.base_url + UPDATE_PATH + "J" + SLASH
         fake.inject(Fault.body(302, b"", headers=(("Location", location),)))
 
         def following(mode: Mode) -> httpx.Client | httpx.AsyncClient:
@@ -316,12 +387,15 @@ def test_an_app_client_that_follows_redirects_drops_the_key_at_another_host(
                 return httpx.Client(follow_redirects=True)
             return httpx.AsyncClient(follow_redirects=True)
 
-        job = call(mode, opts(fake), "get_item_update_job", "J", http=following)
-        assert job.id == "J"
-        assert fake.request_log[0].headers["authorization"] == f"Klaviyo-API-Key {SECRET_KEY}"
-        assert len(elsewhere.requests) == 1
-        headers = elsewhere.requests[0].headers
-        assert "authorization" not in headers and SECRET_KEY not in repr(headers)
+        with pytest.raises(InvalidResponseError, match="unexpected HTTP 302") as caught:
+            call(mode, opts(fake), "get_item_update_job", "J", http=following)
+        assert len(fake.request_log) == 1
+        assert elsewhere.requests == []
+    response = caught.value.response
+    assert response is not None and response.headers["location"] == location
+    # httpx's ready-made follow-up request (headers copied, key and all) is dropped.
+    assert response.next_request is None
+    assert response.request.headers["authorization"] == "[redacted]"
 
 
 # --- arguments cannot reshape a request ---------------------------------------------------------
@@ -529,9 +603,13 @@ def test_a_self_signed_server_is_refused_before_any_request(
     try:
         port = server.server_address[1]
         https = options(f"https://127.0.0.1:{port}", SECRET_KEY, max_retries=0)
-        with pytest.raises(TransportError, match="ConnectError"):
+        with pytest.raises(TransportError, match="ConnectError") as caught:
             call(mode, https, "get_item_update_job", "J")
     finally:
         server.shutdown()
         server.server_close()
     assert server.requests == []  # the key never went out: the handshake failed first
+    # Why it failed is kept: the httpx error, with the TLS detail, is the cause.
+    cause = caught.value.__cause__
+    assert isinstance(cause, httpx.ConnectError)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(cause)

@@ -37,8 +37,8 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 def _checked_base_url(base_url: str) -> str:
     try:
         url = httpx.URL(base_url)
-    except (httpx.InvalidURL, TypeError):
-        raise ConfigurationError(f"base_url {base_url!r} is not a URL") from None
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigurationError(f"base_url {base_url!r} is not a URL") from exc
     if url.scheme not in ("https", "http") or not url.host:
         raise ConfigurationError(f"base_url {base_url!r} must be an https:// URL")
     if url.query or url.fragment:
@@ -123,7 +123,7 @@ class _ClientBase(Generic[H]):
                 max_retries=max_retries, backoff_base=retry_backoff, deadline=deadline
             )
         except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+            raise ConfigurationError(str(exc)) from exc
         self._settings = Settings(
             api_key=key.strip(),
             account=account_key(key.strip()),
@@ -200,7 +200,8 @@ class CatalogJobs(_ClientBase[httpx.Client]):
                     return result
                 if isinstance(action, Send):
                     try:
-                        outcome = self._http.send(action.request)
+                        # Never a redirect, whatever the app's client says: it carries the key.
+                        outcome = self._http.send(action.request, follow_redirects=False)
                     except httpx.HTTPError as exc:  # the flow decides whether to retry
                         outcome = exc
                 elif isinstance(action, Call):
@@ -396,8 +397,8 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
                     result: T = done.value
                     return result
                 if isinstance(action, Send):
-                    try:
-                        outcome = await self._http.send(action.request)
+                    try:  # never a redirect, as above
+                        outcome = await self._http.send(action.request, follow_redirects=False)
                     except httpx.HTTPError as exc:
                         outcome = exc
                 elif isinstance(action, Call):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import traceback
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -58,6 +59,7 @@ class Call:
 
 
 Action = Send | Sleep | Call
+REDACTED = "[redacted]"
 # What a flow receives back: after a Send, the httpx.Response or the httpx.HTTPError the send
 # raised; after a Call, its result or the exception it raised; after a Sleep, None.
 Flow = Generator[Action, Any, T]
@@ -170,18 +172,26 @@ class Core:
             # the outcome has arrived: completed on every path, or the slot would stay taken.
             ticket = yield from self._admit(op, rates, started)
             try:
-                # The headers carry the key: never held in a local, since error trackers record
-                # the locals of every frame of a traceback.
                 request = self._build_request(
                     parts.method, url, headers={**s.headers(op), **parts.headers}, timeout=s.timeout
                 )
-                result = yield Send(request)
+                try:
+                    result = yield Send(request)
+                finally:
+                    # The response and any httpx error keep this request, and errors keep those:
+                    # once sent, it never shows the key again (error trackers record them all).
+                    request.headers["Authorization"] = REDACTED
             except BaseException:  # GeneratorExit (a cancelled task, a closed flow) included
                 self._complete_now(ticket)
                 raise
             if result is None:
                 self._complete_now(ticket)
                 raise RuntimeError("a flow driver must answer each Send")
+            if isinstance(result, httpx.Response):
+                # httpcore's own copy of the request, key included, hides in the spent stream,
+                # and a redirect's follow-up request copies the headers.
+                result.stream = httpx.ByteStream(result.content)
+                result.next_request = None
             if isinstance(result, httpx.Response) and result.is_success:
                 yield from self._complete(ticket, _observation(result))
                 return result
@@ -191,7 +201,7 @@ class Core:
                 # Every request of the account waits, retried or not.
                 yield from self._limit(s.limiter.pause, s.account, retry_wait)
             if retry_wait is None or retries >= s.retry.max_retries:
-                raise error
+                raise error from error.__cause__
             self._check_deadline(op, started, retry_wait, error)
             retries += 1
             logger.info(
@@ -249,7 +259,9 @@ class Core:
         if isinstance(result, httpx.HTTPError):
             what = "timed out" if isinstance(result, httpx.TimeoutException) else "failed"
             # The message names the exception type only: httpx's own may quote the request.
+            # Its detail (DNS, TLS, errno) stays on the httpx error, the __cause__.
             error = TransportError(f"{op.name}: the request {what} ({type(result).__name__})")
+            error.__cause__ = _without_locals(result)
             return error, policy.backoff(retry_number)
         response = result
         if response.status_code == 429:
@@ -265,6 +277,7 @@ class Core:
             f"{op.name}: unexpected HTTP {response.status_code}",
             status_code=response.status_code,
             excerpt=jsonapi.excerpt(response.content),
+            response=response,
         ), None
 
     def _api_error(
@@ -282,6 +295,7 @@ class Core:
             "errors": details,
             "request_id": request_id,
             "excerpt": jsonapi.excerpt(response.content),
+            "response": response,
         }
         cls = error_class(response.status_code)
         if cls is RevisionRetiredError:
@@ -308,7 +322,7 @@ class Core:
         try:
             return parse(document)
         except jsonapi.Invalid as exc:
-            raise jsonapi.invalid(response, op.name, str(exc)) from None
+            raise jsonapi.invalid(response, op.name, str(exc)) from exc
 
 
 def _observation(response: httpx.Response) -> Observation | None:
@@ -322,3 +336,19 @@ def _observation(response: httpx.Response) -> Observation | None:
         )
     except (KeyError, ValueError):
         return None
+
+
+def _without_locals(error: BaseException) -> BaseException:
+    """`error` and the exceptions chained to it, with the locals of their finished frames
+    cleared: httpx's and httpcore's frames hold the request headers, key included, as bytes.
+    Types, messages and line numbers stay."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        todo += [current.__cause__, current.__context__]
+    return error

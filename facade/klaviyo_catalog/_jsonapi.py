@@ -51,13 +51,14 @@ def decode(response: httpx.Response, what: str) -> Any:
     body = response.content
     try:
         return loads(body)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
         kind = response.headers.get("content-type", "no content type")
         raise InvalidResponseError(
             f"{what}: HTTP {response.status_code} with a body that is not JSON ({kind})",
             status_code=response.status_code,
             excerpt=excerpt(body),
-        ) from None
+            response=response,
+        ) from exc
 
 
 def invalid(response: httpx.Response, what: str, problem: str) -> InvalidResponseError:
@@ -65,6 +66,7 @@ def invalid(response: httpx.Response, what: str, problem: str) -> InvalidRespons
         f"{what}: HTTP {response.status_code} response does not match the schema: {problem}",
         status_code=response.status_code,
         excerpt=excerpt(response.content),
+        response=response,
     )
 
 
@@ -112,8 +114,8 @@ def opt_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime | No
         return None
     try:
         value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise Invalid(f"{where}.{key} is not an ISO 8601 date-time: {text!r:.40}") from None
+    except ValueError as exc:
+        raise Invalid(f"{where}.{key} is not an ISO 8601 date-time: {text!r:.40}") from exc
     # Klaviyo sometimes omits the offset; its times are UTC.
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
@@ -266,8 +268,8 @@ def cursor_of(next_link: str | None) -> str | None:
         return None
     try:
         cursor = httpx.URL(next_link).params.get("page[cursor]")
-    except (httpx.InvalidURL, ValueError):
-        raise Invalid(f"links.next is not a URL: {next_link!r:.80}") from None
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise Invalid(f"links.next is not a URL: {next_link!r:.80}") from exc
     if not isinstance(cursor, str) or not cursor:
         raise Invalid(f"links.next has no page[cursor]: {next_link!r:.80}")
     return cursor

@@ -108,7 +108,7 @@ class BulkJob:
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise InvalidResponseError(
                 f"job {self.id!r} does not match the generated model: {exc!s:.120}"
-            ) from None
+            ) from exc
         return model
 
     @property

@@ -86,11 +86,11 @@ class Attr(Generic[V]):
             return result
         try:
             return self.convert(value)
-        except (ValueError, OverflowError):  # OverflowError: a number no float can hold
+        except (ValueError, OverflowError) as exc:  # OverflowError: a number no float can hold
             raise InvalidResponseError(
                 f"{instance.type} {instance.id!r}: attribute {self.name!r} cannot be read: "
                 f"{reprlib.repr(value):.60}"
-            ) from None
+            ) from exc
 
 
 class Resource(Generic[M]):
@@ -121,7 +121,7 @@ class Resource(Generic[M]):
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
                 raise InvalidResponseError(
                     f"{self.type} {self.id!r} does not match the schema: {exc!s:.120}"
-                ) from None
+                ) from exc
         return self._model
 
     def __repr__(self) -> str:

@@ -1,7 +1,11 @@
 """The errors a facade call can raise. All derive from `KlaviyoError`.
 
 Nothing else escapes a call: transport failures, undecodable bodies and schema mismatches are
-all translated into one of these, and none of their messages ever contains the API key.
+all translated into one of these. Each keeps its context, as openai-python's errors do: the
+exception it was translated from is its `__cause__` (a `TransportError`'s is the httpx error,
+with the DNS or TLS detail), and an error made from a response carries that `httpx.Response`.
+None of them ever holds the API key: the request a response or an httpx error keeps has its
+`Authorization` header redacted once the exchange is over, and repr, str and pickle show none.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import httpx
 
 if TYPE_CHECKING:
     from ._models import BulkJob
@@ -43,6 +48,17 @@ class KlaviyoError(Exception):
 
     cursor: str | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as cls(*args), which our keyword-only constructors refuse: rebuild
+        # from the message, then restore the attributes.
+        return _restore, (type(self), self.args), self.__dict__
+
+
+def _restore(cls: type[KlaviyoError], args: tuple[Any, ...]) -> KlaviyoError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
+
 
 class ConfigurationError(KlaviyoError, ValueError):
     """The client was set up wrongly (no API key, an insecure base URL, ...)."""
@@ -56,17 +72,39 @@ class InvalidRequestError(KlaviyoError, ValueError):
 
 
 class TransportError(KlaviyoError):
-    """The request did not complete: connection refused or reset, or a timeout."""
+    """The request did not complete: connection refused or reset, DNS, TLS, or a timeout.
+
+    Its `__cause__` is the httpx exception, whose message has the detail (and whose `request`
+    has its `Authorization` header redacted).
+    """
 
 
 class InvalidResponseError(KlaviyoError):
     """The server answered with something this client cannot read as the documented response:
-    not JSON, truncated, or not matching the schema. Carries the status and a body excerpt."""
+    not JSON, truncated, or not matching the schema.
 
-    def __init__(self, message: str, *, status_code: int | None = None, excerpt: str = "") -> None:
+    `status_code` and `excerpt` (the body's first 200 characters) say what came back;
+    `response` is the `httpx.Response` when the error was made from one (None for a value
+    read later, e.g. a view's attribute), and `__cause__` the parser's own exception.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        excerpt: str = "",
+        response: httpx.Response | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.excerpt = excerpt
+        self.response = response
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The response's headers (empty without a response)."""
+        return self.response.headers if self.response is not None else httpx.Headers()
 
 
 @attrs.frozen
@@ -88,7 +126,13 @@ class APIErrorDetail:
 
 
 class APIError(KlaviyoError):
-    """Klaviyo answered with an error status."""
+    """Klaviyo answered with an error status.
+
+    `status_code`; `errors`, the JSON:API error objects of the body; `request_id`, Klaviyo's
+    `X-Klaviyo-Req-Id` (quote it to their support); `excerpt`, the body's first 200
+    characters; `response`, the `httpx.Response` itself (its `.request` has the
+    `Authorization` header redacted), and `headers`, its headers.
+    """
 
     def __init__(
         self,
@@ -98,12 +142,19 @@ class APIError(KlaviyoError):
         errors: Sequence[APIErrorDetail] = (),
         request_id: str | None = None,
         excerpt: str = "",
+        response: httpx.Response | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.errors = list(errors)
         self.request_id = request_id
         self.excerpt = excerpt
+        self.response = response
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The response's headers (empty for an error made without a response)."""
+        return self.response.headers if self.response is not None else httpx.Headers()
 
 
 class BadRequestError(APIError):

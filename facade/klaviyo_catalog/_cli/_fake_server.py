@@ -48,7 +48,7 @@ def serve(port: int, revision: str | None, ready_file: str | None) -> int:
             port=port, revision=revision or DEFAULT_REVISION, pin_revision=revision is not None
         )
     except ValueError as exc:
-        raise CliError(f"--revision: {exc}") from None
+        raise CliError(f"--revision: {exc}") from exc
     ready = Path(ready_file) if ready_file else None
     wrote_ready = False
     signal.signal(signal.SIGTERM, _raise_stopped)
@@ -59,7 +59,7 @@ def serve(port: int, revision: str | None, ready_file: str | None) -> int:
             raise CliError(
                 f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): "
                 "choose another --port, or --port 0 for any free one"
-            ) from None
+            ) from exc
         examples = seed(fake)  # nobody knows the port before the announcement below
         _announce(fake, revision, examples)
         if ready is not None:
