@@ -40,7 +40,7 @@ def lowest(pyproject: Path = PYPROJECT) -> dict[str, str]:
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """"0.27" and "0.27.0" name the same release."""
+    """The release numbers of a version, trailing zeros dropped: 0.27 is 0.27.0."""
     parts = [int(p) for p in re.findall(r"\d+", version.split("+")[0])]
     while parts and parts[-1] == 0:
         parts.pop()
