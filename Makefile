@@ -34,7 +34,7 @@ check-gen: $(STAMP)
 ## Curate a new revision: make curate SPEC=path/or/url/of/klaviyo/openapi.json
 curate: $(STAMP)
 	@test -n "$(SPEC)" || { echo "usage: make curate SPEC=<path or URL of Klaviyo's spec>"; exit 2; }
-	$(BIN)/python scripts/curate.py "$(SPEC)" -o openapi/klaviyo-catalog-jobs.yaml
+	$(BIN)/python scripts/curate.py "$(SPEC)" -o openapi/klaviyo-catalog-jobs.yaml --update-floor
 
 validate-spec: $(STAMP)
 	$(BIN)/openapi-spec-validator openapi/klaviyo-catalog-jobs.yaml

@@ -1,6 +1,6 @@
 """Curate Klaviyo's published OpenAPI spec down to the five catalog bulk-job GETs.
 
-    python scripts/curate.py SOURCE [-o openapi/klaviyo-catalog-jobs.yaml]
+    python scripts/curate.py SOURCE [-o openapi/klaviyo-catalog-jobs.yaml] [--update-floor]
 
 SOURCE is a path or an http(s) URL of Klaviyo's full spec for one revision. The output keeps
 only what the five operations need, under names of our own that stay the same across
@@ -9,6 +9,13 @@ Every correction is listed, with its reason, under ``info.x-curation`` in the ou
 
 The published spec's prose is never copied: descriptions, summaries and examples are dropped
 and replaced by short texts of our own.
+
+Rate limits are conservative across revisions: openapi/rate-limit-floor.yaml holds, per
+operation, the limits of the newest revision curated so far. A revision older than that gets,
+per window, the lower of its own published limit and the floor's (Klaviyo enforces its current
+limits whatever revision a request names); its published limits stay in
+`x-klaviyo-ratelimit-published`. `--update-floor` (what `make curate` passes) records a
+revision's published limits as the new floor when it is as new as the floor or newer.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from typing import Any
 import yaml
 
 JSON = dict[str, Any]
+
+FLOOR = Path(__file__).resolve().parent.parent / "openapi" / "rate-limit-floor.yaml"
+WINDOWS = ("burst", "steady")
 
 
 class CurationError(Exception):
@@ -164,6 +174,15 @@ CURATION_NOTES: tuple[tuple[str, str], ...] = (
         "They are advisory; the generated models keep them in `additional_properties`.",
     ),
     (
+        "Rate limits never exceed those of the newest revision curated so far "
+        "(openapi/rate-limit-floor.yaml): a revision older than the floor's gets, per window, "
+        "the lower of its published and the floor's limit in `x-klaviyo-ratelimit`, and keeps "
+        "its published one in `x-klaviyo-ratelimit-published`.",
+        "Klaviyo enforces its current limits server-side whatever revision a request names, "
+        "and it lowers limits over time (2026-07-15 cut the item and variant jobs' to 75/s and "
+        "750/m): an older revision's higher published limits would run into 429s.",
+    ),
+    (
         "Descriptions, summaries and examples are the project's own.",
         "The published prose is Klaviyo's; only facts are taken from it.",
     ),
@@ -244,8 +263,11 @@ def load_source(source: str) -> JSON:
     if source.startswith(("http://", "https://")):
         import httpx  # only needed for URLs
 
-        response = httpx.get(source, timeout=60.0, follow_redirects=True)
-        response.raise_for_status()
+        try:
+            response = httpx.get(source, timeout=60.0, follow_redirects=True)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise CurationError(f"cannot fetch {source}: {exc}") from None
         text = response.text
     else:
         text = Path(source).read_text(encoding="utf-8")
@@ -552,8 +574,102 @@ def content_type(op: JSON) -> str:
     return str(json_types[0])
 
 
-def curate(spec: JSON, source_name: str = "") -> JSON:
-    """Return the curated spec (a plain dict) for one published revision."""
+# --- the rate-limit floor (see the module docstring and x-curation) --------------------------
+
+
+def revision_date(revision: str) -> str:
+    """'2026-07-15.pre' -> '2026-07-15': revisions compare by their date."""
+    return revision[:10]
+
+
+def _rate(text: str, where: str) -> tuple[int, str]:
+    """'75/s' -> (75, 's'); the unit is kept as written, so that it can be compared."""
+    count, _, unit = str(text).partition("/")
+    if not count.isdigit() or not unit:
+        raise CurationError(f"{where}: unreadable rate limit {text!r}")
+    return int(count), unit
+
+
+def lower_limits(published: Mapping[str, str], floor: Mapping[str, str], where: str) -> JSON:
+    """Per window (burst, steady), the lower of two limits in Klaviyo's notation."""
+    out: JSON = dict(published)
+    for window in WINDOWS:
+        if window not in floor:
+            continue
+        if window not in published:
+            out[window] = floor[window]
+            continue
+        mine, theirs = _rate(published[window], where), _rate(floor[window], where)
+        if mine[1] != theirs[1]:
+            raise CurationError(f"{where}: {window} limits in different units: {mine}, {theirs}")
+        out[window] = published[window] if mine[0] <= theirs[0] else floor[window]
+    return out
+
+
+def load_floor(path: Path) -> JSON | None:
+    """The floor table, or None when the file does not exist yet."""
+    if not path.exists():
+        return None
+    floor = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(floor, dict) or not isinstance(floor.get("operations"), dict):
+        raise CurationError(f"{path}: expected `revision` and `operations`")
+    return floor
+
+
+def floor_table(curated: JSON) -> JSON:
+    """The floor a curated spec sets: its revision and each operation's published limits."""
+    operations: JSON = {}
+    for item in curated["paths"].values():
+        op = item["get"]
+        limits = op.get("x-klaviyo-ratelimit-published", op["x-klaviyo-ratelimit"])
+        operations[op["operationId"]] = dict(limits)
+    return {"revision": curated["info"]["version"], "operations": dict(sorted(operations.items()))}
+
+
+def dump_floor(floor: JSON) -> str:
+    header = (
+        "# Per operation, the rate limits Klaviyo publishes at the newest revision curated so\n"
+        "# far. scripts/curate.py applies them to older revisions, window by window, where they\n"
+        "# are lower. Written by `make curate` (curate.py --update-floor); do not edit by hand.\n"
+    )
+    return header + str(yaml.safe_dump(floor, sort_keys=False))
+
+
+def apply_floor(curated: JSON, floor: JSON | None) -> JSON:
+    """Lower an older revision's limits to the floor's, in place; returns curated."""
+    if floor is None:
+        return curated
+    if revision_date(str(curated["info"]["version"])) >= revision_date(str(floor["revision"])):
+        return curated  # as new as the floor or newer: its own limits are the current ones
+    for item in curated["paths"].values():
+        op = item["get"]
+        lower = floor["operations"].get(op["operationId"])
+        if not lower:
+            continue
+        published = op["x-klaviyo-ratelimit"]
+        applied = lower_limits(published, lower, op["operationId"])
+        if applied != published:
+            op["x-klaviyo-ratelimit-published"] = published
+            op["x-klaviyo-ratelimit"] = applied
+            op["x-klaviyo-ratelimit-floor"] = str(floor["revision"])
+    return curated
+
+
+def update_floor(curated: JSON, path: Path) -> bool:
+    """Record a curated revision as the floor if it is as new as the floor or newer."""
+    floor = load_floor(path)
+    revision = revision_date(str(curated["info"]["version"]))
+    if floor is not None and revision < revision_date(str(floor["revision"])):
+        return False
+    path.write_text(dump_floor(floor_table(curated)), encoding="utf-8")
+    return True
+
+
+def curate(spec: JSON, source_name: str = "", floor: JSON | None = None) -> JSON:
+    """Return the curated spec (a plain dict) for one published revision.
+
+    With a `floor` (see load_floor), an older revision's limits are lowered to it.
+    """
     revision = str(spec.get("info", {}).get("version", ""))
     if not revision:
         raise CurationError("the spec has no info.version (the revision)")
@@ -587,6 +703,10 @@ def curate(spec: JSON, source_name: str = "") -> JSON:
         if not operation["x-klaviyo-ratelimit"]:
             raise CurationError(f"{curated.operation_id}: no x-klaviyo-ratelimit")
         paths[path] = {"get": operation}
+    return apply_floor(_document(revision, source_name, paths, components), floor)
+
+
+def _document(revision: str, source_name: str, paths: JSON, components: Components) -> JSON:
     return {
         "openapi": "3.0.3",
         "info": {
@@ -625,17 +745,33 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="path or URL of Klaviyo's published spec (JSON or YAML)")
     parser.add_argument("-o", "--output", help="where to write the curated YAML (default stdout)")
+    parser.add_argument(
+        "--floor", type=Path, default=FLOOR, help=f"rate-limit floor table (default {FLOOR.name})"
+    )
+    parser.add_argument("--no-floor", action="store_true", help="keep the published limits")
+    parser.add_argument(
+        "--update-floor",
+        action="store_true",
+        help="record this revision's limits as the floor if it is as new as the floor or newer",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
+    floor_path: Path = args.floor
     try:
-        curated = curate(load_source(args.source), Path(args.source).name)
+        floor = None if args.no_floor else load_floor(floor_path)
+        curated = curate(load_source(args.source), Path(args.source).name, floor)
+        text = dump(curated)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        if args.update_floor and update_floor(curated, floor_path):
+            print(
+                f"curate: {floor_path.name} now holds {curated['info']['version']}'s limits",
+                file=sys.stderr,
+            )
     except (CurationError, OSError, yaml.YAMLError, json.JSONDecodeError) as exc:
         print(f"curate: {exc}", file=sys.stderr)
         return 1
-    text = dump(curated)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
     return 0
 
 

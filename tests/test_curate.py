@@ -255,17 +255,17 @@ def extract(revision: str) -> Path:
     return EXTRACTS / f"stable_{revision}.json"
 
 
-def curated_file(revision: str, tmp_path: Path) -> dict[str, Any]:
+def curated_file(revision: str, tmp_path: Path, *options: str) -> dict[str, Any]:
     """Curate through the command line into a temporary file, as `make curate` does."""
     out = tmp_path / f"curated-{revision}.yaml"
-    assert curate.main([str(extract(revision)), "-o", str(out)]) == 0
+    assert curate.main([str(extract(revision)), "-o", str(out), *options]) == 0
     loaded: dict[str, Any] = yaml.safe_load(out.read_text(encoding="utf-8"))
     return loaded
 
 
 def test_curating_the_seed_revision_gives_its_shape(tmp_path: Path) -> None:
     """2023-01-24, the seeds' revision: old paths, media type, job id place, and limits."""
-    spec = curated_file("2023-01-24", tmp_path)
+    spec = curated_file("2023-01-24", tmp_path, "--no-floor")
     validate(spec)
     assert spec["info"]["version"] == "2023-01-24"
     assert spec["info"]["x-curated-from"] == "stable_2023-01-24.json"
@@ -283,7 +283,7 @@ def test_curating_the_seed_revision_gives_its_shape(tmp_path: Path) -> None:
 
 
 def test_curating_the_newest_extract_gives_its_shape(tmp_path: Path) -> None:
-    spec = curated_file("2026-07-15", tmp_path)
+    spec = curated_file("2026-07-15", tmp_path, "--no-floor")
     ops = {item["get"]["operationId"]: (path, item["get"]) for path, item in spec["paths"].items()}
     path, op = ops["get_item_update_job"]
     assert path == "/api/catalog-item-bulk-update-jobs/{job_id}"
@@ -329,3 +329,81 @@ def test_every_extract_curates_and_generates(revision: str, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert (package / "catalog_spec.py").read_text().count("OperationSpec(") == 6
     assert f"REVISION = {revision!r}".replace("'", '"') in (package / "catalog_spec.py").read_text()
+
+
+# --- the rate-limit floor: limits are conservative across revisions ----------------------------
+
+
+def limits_of(spec: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Per operation: (applied limits, published limits if they differ)."""
+    return {
+        item["get"]["operationId"]: (
+            item["get"]["x-klaviyo-ratelimit"],
+            item["get"].get("x-klaviyo-ratelimit-published"),
+        )
+        for item in spec["paths"].values()
+    }
+
+
+def test_the_floor_lowers_an_older_revisions_limits_window_by_window(tmp_path: Path) -> None:
+    floor = tmp_path / "floor.yaml"
+    curated_file("2026-07-15", tmp_path, "--floor", str(floor), "--update-floor")
+    assert yaml.safe_load(floor.read_text())["revision"] == "2026-07-15"
+    old = curated_file("2023-01-24", tmp_path, "--floor", str(floor))
+    fewer = {"burst": "75/s", "steady": "750/m"}
+    more = {"burst": "350/s", "steady": "3500/m"}
+    assert limits_of(old) == {
+        "get_item_update_job": (fewer, more),
+        "get_variant_update_job": (fewer, more),
+        "list_item_create_jobs": (fewer, more),
+        "list_variant_update_jobs": (fewer, more),
+        "get_category_update_job": (more, None),  # not lowered: nothing to record
+    }
+    item = next(i["get"] for i in old["paths"].values() if "item-bulk-update" in str(i))
+    assert item["x-klaviyo-ratelimit-floor"] == "2026-07-15"
+    assert any("rate-limit-floor" in note["rule"] for note in old["info"]["x-curation"])
+
+
+def test_the_floor_moves_only_forward_and_only_when_asked(tmp_path: Path) -> None:
+    floor = tmp_path / "floor.yaml"
+    curated_file("2023-01-24", tmp_path, "--floor", str(floor))
+    assert not floor.exists()  # not asked
+    curated_file("2023-01-24", tmp_path, "--floor", str(floor), "--update-floor")
+    assert yaml.safe_load(floor.read_text())["revision"] == "2023-01-24"  # the first one seen
+    curated_file("2026-07-15", tmp_path, "--floor", str(floor), "--update-floor")
+    table = yaml.safe_load(floor.read_text())
+    assert table["revision"] == "2026-07-15"
+    assert table["operations"]["get_item_update_job"] == {"burst": "75/s", "steady": "750/m"}
+    before = floor.read_text()
+    older = curated_file("2024-10-15", tmp_path, "--floor", str(floor), "--update-floor")
+    assert floor.read_text() == before  # an older revision never raises the floor again
+    assert limits_of(older)["get_item_update_job"][0] == {"burst": "75/s", "steady": "750/m"}
+    # A newer revision's own limits apply, even higher ones: they are Klaviyo's current ones.
+    newer = published(new=True)  # 2099-01-01, 75/s and 750/m
+    for item in newer["paths"].values():
+        if "x-klaviyo-ratelimit" in item["get"]:
+            item["get"]["x-klaviyo-ratelimit"] = {"burst": "700/s", "steady": "7000/m"}
+    out = curate.curate(newer, floor=curate.load_floor(floor))
+    own = ({"burst": "700/s", "steady": "7000/m"}, None)
+    assert all(limits == own for limits in limits_of(out).values())
+
+
+@pytest.mark.parametrize(
+    ("published_limits", "floor", "applied"),
+    [
+        ({"burst": "10/s", "steady": "3500/m"}, {"burst": "75/s", "steady": "750/m"},
+         {"burst": "10/s", "steady": "750/m"}),
+        ({"burst": "350/s"}, {"burst": "75/s", "steady": "750/m"},
+         {"burst": "75/s", "steady": "750/m"}),
+        ({"burst": "350/s", "steady": "3500/m"}, {}, {"burst": "350/s", "steady": "3500/m"}),
+    ],
+)  # fmt: skip
+def test_lower_limits_takes_the_minimum_per_window(
+    published_limits: dict[str, str], floor: dict[str, str], applied: dict[str, str]
+) -> None:
+    assert curate.lower_limits(published_limits, floor, "op") == applied
+
+
+def test_limits_in_different_units_are_an_error() -> None:
+    with pytest.raises(curate.CurationError, match="different units"):
+        curate.lower_limits({"steady": "60/m"}, {"steady": "1000/h"}, "op")

@@ -158,3 +158,18 @@ def test_published_prose_is_not_copied() -> None:
     text = (ROOT / "openapi" / "klaviyo-catalog-jobs.yaml").read_text()
     assert "developers.klaviyo.com" not in text
     assert "Ocean Blue" not in text
+
+
+def test_limits_respect_the_committed_floor() -> None:
+    """Never above the newest curated revision's limits (see openapi/rate-limit-floor.yaml)."""
+    floor = yaml.safe_load((ROOT / "openapi" / "rate-limit-floor.yaml").read_text())
+    assert floor["revision"][:10] >= SPEC["info"]["version"][:10]
+    per = {"s": 1, "m": 60}
+    for _, op in operations().values():
+        lowest = floor["operations"][op["operationId"]]
+        for window, rate in op["x-klaviyo-ratelimit"].items():
+            count, unit = rate.split("/")
+            floor_count, floor_unit = lowest[window].split("/")
+            assert per[unit] == per[floor_unit] and int(count) <= int(floor_count)
+        if floor["revision"] == SPEC["info"]["version"]:
+            assert op["x-klaviyo-ratelimit"] == lowest  # the newest revision sets the floor
