@@ -8,14 +8,12 @@ literals, so that `make test` stays green on whichever revision was generated.
 from __future__ import annotations
 
 from klaviyo_catalog import Rate
-from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION, OperationSpec
+from klaviyo_catalog_api.catalog_spec import MEDIA_TYPE, OPERATIONS, REVISION, OperationSpec
 
 __all__ = ["MEDIA_TYPE", "REVISION", "SLASH", "job_fields", "path_prefix", "rates"]
 
 #: "/" if the generated revision's paths end with a slash (up to 2024-07-15), else "".
 SLASH = "/" if OPERATIONS["get_item_update_job"].path.endswith("/") else ""
-#: The media type the generated revision serves and the client asks for.
-MEDIA_TYPE = OPERATIONS["get_item_update_job"].content_type
 
 
 def spec(name: str) -> OperationSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import ssl
@@ -15,22 +16,18 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from klaviyo_catalog.testing import DEFAULT_REVISION, FakeKlaviyo, Fault
+from klaviyo_catalog.testing._model import load_spec
 from klaviyo_catalog.testing.pytest_plugin import FakeFactory
 from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
 
 pytest_plugins = ["pytester"]  # to run the pytest plugin in a pytest of its own
-
-# The fake serves every revision's shape. These tests observe it at the oldest shape
-# (trailing slashes, application/json, attributes.job_id) unless they name another revision.
-OLD = "2023-01-24"
-NEW = "2024-10-15"  # first revision with no trailing slash and application/vnd.api+json
 # One TLS context for every client: httpx builds one per client otherwise (~25 ms each).
 TLS = ssl.create_default_context()
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo(revision=OLD, rate_limits=None) as running:
+    with FakeKlaviyo(rate_limits=None) as running:
         yield running
     assert running.internal_errors == []
 
@@ -41,7 +38,6 @@ def fake_klaviyo_factory() -> Iterator[FakeFactory]:
     started: list[FakeKlaviyo] = []
 
     def start(**kwargs: Any) -> FakeKlaviyo:
-        kwargs.setdefault("revision", OLD)
         started.append(FakeKlaviyo(**kwargs).start())
         return started[-1]
 
@@ -61,6 +57,29 @@ def get(client: httpx.Client, url: str, **params: str) -> httpx.Response:
     return client.get(url, params=params)
 
 
+def job_id_of(resource: dict[str, Any]) -> str:
+    """A served job's id, wherever the revision puts it."""
+    job_id: str = resource.get("id") or resource["attributes"]["job_id"]
+    return job_id
+
+
+def spec_of_old_shape() -> dict[str, Any]:
+    """The generated revision's curated spec, reshaped as the 2023-01-24 spec was published:
+    trailing slashes, application/json, the job id in `attributes.job_id`, no `id` field."""
+    spec = copy.deepcopy(dict(load_spec(None)))
+    spec["info"]["version"] = "2023-01-24"
+    spec["paths"] = {path.rstrip("/") + "/": item for path, item in spec["paths"].items()}
+    for item in spec["paths"].values():
+        for response in item["get"]["responses"].values():
+            response["content"] = {"application/json": next(iter(response["content"].values()))}
+        for param in item["get"]["parameters"]:
+            if param["name"].startswith("fields["):
+                names = [n for n in param["x-csv-enum"] if n != "id"]
+                is_job = param["name"].endswith("-job]")
+                param["x-csv-enum"] = ["job_id", *names] if is_job else names
+    return spec
+
+
 def error_of(response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert set(body) == {"errors"} and len(body["errors"]) == 1
@@ -76,9 +95,9 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("headers", "status", "code"),
     [
-        ({"revision": OLD}, 401, "not_authenticated"),
-        ({"revision": OLD, "Authorization": "Klaviyo-API-Key pk_wrong"}, 401, None),
-        ({"revision": OLD, "Authorization": "Bearer x"}, 401, None),
+        ({"revision": DEFAULT_REVISION}, 401, "not_authenticated"),
+        ({"revision": DEFAULT_REVISION, "Authorization": "Klaviyo-API-Key pk_wrong"}, 401, None),
+        ({"revision": DEFAULT_REVISION, "Authorization": "Bearer x"}, 401, None),
         ({"Authorization": "KEY"}, 400, "invalid"),  # KEY: the right key, no revision
         ({"Authorization": "KEY", "revision": "latest"}, 400, "invalid"),
         ({"Authorization": "KEY", "revision": "2021-01-01"}, 400, "invalid"),
@@ -92,7 +111,7 @@ def test_auth_and_revision_errors(
         headers = {**headers, "Authorization": f"Klaviyo-API-Key {fake.api_key}"}
     response = httpx.get(fake.url("item-update", job_id), headers=headers, verify=TLS)
     assert response.status_code == status
-    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-type"] == fake.shape.content_type
     error = error_of(response)
     assert error["code"] == (code or "authentication_failed")
     if status == 400:
@@ -144,8 +163,8 @@ def test_include_lists_linkages_in_order_and_includes_each_resource_once(
         *("external_id", "title", "description", "price", "url", "image_full_url"),
         *("image_thumbnail_url", "images", "custom_metadata", "published", "created", "updated"),
     }
-    assert first["links"]["self"].endswith(
-        "/api/catalog-items/%24custom%3A%3A%3A%24default%3A%3A%3ASKU-1/"
+    assert first["links"]["self"] == fake.base_url + fake.shape.path(
+        "catalog-items", "%24custom%3A%3A%3A%24default%3A%3A%3ASKU-1"
     )
 
 
@@ -194,7 +213,7 @@ def test_sparse_fieldsets_restrict_attributes(
         ("item-update", {"page[size]": "10"}),
         ("item-create", {"include": "items"}),
         ("item-create", {"fields[catalog-item]": "title"}),
-        ("variant-update", {"fields[catalog-variant-bulk-update-job]": "id"}),  # 2026-04-15+
+        ("variant-update", {"fields[catalog-variant-bulk-update-job]": "job_id"}),  # < 2023-12
     ],
 )
 def test_bad_query_parameters_are_400_naming_the_parameter(
@@ -246,7 +265,7 @@ def test_status_filter(fake: FakeKlaviyo, client: httpx.Client, quote: str) -> N
     fake.add_jobs("item-create", 2, status="complete")
     fake.add_job("variant-update", status="processing")  # another endpoint's job
     doc = get(client, fake.url("item-create"), filter=f"equals(status,{quote}processing{quote})")
-    assert [job["attributes"]["job_id"] for job in doc.json()["data"]] == processing
+    assert [job_id_of(job) for job in doc.json()["data"]] == processing
     assert len(get(client, fake.url("item-create")).json()["data"]) == 5
 
 
@@ -285,11 +304,14 @@ def test_pagination_loses_nothing_and_needs_encoded_cursors(
         fake.add_jobs("variant-update", 10, status="queued")
     pages = collect_pages(client, fake.url("variant-update"), filter='equals(status,"processing")')
     assert [len(p["data"]) for p in pages] == [100, 100, 55]
-    assert [job["attributes"]["job_id"] for p in pages for job in p["data"]] == wanted
+    assert [job_id_of(job) for p in pages for job in p["data"]] == wanted
     first, second, last = pages
     assert first["links"]["prev"] is None and last["links"]["next"] is None
-    assert second["links"]["prev"] == first["links"]["self"] == first["links"]["first"]
-    assert last["links"]["self"] == last["links"]["last"] == second["links"]["next"]
+    assert second["links"]["prev"] == first["links"]["self"]
+    assert last["links"]["self"] == second["links"]["next"]
+    if fake.shape.first_last_links:
+        assert first["links"]["self"] == first["links"]["first"]
+        assert last["links"]["self"] == last["links"]["last"]
     next_url = first["links"]["next"]
     assert next_url.startswith(fake.url("variant-update") + "?")
     cursor = parse_qs(urlsplit(next_url).query)["page[cursor]"][0]
@@ -323,7 +345,7 @@ def test_thousands_of_jobs_seed_fast_and_page_in_insertion_order(
     assert time.monotonic() - started < 2
     pages = collect_pages(client, fake.url("item-create"))
     assert len(pages) == 13
-    assert [job["attributes"]["job_id"] for p in pages for job in p["data"]] == ids
+    assert [job_id_of(job) for p in pages for job in p["data"]] == ids
     assert pages[0]["data"][0]["relationships"]["items"]["data"][1]["type"] == "catalog-item"
 
 
@@ -332,7 +354,7 @@ def test_jobs_added_while_paging_are_not_lost(fake: FakeKlaviyo, client: httpx.C
     first = get(client, fake.url("item-create")).json()
     ids += fake.add_jobs("item-create", 30)
     rest = client.get(first["links"]["next"]).json()
-    assert [j["attributes"]["job_id"] for j in first["data"] + rest["data"]] == ids
+    assert [job_id_of(j) for j in first["data"] + rest["data"]] == ids
 
 
 def test_page_size_is_configurable(fake_klaviyo_factory: FakeFactory) -> None:
@@ -356,7 +378,7 @@ def test_job_progresses_over_polls(fake: FakeKlaviyo, client: httpx.Client) -> N
     assert polls[-1]["failed_count"] == 2 and polls[-1]["total_count"] == 10
     assert polls[-1]["completed_at"] is not None and polls[0]["completed_at"] is None
     assert [set(e) for e in polls[-1]["errors"]] == [{"detail", "meta", "source"}] * 2
-    assert polls[-1]["errors"][0]["meta"] == {"external_id": "SKU-1"}
+    assert polls[-1]["errors"][0]["meta"] == {"external_id": "ITEM-1"}
     again = get(client, fake.url("item-update", job_id)).json()["data"]["attributes"]
     assert again["status"] == "complete"
 
@@ -574,63 +596,79 @@ def test_unauthenticated_requests_use_no_quota(fake_klaviyo_factory: FakeFactory
 # --- revisions ------------------------------------------------------------------------------------
 
 
-def test_old_shape(fake: FakeKlaviyo, client: httpx.Client) -> None:
-    job_id = fake.add_job("item-update", total=1)
-    response = get(client, fake.url("item-update", job_id))
-    assert response.headers["content-type"] == "application/json"
-    data = response.json()["data"]
-    assert "id" not in data and data["attributes"]["job_id"] == job_id
-    assert set(data["relationships"]["items"]) == {"data"}
-    assert data["links"]["self"] == fake.url("item-update", job_id)
-    assert "links" not in response.json()
-    no_slash = fake.url("item-update", job_id).rstrip("/")
-    assert get(client, no_slash).status_code == 404
-    links = get(client, fake.url("item-create")).json()["links"]
-    assert list(links) == ["self", "first", "last", "prev", "next"]
-
-
-@pytest.mark.parametrize("revision", ["2023-12-15", NEW, "2026-01-15", "2026-07-15.pre"])
-def test_newer_shapes(fake: FakeKlaviyo, revision: str) -> None:
+def test_the_default_shape_is_the_generated_revisions(fake: FakeKlaviyo) -> None:
+    spec = load_spec(None)
+    assert fake.shape.revision == DEFAULT_REVISION == spec["info"]["version"]
     job_id = fake.add_job("variant-update", total=1)
-    with httpx.Client(headers=fake.headers(revision), verify=TLS) as client:
-        url = fake.url("variant-update", job_id, revision=revision)
+    url = fake.url("variant-update", job_id)
+    path = "/api/catalog-variant-bulk-update-jobs/{job_id}"
+    assert path in spec["paths"] or path + "/" in spec["paths"]
+    assert url == fake.base_url + (path if path in spec["paths"] else path + "/").format(
+        job_id=job_id
+    )
+    with httpx.Client(headers=fake.headers(), verify=TLS) as client:
+        response = get(client, url, include="variants")
+    content = spec["paths"][urlsplit(url).path.replace(job_id, "{job_id}")]["get"]["responses"]
+    assert response.headers["content-type"] == next(iter(content["200"]["content"]))
+
+
+def test_old_shape(fake_klaviyo_factory: FakeFactory) -> None:
+    fake = fake_klaviyo_factory(spec=spec_of_old_shape(), rate_limits=None)
+    assert fake.revision == "2023-01-24"
+    job_id = fake.add_job("item-update", total=1)
+    with httpx.Client(headers=fake.headers(), verify=TLS) as client:
+        response = get(client, fake.url("item-update", job_id))
+        assert response.headers["content-type"] == "application/json"
+        data = response.json()["data"]
+        assert "id" not in data and data["attributes"]["job_id"] == job_id
+        assert set(data["relationships"]["items"]) == {"data"}
+        assert data["links"]["self"] == fake.url("item-update", job_id)
+        assert fake.url("item-update", job_id).endswith("/")
+        assert "links" not in response.json()
+        no_slash = fake.url("item-update", job_id).rstrip("/")
+        assert get(client, no_slash).status_code == 404
+        links = get(client, fake.url("item-create")).json()["links"]
+        assert list(links) == ["self", "first", "last", "prev", "next"]
+        sparse = {"fields[catalog-item-bulk-update-job]": "id,status"}
+        assert client.get(fake.url("item-update", job_id), params=sparse).status_code == 400
+
+
+@pytest.mark.parametrize("header", ["2023-01-24", "2026-07-15.pre", "2030-01-01"])
+def test_any_valid_revision_header_gets_the_spec_shape(fake: FakeKlaviyo, header: str) -> None:
+    job_id = fake.add_job("variant-update", total=1)
+    with httpx.Client(headers=fake.headers(header), verify=TLS) as client:
+        url = fake.url("variant-update", job_id)
         response = get(client, url, include="variants")
         assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == fake.shape.content_type
         doc = response.json()
-        new_path = revision >= NEW
-        assert response.headers["content-type"] == (
-            "application/vnd.api+json" if new_path else "application/json"
-        )
-        assert doc["data"]["id"] == job_id and "job_id" not in doc["data"]["attributes"]
-        assert doc["data"]["links"]["self"] == url
-        assert url.endswith("/") != new_path
-        rel_links = doc["data"]["relationships"]["variants"]["links"]
-        assert rel_links["related"] == url.rstrip("/") + ("/variants" if new_path else "/variants/")
-        assert ("links" in doc) == (revision >= "2026-01-15")
-        other_form = url + "/" if new_path else url.rstrip("/")
+        assert job_id_of(doc["data"]) == job_id and doc["data"]["links"]["self"] == url
+        other_form = url.rstrip("/") if url.endswith("/") else url + "/"
         assert get(client, other_form).status_code == 404
-        links = get(client, fake.url("variant-update", revision=revision)).json()["links"]
-        wanted = ["self", "prev", "next"] if revision >= "2026-04-15" else None
-        assert list(links) == (wanted or ["self", "first", "last", "prev", "next"])
 
 
-def test_id_is_a_field_from_2026_04_15(fake: FakeKlaviyo) -> None:
+def test_id_is_a_field_where_the_spec_says_so(fake: FakeKlaviyo) -> None:
     job_id = fake.add_job("item-update")
-    with httpx.Client(headers=fake.headers("2026-04-15"), verify=TLS) as client:
-        url = fake.url("item-update", job_id, revision="2026-04-15")
+    allowed = fake.shape.endpoints[0].fieldsets
+    with httpx.Client(headers=fake.headers(), verify=TLS) as client:
+        url = fake.url("item-update", job_id)
         params = {"fields[catalog-item-bulk-update-job]": "id,status"}
-        doc = client.get(url, params=params).json()
-    assert list(doc["data"]["attributes"]) == ["status"] and doc["data"]["id"] == job_id
+        response = client.get(url, params=params)
+    if "id" in next(iter(allowed.values())):
+        doc = response.json()
+        assert list(doc["data"]["attributes"]) == ["status"] and doc["data"]["id"] == job_id
+    else:
+        assert response.status_code == 400
 
 
-def test_pinned_revision_ignores_the_header(fake_klaviyo_factory: FakeFactory) -> None:
-    fake = fake_klaviyo_factory(revision=NEW, pin_revision=True)
-    job_id = fake.add_job("item-update")
-    response = httpx.get(
-        fake.url("item-update", job_id), headers=fake.headers("2023-01-24"), verify=TLS
-    )
-    assert response.headers["content-type"] == "application/vnd.api+json"
-    assert response.json()["data"]["id"] == job_id
+def test_resources_have_every_attribute_of_the_spec(fake: FakeKlaviyo) -> None:
+    schemas = load_spec(None)["components"]["schemas"]
+    job_id = fake.add_job("variant-update", items=2)
+    with httpx.Client(headers=fake.headers(), verify=TLS) as client:
+        doc = get(client, fake.url("variant-update", job_id), include="variants").json()
+    assert [set(r["attributes"]) for r in doc["included"]] == [
+        set(schemas["CatalogVariantAttributes"]["properties"])
+    ] * 2
 
 
 # --- transport ------------------------------------------------------------------------------------
@@ -698,9 +736,11 @@ def test_stop_is_fast_and_final(fake_klaviyo_factory: FakeFactory) -> None:
 def test_log_records_requests_and_can_be_reset(fake: FakeKlaviyo, client: httpx.Client) -> None:
     get(client, fake.url("item-create"), filter='equals(status,"queued")')
     (record,) = fake.request_log
-    assert record.method == "GET" and record.path == "/api/catalog-item-bulk-create-jobs/"
+    assert record.method == "GET" and record.path == fake.shape.path(
+        "catalog-item-bulk-create-jobs"
+    )
     assert record.query == {"filter": 'equals(status,"queued")'}
-    assert record.headers["revision"] == OLD and record.status == 200
+    assert record.headers["revision"] == DEFAULT_REVISION and record.status == 200
     fake.reset_log()
     assert fake.request_log == []
 
@@ -718,6 +758,7 @@ def test_pytest_plugin_fixtures(pytester: pytest.Pytester) -> None:
         def test_factory(fake_klaviyo_factory):
             fake = fake_klaviyo_factory(revision="2024-10-15")
             assert fake.url("item-create").endswith("/api/catalog-item-bulk-create-jobs")
+            assert fake.headers()["revision"] == "2024-10-15"
         """
     )
     # Block the entry point (if installed) so the module is not registered twice.

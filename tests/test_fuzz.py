@@ -48,8 +48,8 @@ from klaviyo_catalog import (
 from klaviyo_catalog._core import Core, Flow, Send
 from klaviyo_catalog._jsonapi import job_document
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
-from klaviyo_catalog._resources import Attr, parse_datetime
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog_api.views import Attr, parse_datetime
 from openapi_schema_validator import OAS30Validator
 
 from tests.hardening_support import FAST_RATES, PROFILE

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from klaviyo_catalog_api import Client
 from klaviyo_catalog_api.api.catalog_jobs import get_item_update_job, list_item_create_jobs
-from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
+from klaviyo_catalog_api.catalog_spec import MEDIA_TYPE, OPERATIONS, REVISION
 from klaviyo_catalog_api.models import (
     CategoryUpdateJobDocument,
     ItemCreateJobCollection,
@@ -20,6 +20,7 @@ from klaviyo_catalog_api.models import (
     VariantUpdateJobDocument,
 )
 
+from scripts.generate import SPEC, parse_rate
 from tests.recording_server import Reply, recording_server
 from tests.spec_facts import SLASH, path_prefix
 
@@ -75,23 +76,23 @@ def test_cursor_and_filter_are_percent_encoded() -> None:
 
 
 def test_spec_table_matches_the_spec() -> None:
-    spec = yaml.safe_load(CURATED.read_text(encoding="utf-8"))
-    assert spec["info"]["version"] == REVISION
-    per = {"s": 1.0, "m": 60.0}
-    for path, item in spec["paths"].items():
-        published = item["get"]["operationId"], item["get"]["x-klaviyo-ratelimit"]
-        op = OPERATIONS[published[0]]
-        assert op.path == path
-        assert op.rate_limits == tuple(
-            (int(rate.split("/")[0]), per[rate.split("/")[1]])
-            for rate in (published[1]["burst"], published[1]["steady"])
-        )
-    op = OPERATIONS["get_item_update_job"]
-    assert op.include == ("items",)
-    assert op.relationships == {"items": "catalog-item"}
-    assert "title" in op.fields["catalog-item"]
-    assert OPERATIONS["list_item_create_jobs"].is_list
-    assert OPERATIONS["list_item_create_jobs"].query_params["filter"] == "filter_"
+    document = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    assert document["info"]["version"] == REVISION
+    assert sorted(OPERATIONS) == sorted(
+        item["get"]["operationId"] for item in document["paths"].values()
+    )
+    for path, item in document["paths"].items():
+        op, table = item["get"], OPERATIONS[item["get"]["operationId"]]
+        params = {p["name"]: p for p in op["parameters"]}
+        assert table.path == path and table.is_list == ("{job_id}" not in path)
+        assert table.query == tuple(name for name, p in params.items() if p["in"] == "query")
+        assert table.include == tuple(params.get("include", {}).get("x-csv-enum", ()))
+        assert {f"fields[{t}]": list(f) for t, f in table.fields.items()} == {
+            name: p["x-csv-enum"] for name, p in params.items() if name.startswith("fields[")
+        }
+        limits = op["x-klaviyo-ratelimit"]
+        assert table.rate_limits == (parse_rate(limits["burst"]), parse_rate(limits["steady"]))
+        assert MEDIA_TYPE in op["responses"]["200"]["content"]
 
 
 def load(name: str) -> Any:

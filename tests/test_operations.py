@@ -1,9 +1,15 @@
 """The facade builds each request from the generated operation table; it must be exactly the
-request the generated endpoint function would build, for every operation."""
+request the generated endpoint function would build, for every operation.
+
+This is the one place that calls the generated functions' private `_get_kwargs` (the generator
+is pinned): it is how a request can be compared without sending it.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from typing import Any
 
 import pytest
@@ -32,9 +38,27 @@ def cases(name: str) -> list[dict[str, Any]]:
     return [{**case, "job_id": job_id} for case in base for job_id in JOB_IDS]
 
 
+@functools.cache
+def keyword_of(name: str) -> dict[str, str]:
+    """Wire name -> keyword of the generated function, found by sending a probe through each."""
+    module = importlib.import_module(f"klaviyo_catalog_api.api.catalog_jobs.{name}")
+    path = {"job_id": "x"} if "job_id" in inspect.signature(module._get_kwargs).parameters else {}
+    found = {}
+    for keyword in inspect.signature(module._get_kwargs).parameters:
+        if keyword not in ("job_id", "revision"):
+            params = module._get_kwargs(**path, revision="r", **{keyword: "probe"})["params"]
+            found.update({wire: keyword for wire, value in params.items() if value == "probe"})
+    return found
+
+
+def test_every_query_parameter_of_the_table_reaches_the_wire() -> None:
+    for name, spec in OPERATIONS.items():
+        assert sorted(keyword_of(name)) == sorted(spec.query), name
+
+
 def generated_kwargs(name: str, arguments: dict[str, Any], params: dict[str, str]) -> Any:
     module = importlib.import_module(f"klaviyo_catalog_api.api.catalog_jobs.{name}")
-    keywords = {OPERATIONS[name].query_params[wire]: value for wire, value in params.items()}
+    keywords = {keyword_of(name)[wire]: value for wire, value in params.items()}
     if "job_id" in arguments:
         keywords["job_id"] = arguments["job_id"]
     return module._get_kwargs(revision=REVISION, **keywords)

@@ -365,7 +365,7 @@ def test_links_next_on_another_host_is_never_requested(mode: Mode, other_host: L
 def test_a_redirect_is_not_followed_by_default(
     mode: Mode, fake: FakeKlaviyo, other_host: Listener, status: int
 ) -> None:
-    location = other_host.base_url + UPDATE_PATH + "J/"
+    location = other_host.base_url + UPDATE_PATH + "J" + SLASH
     fake.inject(Fault.body(status, b"", headers=(("Location", location),)), times=5)
     with pytest.raises(InvalidResponseError, match=f"unexpected HTTP {status}") as caught:
         call(mode, opts(fake), "get_item_update_job", "J")

@@ -85,7 +85,7 @@ class Settings:
     def headers(self, op: Operation) -> dict[str, str]:
         return {
             "Authorization": f"Klaviyo-API-Key {self.api_key}",
-            "Accept": op.accept(self.revision),
+            "Accept": op.accept,
             "User-Agent": self.user_agent,
             "revision": self.revision,
         }

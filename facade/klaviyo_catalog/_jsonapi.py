@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
+from klaviyo_catalog_api.views import parse_datetime
 
 from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
 from ._resources import VIEWS, Resource
@@ -34,7 +36,7 @@ def _json_decoder() -> Callable[[bytes], Any]:
 
 loads = _json_decoder()
 
-RELATED = frozenset({"items", "variants", "categories"})  # BulkJob's relationship attributes
+RELATED = frozenset(RELATIONSHIPS)  # BulkJob's relationship attributes, generated from the spec
 
 
 class Invalid(Exception):
@@ -113,11 +115,9 @@ def opt_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime | No
     if text is None:
         return None
     try:
-        value = dt.datetime.fromisoformat(text)
+        return parse_datetime(text)  # the views' parser: one reading of dates everywhere
     except ValueError as exc:
         raise Invalid(f"{where}.{key} is not an ISO 8601 date-time: {text!r:.40}") from exc
-    # Klaviyo sometimes omits the offset; its times are UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def req_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime:

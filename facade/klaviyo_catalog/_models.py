@@ -10,29 +10,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
+from klaviyo_catalog_api.views import JOB_MODELS, JobRelationships
 
-from ._resources import Category, Item, Variant
+from ._resources import ResourceRef
 from .errors import InvalidResponseError
 
 if TYPE_CHECKING:
-    from klaviyo_catalog_api.models import (
-        CategoryUpdateJob,
-        ItemCreateJob,
-        ItemUpdateJob,
-        VariantUpdateJob,
-    )
-
-    RawJob = ItemUpdateJob | VariantUpdateJob | CategoryUpdateJob | ItemCreateJob
+    from klaviyo_catalog_api.views import JobModel as RawJob
 
 __all__ = ["BulkJob", "JobError", "JobStatus", "Page", "ResourceRef"]
-
-# The generated model of each job type (names fixed by the curated spec).
-JOB_MODELS: Mapping[str, str] = {
-    "catalog-item-bulk-update-job": "ItemUpdateJob",
-    "catalog-variant-bulk-update-job": "VariantUpdateJob",
-    "catalog-category-bulk-update-job": "CategoryUpdateJob",
-    "catalog-item-bulk-create-job": "ItemCreateJob",
-}
 
 
 class JobStatus(StrEnum):
@@ -55,14 +41,6 @@ DONE_STATUSES = frozenset({JobStatus.COMPLETE, JobStatus.CANCELLED})
 
 
 @attrs.frozen
-class ResourceRef:
-    """A related resource the server named but did not include (e.g. a deleted item)."""
-
-    type: str
-    id: str
-
-
-@attrs.frozen
 class JobError:
     """One failure inside a bulk job. Only `detail` is always present."""
 
@@ -75,12 +53,12 @@ class JobError:
 
 
 @attrs.frozen
-class BulkJob:
-    """A catalog bulk job, whichever of the four kinds.
+class BulkJob(JobRelationships):
+    """A catalog bulk job, whichever of the kinds the spec has.
 
-    `items`, `variants` and `categories` are None unless that relationship was requested with
-    `include=`; then they list the related resources in the server's order, with a
-    `ResourceRef` where a resource was not included.
+    Its relationships (`items`, `variants`, `categories`: generated from the spec, in
+    `JobRelationships`) are None unless requested with `include=`; then they list the related
+    resources in the server's order, with a `ResourceRef` where a resource was not included.
     """
 
     id: str
@@ -93,9 +71,6 @@ class BulkJob:
     completed_count: int
     failed_count: int
     errors: Sequence[JobError]
-    items: Sequence[Item | ResourceRef] | None = attrs.field(default=None, repr=False)
-    variants: Sequence[Variant | ResourceRef] | None = attrs.field(default=None, repr=False)
-    categories: Sequence[Category | ResourceRef] | None = attrs.field(default=None, repr=False)
     # The job resource as received; `raw` parses it into the generated model on first use.
     resource: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 

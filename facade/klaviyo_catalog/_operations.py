@@ -1,9 +1,11 @@
 """The five operations as data: one `Operation` each, over the generated operation table.
 
 Everything an operation needs (path, query parameters, allowed sparse fields and includes,
-media type, rate limits) comes from `klaviyo_catalog_api.catalog_spec`, which `make gen` writes
-from the curated spec; so the client has one code path for all five, and a regenerated table
-is all a new revision needs. Validation happens here, before any request.
+the job fields a sparse fieldset always asks for, media type, rate limits) comes from
+`klaviyo_catalog_api.catalog_spec`, which `make gen` writes from the curated spec; so the client
+has one code path for all five, and a regenerated table is all a new revision needs. The path
+style and the media type are those of the generated revision, whatever `revision` header is
+sent. Validation happens here, before any request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 import attrs
-from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION, OperationSpec
+from klaviyo_catalog_api.catalog_spec import MEDIA_TYPE, OPERATIONS, REVISION, OperationSpec
 
 from .errors import InvalidRequestError
 
@@ -27,20 +29,6 @@ __all__ = [
 ]
 
 STATUS_FILTER = 'equals(status,"{}")'
-# Klaviyo dropped the trailing slash of these paths, and moved to the JSON:API media type, in
-# this revision. Following it lets `revision=` differ from the generated one either way.
-NO_SLASH_REVISION = "2024-10-15"
-JSON_API = "application/vnd.api+json"
-
-# Job attributes a BulkJob is made of: always requested, even in a sparse fieldset.
-CORE_JOB_FIELDS = (
-    "job_id",
-    "status",
-    "created_at",
-    "total_count",
-    "completed_count",
-    "failed_count",
-)
 
 
 @attrs.frozen
@@ -104,17 +92,16 @@ class Operation:
             if not isinstance(cursor, str) or not cursor or not _utf8(cursor):
                 raise InvalidRequestError("cursor must be a non-empty string of valid Unicode")
             query["page[cursor]"] = cursor
-        unknown = [wire for wire in query if wire not in self.spec.query_params]
+        unknown = [wire for wire in query if wire not in self.spec.query]
         if unknown:
             raise InvalidRequestError(f"{self.name} does not take {', '.join(unknown)}")
         path = self.spec.path
         if "{job_id}" in path:
             # One path segment whatever the id holds: "/", "?", "#" and "+" are escaped too.
             path = path.format(job_id=quote(self._job_id(job_id), safe=""))
-        path = path.rstrip("/")
         parts = RequestParts(
             method="GET",
-            path=path if revision[:10] >= NO_SLASH_REVISION else f"{path}/",
+            path=path,
             params=query,
             headers={"revision": revision},
         )
@@ -122,11 +109,10 @@ class Operation:
 
     # --- validation: every message names the bad value and what is allowed ---
 
-    def accept(self, revision: str) -> str:
-        """The media type to ask for: the generated one, unless the revision says otherwise."""
-        if revision[:10] >= NO_SLASH_REVISION:
-            return JSON_API
-        return "application/json" if self.spec.content_type == JSON_API else self.spec.content_type
+    @property
+    def accept(self) -> str:
+        """The media type to ask for: the generated revision's."""
+        return MEDIA_TYPE
 
     def _include(self, include: Iterable[str] | None) -> tuple[str, ...]:
         if include is None:
@@ -161,7 +147,7 @@ class Operation:
                     f"{self.name}: {json_type} has no field {name!r}; fields: {', '.join(allowed)}"
                 )
         if json_type == self.spec.job_type:
-            names = [*names, *(f for f in CORE_JOB_FIELDS if f in allowed)]
+            names = [*names, *self.spec.core_fields]
         return ",".join(dict.fromkeys(names))
 
     def _status(self, status: str) -> str:

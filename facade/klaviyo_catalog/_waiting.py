@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
+from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
 
 from ._core import Core, Fields, Flow, PageWalk, Sleep
 from ._models import BulkJob, JobStatus, Page
@@ -132,7 +133,7 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fe
     held_include = tuple(rel for rel in spec.include if getattr(job, rel, None) is not None)
     inferred: dict[str, tuple[str, ...]] = {}
     for rel in held_include:
-        related_type = spec.relationships.get(rel)
+        related_type = RELATIONSHIPS.get(rel)
         allowed = spec.fields.get(related_type or "", ())
         seen: dict[str, None] = {}
         for resource in getattr(job, rel) or ():

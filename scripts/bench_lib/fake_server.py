@@ -45,8 +45,9 @@ def serve(config: Json) -> None:
                 options: dict[str, Any] = spec.get("options", {})
                 ids = fake.add_jobs(spec["kind"], int(spec.get("n", 1)), **options)
                 revisions = spec.get("revisions", [])
-                urls = {rev: fake.url(spec["kind"], ids[0], revision=rev) for rev in revisions}
-                lists = {rev: fake.url(spec["kind"], revision=rev) for rev in revisions}
+                # The fake serves the generated revision's shape whatever revision is asked for.
+                urls = {rev: fake.url(spec["kind"], ids[0]) for rev in revisions}
+                lists = {rev: fake.url(spec["kind"]) for rev in revisions}
                 _reply({"ids": ids, "urls": urls, "list_urls": lists})
             elif command == "log":
                 log = [[r.time, r.status, r.counted] for r in fake.request_log]

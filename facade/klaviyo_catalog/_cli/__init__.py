@@ -172,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fake.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (0: any free one)")
     fake.add_argument(
-        "--revision", default=argparse.SUPPRESS, help="serve only this revision's shapes"
+        "--spec",
+        metavar="PATH",
+        help="a curated spec (JSON) to serve the shape of (default: the generated revision's)",
     )
     fake.add_argument(
         "--ready-file", help="write {base_url, api_key, examples} as JSON here once listening"
@@ -220,7 +222,7 @@ def _run(args: argparse.Namespace, key: str) -> int:
     if args.command == "fake-server":
         from ._fake_server import serve  # the fake is only loaded for this command
 
-        return serve(args.port, args.revision, args.ready_file)
+        return serve(args.port, args.spec, args.ready_file)
     if not key.strip():
         raise CliError(
             f"no API key: set {KEY_VARIABLE} to a private key with the catalogs:read scope "

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..testing import DEFAULT_REVISION, FakeKlaviyo
+from ..testing import FakeKlaviyo
 from . import CliError
 
 LISTED = {"item-create": 540, "variant-update": 320}
@@ -41,14 +41,12 @@ class _Stopped(Exception):
     """Raised by the SIGTERM handler, so SIGTERM unwinds like Ctrl-C does."""
 
 
-def serve(port: int, revision: str | None, ready_file: str | None) -> int:
+def serve(port: int, spec: str | None, ready_file: str | None) -> int:
     try:
-        # With --revision the fake answers in that revision's shapes whatever a client asks.
-        fake = FakeKlaviyo(
-            port=port, revision=revision or DEFAULT_REVISION, pin_revision=revision is not None
-        )
-    except ValueError as exc:
-        raise CliError(f"--revision: {exc}") from exc
+        # By default the fake serves the generated revision's shape; --spec another curated one.
+        fake = FakeKlaviyo(port=port, spec=spec)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"--spec: not a curated spec the fake can serve: {exc}") from exc
     ready = Path(ready_file) if ready_file else None
     wrote_ready = False
     signal.signal(signal.SIGTERM, _raise_stopped)
@@ -61,7 +59,7 @@ def serve(port: int, revision: str | None, ready_file: str | None) -> int:
                 "choose another --port, or --port 0 for any free one"
             ) from exc
         examples = seed(fake)  # nobody knows the port before the announcement below
-        _announce(fake, revision, examples)
+        _announce(fake, examples)
         if ready is not None:
             info = {"base_url": fake.base_url, "api_key": fake.api_key, "examples": examples}
             partial = ready.with_name(ready.name + ".partial")
@@ -114,8 +112,10 @@ def seed(fake: FakeKlaviyo) -> dict[str, str]:
                 # The fake stops all of these half-way; a real backlog is spread out.
                 remaining = total - fake.job_attributes(job_id)["failed_count"]
                 fake.set_job(job_id, completed_count=int(remaining * rng.uniform(0.02, 0.97)))
-    items = [{"external_id": sku, "title": title, "price": price} for sku, title, price in PRODUCTS]
-    variants = [
+    items: list[dict[str, Any]] = [
+        {"external_id": sku, "title": title, "price": price} for sku, title, price in PRODUCTS
+    ]
+    variants: list[dict[str, Any]] = [
         {
             "external_id": f"{sku}-{size}",
             "sku": f"{sku}-{size}",
@@ -126,7 +126,16 @@ def seed(fake: FakeKlaviyo) -> dict[str, str]:
         for sku, title, price in PRODUCTS[:3]
         for size in ("S", "M", "L")
     ]
-    categories = [{"external_id": key, "name": name} for key, name in CATEGORIES]
+    categories: list[dict[str, Any]] = [
+        {"external_id": key, "name": name} for key, name in CATEGORIES
+    ]
+    # Sample data: keep only the attributes the served spec gives each kind of resource.
+    samples = {"catalog-item": items, "catalog-variant": variants, "catalog-category": categories}
+    for json_type, resources in samples.items():
+        known = fake.shape.resources.get(json_type, {})
+        for sample in resources:
+            for name in [k for k in sample if k not in known]:
+                del sample[name]
     hour_ago = now - timedelta(hours=1)
     running: dict[str, Any] = {"status": "queued", "polls_to_complete": POLLS_TO_COMPLETE}
     return {
@@ -146,11 +155,10 @@ def seed(fake: FakeKlaviyo) -> dict[str, str]:
     }
 
 
-def _announce(fake: FakeKlaviyo, revision: str | None, examples: dict[str, str]) -> None:
+def _announce(fake: FakeKlaviyo, examples: dict[str, str]) -> None:
     listed = ", ".join(f"{n} {kind}" for kind, n in LISTED.items())
-    serving = f"revision {revision} only" if revision else "the revision each request asks for"
     lines = [
-        f"Fake Klaviyo listening on {fake.base_url} (serving {serving})",
+        f"Fake Klaviyo listening on {fake.base_url} (revision {fake.shape.revision}'s shape)",
         f"API key: {fake.api_key} (the fake's own; it opens nothing else)",
         "",
         "Use it from another shell:",
@@ -167,8 +175,4 @@ def _announce(fake: FakeKlaviyo, revision: str | None, examples: dict[str, str])
         " --timeout 5   # never ends: exit 3",
         "Ctrl-C to stop.",
     ]
-    if revision is not None:
-        lines.insert(
-            6, f"  (it answers in revision {revision}'s shapes only: pass --revision {revision})"
-        )
     print("\n".join(lines), flush=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
+
+from klaviyo_catalog_api.catalog_spec import KINDS
 
 from .._client import CatalogJobs
 from .._models import BulkJob
@@ -20,30 +22,21 @@ from ._render import (
     to_json,
 )
 
-LIST_KINDS = ("item-create", "variant-update")
-GET_KINDS = ("item-update", "variant-update", "category-update")
-RELATIONSHIP = {
-    "item-update": "items",
-    "variant-update": "variants",
-    "category-update": "categories",
-}
+# The kinds each command takes, and what `--include` asks for, from the generated kinds.
+LIST_KINDS = tuple(name for name, kind in KINDS.items() if kind.list_operation)
+GET_KINDS = tuple(name for name, kind in KINDS.items() if kind.get_operation)
 
 
 def fetch(client: CatalogJobs, kind: str, job_id: str, include: bool = False) -> BulkJob:
-    related = [RELATIONSHIP[kind]] if include else None
-    if kind == "item-update":
-        return client.get_item_update_job(job_id, include=related)
-    if kind == "variant-update":
-        return client.get_variant_update_job(job_id, include=related)
-    return client.get_category_update_job(job_id, include=related)
+    spec = KINDS[kind]
+    get: Callable[..., BulkJob] = getattr(client, str(spec.get_operation))
+    return get(job_id, include=list(spec.relationships) if include else None)
 
 
 def list_jobs(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
-    walk: Iterator[BulkJob]
-    if args.kind == "item-create":
-        walk = client.iter_item_create_jobs(status=args.status)
-    else:
-        walk = client.iter_variant_update_jobs(status=args.status)
+    # list_item_create_jobs -> iter_item_create_jobs: the method that walks every page.
+    name = str(KINDS[args.kind].list_operation).replace("list_", "iter_", 1)
+    walk: Iterator[BulkJob] = getattr(client, name)(status=args.status)
     # islice stops before asking for job N+1, so the pages after the limit are never fetched.
     jobs = itertools.islice(walk, args.limit)
     if args.json:

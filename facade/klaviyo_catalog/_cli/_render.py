@@ -10,30 +10,40 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 import attrs
+from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
+from klaviyo_catalog_api.views import VIEWS, Attr, parse_datetime
 
 from .._models import BulkJob, JobError, ResourceRef
 from .._resources import Resource
 
-SHORT_KINDS = {
-    "catalog-item-bulk-create-job": "item-create",
-    "catalog-item-bulk-update-job": "item-update",
-    "catalog-variant-bulk-update-job": "variant-update",
-    "catalog-category-bulk-update-job": "category-update",
-}
-RELATIONSHIPS = ("items", "variants", "categories")
-# The attributes worth a column for each relationship; the id always comes first.
-RESOURCE_COLUMNS = {
-    "items": (("TITLE", "title"), ("PRICE", "price")),
-    "variants": (
-        ("SKU", "sku"),
-        ("TITLE", "title"),
-        ("PRICE", "price"),
-        ("STOCK", "inventory_quantity"),
-    ),
-    "categories": (("NAME", "name"),),
-}
-NUMERIC = frozenset({"PRICE", "STOCK", "DONE", "COMPLETED", "FAILED", "TOTAL"})
+# Everything about kinds, relationships and attributes comes from the generated package.
+SHORT_KINDS = {kind.job_type: kind.name for kind in KINDS.values()}
+NUMERIC = {"DONE", "COMPLETED", "FAILED", "TOTAL"}  # right-aligned columns of the job table
 SHOWN_ERRORS = 5
+CELL_CHARS = 30  # a longer value is cut short in a table; --json has it whole
+MIN_TABLE_WIDTH = 100
+
+
+def view_attributes(view: type[Resource[Any]]) -> dict[str, Attr[Any]]:
+    """The typed attributes of a view class, in the spec's order."""
+    found: dict[str, Attr[Any]] = {}
+    for cls in reversed(view.__mro__):
+        found.update((n, a) for n, a in vars(cls).items() if isinstance(a, Attr))
+    return found
+
+
+def _columns(view: type[Resource[Any]]) -> dict[str, Attr[Any]]:
+    """The attributes a text table shows: single values (no lists, objects or date-times)."""
+    return {
+        name: attr
+        for name, attr in view_attributes(view).items()
+        if attr.convert is not parse_datetime
+        and all(kind in (str, int, float, bool) for kind in attr.kinds)
+    }
+
+
+# Per relationship: the view's one-value attributes, each a column of the text table.
+RESOURCE_COLUMNS = {name: _columns(VIEWS[json_type]) for name, json_type in RELATIONSHIPS.items()}
 
 
 # --- JSON ------------------------------------------------------------------------------------
@@ -69,13 +79,23 @@ def job_json(job: BulkJob) -> dict[str, Any]:
     for name in RELATIONSHIPS:
         related = getattr(job, name)
         if related is not None:
-            # Each resource as the server sent it; one it did not include keeps the bare
-            # JSON:API linkage, type and id.
+            # Each resource as the server sent it, its attributes read through the view (dates
+            # timezone-aware, numbers as the spec types them); one it did not include keeps the
+            # bare JSON:API linkage, type and id.
             document[name] = [
-                {"type": r.type, "id": r.id} if isinstance(r, ResourceRef) else dict(r.raw)
+                {"type": r.type, "id": r.id} if isinstance(r, ResourceRef) else resource_json(r)
                 for r in related
             ]
     return document
+
+
+def resource_json(resource: Resource[Any]) -> dict[str, Any]:
+    typed = view_attributes(type(resource))
+    attributes = {
+        name: getattr(resource, name) if name in typed else value
+        for name, value in resource.attributes.items()
+    }
+    return {**resource.raw, "attributes": attributes}
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -102,16 +122,39 @@ def describe_error(error: JobError) -> str:
     return f"{error.detail} [{external_id}]" if external_id else error.detail
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    """Aligned columns; numbers right-aligned."""
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    numeric: Iterable[str] = NUMERIC,
+    width: int | None = None,
+) -> list[str]:
+    """Aligned columns, `numeric` ones right-aligned. With `width`, the first column and then,
+    in order, each column that still fits are shown, and a last line says how many were not."""
     cells = [list(row) for row in rows]
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
-    return [_row(headers, widths, headers), *(_row(row, widths, headers) for row in cells)]
+    keep = list(range(len(headers)))
+    if width is not None:
+        keep, used = [0], widths[0]
+        for i in range(1, len(headers)):
+            if used + 2 + widths[i] <= width:
+                keep.append(i)
+                used += 2 + widths[i]
+    right = set(numeric)
+    shown = [headers[i] for i in keep]
+    lines = [
+        _row([row[i] for i in keep], [widths[i] for i in keep], shown, right)
+        for row in [list(headers), *cells]
+    ]
+    if len(keep) < len(headers):
+        lines.append(f"(and {len(headers) - len(keep)} more columns: --json shows them)")
+    return lines
 
 
-def _row(cells: Sequence[str], widths: Sequence[int], headers: Sequence[str]) -> str:
+def _row(
+    cells: Sequence[str], widths: Sequence[int], headers: Sequence[str], right: set[str]
+) -> str:
     padded = (
-        cell.rjust(width) if header in NUMERIC else cell.ljust(width)
+        cell.rjust(width) if header in right else cell.ljust(width)
         for cell, width, header in zip(cells, widths, headers, strict=True)
     )
     return "  ".join(padded).rstrip()
@@ -128,7 +171,7 @@ class JobTable:
     WIDTHS = (26, 10, 4, 9, 6, 7, 0)
 
     def header(self) -> str:
-        return _row(self.HEADERS, self.WIDTHS, self.HEADERS)
+        return _row(self.HEADERS, self.WIDTHS, self.HEADERS, NUMERIC)
 
     def row(self, job: BulkJob) -> str:
         cells = (
@@ -140,7 +183,7 @@ class JobTable:
             str(job.total_count),
             when(job.created_at),
         )
-        return _row(cells, self.WIDTHS, self.HEADERS)
+        return _row(cells, self.WIDTHS, self.HEADERS, NUMERIC)
 
 
 def job_lines(job: BulkJob) -> list[str]:
@@ -167,23 +210,39 @@ def job_lines(job: BulkJob) -> list[str]:
 
 
 def related_table(name: str, resources: Sequence[Resource[Any] | ResourceRef]) -> list[str]:
-    columns = RESOURCE_COLUMNS[name]
+    """One row per related resource: its id, then the view's one-value attributes that fit."""
+    views = [r for r in resources if not isinstance(r, ResourceRef)]
+    # A column that only repeats part of each id (Klaviyo's ids embed the external id) is left
+    # out, as is one no resource has a value for.
+    columns = {
+        field: attr
+        for field, attr in RESOURCE_COLUMNS[name].items()
+        if any(_cell(getattr(r, field)) not in (r.id, "-") for r in views)
+        and not all(_cell(getattr(r, field)) in r.id for r in views)
+    }
+    headers = ["ID", *(field.upper() for field in columns)] if columns else ["ID", ""]
     rows = []
     for resource in resources:
         if isinstance(resource, ResourceRef):  # named by the job, but the server sent no body
-            rows.append([resource.id, "(not included)", *[""] * (len(columns) - 1)])
+            rows.append([resource.id, "(not included)", *[""] * (len(headers) - 2)])
         else:
-            rows.append([resource.id, *(_cell(resource, field) for _, field in columns)])
-    return table(["ID", *(header for header, _ in columns)], rows)
+            values = [_cell(getattr(resource, field)) for field in columns]
+            rows.append([resource.id, *(values or [""])])
+    numeric = {
+        field.upper()
+        for field, attr in columns.items()
+        if bool not in attr.kinds and any(k in (int, float) for k in attr.kinds)
+    }
+    width = max(shutil.get_terminal_size((MIN_TABLE_WIDTH, 24)).columns, MIN_TABLE_WIDTH)
+    return table(headers, rows, numeric, width)
 
 
-def _cell(resource: Resource[Any], field: str) -> str:
-    value = getattr(resource, field)  # the view's typed attribute; None when absent
+def _cell(value: Any) -> str:
+    """A typed attribute's value (None when absent) as table text, cut to CELL_CHARS."""
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}" if field == "price" else f"{value:g}"
-    return str(value)
+    text = f"{value:.2f}" if isinstance(value, float) else " ".join(str(value).split())
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
 
 
 # --- jobs wait -------------------------------------------------------------------------------

@@ -10,9 +10,13 @@ It speaks HTTP only and needs nothing beyond the standard library, so it can tes
 
 from ._fake import DEFAULT_API_KEY, FakeKlaviyo, JobOptions, RequestRecord
 from ._faults import Fault
-from ._model import DEFAULT_REVISION, JOB_KINDS, JobKind
+from ._model import JobKind, Shape, default_shape
 from ._ratelimit import DEFAULT_RATE_LIMITS
 from ._redis import REDIS_SERVER, RedisServer, running_redis_server
+
+# The revision and the job kinds the fake serves by default: the generated package's.
+DEFAULT_REVISION = default_shape().revision
+JOB_KINDS = default_shape().kinds
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -26,5 +30,6 @@ __all__ = [
     "JobOptions",
     "RedisServer",
     "RequestRecord",
+    "Shape",
     "running_redis_server",
 ]

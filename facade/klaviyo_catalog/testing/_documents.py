@@ -26,7 +26,8 @@ def resource_url(base_url: str, shape: Shape, collection: str, resource_id: str,
 
 def job_resource(job: Job, shape: Shape, base_url: str, fields: Fields) -> JSON:
     kind = job.kind
-    attributes = dict(job.attributes)
+    # What the spec's revision serves, in its order.
+    attributes = {k: job.attributes[k] for k in shape.job_attributes if k in job.attributes}
     if shape.job_id_attribute:
         attributes = {"job_id": job.id, **attributes}
     resource: JSON = {"type": kind.type}

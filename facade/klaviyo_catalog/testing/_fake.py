@@ -23,7 +23,7 @@ from ._documents import JSON, job_document, list_document, throttled_document
 from ._faults import Fault
 from ._http import HttpServer, Incoming, Reply
 from ._jobs import Job, new_job, timestamp
-from ._model import DEFAULT_REVISION, JOB_FIELDS, Endpoint, Shape, find_kind, valid_revision
+from ._model import Endpoint, Shape, SpecSource, default_shape, load_spec, valid_revision
 from ._pages import Pager
 from ._ratelimit import DEFAULT_RATE_LIMITS, Limits, Quotas
 from ._request import ApiError, Query, json_reply, parse_query, route
@@ -71,9 +71,13 @@ class _RandomFaults:
 class FakeKlaviyo:
     """A fake Klaviyo on 127.0.0.1. Use as a context manager, or call start() and stop().
 
-    Shapes follow the request's `revision` header (or always `revision` if `pin_revision`).
-    By default each operation has the rate limits the generated revision publishes for it.
-    Lists are served oldest first, in insertion order, `page_size` jobs per page.
+    It serves the shape of one curated spec: by default the one the generated client was made
+    from (so the fake and the client always agree), or `spec` (a parsed curated spec, or the
+    path of one as JSON). Its paths, media type, job kinds, fields and attributes all come from
+    that spec; any valid `revision` header is accepted. `revision` is what `headers()` sends
+    (default: the spec's). Lists are served oldest first, in insertion order, `page_size` jobs
+    per page.
+    By default each operation has the rate limits the spec publishes for it.
     `retire_revisions_on=date(...)` answers 410 Gone, as Klaviyo does, to every revision
     retired by that day (two years after its date); off by default, so old shapes stay testable.
     """
@@ -82,25 +86,28 @@ class FakeKlaviyo:
         self,
         *,
         api_key: str = DEFAULT_API_KEY,
-        revision: str = DEFAULT_REVISION,
-        pin_revision: bool = False,
+        spec: SpecSource = None,
+        revision: str | None = None,
         rate_limits: Limits | Mapping[str, Limits] | None = DEFAULT_RATE_LIMITS,
         page_size: int = PAGE_SIZE,
         host: str = "127.0.0.1",
         port: int = 0,
         retire_revisions_on: date | None = None,
     ) -> None:
+        self.shape = default_shape() if spec is None else Shape.from_spec(load_spec(spec))
+        revision = self.shape.revision if revision is None else revision
         if not valid_revision(revision):
             raise ValueError(f"{revision!r} is not a revision (YYYY-MM-DD, 2022-10-17 or later)")
         self.api_key = api_key
         self.revision = revision
-        self.pin_revision = pin_revision
         self.retire_revisions_on = retire_revisions_on
         self._address = (host, port)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: HttpServer | None = None
-        self._limiter = Quotas(rate_limits) if rate_limits else None
+        if rate_limits is DEFAULT_RATE_LIMITS:
+            rate_limits = self.shape.rate_limits  # the served spec's, which may be another's
+        self._limiter = self._quotas(rate_limits)
         self._jobs: dict[str, Job] = {}  # insertion order is list order
         self._seq = 0
         self._ids = random.Random(0)  # reproducible job ids
@@ -150,10 +157,10 @@ class FakeKlaviyo:
             "revision": revision or self.revision,
         }
 
-    def url(self, kind: str, job_id: str | None = None, *, revision: str | None = None) -> str:
-        """Absolute URL of one job (with job_id) or of a kind's job list, at a revision."""
-        job_kind = find_kind(kind)
-        shape = Shape(revision or self.revision)
+    def url(self, kind: str, job_id: str | None = None) -> str:
+        """Absolute URL of one job (with job_id) or of a kind's job list."""
+        job_kind = self.shape.find_kind(kind)
+        shape = self.shape
         if job_id is None:
             return self.base_url + shape.path(job_kind.collection)
         return self.base_url + shape.path(job_kind.collection, quote(job_id, safe=""))
@@ -192,10 +199,12 @@ class FakeKlaviyo:
             elif job_id in self._jobs:
                 raise ValueError(f"a job with id {job_id!r} exists already")
             self._seq += 1
+            job_kind = self.shape.find_kind(kind)
             self._jobs[job_id] = new_job(
-                find_kind(kind),
+                job_kind,
                 job_id,
                 self._seq,
+                schemas=self.shape.resources[job_kind.related_type],
                 status=status,
                 total=total,
                 items=items,
@@ -219,7 +228,7 @@ class FakeKlaviyo:
         Wrong types and nulls are served as set, for robustness tests. The job stops
         progressing, so a status set here sticks.
         """
-        unknown = set(attributes) - set(JOB_FIELDS)
+        unknown = set(attributes) - set(self.shape.job_attributes)
         if unknown:
             raise ValueError(f"jobs have no attribute(s) {sorted(unknown)}")
         with self._lock:
@@ -285,7 +294,11 @@ class FakeKlaviyo:
         Klaviyo counts them; a sequence of (count, seconds) is one set shared by all five.
         """
         with self._lock:
-            self._limiter = Quotas(rate_limits) if rate_limits else None
+            self._limiter = self._quotas(rate_limits)
+
+    def _quotas(self, rate_limits: Limits | Mapping[str, Limits] | None) -> Quotas | None:
+        operations = [endpoint.operation for endpoint in self.shape.endpoints]
+        return Quotas(rate_limits, operations) if rate_limits else None
 
     @property
     def request_log(self) -> list[RequestRecord]:
@@ -302,7 +315,7 @@ class FakeKlaviyo:
         """Answer one HTTP request (called on the server's threads)."""
         arrival = time.monotonic()
         shape = self._shape(incoming.headers.get("revision"))
-        content_type = (shape or Shape(self.revision)).content_type
+        content_type = self.shape.content_type
         fault = self._next_fault()
         if fault is not None and fault.kind != "delay":
             reply = fault.reply(content_type)
@@ -324,7 +337,7 @@ class FakeKlaviyo:
 
     def _serve(self, incoming: Incoming, shape: Shape | None, now: float) -> tuple[Reply, bool]:
         """The reply, and whether the request used rate-limit quota."""
-        content_type = (shape or Shape(self.revision)).content_type
+        content_type = self.shape.content_type
         quota: tuple[tuple[str, str], ...] | None = None
         try:
             self._authenticate(incoming.headers.get("authorization"))
@@ -357,7 +370,7 @@ class FakeKlaviyo:
     def _shape(self, revision: str | None) -> Shape | None:
         if revision is None or not valid_revision(revision):
             return None
-        return Shape(self.revision if self.pin_revision else revision)
+        return self.shape
 
     def _refuse_retired(self, revision: str | None) -> None:
         """Klaviyo's answer to a revision two years past its date, when asked to give it."""

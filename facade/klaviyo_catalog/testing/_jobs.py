@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._model import RELATED_FIELDS, JobKind
+from ._model import JobKind
+
+Schemas = Mapping[str, Mapping[str, Any]]  # attribute name -> its schema in the spec
 
 EXPIRY = timedelta(days=7)  # jobs stay readable this long after creation (the fake's choice)
 # How far a job without scripted progression has got, by status; other statuses count as 0.
 PROGRESS_BY_STATUS = {"queued": 0.0, "processing": 0.5, "cancelled": 0.5, "complete": 1.0}
 _CUSTOM_ID = "$custom:::$default:::"
-_EXTERNAL_ID_PREFIX = {"catalog-item": "SKU", "catalog-variant": "VAR", "catalog-category": "CAT"}
+SAMPLE_TIME = "2024-01-01T00:00:00+00:00"
 
 
 @dataclass(frozen=True)
@@ -50,42 +52,44 @@ def _now_like(created_at: str) -> str:
     return (now.replace(tzinfo=None) if naive else now).isoformat()
 
 
-def generated_resource(related_type: str, index: int) -> Related:
-    """A plausible resource, the same for the same (type, index) in every job."""
-    external_id = f"{_EXTERNAL_ID_PREFIX[related_type]}-{index}"
-    stamp = "2024-01-01T00:00:00+00:00"
-    url = f"https://shop.example.com/{related_type}/{external_id}"
-    if related_type == "catalog-category":
-        attrs: dict[str, Any] = {"external_id": external_id, "name": f"Category {index}"}
-    else:
-        attrs = {
-            "external_id": external_id,
-            "title": f"Product {index}",
-            "description": f"A fake product, number {index}.",
-            "sku": external_id,
-            "inventory_policy": 0,
-            "inventory_quantity": 10 * index,
-            "price": round(9.99 + index, 2),
-            "url": url,
-            "image_full_url": f"{url}/full.png",
-            "image_thumbnail_url": f"{url}/thumb.png",
-            "images": [f"{url}/full.png"],
-            "custom_metadata": {},
-            "published": True,
-            "created": stamp,
-        }
-    attrs["updated"] = stamp
-    fields = RELATED_FIELDS[related_type]
-    return Related(_CUSTOM_ID + external_id, {k: attrs[k] for k in fields})
+def sample_value(name: str, schema: Mapping[str, Any], index: int) -> Any:
+    """A plausible value of an attribute, from its type in the spec."""
+    kind = schema.get("type")
+    if kind == "string":
+        if "date-time" in (schema.get("x-format"), schema.get("format")):
+            return SAMPLE_TIME
+        return f"{name.replace('_', ' ').capitalize()} {index}"
+    if kind == "number":
+        return round(9.99 + index, 2)
+    if kind == "integer":
+        known = schema.get("x-known-values") or schema.get("enum")
+        return known[0] if known else index
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        items = schema.get("items", {})
+        return [sample_value(name, items, index)] if items.get("type") == "string" else []
+    return {} if kind == "object" else None
 
 
-def custom_resource(related_type: str, index: int, given: Mapping[str, Any]) -> Related:
+def generated_resource(related_type: str, index: int, schemas: Schemas) -> Related:
+    """A plausible resource with every attribute the spec gives its type, the same for the
+    same (type, index) in every job."""
+    external_id = f"{related_type.removeprefix('catalog-').upper()}-{index}"
+    attrs = {name: sample_value(name, schema, index) for name, schema in schemas.items()}
+    if "external_id" in attrs:
+        attrs["external_id"] = external_id  # Klaviyo's resource ids are made from it
+    return Related(_CUSTOM_ID + external_id, attrs)
+
+
+def custom_resource(
+    related_type: str, index: int, given: Mapping[str, Any], schemas: Schemas
+) -> Related:
     """A resource from a test's dict: "id" and any attributes, the rest generated."""
-    fields = RELATED_FIELDS[related_type]
-    unknown = set(given) - set(fields) - {"id"}
+    unknown = set(given) - set(schemas) - {"id"}
     if unknown:
         raise ValueError(f"{related_type} has no attribute(s) {sorted(unknown)}")
-    base = generated_resource(related_type, index)
+    base = generated_resource(related_type, index, schemas)
     attrs = {**base.attributes, **{k: v for k, v in given.items() if k != "id"}}
     default_id = _CUSTOM_ID + str(given["external_id"]) if "external_id" in given else base.id
     return Related(str(given.get("id", default_id)), attrs)
@@ -104,10 +108,14 @@ class Job:
     polls_to_complete: int | None = None
     auto_errors: bool = True  # derive `errors` from the failures so far
     polls: int = field(default=0)
+    schemas: Schemas = field(default_factory=dict, repr=False)  # of the related resources
 
     def related_resources(self) -> list[Related]:
         if isinstance(self.related, int):
-            return [generated_resource(self.kind.related_type, i + 1) for i in range(self.related)]
+            return [
+                generated_resource(self.kind.related_type, i + 1, self.schemas)
+                for i in range(self.related)
+            ]
         return list(self.related)
 
     def settle(self, status: str, fraction: float) -> None:
@@ -153,6 +161,7 @@ def new_job(
     job_id: str,
     seq: int,
     *,
+    schemas: Schemas,
     status: str,
     total: int | None,
     items: Sequence[Mapping[str, Any]] | int | None,
@@ -171,7 +180,9 @@ def new_job(
     elif items is None:
         related = 10 if total is None else total
     else:
-        related = [custom_resource(kind.related_type, i + 1, d) for i, d in enumerate(items)]
+        related = [
+            custom_resource(kind.related_type, i + 1, d, schemas) for i, d in enumerate(items)
+        ]
     count = related if isinstance(related, int) else len(related)
     created = timestamp(created_at)
     job = Job(
@@ -192,6 +203,7 @@ def new_job(
         failed=failed,
         polls_to_complete=polls_to_complete,
         auto_errors=errors is None,
+        schemas=schemas,
     )
     job.settle(status, PROGRESS_BY_STATUS.get(status, 0.0))
     if errors is not None:

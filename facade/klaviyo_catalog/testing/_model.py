@@ -1,19 +1,30 @@
-"""What the fake serves: the job kinds, the five endpoints, and how each revision shapes them.
+"""What the fake serves, read from a curated spec: the job kinds and their endpoints, the fields
+of every resource, and the revision's path style, media type and job id location.
 
-Everything revision-dependent is a property of `Shape`, so the renderer never compares dates.
+The spec is the copy `make gen` writes into the generated package (`openapi.json`), or any
+curated spec a test passes. It is read as data: the fake imports none of the client's code, so
+it can test any client, and a mistake in the client's reading of the spec is not repeated here.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from klaviyo_catalog_api.catalog_spec import REVISION
-
-DEFAULT_REVISION = REVISION  # the generated package's revision (openapi/klaviyo-catalog-jobs.yaml)
 FIRST_REVISION = "2022-10-17"  # the catalog bulk-job endpoints first appeared here
+GENERATED_PACKAGE = "klaviyo_catalog_api"
+SPEC_FILE = "openapi.json"
 
 _REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[A-Za-z0-9_-]+)?$")
+_JOB_TYPE = re.compile(r"catalog-(.+)-bulk-(.+)-job")
+
+SpecSource = Mapping[str, Any] | str | Path | None
 
 
 @dataclass(frozen=True)
@@ -28,111 +39,18 @@ class JobKind:
     related_collection: str  # path segment of the related resources (for links)
 
 
-ITEM_UPDATE = JobKind(
-    "item-update",
-    "catalog-item-bulk-update-job",
-    "catalog-item-bulk-update-jobs",
-    "items",
-    "catalog-item",
-    "catalog-items",
-)
-VARIANT_UPDATE = JobKind(
-    "variant-update",
-    "catalog-variant-bulk-update-job",
-    "catalog-variant-bulk-update-jobs",
-    "variants",
-    "catalog-variant",
-    "catalog-variants",
-)
-CATEGORY_UPDATE = JobKind(
-    "category-update",
-    "catalog-category-bulk-update-job",
-    "catalog-category-bulk-update-jobs",
-    "categories",
-    "catalog-category",
-    "catalog-categories",
-)
-ITEM_CREATE = JobKind(
-    "item-create",
-    "catalog-item-bulk-create-job",
-    "catalog-item-bulk-create-jobs",
-    "items",
-    "catalog-item",
-    "catalog-items",
-)
-JOB_KINDS: tuple[JobKind, ...] = (ITEM_UPDATE, VARIANT_UPDATE, CATEGORY_UPDATE, ITEM_CREATE)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: each is one of the spec's operations
 class Endpoint:
-    """One of the five GET operations: a job kind, served one at a time or as pages."""
+    """One of the GET operations: a job kind, served one at a time or as pages."""
 
     kind: JobKind
     is_list: bool
-
-    @property
-    def operation(self) -> str:
-        """The operation's name in the generated spec, e.g. get_item_update_job."""
-        name = self.kind.name.replace("-", "_")
-        return f"list_{name}_jobs" if self.is_list else f"get_{name}_job"
-
-
-# The whole routing table: everything else about an endpoint follows from its kind.
-ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint(ITEM_UPDATE, is_list=False),
-    Endpoint(VARIANT_UPDATE, is_list=False),
-    Endpoint(CATEGORY_UPDATE, is_list=False),
-    Endpoint(ITEM_CREATE, is_list=True),
-    Endpoint(VARIANT_UPDATE, is_list=True),
-)
-
-# Job attributes in the order Klaviyo serves them (job_id only up to 2023-10-15).
-JOB_FIELDS: tuple[str, ...] = (
-    "status",
-    "created_at",
-    "total_count",
-    "completed_count",
-    "failed_count",
-    "completed_at",
-    "expires_at",
-    "errors",
-)
-_ITEM_FIELDS = (
-    "external_id",
-    "title",
-    "description",
-    "price",
-    "url",
-    "image_full_url",
-    "image_thumbnail_url",
-    "images",
-    "custom_metadata",
-    "published",
-    "created",
-    "updated",
-)
-RELATED_FIELDS: dict[str, tuple[str, ...]] = {
-    "catalog-item": _ITEM_FIELDS,
-    "catalog-variant": (
-        *_ITEM_FIELDS[:3],
-        "sku",
-        "inventory_policy",
-        "inventory_quantity",
-        *_ITEM_FIELDS[3:],
-    ),
-    "catalog-category": ("external_id", "name", "updated"),
-}
-
-
-def find_kind(kind: str | JobKind) -> JobKind:
-    """A job kind by short name ("item-update"), job type, or itself."""
-    if isinstance(kind, JobKind):
-        return kind
-    for candidate in JOB_KINDS:
-        if kind in (candidate.name, candidate.type):
-            return candidate
-    names = ", ".join(k.name for k in JOB_KINDS)
-    raise ValueError(f"unknown job kind {kind!r}; use a job type or one of {names}")
+    fieldsets: Mapping[str, frozenset[str]]  # JSON:API type -> the fields it may ask for
+    query: frozenset[str]  # the query parameters it takes
+    operation: str = ""  # its operationId, e.g. get_item_update_job
+    # (count, seconds) windows: `x-rate-limit-windows`, which `make gen` adds to its copy of
+    # the spec (parsed from x-klaviyo-ratelimit, whose grammar only scripts/generate.py reads)
+    rate_limits: tuple[tuple[int, float], ...] = ()
 
 
 def valid_revision(revision: str) -> bool:
@@ -140,28 +58,149 @@ def valid_revision(revision: str) -> bool:
     return match is not None and match.group(1) >= FIRST_REVISION
 
 
+def generated_spec_path() -> Path:
+    """The curated spec inside the installed generated package, found without importing it."""
+    found = importlib.util.find_spec(GENERATED_PACKAGE)
+    locations = list(found.submodule_search_locations or []) if found else []
+    for location in locations:
+        path = Path(location) / SPEC_FILE
+        if path.exists():
+            return path
+    raise FileNotFoundError(
+        f"no {SPEC_FILE} in the {GENERATED_PACKAGE} package: run `make gen`, or pass spec="
+    )
+
+
+@functools.cache
+def _default_spec() -> Mapping[str, Any]:
+    loaded: Mapping[str, Any] = json.loads(generated_spec_path().read_text(encoding="utf-8"))
+    return loaded
+
+
+def load_spec(spec: SpecSource) -> Mapping[str, Any]:
+    """A curated spec: as given, from a JSON file, or the generated package's copy."""
+    if spec is None:
+        return _default_spec()
+    if isinstance(spec, str | Path):
+        loaded: Mapping[str, Any] = json.loads(Path(spec).read_text(encoding="utf-8"))
+        return loaded
+    return spec
+
+
+def _plural(json_type: str) -> str:
+    return json_type[:-1] + "ies" if json_type.endswith("y") else json_type + "s"
+
+
 @dataclass(frozen=True)
 class Shape:
-    """How one revision lays out the documents, from the published specs' history."""
+    """How the spec's revision lays out the documents, and what it accepts."""
 
     revision: str
+    content_type: str
+    trailing_slash: bool
+    endpoints: tuple[Endpoint, ...]
+    job_attributes: tuple[str, ...]  # served job attributes, in the spec's order (no job_id)
+    job_id_attribute: bool  # the id is `attributes.job_id` (up to 2023-10-15), not `data.id`
+    # JSON:API type -> attribute name -> its schema, for every related resource type
+    resources: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(repr=False)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Shape:
+        schemas = spec["components"]["schemas"]
+
+        def deref(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+            while "$ref" in schema:
+                schema = schemas[str(schema["$ref"]).rsplit("/", 1)[-1]]
+            return schema
+
+        def json_type(schema: Mapping[str, Any]) -> str:
+            return str(deref(schema)["properties"]["type"]["enum"][0])
+
+        kinds: dict[str, JobKind] = {}
+        endpoints: list[Endpoint] = []
+        job_attributes: dict[str, None] = {}
+        resources: dict[str, Mapping[str, Mapping[str, Any]]] = {}
+        content_types: set[str] = set()
+        slashes: set[bool] = set()
+        for path, item in spec["paths"].items():
+            op = item["get"]
+            content = op["responses"]["200"]["content"]
+            content_types.update(content)
+            document = deref(next(iter(content.values()))["schema"])["properties"]
+            is_list = document["data"].get("type") == "array"
+            job = deref(document["data"]["items"] if is_list else document["data"])["properties"]
+            job_type = str(job["type"]["enum"][0])
+            (relationship, linkage), *_ = deref(job["relationships"])["properties"].items()
+            data = deref(linkage)["properties"]["data"]
+            related_type = json_type(data.get("items", data))
+            segments = path.strip("/").split("/")  # api, collection[, {job_id}]
+            slashes.add(path.endswith("/"))
+            match = _JOB_TYPE.fullmatch(job_type)
+            kind = kinds.setdefault(
+                job_type,
+                JobKind(
+                    name=f"{match[1]}-{match[2]}" if match else job_type,
+                    type=job_type,
+                    collection=segments[1],
+                    relationship=relationship,
+                    related_type=related_type,
+                    related_collection=_plural(related_type),
+                ),
+            )
+            fieldsets: dict[str, frozenset[str]] = {}
+            for param in op.get("parameters", []):
+                if param["name"].startswith("fields["):
+                    fieldsets[param["name"][7:-1]] = frozenset(param.get("x-csv-enum", ()))
+            query = frozenset(p["name"] for p in op.get("parameters", []) if p["in"] == "query")
+            windows = tuple((int(c), float(s)) for c, s in op.get("x-rate-limit-windows", ()))
+            endpoints.append(
+                Endpoint(kind, is_list, fieldsets, query, str(op["operationId"]), windows)
+            )
+            job_attributes.update(dict.fromkeys(deref(job["attributes"])["properties"]))
+            included = document.get("included", {}).get("items")
+            for member in included.get("oneOf", [included]) if included else []:
+                resource = deref(member)["properties"]
+                attributes = deref(resource.get("attributes", {})).get("properties", {})
+                resources[json_type(member)] = {k: deref(v) for k, v in attributes.items()}
+        if len(content_types) != 1 or len(slashes) != 1:
+            raise ValueError("the spec's operations disagree on their media type or path style")
+        for kind in kinds.values():
+            resources.setdefault(kind.related_type, {})  # no schema published: no attributes
+        job_fields = set().union(*(e.fieldsets.get(e.kind.type, ()) for e in endpoints))
+        return cls(
+            revision=str(spec["info"]["version"]),
+            content_type=content_types.pop(),
+            trailing_slash=slashes.pop(),
+            endpoints=tuple(endpoints),
+            job_attributes=tuple(name for name in job_attributes if name != "job_id"),
+            job_id_attribute="job_id" in job_fields,
+            resources=resources,
+        )
+
+    @property
+    def rate_limits(self) -> dict[str, tuple[tuple[int, float], ...]]:
+        """Per operation, the limits the spec publishes (where the spec's copy has them)."""
+        return {e.operation: e.rate_limits for e in self.endpoints if e.rate_limits}
+
+    @property
+    def kinds(self) -> tuple[JobKind, ...]:
+        return tuple(dict.fromkeys(endpoint.kind for endpoint in self.endpoints))
+
+    def find_kind(self, kind: str | JobKind) -> JobKind:
+        """A job kind by short name ("item-update"), job type, or itself."""
+        if isinstance(kind, JobKind):
+            return kind
+        for candidate in self.kinds:
+            if kind in (candidate.name, candidate.type):
+                return candidate
+        names = ", ".join(k.name for k in self.kinds)
+        raise ValueError(f"unknown job kind {kind!r}; use a job type or one of {names}")
+
+    # Links the curated spec leaves optional, laid out as Klaviyo's published specs did by date.
 
     @property
     def date(self) -> str:
         return self.revision[:10]  # "YYYY-MM-DD[.suffix]" compares by its date
-
-    @property
-    def trailing_slash(self) -> bool:
-        return self.date < "2024-10-15"
-
-    @property
-    def job_id_attribute(self) -> bool:
-        """Up to 2023-10-15 the id is `attributes.job_id`; later it is `data.id`."""
-        return self.date < "2023-12-15"
-
-    @property
-    def content_type(self) -> str:
-        return "application/json" if self.date < "2024-10-15" else "application/vnd.api+json"
 
     @property
     def relationship_links(self) -> bool:
@@ -176,17 +215,11 @@ class Shape:
     def first_last_links(self) -> bool:
         return self.date < "2026-04-15"
 
-    @property
-    def id_is_a_field(self) -> bool:
-        """From 2026-04-15 `id` is accepted (and ignored) in sparse fieldsets."""
-        return self.date >= "2026-04-15"
-
-    def job_fields(self) -> tuple[str, ...]:
-        return ("job_id", *JOB_FIELDS) if self.job_id_attribute else JOB_FIELDS
-
-    def allowed_fields(self, json_type: str) -> frozenset[str]:
-        fields = RELATED_FIELDS.get(json_type) or self.job_fields()
-        return frozenset(fields) | ({"id"} if self.id_is_a_field else set())
-
     def path(self, *segments: str) -> str:
         return "/api/" + "/".join(segments) + ("/" if self.trailing_slash else "")
+
+
+@functools.cache
+def default_shape() -> Shape:
+    """The shape of the revision the generated package was made from."""
+    return Shape.from_spec(_default_spec())

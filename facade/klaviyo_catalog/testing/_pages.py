@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from urllib.parse import quote, urlencode
 
 from ._jobs import Job
-from ._model import ENDPOINTS, Endpoint, Shape
+from ._model import Endpoint, Shape
 from ._request import ApiError, Query
 
 _CURSOR_PREFIX = b"\xfb\xef\xbf"  # base64 "+++/": every cursor needs percent-encoding
@@ -50,7 +50,7 @@ class Pager:
             return f"{path}?{encoded}" if encoded else path
 
         def url_of(first: int) -> str:  # the page that begins with matching[first]
-            return url(self._cursor(endpoint, matching[first - 1].seq) if first else None)
+            return url(self._cursor(shape, endpoint, matching[first - 1].seq) if first else None)
 
         links = {
             "self": url(query.cursor),
@@ -61,8 +61,8 @@ class Pager:
         }
         return matching[start : start + size], links
 
-    def _cursor(self, endpoint: Endpoint, after: int) -> str:
-        raw = _CURSOR_PREFIX + self._salt + bytes([ENDPOINTS.index(endpoint)])
+    def _cursor(self, shape: Shape, endpoint: Endpoint, after: int) -> str:
+        raw = _CURSOR_PREFIX + self._salt + bytes([shape.endpoints.index(endpoint)])
         token = base64.b64encode(raw + after.to_bytes(7, "big")).decode()  # ends in "="
         self._cursors[token] = (endpoint, after)
         return token

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from klaviyo_catalog_api.catalog_spec import OPERATIONS
+from ._model import default_shape
 
 Limits = Sequence[tuple[int, float]]
 #: Per operation name, the (count, seconds) windows the generated revision publishes.
-DEFAULT_RATE_LIMITS: Mapping[str, tuple[tuple[int, float], ...]] = {
-    name: op.rate_limits for name, op in OPERATIONS.items()
-}
+DEFAULT_RATE_LIMITS: Mapping[str, tuple[tuple[int, float], ...]] = default_shape().rate_limits
 
 
 @dataclass
@@ -74,11 +72,11 @@ class FixedWindows:
 class Quotas:
     """Windows per operation (a mapping), or one set shared by all five (a sequence)."""
 
-    def __init__(self, limits: Limits | Mapping[str, Limits]) -> None:
+    def __init__(self, limits: Limits | Mapping[str, Limits], operations: Collection[str]) -> None:
         self._shared: FixedWindows | None = None
         self._per_operation: dict[str, FixedWindows] = {}
         if isinstance(limits, Mapping):
-            unknown = sorted(set(limits) - set(OPERATIONS))
+            unknown = sorted(set(limits) - set(operations))
             if unknown:
                 raise ValueError(f"rate limits for no such operation: {', '.join(unknown)}")
             self._per_operation = {name: FixedWindows(w) for name, w in limits.items() if w}

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, unquote
 
 from ._documents import JSON, Fields, error_document
 from ._http import Reply
-from ._model import ENDPOINTS, RELATED_FIELDS, Endpoint, Shape
+from ._model import Endpoint, Shape
 
 _FILTER = re.compile(r"""equals\(\s*status\s*,\s*(?P<q>["'])(?P<status>[^"']*)(?P=q)\s*\)""")
 
@@ -59,7 +59,7 @@ def route(path: str, shape: Shape) -> tuple[Endpoint, str | None]:
         parts = rest.removesuffix("/").split("/")
         job_id = unquote(parts[1]) if len(parts) == 2 and parts[1] else None
         if len(parts) == 1 or job_id is not None:
-            for endpoint in ENDPOINTS:
+            for endpoint in shape.endpoints:
                 if endpoint.kind.collection == parts[0] and endpoint.is_list == (job_id is None):
                     return endpoint, job_id
     raise ApiError.of(404, "not_found", "Not found.", f"Nothing is served at {path}.")
@@ -68,12 +68,11 @@ def route(path: str, shape: Shape) -> tuple[Endpoint, str | None]:
 def parse_query(query: str, endpoint: Endpoint, shape: Shape) -> Query:
     params = dict(parse_qsl(query, keep_blank_values=True))
     kind = endpoint.kind
-    field_types = {kind.type} if endpoint.is_list else {kind.type, kind.related_type}
     fields: dict[str, frozenset[str]] = {}
     include, status, cursor = False, None, None
     for name, value in params.items():
         if name.startswith("fields[") and name.endswith("]"):
-            fields[name[7:-1]] = _fieldset(name, value, field_types, shape)
+            fields[name[7:-1]] = _fieldset(name, value, endpoint, shape)
         elif name == "include" and not endpoint.is_list:
             include = _include(value, kind.relationship)
         elif name == "filter" and endpoint.is_list:
@@ -89,14 +88,14 @@ def parse_query(query: str, endpoint: Endpoint, shape: Shape) -> Query:
     return Query(params, fields, include, status, cursor)
 
 
-def _fieldset(name: str, value: str, types: set[str], shape: Shape) -> frozenset[str]:
+def _fieldset(name: str, value: str, endpoint: Endpoint, shape: Shape) -> frozenset[str]:
     json_type = name[7:-1]
-    if json_type not in types:
-        known = json_type in RELATED_FIELDS or json_type.endswith("-job")
+    allowed = endpoint.fieldsets.get(json_type)
+    if allowed is None:
+        known = json_type in shape.resources or json_type.endswith("-job")
         why = "is not returned by this endpoint" if known else "is not a resource type"
         raise ApiError.bad_parameter(name, f"{json_type!r} {why}.")
     requested = [v.strip() for v in value.split(",")]
-    allowed = shape.allowed_fields(json_type)
     bad = [v for v in requested if v not in allowed]
     if bad:
         raise ApiError.bad_parameter(name, f"{json_type!r} has no field(s) {bad}.")

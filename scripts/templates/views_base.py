@@ -1,0 +1,172 @@
+"""Typed, thin views over the JSON:API resources a job document includes.
+
+A view reads an attribute straight from the decoded JSON when asked, and checks its type then:
+building a generated model for each of a hundred included resources costs more than the whole
+HTTP round trip, a view costs a dict lookup. The generated model is still there, built on first
+use, as `.model`. The attributes, their types and the view classes below this base are written
+by `make gen` from the curated spec; this base is copied from scripts/templates/views_base.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import reprlib
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
+
+import attrs
+
+V = TypeVar("V")
+M = TypeVar("M")
+
+# (message, excerpt) -> the exception to raise. The facade installs its own types here, since
+# imports run facade -> generated only; used alone, this package raises ValueError/LookupError.
+ErrorFactory = Callable[[str, str | None], Exception]
+
+
+def _value_error(message: str, excerpt: str | None) -> Exception:
+    return ValueError(message)
+
+
+def _lookup_error(message: str, excerpt: str | None) -> Exception:
+    return LookupError(message)
+
+
+_errors: dict[str, ErrorFactory] = {"invalid": _value_error, "unsupported": _lookup_error}
+
+
+def set_error_factories(*, invalid: ErrorFactory, unsupported: ErrorFactory) -> None:
+    """Choose the exceptions for a value of the wrong type and for a model this package lacks."""
+    _errors.update(invalid=invalid, unsupported=unsupported)
+
+
+def parse_datetime(value: str) -> dt.datetime:
+    """An ISO 8601 date-time, always timezone-aware: Klaviyo omits the offset at times, and its
+    times are UTC. Raises ValueError."""
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
+def string_list(value: list[Any]) -> list[str]:
+    """The list itself, once every member is checked to be a string; raises ValueError."""
+    if not all(isinstance(v, str) for v in value):
+        raise ValueError("not a list of strings")
+    return value
+
+
+def as_float(value: int | float) -> float:
+    """A JSON number as a float (JSON does not tell 1 from 1.0)."""
+    return float(value)
+
+
+@attrs.frozen
+class ResourceRef:
+    """A related resource the server named but did not include (e.g. a deleted item)."""
+
+    type: str
+    id: str
+
+
+class Attr(Generic[V]):
+    """One attribute of a resource: `kinds` are the JSON types accepted, `convert` reads it."""
+
+    def __init__(
+        self,
+        *kinds: type[Any],
+        convert: Callable[[Any], V] | None = None,
+        exact: tuple[type[Any], ...] | None = None,
+    ) -> None:
+        self.kinds = kinds
+        self.convert = convert
+        # Values of these exact types are returned as they are: the common case, kept cheap.
+        self.exact = frozenset(exact if exact is not None else () if convert else kinds)
+        self.name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, instance: Resource[Any], owner: type[Any]) -> V | None: ...
+    def __get__(self, instance: Resource[Any] | None, owner: type[Any]) -> Self | V | None:
+        if instance is None:
+            return self
+        value = instance.attributes.get(self.name)
+        if value is None:
+            return None
+        if type(value) in self.exact:
+            result: V = value
+            return result
+        # bool is an int in Python, but never a number in JSON.
+        if not isinstance(value, self.kinds) or (
+            isinstance(value, bool) and bool not in self.kinds
+        ):
+            raise _errors["invalid"](
+                f"{instance.type} {instance.id!r}: attribute {self.name!r} has an unexpected "
+                f"type ({type(value).__name__})",
+                reprlib.repr(value),  # bounded: a deep value must not recurse
+            )
+        if self.convert is None:
+            result = value
+            return result
+        try:
+            return self.convert(value)
+        except (ValueError, OverflowError) as exc:  # OverflowError: a number no float can hold
+            raise _errors["invalid"](
+                f"{instance.type} {instance.id!r}: attribute {self.name!r} cannot be read: "
+                f"{reprlib.repr(value):.60}",
+                reprlib.repr(value),
+            ) from exc
+
+
+class Resource(Generic[M]):
+    """An included JSON:API resource: `type`, `id`, raw `attributes`, and typed properties."""
+
+    __slots__ = ("_model", "attributes", "id", "raw", "type")
+    json_type: ClassVar[str]
+    # The generated model's class name; None when the spec has no schema for this resource.
+    model_name: ClassVar[str | None]
+
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        key: tuple[str, str],
+        attributes: Mapping[str, Any] | None,
+    ) -> None:
+        # The caller has checked the document: `key` is its (type, id), `attributes` an object.
+        self.raw = raw
+        self.type, self.id = key
+        self.attributes: Mapping[str, Any] = attributes or {}
+        self._model: M | None = None
+
+    @property
+    def model(self) -> M:
+        """The generated model of this resource, built on first use."""
+        if self._model is None:
+            if self.model_name is None:
+                raise _errors["unsupported"](
+                    f"this client was generated from a spec with no schema for {self.type!r} "
+                    "resources, so there is no model for them; read `.raw` or the typed "
+                    "attributes instead, or regenerate from a newer spec",
+                    None,
+                )
+            models = importlib.import_module(".models", __package__)
+            try:
+                self._model = getattr(models, self.model_name).from_dict(self.raw)
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                raise _errors["invalid"](
+                    f"{self.type} {self.id!r} does not match the schema: {exc!s:.120}",
+                    reprlib.repr(self.raw),
+                ) from exc
+        return self._model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Resource) and type(other) is type(self) and self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.id))
