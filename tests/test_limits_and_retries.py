@@ -7,7 +7,6 @@ does not depend on the window length.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import threading
 import time
@@ -135,33 +134,6 @@ def test_two_clients_with_the_same_key_share_one_budget(fake: FakeKlaviyo) -> No
     assert_within_limits(fake, shared, 16)
 
 
-@pytest.mark.parametrize("form", ["seconds", "http-date"])
-def test_retry_after_is_honoured_in_both_forms(fake: FakeKlaviyo, form: str) -> None:
-    job_id = fake.add_job("item-update")
-    if form == "seconds":
-        retry_after, at_least = "1", 1.0
-    else:  # an HTTP-date has whole seconds: 2 s ahead means at least 1 s from now
-        retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)
-        at_least = 1.0
-    fake.inject(Fault.rate_limited(retry_after))
-    with client(fake) as kc:
-        started = time.monotonic()
-        kc.get_item_update_job(job_id)
-        elapsed = time.monotonic() - started
-    assert at_least <= elapsed < at_least + 1.5
-    assert [r.status for r in fake.request_log] == [429, 200]
-
-
-def test_a_429_without_retry_after_still_waits_and_succeeds(fake: FakeKlaviyo) -> None:
-    job_id = fake.add_job("item-update")
-    fake.inject(Fault.rate_limited(None))
-    with client(fake) as kc:
-        started = time.monotonic()
-        assert kc.get_item_update_job(job_id).id == job_id
-    assert time.monotonic() - started >= 0.9  # at least a second, the smallest window
-    assert [r.status for r in fake.request_log] == [429, 200]
-
-
 def test_a_persistent_429_makes_exactly_max_retries_plus_one_requests(fake: FakeKlaviyo) -> None:
     job_id = fake.add_job("item-update")
     fake.inject(Fault.rate_limited("0"), times=100)
@@ -169,25 +141,6 @@ def test_a_persistent_429_makes_exactly_max_retries_plus_one_requests(fake: Fake
         kc.get_item_update_job(job_id)
     assert caught.value.retry_after == 0.0
     assert [r.status for r in fake.request_log] == [429] * 4
-
-
-def test_a_429_pauses_every_request_of_the_account(fake: FakeKlaviyo) -> None:
-    item_job = fake.add_job("item-update")
-    category_job = fake.add_job("category-update")
-    fake.inject(Fault.rate_limited("1"))
-
-    async def both() -> float:
-        async with async_client(fake) as kc:
-            await kc.get_item_update_job(item_job)  # gets the 429, then waits it out
-            started = time.monotonic()
-            # The pause is per account: the other operation must not run into it either.
-            await kc.get_category_update_job(category_job)
-            return time.monotonic() - started
-
-    assert asyncio.run(both()) < 0.5  # the pause was already over
-    times = [r.time for r in fake.request_log]
-    assert [r.status for r in fake.request_log] == [429, 200, 200]
-    assert times[1] - times[0] >= 1.0
 
 
 def test_server_errors_then_success(fake: FakeKlaviyo) -> None:

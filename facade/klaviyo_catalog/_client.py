@@ -100,6 +100,7 @@ class _ClientBase(Generic[H]):
         max_retries: int = 4,
         retry_backoff: float = 0.5,
         deadline: float | None = None,
+        max_retry_after: float = 60.0,
         rate_limits: RateLimits = None,
         rate_limiter: RateLimiter | None = None,
         http_client: H | None = None,
@@ -120,7 +121,10 @@ class _ClientBase(Generic[H]):
         chosen_revision = str(Revision.parse(REVISION if revision is None else revision))
         try:
             retry = RetryPolicy(
-                max_retries=max_retries, backoff_base=retry_backoff, deadline=deadline
+                max_retries=max_retries,
+                backoff_base=retry_backoff,
+                deadline=deadline,
+                max_retry_after=max_retry_after,
             )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
@@ -176,7 +180,9 @@ class CatalogJobs(_ClientBase[httpx.Client]):
     - `timeout`: per attempt, seconds or an httpx.Timeout. `deadline`: for a whole call,
       retries and waits included.
     - `max_retries`: extra attempts after 429, 5xx, connection errors and timeouts;
-      `retry_backoff`: the first backoff step, in seconds.
+      `retry_backoff`: the first backoff step, in seconds. `max_retry_after`: the longest
+      `Retry-After` (seconds) a 429 is waited out for; beyond it the call raises
+      `RateLimitError` at once, with the server's `retry_after`, and nothing else waits.
     - `rate_limits`: a list of `Rate` for every operation, or a mapping from operation name to
       such a list; defaults to the spec's `x-klaviyo-ratelimit`. `rate_limiter`: where the
       budget is kept; the default is shared by every client of this process, and

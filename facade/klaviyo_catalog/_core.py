@@ -197,12 +197,12 @@ class Core:
                 return result
             yield from self._complete(ticket, None)
             error, retry_wait = self._failure(op, result, retries + 1)
-            if isinstance(error, RateLimitError) and retry_wait is not None:
-                # Every request of the account waits, retried or not.
-                yield from self._limit(s.limiter.pause, s.account, retry_wait)
             if retry_wait is None or retries >= s.retry.max_retries:
                 raise error from error.__cause__
             self._check_deadline(op, started, retry_wait, error)
+            if isinstance(error, RateLimitError):
+                # A wait this call honours: every request of the account waits it out too.
+                yield from self._limit(s.limiter.pause, s.account, retry_wait)
             retries += 1
             logger.info(
                 "retry %d of %d in %.2fs: %s", retries, s.retry.max_retries, retry_wait, error
@@ -212,11 +212,18 @@ class Core:
     def _admit(self, op: Operation, rates: Sequence[Rate], started: float) -> Flow[Ticket]:
         """Wait until the limiter admits one request; return its ticket."""
         s = self.settings
+        paused = 0.0
         while True:
             grant = yield from self._limit(s.limiter.try_acquire, s.account, op.name, rates)
             if isinstance(grant, Ticket):
+                if paused:
+                    logger.warning(
+                        "%s waited %.2fs: the account is paused after a 429", op.name, paused
+                    )
                 return grant
             self._check_deadline(op, started, grant.seconds, None)
+            if grant.paused:
+                paused += grant.seconds
             yield Sleep(grant.seconds)
 
     def _complete(self, ticket: Ticket, observation: Observation | None) -> Flow[None]:
@@ -266,8 +273,10 @@ class Core:
         response = result
         if response.status_code == 429:
             retry_after = retry_after_seconds(response.headers)
-            wait = policy.wait_after_429(retry_after, retry_number)
-            return self._api_error(op, response, retry_after=retry_after), wait
+            throttled = self._api_error(op, response, retry_after=retry_after)
+            if retry_after is not None and retry_after > policy.max_retry_after:
+                return throttled, None  # not worth waiting for: the caller decides, now
+            return throttled, policy.wait_after_429(retry_after, retry_number)
         if response.status_code >= 400:
             if policy.should_retry_status(response.status_code):
                 return self._api_error(op, response), policy.backoff(retry_number)

@@ -19,8 +19,13 @@ import attrs
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 
+#: A Retry-After beyond this (a year) is not a wait but garbage, and is treated as absent.
+ABSURD_RETRY_AFTER = 366 * 86400.0
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """`Retry-After` in seconds, given as a number or as an HTTP-date; None if absent or bad."""
+    """`Retry-After` in seconds, given as a number or as an HTTP-date; None if absent, or if it
+    is not a finite, non-negative number of seconds within a year (`nan`, `1e308`, `-5`)."""
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -32,27 +37,31 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
             import email.utils  # rare (an HTTP-date), and costly to import at start-up
 
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if when.tzinfo is None:
             return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
+        # A date already past means "now".
+        seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
+    if not (math.isfinite(seconds) and 0 <= seconds <= ABSURD_RETRY_AFTER):
         return None
-    return max(0.0, seconds)
+    return seconds
 
 
 @attrs.frozen
 class RetryPolicy:
     """`max_retries` extra attempts; capped exponential backoff with full jitter.
 
-    `deadline` (seconds) caps the total time of one call, waits included.
+    `deadline` (seconds) caps the total time of one call, waits included. A 429 asking for
+    more than `max_retry_after` seconds is not waited for: the call raises `RateLimitError`
+    at once.
     """
 
     max_retries: int = 4
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     deadline: float | None = None
+    max_retry_after: float = 60.0
     # A 429's Retry-After is the earliest useful moment; the jitter spreads clients after it.
     retry_after_jitter: float = 0.25
     rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
@@ -64,6 +73,8 @@ class RetryPolicy:
             raise ValueError("retry_backoff must be positive")
         if self.deadline is not None and self.deadline <= 0:
             raise ValueError("deadline must be positive")
+        if not (math.isfinite(self.max_retry_after) and self.max_retry_after >= 0):
+            raise ValueError("max_retry_after must be finite and >= 0")
 
     def backoff(self, retry_number: int) -> float:
         """The wait before retry number `retry_number` (1-based) of a 5xx or transport error."""
