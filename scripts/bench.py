@@ -54,6 +54,8 @@ from scripts.bench_lib.workers import STARTUP  # noqa: E402
 
 SECTIONS = ("cpu", "listing", "startup", "async", "ratelimit", "profile")
 KLAVIYO_LIMITS = [(350, 1.0), (3500, 60.0)]
+JITTER_LIMITS = [(75, 1.0), (750, 60.0)]  # 2026-07-15's item and variant job limits
+UPLINK_JITTER = 0.06  # each request waits 0-60 ms in the fake before it is counted
 SDK_VERSION = "25.0.0"
 
 
@@ -342,16 +344,24 @@ def bench_async(cfg: Config, env: Env) -> Json:
 
 
 def rate_run(
-    env: Env, seconds: float, processes: int, redis_url: str | None, *, hints: bool = True
+    env: Env,
+    seconds: float,
+    processes: int,
+    redis_url: str | None,
+    *,
+    hints: bool = True,
+    limits: list[tuple[int, float]] = KLAVIYO_LIMITS,
+    jitter: float = 0.0,
 ) -> Json:
-    with FakeServer(rate_limits=KLAVIYO_LIMITS, python=env.python) as fake:
+    with FakeServer(rate_limits=limits, python=env.python) as fake:
+        fake.command("jitter", {"seconds": jitter})
         job = fake.add_jobs("item-update", items=0, status="complete")["ids"][0]
         start_at = time.time() + 2.0 + 0.5 * processes  # every process imported by then
         args = {
             "base_url": fake.base_url,
             "api_key": fake.api_key,
             "job_id": job,
-            "rates": KLAVIYO_LIMITS,
+            "rates": limits,
             "redis_url": redis_url,
             "hints": hints,
             "start_at": start_at,
@@ -366,7 +376,7 @@ def rate_run(
             ]
             clients = [f.result() for f in futures]
         entries = fake.log()
-    result = analyse(entries, seconds, KLAVIYO_LIMITS)
+    result = analyse(entries, seconds, limits)
     outcomes: dict[str, int] = {}
     for client in clients:
         for name, count in client["outcomes"].items():
@@ -386,6 +396,10 @@ def bench_ratelimit(cfg: Config, env: Env) -> Json:
     # enough to use a whole minute's quota; the difference is what the hints cost.
     log(f"rate limit: one process, in-memory limiter without hints, {cfg.rl_diag_seconds:g} s")
     out["runs"]["memory_no_hints"] = rate_run(env, cfg.rl_diag_seconds, 1, None, hints=False)
+    log(f"rate limit: in-memory limiter, 0-60 ms uplink jitter, {cfg.rl_seconds:g} s")
+    out["runs"]["memory_jitter"] = rate_run(
+        env, cfg.rl_seconds, 1, None, limits=JITTER_LIMITS, jitter=UPLINK_JITTER
+    )
     out["overhead"] = run_worker(env.python, "limiter_overhead", {"n": cfg.limiter_n_memory})
     redis_ok = bool(shutil.which("redis-server")) and importlib.util.find_spec("redis") is not None
     if not redis_ok:

@@ -570,6 +570,7 @@ def test_tls_verification_is_on_by_default_and_no_option_turns_it_off(
         "max_retries",
         "retry_backoff",
         "deadline",
+        "max_retry_after",
         "rate_limits",
         "rate_limiter",
         "http_client",

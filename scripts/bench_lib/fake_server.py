@@ -10,6 +10,7 @@ prints `{"base_url": ..., "api_key": ...}`, then answers one command per line:
 - `add {"kind": ..., "n": ..., "options": {...}, "revisions": [...]}`: `{"ids": [...],
   "urls": {revision: URL of the first job}, "list_urls": {revision: URL of the kind's list}}`;
 - `latency {"seconds": s}`: from now on every request waits s seconds before it is served;
+- `jitter {"seconds": s}`: every request waits a random 0 to s seconds (13 steps) first;
 - `log`: `{"log": [[monotonic time, status, counted], ...]}`; `reset`: clears the log;
 - `stats`: the fake's request count, its own CPU seconds and any internal errors;
 - `quit` (or end of input): stops the fake and exits.
@@ -58,6 +59,11 @@ def serve(config: Json) -> None:
                     fake.inject_random(1.0, [Fault.delay(seconds)])
                 else:
                     fake.clear_faults()
+                _reply({})
+            elif command == "jitter":
+                seconds = float(json.loads(argument)["seconds"])
+                steps = [Fault.delay(seconds * i / 12) for i in range(13)]
+                fake.inject_random(1.0 if seconds > 0 else 0.0, steps, seed=0)
                 _reply({})
             elif command == "reset":
                 fake.reset_log()

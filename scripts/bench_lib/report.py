@@ -95,7 +95,11 @@ def targets(results: Json) -> list[tuple[str, str, str, bool | None]]:
         )
     rl = results.get("ratelimit")
     if rl:
-        for key, label in (("memory", "1 process"), ("redis", "processes sharing Redis")):
+        for key, label in (
+            ("memory", "1 process"),
+            ("memory_jitter", "1 process, 0-60 ms jitter"),
+            ("redis", "processes sharing Redis"),
+        ):
             run = rl["runs"].get(key)
             if run is None:
                 continue
@@ -342,13 +346,16 @@ def _ratelimit(rl: Json) -> list[str]:
         f"3500 per minute are used, then wait for the next minute); *utilisation* = 200s ÷ "
         f"admissible. Window maxima are over every 1 s and 60 s sliding window of the fake's "
         f"log (times as requests reached its limiter, after its own thread scheduling), and in "
-        f"brackets over the fixed windows the fake (like Klaviyo) counts in.",
+        f"brackets over the fixed windows the fake (like Klaviyo) counts in. The jitter row "
+        f"runs at the 2026-07-15 item-job limits (75/1 s and 750/60 s), each request waiting a "
+        f"random 0-60 ms in the fake before it is counted, as on a slow network path.",
         "",
     ]
     rows = []
     names = {
         "memory": "in-memory (default)",
-        "memory_no_hints": "in-memory, `observe` off (diagnostic)",
+        "memory_no_hints": "in-memory, server budget hint off (diagnostic)",
+        "memory_jitter": "in-memory, 75/s + 750/min, 0-60 ms uplink jitter",
         "redis": "RedisRateLimiter",
     }
     for key, run in rl["runs"].items():
