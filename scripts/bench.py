@@ -352,6 +352,7 @@ def rate_run(
     hints: bool = True,
     limits: list[tuple[int, float]] = KLAVIYO_LIMITS,
     jitter: float = 0.0,
+    threads: int = 1,
 ) -> Json:
     with FakeServer(rate_limits=limits, python=env.python) as fake:
         fake.command("jitter", {"seconds": jitter})
@@ -366,6 +367,7 @@ def rate_run(
             "hints": hints,
             "start_at": start_at,
             "duration": seconds,
+            "threads": threads,
         }
         with concurrent.futures.ThreadPoolExecutor(processes) as pool:
             futures = [
@@ -398,7 +400,7 @@ def bench_ratelimit(cfg: Config, env: Env) -> Json:
     out["runs"]["memory_no_hints"] = rate_run(env, cfg.rl_diag_seconds, 1, None, hints=False)
     log(f"rate limit: in-memory limiter, 0-60 ms uplink jitter, {cfg.rl_seconds:g} s")
     out["runs"]["memory_jitter"] = rate_run(
-        env, cfg.rl_seconds, 1, None, limits=JITTER_LIMITS, jitter=UPLINK_JITTER
+        env, cfg.rl_seconds, 1, None, limits=JITTER_LIMITS, jitter=UPLINK_JITTER, threads=8
     )
     out["overhead"] = run_worker(env.python, "limiter_overhead", {"n": cfg.limiter_n_memory})
     redis_ok = bool(shutil.which("redis-server")) and importlib.util.find_spec("redis") is not None

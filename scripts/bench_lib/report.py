@@ -348,7 +348,8 @@ def _ratelimit(rl: Json) -> list[str]:
         f"log (times as requests reached its limiter, after its own thread scheduling), and in "
         f"brackets over the fixed windows the fake (like Klaviyo) counts in. The jitter row "
         f"runs at the 2026-07-15 item-job limits (75/1 s and 750/60 s), each request waiting a "
-        f"random 0-60 ms in the fake before it is counted, as on a slow network path.",
+        f"random 0-60 ms in the fake before it is counted, as on a slow network path; 8 threads "
+        f"call at once, as one caller alone could not keep up with the limit at that latency.",
         "",
     ]
     rows = []

@@ -334,8 +334,8 @@ def task_async(args: Json) -> Json:
 
 def task_rate_client(args: Json) -> Json:
     """Section 5: one process calling as fast as its limiter lets it, from start_at for
-    `duration` seconds. The calls run on a daemon thread, so a call waiting for the next
-    window is simply abandoned at the end instead of stretching the run."""
+    `duration` seconds, on `threads` threads. The calls run on daemon threads, so a call
+    waiting for the next window is simply abandoned at the end instead of stretching the run."""
     from klaviyo_catalog import CatalogJobs, Rate, RateLimiter
 
     limiter: RateLimiter | None = None
@@ -358,21 +358,25 @@ def task_rate_client(args: Json) -> Json:
         args["api_key"], base_url=args["base_url"], rate_limits=rates, rate_limiter=limiter
     )
     outcomes: Counter[str] = Counter()
+    counting = threading.Lock()
     stop = threading.Event()
 
     def run() -> None:
         while not stop.is_set():
             try:
                 kc.get_item_update_job(args["job_id"])
-                outcomes["ok"] += 1
+                outcome = "ok"
             except Exception as exc:  # counted and reported, never fatal
-                outcomes[type(exc).__name__] += 1
+                outcome = type(exc).__name__
+            with counting:
+                outcomes[outcome] += 1
 
     start_at, duration = float(args["start_at"]), float(args["duration"])
     time.sleep(max(0.0, start_at - time.time()))
     cpu0 = time.process_time()
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    # Calls in flight at once: with latency, one caller alone cannot keep up with the limit.
+    for _ in range(int(args.get("threads", 1))):
+        threading.Thread(target=run, daemon=True).start()
     time.sleep(max(0.0, start_at + duration - time.time()))
     stop.set()
     result = {"outcomes": dict(outcomes), "cpu_s": time.process_time() - cpu0}
