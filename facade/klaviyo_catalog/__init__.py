@@ -10,7 +10,7 @@ import logging
 
 from ._client import AsyncCatalogJobs, CatalogJobs
 from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
-from ._ratelimit import Rate, RateLimiter
+from ._ratelimit import Observation, Rate, RateLimiter, Ticket, Wait
 from ._redis_ratelimit import RedisRateLimiter
 from ._resources import Category, Item, Resource, Variant
 from ._revisions import (
@@ -57,6 +57,7 @@ __all__ = [
     "KlaviyoDeprecationWarning",
     "KlaviyoError",
     "NotFoundError",
+    "Observation",
     "Page",
     "PermissionDeniedError",
     "Rate",
@@ -69,8 +70,10 @@ __all__ = [
     "RevisionRetiredError",
     "RevisionStatus",
     "ServerError",
+    "Ticket",
     "TransportError",
     "Variant",
+    "Wait",
     "WaitProgress",
     "WaitTimeoutError",
     "__version__",

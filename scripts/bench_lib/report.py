@@ -415,12 +415,12 @@ def _ratelimit(rl: Json) -> list[str]:
             _f(o.get("memory_wall_us"), 2),
         ],
         [
-            "MemoryRateLimiter, 350/s + 3500/60 s, ring full (3500)",
+            "MemoryRateLimiter, 350/s + 3500/60 s, 1,500 in the window",
             _f(o.get("memory_full_ring_cpu_us"), 2),
             NA,
         ],
         [
-            "RedisRateLimiter (one EVALSHA, loopback)",
+            "RedisRateLimiter (two EVALSHA, loopback)",
             _f(o.get("redis_cpu_us"), 1),
             _f(o.get("redis_wall_us"), 1),
         ],
