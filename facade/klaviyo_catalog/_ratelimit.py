@@ -407,3 +407,11 @@ _DEFAULT_LIMITER = MemoryRateLimiter()
 def default_limiter() -> MemoryRateLimiter:
     """The process-wide limiter: clients built with the same account share one budget."""
     return _DEFAULT_LIMITER
+
+
+def _replace_default_limiter(limiter: MemoryRateLimiter) -> MemoryRateLimiter:
+    """Make `limiter` the process-wide default; return the one it replaces. For test isolation
+    (the `fake_klaviyo` fixture): clients built afterwards use the new one."""
+    global _DEFAULT_LIMITER
+    previous, _DEFAULT_LIMITER = _DEFAULT_LIMITER, limiter
+    return previous

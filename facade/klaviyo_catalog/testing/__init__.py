@@ -10,6 +10,7 @@ It speaks HTTP only and needs nothing beyond the standard library, so it can tes
 
 from ._fake import DEFAULT_API_KEY, FakeKlaviyo, JobOptions, RequestRecord
 from ._faults import Fault
+from ._isolation import isolated_rate_limits
 from ._model import JobKind, Shape, default_shape
 from ._ratelimit import DEFAULT_RATE_LIMITS
 from ._redis import REDIS_SERVER, RedisServer, running_redis_server
@@ -31,5 +32,6 @@ __all__ = [
     "RedisServer",
     "RequestRecord",
     "Shape",
+    "isolated_rate_limits",
     "running_redis_server",
 ]

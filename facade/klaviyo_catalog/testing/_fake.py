@@ -120,6 +120,7 @@ class FakeKlaviyo:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Self:
+        """Start serving on 127.0.0.1 (a free port unless `port=` was given); returns self."""
         if self._server is not None:
             raise RuntimeError("FakeKlaviyo is already running")
         self._stopping.clear()
@@ -127,12 +128,14 @@ class FakeKlaviyo:
         return self
 
     def stop(self) -> None:
+        """Stop serving; requests in flight are cut off. Calling it twice is harmless."""
         server, self._server = self._server, None
         if server is not None:
             self._stopping.set()  # ends injected delays at once
             server.stop()
 
     def __enter__(self) -> Self:
+        """Start the fake (`with FakeKlaviyo() as fake:`); it stops at the end of the block."""
         return self.start()
 
     def __exit__(
@@ -145,6 +148,7 @@ class FakeKlaviyo:
 
     @property
     def base_url(self) -> str:
+        """`http://127.0.0.1:<port>`, to pass as a client's `base_url`; only while running."""
         if self._server is None:
             raise RuntimeError("FakeKlaviyo is not running; call start() first")
         host, port = self._server.address
@@ -245,6 +249,7 @@ class FakeKlaviyo:
             return copy.deepcopy(self._job(job_id).attributes)
 
     def remove_job(self, job_id: str) -> None:
+        """Delete a job: it then answers 404 and leaves the lists. KeyError if there is none."""
         with self._lock:
             self._job(job_id)
             del self._jobs[job_id]
@@ -283,6 +288,7 @@ class FakeKlaviyo:
             )
 
     def clear_faults(self) -> None:
+        """Drop the queued faults and stop `inject_random`."""
         with self._lock:
             self._faults.clear()
             self._random_faults = None
@@ -302,10 +308,12 @@ class FakeKlaviyo:
 
     @property
     def request_log(self) -> list[RequestRecord]:
+        """A copy of every request served so far, oldest first, as `RequestRecord`s."""
         with self._lock:
             return list(self._log)
 
     def reset_log(self) -> None:
+        """Forget the requests recorded so far."""
         with self._lock:
             self._log.clear()
 

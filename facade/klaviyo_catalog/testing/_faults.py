@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import json
+import math
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Literal
@@ -10,6 +13,7 @@ from typing import Literal
 from ._documents import error_document, throttled_document
 from ._http import Reply
 
+RetryAfter = int | float | dt.datetime | str | None
 FaultKind = Literal["status", "html", "truncated", "empty", "reset", "delay", "body"]
 
 _CHALLENGE_PAGE = b"""<!DOCTYPE html>
@@ -47,19 +51,30 @@ class Fault:
     mid_body: bool = True
 
     @classmethod
-    def status(cls, status: int, *, retry_after: str | None = None) -> Fault:
-        """A JSON:API error response with this status (e.g. 500, 502, 503, 504)."""
-        headers = (("Retry-After", retry_after),) if retry_after is not None else ()
-        return cls("status", http_status=status, headers=headers)
+    def status(cls, status: int, *, retry_after: RetryAfter = None) -> Fault:
+        """A JSON:API error response with this status (e.g. 500, 502, 503, 504).
+
+        `retry_after` adds a Retry-After header: seconds (`3`, `0.5`), an aware datetime (sent
+        as an HTTP-date), or a string sent verbatim (to test odd values).
+        """
+        _check_status(status)
+        if retry_after is None:
+            return cls("status", http_status=status)
+        return cls("status", http_status=status, headers=(("Retry-After", _header(retry_after)),))
 
     @classmethod
-    def rate_limited(cls, retry_after: str | None = "1") -> Fault:
-        """A 429 like the real limiter's; `retry_after` may be seconds, an HTTP-date or None."""
+    def rate_limited(cls, retry_after: RetryAfter = 1) -> Fault:
+        """A 429 like the real limiter's: `Fault.rate_limited(3)`.
+
+        `retry_after` is seconds, an aware datetime (an HTTP-date), a string sent verbatim, or
+        None for no Retry-After header at all.
+        """
         return cls.status(429, retry_after=retry_after)
 
     @classmethod
     def html(cls, status: int = 403) -> Fault:
         """A CDN challenge page (text/html) instead of JSON."""
+        _check_status(status)
         return cls("html", http_status=status, payload=_CHALLENGE_PAGE, content_type="text/html")
 
     @classmethod
@@ -69,6 +84,8 @@ class Fault:
 
     @classmethod
     def empty(cls, status: int = 200) -> Fault:
+        """A response with this status and an empty body."""
+        _check_status(status)
         return cls("empty", http_status=status)
 
     @classmethod
@@ -78,8 +95,13 @@ class Fault:
 
     @classmethod
     def delay(cls, seconds: float) -> Fault:
-        """Wait, then answer normally (the request then counts against the rate limits)."""
-        return cls("delay", seconds=seconds)
+        """Wait `seconds` (a number), then answer normally; the request then counts against
+        the rate limits. Stopping the fake ends the wait at once."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise TypeError(f"Fault.delay takes a number of seconds, got {seconds!r}")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"Fault.delay seconds must be finite and >= 0, got {seconds!r}")
+        return cls("delay", seconds=float(seconds))
 
     @classmethod
     def body(
@@ -90,6 +112,7 @@ class Fault:
         headers: tuple[tuple[str, str], ...] = (),
     ) -> Fault:
         """Any status, body and content type, e.g. for fuzzing a client's parser."""
+        _check_status(status)
         return cls(
             "body", http_status=status, payload=body, content_type=content_type, headers=headers
         )
@@ -115,3 +138,25 @@ class Fault:
         code = phrase.lower().replace(" ", "_").replace("-", "_")
         detail = f"The server answered {status} (an injected fault)."
         return json.dumps(error_document(status, code, f"{phrase}.", detail)).encode()
+
+
+def _check_status(status: int) -> None:
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError(f"a fault's HTTP status must be an int from 100 to 599, got {status!r}")
+
+
+def _header(retry_after: int | float | dt.datetime | str) -> str:
+    """The Retry-After header value for a number of seconds, a datetime or a verbatim string."""
+    if isinstance(retry_after, str):
+        if any(c in retry_after for c in "\r\n"):
+            raise ValueError("retry_after must not contain a line break")
+        return retry_after
+    if isinstance(retry_after, dt.datetime):
+        if retry_after.tzinfo is None:
+            raise ValueError("retry_after as a datetime must be timezone-aware")
+        return email.utils.format_datetime(retry_after.astimezone(dt.UTC), usegmt=True)
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
+        raise TypeError(f"retry_after must be seconds, a datetime or a string, not {retry_after!r}")
+    if not math.isfinite(retry_after) or retry_after < 0:
+        raise ValueError(f"retry_after must be finite and >= 0, got {retry_after!r}")
+    return str(retry_after) if isinstance(retry_after, int) else f"{retry_after:g}"

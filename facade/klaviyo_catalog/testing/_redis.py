@@ -29,6 +29,7 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        """`redis://host:port/0`, for `RedisRateLimiter(url)`."""
         return f"redis://{self.host}:{self.port}/0"
 
 

@@ -2,6 +2,10 @@
 
 `fake_klaviyo` is a running fake with default settings. `fake_klaviyo_factory(**kwargs)` starts
 more, configured ones. Each is stopped at teardown, and a test fails if the fake itself broke.
+
+Both give the test its own client-side rate-limit state: clients built during the test with
+the default limiter share a fresh, empty one, dropped at teardown. So a 429 (and the pause it
+causes) or a spent budget in one test never slows another.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from klaviyo_catalog.testing import FakeKlaviyo
+from klaviyo_catalog.testing import FakeKlaviyo, isolated_rate_limits
 
 FakeFactory = Callable[..., FakeKlaviyo]
 
@@ -23,13 +27,25 @@ def _check(fake: FakeKlaviyo) -> None:
 
 @pytest.fixture
 def fake_klaviyo() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo() as fake:
+    """A running `FakeKlaviyo` with default settings, stopped after the test.
+
+    Point a client at it with `CatalogJobs(fake_klaviyo.api_key,
+    base_url=fake_klaviyo.base_url)`. The test runs with a fresh process-wide rate limiter
+    (see `isolated_rate_limits`), and fails at teardown if the fake raised internally.
+    """
+    with isolated_rate_limits(), FakeKlaviyo() as fake:
         yield fake
     _check(fake)
 
 
 @pytest.fixture
 def fake_klaviyo_factory() -> Iterator[FakeFactory]:
+    """A function that starts a configured `FakeKlaviyo`: `fake_klaviyo_factory(revision=...,
+    rate_limits=[(5, 1.0)], access_tokens=[...])` takes `FakeKlaviyo`'s keyword arguments.
+
+    Every fake it started is stopped after the test; the test runs with a fresh process-wide
+    rate limiter, as with `fake_klaviyo`.
+    """
     started: list[FakeKlaviyo] = []
 
     def start(**kwargs: Any) -> FakeKlaviyo:
@@ -37,8 +53,9 @@ def fake_klaviyo_factory() -> Iterator[FakeFactory]:
         started.append(fake)
         return fake
 
-    yield start
-    for fake in started:
-        fake.stop()
+    with isolated_rate_limits():
+        yield start
+        for fake in started:
+            fake.stop()
     for fake in started:
         _check(fake)
