@@ -174,6 +174,14 @@ def attr_code(schema: dict[str, Any]) -> str:
     }.get(str(kind), "Attr[Any](object)")
 
 
+def job_statuses(schemas: dict[str, Any]) -> tuple[str, ...]:
+    """The job statuses the curated spec lists, in its order."""
+    known = schemas["JobAttributes"]["properties"]["status"].get("x-known-values")
+    if not known or not all(isinstance(v, str) for v in known):
+        raise GenerationError("JobAttributes.status has no x-known-values list of strings")
+    return tuple(known)
+
+
 RESERVED = frozenset({"raw", "type", "id", "attributes", "model", "json_type", "model_name"})
 
 
@@ -183,6 +191,7 @@ class Schema:
     def __init__(self, spec: dict[str, Any], models: frozenset[str]) -> None:
         schemas = spec["components"]["schemas"]
         self.revision = str(spec["info"]["version"])
+        self.job_statuses = job_statuses(schemas)
         facts = sorted(
             (operation_facts(path, item["get"], schemas) for path, item in spec["paths"].items()),
             key=lambda f: f["operation"]["name"],
@@ -278,6 +287,9 @@ class Schema:
             "",
             f"REVISION = {self.revision!r}",
             f"MEDIA_TYPE = {self.media_type!r}  # Accept and Content-Type at this revision",
+            "# The job statuses the spec knows (JobAttributes.status x-known-values): what a",
+            "# status filter may name. A job may still carry a status newer than these.",
+            f"JOB_STATUSES = {self.job_statuses!r}",
             "",
             "OPERATIONS: dict[str, OperationSpec] = {",
         ]

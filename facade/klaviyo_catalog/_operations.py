@@ -15,7 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 import attrs
-from klaviyo_catalog_api.catalog_spec import MEDIA_TYPE, OPERATIONS, REVISION, OperationSpec
+from klaviyo_catalog_api.catalog_spec import (
+    JOB_STATUSES,
+    MEDIA_TYPE,
+    OPERATIONS,
+    REVISION,
+    OperationSpec,
+)
 
 from .errors import InvalidRequestError
 
@@ -153,11 +159,15 @@ class Operation:
     def _status(self, status: str) -> str:
         if not self.spec.is_list:
             raise InvalidRequestError(f"{self.name} does not filter by status")
-        value = str(status)
-        # Quotes, commas or parentheses would change the filter expression itself.
-        if not value or not all(c.isalnum() or c in "_-" for c in value):
-            raise InvalidRequestError(f"{self.name}: {value!r} is not a job status")
-        return value
+        # Only the statuses the spec knows: Klaviyo answers an unknown one with an empty list,
+        # which a typo ("processin") would turn into a silent "nothing to do". Checking against
+        # the list also keeps quotes and parentheses out of the filter expression.
+        if not isinstance(status, str) or status not in JOB_STATUSES:
+            raise InvalidRequestError(
+                f"{self.name}: {status!r:.60} is not a job status; "
+                f"known statuses: {', '.join(JOB_STATUSES)}"
+            )
+        return str(status)
 
     def _job_id(self, job_id: str | None) -> str:
         if not isinstance(job_id, str) or not job_id.strip():

@@ -33,6 +33,9 @@ class JobKind(NamedTuple):
 
 REVISION = "2026-07-15"
 MEDIA_TYPE = "application/vnd.api+json"  # Accept and Content-Type at this revision
+# The job statuses the spec knows (JobAttributes.status x-known-values): what a
+# status filter may name. A job may still carry a status newer than these.
+JOB_STATUSES = ("cancelled", "complete", "processing", "queued")
 
 OPERATIONS: dict[str, OperationSpec] = {
     "get_category_update_job": OperationSpec(
