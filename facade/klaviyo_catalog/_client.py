@@ -7,6 +7,7 @@ driver; only the drivers (and `iter_*`, which must be a generator of each kind) 
 from __future__ import annotations
 
 import contextlib
+import copy
 import ipaddress
 import os
 import time
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+import attrs
 import httpx
 
 from ._core import Call, Core, Fields, Flow, PageWalk, RateLimits, Send, Settings
@@ -31,6 +33,9 @@ __all__ = ["AsyncCatalogJobs", "CatalogJobs"]
 T = TypeVar("T")
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
+# Read by the library itself, not just the CLI, so that an app and the CLI, run in one
+# environment (a staging proxy, a fake in CI), talk to the same server.
+BASE_URL_VARIABLE = "KLAVIYO_BASE_URL"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
@@ -49,6 +54,19 @@ def _checked_base_url(base_url: str) -> str:
             f"base_url {base_url!r} uses http:// for a non-loopback host; use https://"
         )
     return str(url).rstrip("/")
+
+
+def _base_url(base_url: str | None) -> str:
+    """The argument, else $KLAVIYO_BASE_URL (if set and not empty), else Klaviyo's."""
+    if base_url is not None:
+        return _checked_base_url(base_url)
+    from_env = os.environ.get(BASE_URL_VARIABLE, "").strip()
+    if not from_env:
+        return DEFAULT_BASE_URL
+    try:
+        return _checked_base_url(from_env)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"${BASE_URL_VARIABLE}: {exc}") from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -83,6 +101,30 @@ def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
             )
         return {str(op): check(rates, f"rate_limits[{op!r}]") for op, rates in rate_limits.items()}
     return check(rate_limits, "rate_limits")
+
+
+class _Unset:
+    """The type of UNSET: an option `with_options` was not given (None means "no deadline")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
+
+
+def _timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return httpx.Timeout(timeout)
+
+
+def _retries(max_retries: int) -> int:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise ConfigurationError(f"max_retries must be an int >= 0, not {max_retries!r}")
+    return max_retries
 
 
 class _ClientBase(Generic[H]):
@@ -121,23 +163,19 @@ class _ClientBase(Generic[H]):
         chosen_revision = str(Revision.parse(REVISION if revision is None else revision))
         try:
             retry = RetryPolicy(
-                max_retries=max_retries,
+                max_retries=_retries(max_retries),
                 backoff_base=retry_backoff,
                 deadline=deadline,
                 max_retry_after=max_retry_after,
             )
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise ConfigurationError(str(exc)) from exc
         self._settings = Settings(
             api_key=key.strip(),
             account=account_key(key.strip()),
             revision=chosen_revision,
-            # Like the key, the root can come from the environment, so that the same app code
-            # runs against FakeKlaviyo or a proxy; the CLI reads the same variable.
-            base_url=_checked_base_url(
-                base_url or os.environ.get("KLAVIYO_BASE_URL") or DEFAULT_BASE_URL
-            ),
-            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+            base_url=_base_url(base_url),
+            timeout=_timeout(timeout),
             retry=retry,
             limiter=rate_limiter if rate_limiter is not None else default_limiter(),
             rate_limits=_checked_rate_limits(rate_limits),
@@ -154,6 +192,41 @@ class _ClientBase(Generic[H]):
         # Last: a constructor that raised has warned about nothing. The stack level points the
         # warning at the app line that built the client.
         warn_if_not_stable(chosen_revision, stacklevel=2)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | _Unset = UNSET,
+        max_retries: int | _Unset = UNSET,
+        deadline: float | _Unset | None = UNSET,
+    ) -> Self:
+        """A client with other per-call options, sharing this one's connection pool, rate
+        limiter and credentials. Options not given are kept; `deadline=None` removes one.
+
+            kc.with_options(timeout=120).get_item_update_job(job_id, include=["items"])
+            kc.with_options(max_retries=0).list_item_create_jobs()
+
+        It is cheap (no new connections), so build one per call if need be. Closing it does
+        nothing: the pool belongs to the client it came from, and closes with that one.
+        Raises ConfigurationError for an option out of range.
+        """
+        settings = self._settings
+        retry = settings.retry
+        try:
+            if not isinstance(max_retries, _Unset):
+                retry = attrs.evolve(retry, max_retries=_retries(max_retries))
+            if not isinstance(deadline, _Unset):
+                retry = attrs.evolve(retry, deadline=deadline)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(str(exc)) from None
+        changes: dict[str, Any] = {"retry": retry}
+        if not isinstance(timeout, _Unset):
+            changes["timeout"] = _timeout(timeout)
+        derived = copy.copy(self)  # every attribute, so the pool and limiter are shared
+        derived._settings = attrs.evolve(settings, **changes)
+        derived._owns_http = False
+        derived._core = Core(derived._settings, self._http.build_request)
+        return derived
 
     @property
     def revision(self) -> str:

@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 import traceback
+import types
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ import attrs
 import httpx
 
 from . import _jsonapi as jsonapi
-from ._models import BulkJob, Page
+from ._models import BulkJob, Page, ResponseInfo
 from ._operations import Operation, RequestParts, operation
 from ._ratelimit import Observation, Rate, RateLimiter, Ticket
 from ._retry import RetryPolicy, retry_after_seconds
@@ -90,6 +91,10 @@ class Settings:
             "revision": self.revision,
         }
 
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials, to keep out of anything shown (response headers echoed back)."""
+        return (self.api_key,)
+
     def rates(self, op: Operation) -> Sequence[Rate]:
         if self.rate_limits is None:
             return [Rate(count, seconds) for count, seconds in op.spec.rate_limits]
@@ -138,9 +143,9 @@ class Core:
         parts, included = op.build(
             revision=self.settings.revision, job_id=job_id, include=include, fields=fields
         )
-        response = yield from self._exchange(op, parts)
+        response, info = yield from self._exchange(op, parts)
         return self._parse(
-            op, response, lambda doc: jsonapi.job_document(doc, op.spec.job_type, included)
+            op, response, lambda doc: jsonapi.job_document(doc, op.spec.job_type, included, info)
         )
 
     def list_page(
@@ -151,9 +156,9 @@ class Core:
             parts, _ = op.build(
                 revision=self.settings.revision, status=status, cursor=cursor, fields=fields
             )
-            response = yield from self._exchange(op, parts)
+            response, info = yield from self._exchange(op, parts)
             return self._parse(
-                op, response, lambda doc: jsonapi.job_collection(doc, op.spec.job_type)
+                op, response, lambda doc: jsonapi.job_collection(doc, op.spec.job_type, info)
             )
         except KlaviyoError as exc:
             exc.cursor = cursor  # so that the caller can resume from this page
@@ -161,7 +166,9 @@ class Core:
 
     # --- one request, with the rate-limit gate and retries ---------------------------------------
 
-    def _exchange(self, op: Operation, parts: RequestParts) -> Flow[httpx.Response]:
+    def _exchange(
+        self, op: Operation, parts: RequestParts
+    ) -> Flow[tuple[httpx.Response, ResponseInfo]]:
         s = self.settings
         started = s.clock()
         rates = s.rates(op)
@@ -175,6 +182,7 @@ class Core:
                 request = self._build_request(
                     parts.method, url, headers={**s.headers(op), **parts.headers}, timeout=s.timeout
                 )
+                sent_at = s.clock()
                 try:
                     result = yield Send(request)
                 finally:
@@ -192,9 +200,11 @@ class Core:
                 # and a redirect's follow-up request copies the headers.
                 result.stream = httpx.ByteStream(result.content)
                 result.next_request = None
+            elapsed = s.clock() - sent_at
+            request_id = _log_attempt(parts, result, retries + 1, elapsed)
             if isinstance(result, httpx.Response) and result.is_success:
                 yield from self._complete(ticket, _observation(result))
-                return result
+                return result, self._info(result, request_id, elapsed, retries + 1)
             yield from self._complete(ticket, None)
             error, retry_wait = self._failure(op, result, retries + 1)
             if retry_wait is None or retries >= s.retry.max_retries:
@@ -205,7 +215,12 @@ class Core:
                 yield from self._limit(s.limiter.pause, s.account, retry_wait)
             retries += 1
             logger.info(
-                "retry %d of %d in %.2fs: %s", retries, s.retry.max_retries, retry_wait, error
+                "retry %d of %d in %.2fs (request id %s): %s",
+                retries,
+                s.retry.max_retries,
+                retry_wait,
+                request_id or "none",
+                error,
             )
             yield Sleep(retry_wait)
 
@@ -296,9 +311,7 @@ class Core:
         reason = response.reason_phrase or "error"
         summary = details[0].describe() if details else jsonapi.excerpt(response.content)
         message = f"{op.name}: HTTP {response.status_code} {reason}: {summary or 'empty body'}"
-        request_id = response.headers.get("x-klaviyo-req-id") or response.headers.get(
-            "x-request-id"
-        )
+        request_id = request_id_of(response)
         kwargs: dict[str, Any] = {
             "status_code": response.status_code,
             "errors": details,
@@ -325,6 +338,24 @@ class Core:
             raise TransportError(
                 f"{op.name}: the rate limit wait would pass the {deadline:g}s deadline"
             )
+
+    def _info(
+        self, response: httpx.Response, request_id: str | None, elapsed: float, attempts: int
+    ) -> ResponseInfo:
+        secrets = self.settings.secrets()
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in response.headers.raw
+            if name.lower() not in SECRET_HEADERS
+            and not any(secret in value.decode("latin-1") for secret in secrets)
+        }
+        return ResponseInfo(
+            request_id=request_id,
+            status_code=response.status_code,
+            headers=types.MappingProxyType(headers),
+            elapsed=max(0.0, elapsed),
+            attempts=attempts,
+        )
 
     def _parse(self, op: Operation, response: httpx.Response, parse: Callable[[Any], T]) -> T:
         document = jsonapi.decode(response, op.name)
@@ -361,3 +392,40 @@ def _without_locals(error: BaseException) -> BaseException:
         traceback.clear_frames(current.__traceback__)
         todo += [current.__cause__, current.__context__]
     return error
+
+
+# Response headers never copied into ResponseInfo: they may carry session or credential data.
+SECRET_HEADERS = frozenset(
+    {b"set-cookie", b"set-cookie2", b"cookie", b"authorization", b"proxy-authorization"}
+)
+
+
+def request_id_of(response: httpx.Response) -> str | None:
+    """Klaviyo's request id (`X-Klaviyo-Req-Id`); `X-Request-Id` from a proxy in front."""
+    found: str | None = response.headers.get("x-klaviyo-req-id") or response.headers.get(
+        "x-request-id"
+    )
+    return found
+
+
+def _log_attempt(
+    parts: RequestParts, result: httpx.Response | httpx.HTTPError, attempt: int, elapsed: float
+) -> str | None:
+    """Log one attempt at DEBUG (never its headers: they carry the credential); return the
+    response's request id."""
+    if isinstance(result, httpx.Response):
+        request_id = request_id_of(result)
+        status: object = result.status_code
+    else:
+        request_id, status = None, type(result).__name__
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s %s -> %s (request id %s, attempt %d, %.3fs)",
+            parts.method,
+            parts.path,
+            status,
+            request_id or "none",
+            attempt,
+            elapsed,
+        )
+    return request_id

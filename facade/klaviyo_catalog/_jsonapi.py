@@ -18,7 +18,7 @@ import httpx
 from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
 from klaviyo_catalog_api.views import parse_datetime
 
-from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
+from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef, ResponseInfo
 from ._resources import VIEWS, Resource
 from .errors import APIErrorDetail, InvalidResponseError
 
@@ -238,11 +238,14 @@ def included_index(document: Mapping[str, Any]) -> dict[tuple[str, str], Resourc
     return index
 
 
-def job_document(document: Any, job_type: str, include: tuple[str, ...]) -> BulkJob:
+def job_document(
+    document: Any, job_type: str, include: tuple[str, ...], info: ResponseInfo | None = None
+) -> BulkJob:
     """A single-job document. `include` lists the relationships that were requested."""
     top = obj(document, "the document")
     resource = obj(top.get("data"), "data")
     fields = job_fields(resource, "data", job_type)
+    fields["response_info"] = info
     # Only the relationships BulkJob has a slot for; a newer one stays reachable through `raw`.
     wanted = [rel for rel in include if rel in RELATED]
     if wanted:
@@ -251,15 +254,16 @@ def job_document(document: Any, job_type: str, include: tuple[str, ...]) -> Bulk
     return BulkJob(**fields)
 
 
-def job_collection(document: Any, job_type: str) -> Page[BulkJob]:
+def job_collection(document: Any, job_type: str, info: ResponseInfo | None = None) -> Page[BulkJob]:
     top = obj(document, "the document")
     resources = seq(top.get("data"), "data")
     jobs = [
-        BulkJob(**job_fields(obj(r, f"data[{i}]"), f"data[{i}]", job_type))
+        BulkJob(**job_fields(obj(r, f"data[{i}]"), f"data[{i}]", job_type), response_info=info)
         for i, r in enumerate(resources)
     ]
     links = obj(top.get("links") or {}, "links")
-    return Page(data=jobs, next_cursor=cursor_of(opt_str(links, "next", "links")))
+    next_cursor = cursor_of(opt_str(links, "next", "links"))
+    return Page(data=jobs, next_cursor=next_cursor, response_info=info)
 
 
 def cursor_of(next_link: str | None) -> str | None:

@@ -18,7 +18,7 @@ from .errors import InvalidResponseError
 if TYPE_CHECKING:
     from klaviyo_catalog_api.views import JobModel as RawJob
 
-__all__ = ["BulkJob", "JobError", "JobStatus", "Page", "ResourceRef"]
+__all__ = ["BulkJob", "JobError", "JobStatus", "Page", "ResourceRef", "ResponseInfo"]
 
 
 class JobStatus(StrEnum):
@@ -38,6 +38,25 @@ class JobStatus(StrEnum):
 
 
 DONE_STATUSES = frozenset({JobStatus.COMPLETE, JobStatus.CANCELLED})
+
+
+@attrs.frozen
+class ResponseInfo:
+    """The HTTP response a result was read from: `job.response_info`, `page.response_info`.
+
+    - `request_id`: Klaviyo's `X-Klaviyo-Req-Id` (quote it to Klaviyo's support), or None.
+    - `status_code`: the HTTP status, e.g. 200.
+    - `headers`: the response headers, names lower-cased, read-only; cookies and anything
+      carrying a credential are left out.
+    - `elapsed`: seconds from sending the final attempt until its response was read.
+    - `attempts`: how many requests the call made, retries included (1 without retries).
+    """
+
+    request_id: str | None
+    status_code: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    elapsed: float
+    attempts: int = 1
 
 
 @attrs.frozen
@@ -73,6 +92,9 @@ class BulkJob(JobRelationships):
     errors: Sequence[JobError]
     # The job resource as received; `raw` parses it into the generated model on first use.
     resource: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    #: The response this job was read from (shared by the jobs of one page); None when the
+    #: job was built by hand.
+    response_info: ResponseInfo | None = attrs.field(default=None, repr=False, eq=False)
 
     @functools.cached_property
     def raw(self) -> RawJob:
@@ -114,6 +136,8 @@ class Page(Generic[T]):
 
     data: Sequence[T]
     next_cursor: str | None  # the `page[cursor]` of the next page, or None on the last page
+    #: The response this page was read from.
+    response_info: ResponseInfo | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def has_next(self) -> bool:

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .._client import CatalogJobs
+from .._client import BASE_URL_VARIABLE, CatalogJobs
 from .._operations import REVISION
 from .._revisions import KlaviyoDeprecationWarning, Revision
 from .._version import __version__
@@ -38,7 +38,6 @@ __all__ = ["CliError", "main"]
 
 OK, API_ERROR, USAGE, TIMEOUT, INTERRUPTED = 0, 1, 2, 3, 130
 KEY_VARIABLE = "KLAVIYO_API_KEY"
-BASE_URL_VARIABLE = "KLAVIYO_BASE_URL"
 # What to do about each API error; the library's message already says what happened.
 HINTS: tuple[tuple[type[KlaviyoError], str], ...] = (
     (AuthenticationError, f"check that {KEY_VARIABLE} holds a valid private API key"),

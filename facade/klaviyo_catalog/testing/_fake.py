@@ -12,6 +12,7 @@ import copy
 import random
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,6 +31,7 @@ from ._request import ApiError, Query, json_reply, parse_query, route
 
 DEFAULT_API_KEY = "pk_fake_0123456789abcdef0123456789ab"
 PAGE_SIZE = 100
+REQUEST_ID = "X-Klaviyo-Req-Id"  # a UUID on every response, as Klaviyo sends
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -45,6 +47,7 @@ class RequestRecord:
     status: int | None  # None: the connection was reset before any response
     fault: str | None = None  # kind of the injected fault that answered or delayed it
     counted: bool = False  # passed the rate limiter and used quota
+    request_id: str | None = None  # the X-Klaviyo-Req-Id sent back (none on injected faults)
 
 
 class JobOptions(TypedDict, total=False):
@@ -340,7 +343,12 @@ class FakeKlaviyo:
                 self.internal_errors.append(exc)
                 error = ApiError.of(500, "error", "Fake failure.", f"The fake failed: {exc!r}")
                 reply, counted = error.reply(content_type), False
-            self._record(now, incoming, reply.status, fault.kind if fault else None, counted)
+            # Every answer of Klaviyo's own, errors included, names the request, as Klaviyo's do.
+            request_id = str(uuid.uuid4())
+            reply = Reply(reply.status, reply.body, (*reply.headers, (REQUEST_ID, request_id)))
+            self._record(
+                now, incoming, reply.status, fault.kind if fault else None, counted, request_id
+            )
         return reply
 
     def _serve(self, incoming: Incoming, shape: Shape | None, now: float) -> tuple[Reply, bool]:
@@ -439,11 +447,25 @@ class FakeKlaviyo:
             return None
 
     def _record(
-        self, at: float, incoming: Incoming, status: int | None, fault: str | None, counted: bool
+        self,
+        at: float,
+        incoming: Incoming,
+        status: int | None,
+        fault: str | None,
+        counted: bool,
+        request_id: str | None = None,
     ) -> None:
         query = dict(parse_qsl(incoming.query, keep_blank_values=True))
         record = RequestRecord(
-            at, incoming.method, incoming.path, query, incoming.headers, status, fault, counted
+            at,
+            incoming.method,
+            incoming.path,
+            query,
+            incoming.headers,
+            status,
+            fault,
+            counted,
+            request_id,
         )
         with self._lock:
             self._log.append(record)
