@@ -233,7 +233,7 @@ def test_response_headers_leave_out_cookies_and_the_credential(
     assert "set-cookie" not in info.headers and "x-echo" not in info.headers
     assert fake.api_key not in repr(info) + repr(dict(info.headers))
     with pytest.raises(TypeError):
-        info.headers["x"] = "y"  # type: ignore[index]
+        info.headers["x"] = "y"
     close(client)
 
 
