@@ -239,7 +239,7 @@ def test_get_json_is_one_document(seeded: Seeded, fake: FakeKlaviyo) -> None:
     job = json.loads(run.out)
     assert (job["id"], job["status"], job["failed_count"]) == (seeded.item_update, "complete", 1)
     assert dt.datetime.fromisoformat(job["completed_at"])
-    assert [item["attributes"]["title"] for item in job["items"]] == [
+    assert [item["title"] for item in job["items"]] == [
         "Classic Tee, Black",
         "Logo Cap, Navy",
     ]

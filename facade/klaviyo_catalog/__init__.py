@@ -9,7 +9,7 @@ with CatalogJobs() as kc:  # the key comes from KLAVIYO_API_KEY
 import logging
 
 from ._client import AsyncCatalogJobs, CatalogJobs
-from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef
+from ._models import BulkJob, JobError, JobFailure, JobStatus, Page, ResourceRef, ResponseInfo
 from ._ratelimit import Observation, Rate, RateLimiter, Ticket, Wait
 from ._redis_ratelimit import RedisRateLimiter
 from ._resources import Category, Item, Resource, Variant
@@ -53,6 +53,7 @@ __all__ = [
     "InvalidResponseError",
     "Item",
     "JobError",
+    "JobFailure",
     "JobStatus",
     "KlaviyoDeprecationWarning",
     "KlaviyoError",
@@ -66,6 +67,7 @@ __all__ = [
     "RedisRateLimiter",
     "Resource",
     "ResourceRef",
+    "ResponseInfo",
     "RevisionLifecycle",
     "RevisionRetiredError",
     "RevisionStatus",

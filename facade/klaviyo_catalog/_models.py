@@ -5,20 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
+from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
 from klaviyo_catalog_api.views import JOB_MODELS, JobRelationships
 
-from ._resources import ResourceRef
+from . import _serialize
+from ._resources import Resource, ResourceRef
 from .errors import InvalidResponseError
 
 if TYPE_CHECKING:
     from klaviyo_catalog_api.views import JobModel as RawJob
 
-__all__ = ["BulkJob", "JobError", "JobStatus", "Page", "ResourceRef", "ResponseInfo"]
+__all__ = ["BulkJob", "JobError", "JobFailure", "JobStatus", "Page", "ResourceRef", "ResponseInfo"]
 
 
 class JobStatus(StrEnum):
@@ -70,6 +73,51 @@ class JobError:
     source_pointer: str | None = None
     meta: Mapping[str, Any] | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field under its name (`detail`, `id`, `code`, `title`, `source_pointer`,
+        `meta`), None where Klaviyo sent nothing."""
+        return {
+            "detail": self.detail,
+            "id": self.id,
+            "code": self.code,
+            "title": self.title,
+            "source_pointer": self.source_pointer,
+            "meta": _serialize.json_ready(self.meta),
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """`to_dict()` as JSON text."""
+        return _serialize.dumps(self.to_dict(), indent)
+
+
+Related = Resource[Any] | ResourceRef
+# Where a job error points into the job's request: /data/attributes/<relationship>/data/<index>.
+_POINTER = re.compile(r"/data/attributes/([^/]+)/data/(\d+)(?:/.*)?")
+
+
+@attrs.frozen
+class JobFailure:
+    """One of a job's errors, with the resource it concerns when that can be told.
+
+    `resource` is the included `Item`/`Variant`/`Category` (or the `ResourceRef` of one the
+    server named but did not include), or None when the error names no resource, or the job
+    was fetched without `include=`.
+    """
+
+    error: JobError
+    resource: Related | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"error": error.to_dict(), "resource": resource.to_dict() or None}`."""
+        return {
+            "error": self.error.to_dict(),
+            "resource": None if self.resource is None else self.resource.to_dict(),
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """`to_dict()` as JSON text."""
+        return _serialize.dumps(self.to_dict(), indent)
+
 
 @attrs.frozen
 class BulkJob(JobRelationships):
@@ -108,6 +156,69 @@ class BulkJob(JobRelationships):
             ) from exc
         return model
 
+    def to_dict(self) -> dict[str, Any]:
+        """The job as plain JSON, e.g. for `json.dumps` or an API of the app's own.
+
+        Keys: `id`, `kind`, `status` (a string), `created_at`, `completed_at`, `expires_at`
+        (ISO 8601 with the UTC offset, or None), the three counts, `progress` (0..1), `errors`
+        (each `JobError.to_dict()`), and `items`/`variants`/`categories` only when requested
+        with `include=` (each resource's `to_dict()`: flat, like the job).
+        """
+        document: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "status": str(self.status),
+            "created_at": self.created_at.isoformat(),
+            "completed_at": _serialize.json_ready(self.completed_at),
+            "expires_at": _serialize.json_ready(self.expires_at),
+            "total_count": self.total_count,
+            "completed_count": self.completed_count,
+            "failed_count": self.failed_count,
+            "progress": round(self.progress, 4),
+            "errors": [error.to_dict() for error in self.errors],
+        }
+        for name in RELATIONSHIPS:
+            related: Sequence[Any] | None = getattr(self, name, None)
+            if related is not None:
+                document[name] = [resource.to_dict() for resource in related]
+        return document
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """`to_dict()` as JSON text."""
+        return _serialize.dumps(self.to_dict(), indent)
+
+    @functools.cached_property
+    def failures(self) -> Sequence[JobFailure]:
+        """Each of `errors`, in order, paired with the resource it concerns.
+
+        An error is paired by its `meta.external_id` (the included resource with that
+        `external_id`, or whose id ends in `:::<external_id>`, Klaviyo's id scheme), else by a
+        source pointer `/data/attributes/<relationship>/data/<n>` (the n-th related resource).
+        Pairing needs the resources: fetch the job with `include=`. Unpaired errors are kept,
+        with `resource=None`.
+
+            job = kc.get_item_update_job(job_id, include=["items"])
+            for failure in job.failures:
+                print(failure.error.detail, failure.resource and failure.resource.id)
+        """
+        related: dict[str, Sequence[Related]] = {
+            name: value
+            for name in RELATIONSHIPS
+            if (value := getattr(self, name, None)) is not None
+        }
+        if not related:
+            return [JobFailure(error) for error in self.errors]
+        by_external_id: dict[str, Related] = {}
+        for resources in related.values():
+            for resource in resources:
+                if isinstance(resource, ResourceRef):
+                    key = resource.id.rpartition(":::")[2] if ":::" in resource.id else None
+                else:
+                    key = _external_id(resource)
+                if key is not None:
+                    by_external_id.setdefault(key, resource)
+        return [JobFailure(error, _pair(error, by_external_id, related)) for error in self.errors]
+
     @property
     def is_done(self) -> bool:
         """True once the job is complete or cancelled."""
@@ -141,10 +252,48 @@ class Page(Generic[T]):
 
     @property
     def has_next(self) -> bool:
+        """True unless this is the last page."""
         return self.next_cursor is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"data": [each job's to_dict()], "next_cursor": ...}`."""
+        return {
+            "data": [_serialize.json_ready(entry) for entry in self.data],
+            "next_cursor": self.next_cursor,
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """`to_dict()` as JSON text."""
+        return _serialize.dumps(self.to_dict(), indent)
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.data)
 
     def __len__(self) -> int:
         return len(self.data)
+
+
+def _external_id(resource: Resource[Any]) -> str | None:
+    # Read raw: a mistyped attribute must not make `failures` raise.
+    value = resource.attributes.get("external_id")
+    if isinstance(value, str) and value:
+        return value
+    _, sep, tail = resource.id.rpartition(":::")
+    return tail if sep and tail else None
+
+
+def _pair(
+    error: JobError,
+    by_external_id: Mapping[str, Related],
+    related: Mapping[str, Sequence[Related]],
+) -> Related | None:
+    external_id = (error.meta or {}).get("external_id")
+    if isinstance(external_id, str) and external_id in by_external_id:
+        return by_external_id[external_id]
+    match = _POINTER.fullmatch(error.source_pointer or "")
+    if match is not None:
+        resources = related.get(match.group(1))
+        index = int(match.group(2))
+        if resources is not None and index < len(resources):
+            return resources[index]
+    return None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import inspect
+import json
 import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
@@ -66,6 +68,19 @@ class ResourceRef:
 
     type: str
     id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"type": ..., "id": ...}`: a resource that was not included has nothing more."""
+        return {"type": self.type, "id": self.id}
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """`to_dict()` as JSON text."""
+        return _dumps(self.to_dict(), indent)
+
+
+def _dumps(document: Mapping[str, Any], indent: int | None) -> str:
+    # Non-ASCII kept as is (titles), and never NaN, which is not JSON.
+    return json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 class Attr(Generic[V]):
@@ -161,6 +176,24 @@ class Resource(Generic[M]):
                     reprlib.repr(self.raw),
                 ) from exc
         return self._model
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resource as plain JSON, flat: `type`, `id`, then each attribute the server
+        sent, under its name. Attributes this view types are read through it (datetimes as
+        ISO 8601 with the UTC offset, numbers as the spec types them); others are passed
+        through as sent. Raises (InvalidResponseError, in the facade) if a typed attribute
+        does not have its type."""
+        document: dict[str, Any] = {"type": self.type, "id": self.id}
+        cls = type(self)
+        for name, value in self.attributes.items():
+            if isinstance(inspect.getattr_static(cls, name, None), Attr):
+                value = getattr(self, name)
+            document[name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        return document
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """`to_dict()` as JSON text."""
+        return _dumps(self.to_dict(), indent)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-import attrs
 from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
 from klaviyo_catalog_api.views import VIEWS, Attr, parse_datetime
 
@@ -62,40 +61,9 @@ def _json_default(value: Any) -> Any:
 
 
 def job_json(job: BulkJob) -> dict[str, Any]:
-    """A job as plain JSON: datetimes ISO 8601, status a string, related resources JSON:API."""
-    document: dict[str, Any] = {
-        "id": job.id,
-        "kind": job.kind,
-        "status": str(job.status),
-        "created_at": job.created_at,
-        "completed_at": job.completed_at,
-        "expires_at": job.expires_at,
-        "total_count": job.total_count,
-        "completed_count": job.completed_count,
-        "failed_count": job.failed_count,
-        "progress": round(job.progress, 4),
-        "errors": [attrs.asdict(error) for error in job.errors],
-    }
-    for name in RELATIONSHIPS:
-        related = getattr(job, name)
-        if related is not None:
-            # Each resource as the server sent it, its attributes read through the view (dates
-            # timezone-aware, numbers as the spec types them); one it did not include keeps the
-            # bare JSON:API linkage, type and id.
-            document[name] = [
-                {"type": r.type, "id": r.id} if isinstance(r, ResourceRef) else resource_json(r)
-                for r in related
-            ]
-    return document
-
-
-def resource_json(resource: Resource[Any]) -> dict[str, Any]:
-    typed = view_attributes(type(resource))
-    attributes = {
-        name: getattr(resource, name) if name in typed else value
-        for name, value in resource.attributes.items()
-    }
-    return {**resource.raw, "attributes": attributes}
+    """A job as the CLI's --json prints it: `BulkJob.to_dict()`, the library's own shape, so
+    scripts read the CLI's output and an app's serialized jobs alike."""
+    return job.to_dict()
 
 
 # --- text ------------------------------------------------------------------------------------
