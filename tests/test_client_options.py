@@ -220,14 +220,14 @@ def test_a_waited_job_carries_the_last_poll(mode: str, fake: FakeKlaviyo) -> Non
 def test_response_headers_leave_out_cookies_and_the_credential(
     mode: str, fake: FakeKlaviyo
 ) -> None:
-    body = json.dumps(docs.single(docs.job("J1"))).encode()
+    body = json.dumps(docs.single(docs.job("J1", shape=docs.NEW))).encode()
     headers = (
         ("Set-Cookie", "session=abc"),
         ("X-Echo", f"you sent {fake.api_key}"),
         ("X-Klaviyo-Req-Id", "req-1"),
     )
     fake.inject(Fault.body(200, body, headers=headers))
-    client = make(mode, fake, revision=docs.OLD)
+    client = make(mode, fake)
     info = run(client, get("J1")).response_info
     assert info.request_id == "req-1"
     assert "set-cookie" not in info.headers and "x-echo" not in info.headers
