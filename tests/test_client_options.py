@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import pickle
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -338,3 +339,13 @@ def test_an_insecure_klaviyo_base_url_is_refused_naming_the_variable(
     monkeypatch.setenv("KLAVIYO_BASE_URL", "http://a.klaviyo.com")
     with pytest.raises(ConfigurationError, match=r"^\$KLAVIYO_BASE_URL: .*https://"):
         AsyncCatalogJobs("pk")
+
+
+def test_response_info_pickles_with_its_job(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update")
+    client = make("sync", fake)
+    job = run(client, get(job_id))
+    close(client)
+    again = pickle.loads(pickle.dumps(job))
+    assert again == job and again.response_info == job.response_info
+    assert dict(again.response_info.headers) == dict(job.response_info.headers)

@@ -13,7 +13,6 @@ import functools
 import logging
 import time
 import traceback
-import types
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -352,7 +351,7 @@ class Core:
         return ResponseInfo(
             request_id=request_id,
             status_code=response.status_code,
-            headers=types.MappingProxyType(headers),
+            headers=headers,
             elapsed=max(0.0, elapsed),
             attempts=attempts,
         )

@@ -43,6 +43,39 @@ class JobStatus(StrEnum):
 DONE_STATUSES = frozenset({JobStatus.COMPLETE, JobStatus.CANCELLED})
 
 
+class _ReadOnlyHeaders(Mapping[str, str]):
+    """A read-only, picklable mapping (errors carrying a job must pickle)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, str]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, name: str) -> str:
+        return self._data[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __getstate__(self) -> dict[str, str]:
+        return self._data
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self._data = state
+
+
 @attrs.frozen
 class ResponseInfo:
     """The HTTP response a result was read from: `job.response_info`, `page.response_info`.
@@ -57,7 +90,7 @@ class ResponseInfo:
 
     request_id: str | None
     status_code: int
-    headers: Mapping[str, str] = attrs.field(repr=False)
+    headers: Mapping[str, str] = attrs.field(repr=False, converter=_ReadOnlyHeaders)
     elapsed: float
     attempts: int = 1
 
