@@ -106,6 +106,7 @@ class Shape:
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Shape:
+        """The shape a curated spec (the parsed YAML of openapi/, or an extract) describes."""
         schemas = spec["components"]["schemas"]
 
         def deref(schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -184,6 +185,7 @@ class Shape:
 
     @property
     def kinds(self) -> tuple[JobKind, ...]:
+        """The job kinds this revision serves, in the spec's order."""
         return tuple(dict.fromkeys(endpoint.kind for endpoint in self.endpoints))
 
     def find_kind(self, kind: str | JobKind) -> JobKind:
@@ -200,10 +202,12 @@ class Shape:
 
     @property
     def date(self) -> str:
+        """The revision's date, `YYYY-MM-DD`, for comparisons."""
         return self.revision[:10]  # "YYYY-MM-DD[.suffix]" compares by its date
 
     @property
     def relationship_links(self) -> bool:
+        """Whether relationships carry `links` (from revision 2023-12-15)."""
         return self.date >= "2023-12-15"
 
     @property
@@ -213,9 +217,11 @@ class Shape:
 
     @property
     def first_last_links(self) -> bool:
+        """Whether list documents carry `first`/`last` links (until revision 2026-04-15)."""
         return self.date < "2026-04-15"
 
     def path(self, *segments: str) -> str:
+        """The API path of these segments, with this revision's trailing slash or not."""
         return "/api/" + "/".join(segments) + ("/" if self.trailing_slash else "")
 
 
