@@ -147,7 +147,7 @@ PROPAGATION = """
         "sparse": [dict(r.attributes) for r in sparse.items],
         "served": [r["attributes"].get("launched_at") for r in served["included"]],
         "cli_code": code,
-        "cli": [r["attributes"].get("launched_at") for r in json.loads(out.getvalue())["items"]],
+        "cli": [r.get("launched_at") for r in json.loads(out.getvalue())["items"]],
     }))
 """
 
