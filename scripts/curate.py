@@ -31,9 +31,16 @@ from typing import Any
 
 import yaml
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `scripts.generate` importable
+    sys.path.insert(0, str(ROOT))
+
+# Klaviyo's rate notation ("75/s") has one reader in the project: generate.py's.
+from scripts.generate import GenerationError, parse_rate  # noqa: E402
+
 JSON = dict[str, Any]
 
-FLOOR = Path(__file__).resolve().parent.parent / "openapi" / "rate-limit-floor.yaml"
+FLOOR = ROOT / "openapi" / "rate-limit-floor.yaml"
 WINDOWS = ("burst", "steady")
 
 
@@ -582,12 +589,12 @@ def revision_date(revision: str) -> str:
     return revision[:10]
 
 
-def _rate(text: str, where: str) -> tuple[int, str]:
-    """'75/s' -> (75, 's'); the unit is kept as written, so that it can be compared."""
-    count, _, unit = str(text).partition("/")
-    if not count.isdigit() or not unit:
-        raise CurationError(f"{where}: unreadable rate limit {text!r}")
-    return int(count), unit
+def _rate(text: str, where: str) -> tuple[int, float]:
+    """'75/s' -> (75, 1.0): the count and the window in seconds."""
+    try:
+        return parse_rate(str(text))
+    except GenerationError as exc:
+        raise CurationError(f"{where}: {exc}") from exc
 
 
 def lower_limits(published: Mapping[str, str], floor: Mapping[str, str], where: str) -> JSON:

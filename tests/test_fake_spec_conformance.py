@@ -25,6 +25,8 @@ from klaviyo_catalog.testing import DEFAULT_RATE_LIMITS, DEFAULT_REVISION, FakeK
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from scripts.generate import parse_rate
+
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "openapi" / "klaviyo-catalog-jobs.yaml"
 EXTRACTS = REPO / "tests" / "fixtures" / "klaviyo-openapi"
@@ -223,12 +225,10 @@ def test_naive_datetimes(spec: OpenAPI) -> None:
 def test_defaults_match_the_committed_spec() -> None:
     document: dict[str, Any] = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
     assert document["info"]["version"] == DEFAULT_REVISION
-    per = {"s": 1.0, "m": 60.0}
     limits = {}
     for item in document["paths"].values():
         published = item["get"]["x-klaviyo-ratelimit"]
         limits[item["get"]["operationId"]] = tuple(
-            (int(v.split("/")[0]), per[v.split("/")[1]])
-            for v in (published["burst"], published["steady"])
+            parse_rate(v) for v in (published["burst"], published["steady"])
         )
     assert limits == dict(DEFAULT_RATE_LIMITS)

@@ -15,6 +15,8 @@ import yaml
 from klaviyo_catalog_api.catalog_spec import REVISION
 from openapi_spec_validator import validate
 
+from scripts.generate import parse_rate
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC: dict[str, Any] = yaml.safe_load((ROOT / "openapi" / "klaviyo-catalog-jobs.yaml").read_text())
 # Klaviyo's published specs: trailing slashes and application/json until 2024-10-15, then
@@ -166,12 +168,13 @@ def test_limits_respect_the_committed_floor() -> None:
     """Never above the newest curated revision's limits (see openapi/rate-limit-floor.yaml)."""
     floor = yaml.safe_load((ROOT / "openapi" / "rate-limit-floor.yaml").read_text())
     assert floor["revision"][:10] >= SPEC["info"]["version"][:10]
-    per = {"s": 1, "m": 60}
     for _, op in operations().values():
         lowest = floor["operations"][op["operationId"]]
         for window, rate in op["x-klaviyo-ratelimit"].items():
-            count, unit = rate.split("/")
-            floor_count, floor_unit = lowest[window].split("/")
-            assert per[unit] == per[floor_unit] and int(count) <= int(floor_count)
+            (count, seconds), (floor_count, floor_seconds) = (
+                parse_rate(rate),
+                parse_rate(lowest[window]),
+            )
+            assert seconds == floor_seconds and count <= floor_count
         if floor["revision"] == SPEC["info"]["version"]:
             assert op["x-klaviyo-ratelimit"] == lowest  # the newest revision sets the floor
