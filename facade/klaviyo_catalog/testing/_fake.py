@@ -9,6 +9,7 @@ and finally the document. Everything after the rate limits counts against them.
 from __future__ import annotations
 
 import copy
+import math
 import random
 import threading
 import time
@@ -243,8 +244,42 @@ class FakeKlaviyo:
             for name, value in attributes.items():
                 job.attributes[name] = timestamp(value) if isinstance(value, datetime) else value
             job.polls_to_complete = None
+            job.finishes_at = job.scheduled_at = None
             if "errors" in attributes:
                 job.auto_errors = False
+
+    def finish_in(self, job_id: str, seconds: float) -> float:
+        """Let a job progress on its own: processing now, its counts growing in proportion,
+        and complete `seconds` from now. Returns that moment, in `time.monotonic()` terms."""
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
+        with self._lock:
+            job = self._job(job_id)
+            now = time.monotonic()
+            job.polls_to_complete = None  # time drives it now, not polls
+            job.scheduled_at, job.finishes_at = now, now + seconds
+            job.advance(now)
+            return job.finishes_at if job.finishes_at is not None else now
+
+    def finish_randomly(
+        self, within: float, *, seed: int | None = 0, job_ids: Iterable[str] | None = None
+    ) -> dict[str, float]:
+        """Each running (queued or processing) job, or each of `job_ids`, finishes on its own
+        at a random moment within the next `within` seconds (uniformly; reproducible with
+        `seed`), as other apps' jobs do on a live account; see `finish_in`. Returns each job's
+        moment of completion (`time.monotonic()`), to measure how soon a client noticed.
+        """
+        rng = random.Random(seed)
+        with self._lock:
+            if job_ids is None:
+                ids = [
+                    j.id
+                    for j in self._jobs.values()
+                    if j.attributes.get("status") in ("queued", "processing")
+                ]
+            else:
+                ids = list(job_ids)
+            return {job_id: self.finish_in(job_id, rng.uniform(0, within)) for job_id in ids}
 
     def job_attributes(self, job_id: str) -> dict[str, Any]:
         """A copy of what the job's attributes are now (without advancing it)."""
@@ -355,6 +390,9 @@ class FakeKlaviyo:
         """The reply, and whether the request used rate-limit quota."""
         content_type = self.shape.content_type
         quota: tuple[tuple[str, str], ...] | None = None
+        for job in self._jobs.values():  # jobs that progress on their own (finish_in)
+            if job.finishes_at is not None:
+                job.advance(now)
         try:
             self._authenticate(incoming.headers.get("authorization"))
             shape = _require_revision(shape, incoming.headers.get("revision"))

@@ -109,6 +109,9 @@ class Job:
     auto_errors: bool = True  # derive `errors` from the failures so far
     polls: int = field(default=0)
     schemas: Schemas = field(default_factory=dict, repr=False)  # of the related resources
+    # Progress over time (time.monotonic()): from `scheduled_at` to completion at `finishes_at`.
+    scheduled_at: float | None = None
+    finishes_at: float | None = None
 
     def related_resources(self) -> list[Related]:
         if isinstance(self.related, int):
@@ -129,6 +132,17 @@ class Job:
             self.attributes["completed_at"] = _now_like(self.attributes["created_at"])
         if self.auto_errors:
             self.attributes["errors"] = self._failure_errors(failed)
+
+    def advance(self, now: float) -> None:
+        """Progress on its own: processing, proportionally, until `finishes_at`, then complete."""
+        if self.finishes_at is None or self.scheduled_at is None:
+            return
+        if now >= self.finishes_at:
+            self.settle("complete", 1.0)
+            self.finishes_at = self.scheduled_at = None
+            return
+        span = self.finishes_at - self.scheduled_at
+        self.settle("processing", (now - self.scheduled_at) / span if span > 0 else 0.0)
 
     def poll(self) -> None:
         """Advance one step: the first poll shows the job as created, the Nth shows it complete."""
