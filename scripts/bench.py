@@ -13,8 +13,9 @@ official SDK (`klaviyo-api` 25.0.0) is never a dependency of the project: it liv
 Sections: 1 `cpu` (CPU per single-job call at 0/10/100 included items), 2 `listing` (10,000
 jobs over 100 pages vs 1,000 over 10: wall, CPU, peak RSS), 3 `startup` (import + first call),
 4 `async` (50 calls in flight), 5 `ratelimit` (Klaviyo's real limits, one process and four
-sharing Redis, and the limiter's own cost), and `profile` (cProfile, pyinstrument and
-micro-benchmarks of the facade's 100-item call).
+sharing Redis, and the limiter's own cost), 6 `waiting` (1,000 running jobs finishing at
+random within 2 minutes: wait_for_jobs against per-job wait_for_job), and `profile`
+(cProfile, pyinstrument and micro-benchmarks of the facade's 100-item call).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `scripts.bench_lib` importable
     sys.path.insert(0, str(ROOT))
 
-from scripts.bench_lib import report  # noqa: E402
+from scripts.bench_lib import report, waiting  # noqa: E402
 from scripts.bench_lib.common import (  # noqa: E402
     BENCH_VENV_PYTHON,
     BenchError,
@@ -52,7 +53,7 @@ from scripts.bench_lib.fake_server import FakeServer  # noqa: E402
 from scripts.bench_lib.windows import analyse  # noqa: E402
 from scripts.bench_lib.workers import STARTUP  # noqa: E402
 
-SECTIONS = ("cpu", "listing", "startup", "async", "ratelimit", "profile")
+SECTIONS = ("cpu", "listing", "startup", "async", "ratelimit", "waiting", "profile")
 KLAVIYO_LIMITS = [(350, 1.0), (3500, 60.0)]
 JITTER_LIMITS = [(75, 1.0), (750, 60.0)]  # 2026-07-15's item and variant job limits
 UPLINK_JITTER = 0.06  # each request waits 0-60 ms in the fake before it is counted
@@ -82,6 +83,9 @@ class Config:
     limiter_n_redis: int = 5_000
     profile_calls: int = 1_000
     micro_n: int = 2_000
+    waiting_jobs: int = 500  # per kind: item-create and variant-update
+    waiting_span: float = 120.0
+    waiting_interval: float = 5.0
 
 
 QUICK = Config(
@@ -101,6 +105,9 @@ QUICK = Config(
     limiter_n_redis=200,
     profile_calls=30,
     micro_n=50,
+    waiting_jobs=40,
+    waiting_span=6.0,
+    waiting_interval=1.0,
 )
 
 
@@ -420,6 +427,15 @@ def bench_ratelimit(cfg: Config, env: Env) -> Json:
     return out
 
 
+# --- 6. waiting for many jobs -----------------------------------------------------------------
+
+
+def bench_waiting(cfg: Config, env: Env) -> Json:
+    return waiting.bench_waiting(
+        cfg.waiting_jobs, cfg.waiting_span, cfg.waiting_interval, env.python
+    )
+
+
 # --- profile ---------------------------------------------------------------------------------
 
 
@@ -451,6 +467,7 @@ BENCHES = {
     "startup": bench_startup,
     "async": bench_async,
     "ratelimit": bench_ratelimit,
+    "waiting": bench_waiting,
     "profile": bench_profile,
 }
 

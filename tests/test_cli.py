@@ -109,10 +109,10 @@ def cli(
     return check_output(Run(done.returncode, done.stdout, done.stderr), key)
 
 
-def cli_in_terminal(*args: str, fake: FakeKlaviyo) -> Run:
+def cli_in_terminal(*args: str, fake: FakeKlaviyo, columns: int = 120) -> Run:
     """Run with stdout on a pseudo-terminal, as in an interactive shell."""
     leader, follower = pty.openpty()
-    env = {**environment(fake, SECRET), "COLUMNS": "120", "TERM": "xterm"}
+    env = {**environment(fake, SECRET), "COLUMNS": str(columns), "TERM": "xterm"}
     process = subprocess.Popen(
         [sys.executable, "-m", "klaviyo_catalog", *args],
         stdin=subprocess.DEVNULL,
@@ -279,30 +279,126 @@ def test_wait_without_a_terminal_prints_a_plain_line_per_poll(fake: FakeKlaviyo)
     assert run.code == 0
     assert "\r" not in run.out and "\x1b" not in run.out
     lines = run.out.splitlines()
-    polls = [line.split() for line in lines[:4]]  # the first get, then three polls
-    assert [p[1:3] for p in polls] == [
-        ["queued", "0%"],
-        ["processing", "30%"],
-        ["processing", "65%"],
-        ["complete", "100%"],
-    ]
-    assert "38 completed, 2 failed, 40 total" in lines[3]
-    assert lines[4].startswith(f"job {job_id} is complete after ")
+    assert "0/1 jobs done  0 completed, 0 failed, 40 items" in lines[0]  # the first get
+    assert "1/1 jobs done  38 completed, 2 failed, 40 items" in lines[-4]
+    assert lines[-3].startswith(f"job {job_id} is complete after ")
+    assert lines[-3].endswith("38 completed, 2 failed, 40 total")
+    assert all(line.startswith("  - The catalog-item could not be") for line in lines[-2:])
+    assert len(lines) == 4 + 3  # the start and three rounds; the job and its two errors
 
 
-def test_wait_on_a_terminal_draws_a_progress_bar(fake: FakeKlaviyo) -> None:
-    job_id = fake.add_job("category-update", total=10, polls_to_complete=3)
+def test_wait_for_many_jobs_of_a_listable_kind(fake: FakeKlaviyo) -> None:
+    ids = fake.add_jobs("item-create", 3, status="processing", total=10)
+    for i, job_id in enumerate(ids):
+        fake.finish_in(job_id, 0.5 + 0.3 * i)
 
-    run = cli_in_terminal(
-        "jobs", "wait", "category-update", job_id, "--poll-interval", "0.02", fake=fake
+    run = cli("jobs", "wait", "item-create", *ids, "--poll-interval", "0.1", fake=fake)
+
+    assert run.code == 0
+    lines = run.out.splitlines()
+    assert "/3 jobs done" in lines[0]
+    done = [line.split()[1] for line in lines if line.startswith("job ")]
+    assert sorted(done) == sorted(ids)
+    assert (
+        lines[-1].startswith("3 jobs done in 0:0")
+        and "3 complete; 30 items completed" in (lines[-1])
+    )
+
+
+def test_wait_for_an_unknown_item_create_job_exits_1(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "wait", "item-create", "01JNOSUCHJOB", fake=fake)
+
+    assert run.code == 1
+    assert "no item-create job with id 01JNOSUCHJOB" in run.err
+
+
+def test_wait_json_prints_a_line_per_poll_then_the_jobs(fake: FakeKlaviyo) -> None:
+    ids = [fake.add_job("variant-update", total=5, polls_to_complete=n) for n in (2, 3)]
+
+    run = cli(
+        "jobs", "wait", "variant-update", *ids, "--poll-interval", "0.02", "--json", fake=fake
     )
 
     assert run.code == 0
-    frames = run.out.split("\r\n")[0].split("\r")[1:]  # the bar, redrawn in place
-    assert len(frames) == 3 and all(frame.endswith("\x1b[K") for frame in frames)
-    assert frames[0].startswith("[░") and "  0%  queued" in frames[0]
-    assert frames[-1].startswith("[█") and "100%  complete" in frames[-1]
-    assert f"job {job_id} is complete" in run.out
+    events = [json.loads(line) for line in run.out.splitlines()]
+    assert events[0]["event"] == "progress" and events[0]["done"] == 0 and events[0]["jobs"] == 2
+    finished = [e["job"] for e in events if e["event"] == "done"]
+    assert sorted(j["id"] for j in finished) == sorted(ids)
+    assert all(j["status"] == "complete" and j["completed_count"] == 5 for j in finished)
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress[-1]["done"] == 2 and progress[-1]["total_items"] == 10
+    assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
+
+
+def interrupt_in_terminal(
+    *args: str, fake: FakeKlaviyo, until: bytes, columns: int = 80
+) -> tuple[int, bytes, str]:
+    """Run on a pseudo-terminal until the output holds `until`, then press Ctrl-C."""
+    leader, follower = pty.openpty()
+    env = {**environment(fake, SECRET), "COLUMNS": str(columns), "TERM": "xterm"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "klaviyo_catalog", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(follower)
+    out = b""
+    try:
+        while until not in out:
+            assert select.select([leader], [], [], 20)[0], f"never printed {until!r}: {out!r}"
+            out += os.read(leader, 4096)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=10)
+        while select.select([leader], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(leader)
+    assert process.stderr is not None
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    return code, out, err
+
+
+def test_wait_on_a_terminal_draws_one_bar_that_ticks_fits_and_ends_clean_on_ctrl_c(
+    seeded: Seeded, fake: FakeKlaviyo
+) -> None:
+    code, out, err = interrupt_in_terminal(
+        "jobs", "wait", "variant-update", seeded.stuck, "--poll-interval", "30",
+        fake=fake, until=b"0:02", columns=70,
+    )  # fmt: skip
+
+    frames = [f for f in out.decode().split("\r") if f]
+    bars = [f.removesuffix("\x1b[K") for f in frames if f.startswith("[")]
+    assert all(f.endswith("\x1b[K") for f in frames if f.startswith("["))
+    assert all(len(bar) <= 69 for bar in bars)  # never wider than the terminal
+    assert bars[0].startswith("[█") and "0/1 jobs done" in bars[0]  # it is half done
+    # Redrawn every second while no poll is due: the elapsed time ticks.
+    assert {"0:00", "0:01", "0:02"} <= {bar.rsplit(" ", 1)[-1] for bar in bars}
+    # Ctrl-C: the bar's line is ended, the error is one line, the exit status 130.
+    assert code == 130
+    assert err == "error: interrupted\n"
+    assert out.endswith(b"\r\n") and b"Traceback" not in out
+
+
+def test_a_narrow_terminal_drops_the_item_counts_before_the_bar(
+    seeded: Seeded, fake: FakeKlaviyo
+) -> None:
+    code, out, _ = interrupt_in_terminal(
+        "jobs", "wait", "variant-update", seeded.stuck, "--poll-interval", "30",
+        fake=fake, until=b"jobs done", columns=40,
+    )  # fmt: skip
+
+    bars = [f.removesuffix("\x1b[K") for f in out.decode().split("\r") if f.startswith("[")]
+    assert bars and all(len(bar) <= 39 and "items" not in bar for bar in bars)
+    assert code == 130
 
 
 def test_wait_timeout_exits_3(seeded: Seeded, fake: FakeKlaviyo) -> None:
@@ -313,7 +409,42 @@ def test_wait_timeout_exits_3(seeded: Seeded, fake: FakeKlaviyo) -> None:
 
     assert run.code == 3
     assert "still processing" in run.err and "--timeout" in run.err
-    assert run.out.splitlines()[0].split()[1:3] == ["processing", "50%"]
+    assert "0/1 jobs done  25 completed, 0 failed, 50 items" in run.out.splitlines()[0]
+
+
+# --- jobs watch ------------------------------------------------------------------------------
+
+
+def test_watch_in_a_pipe_prints_json_lines_of_every_running_job(fake: FakeKlaviyo) -> None:
+    with CatalogJobs(SECRET, base_url=fake.base_url) as kc:
+        running = {
+            j.id
+            for status in ("queued", "processing")
+            for j in [
+                *kc.iter_item_create_jobs(status=status),
+                *kc.iter_variant_update_jobs(status=status),
+            ]
+        }
+
+    run = cli("jobs", "watch", "--count", "2", "--interval", "0.05", fake=fake)
+
+    assert run.code == 0
+    lines = [json.loads(line) for line in run.out.splitlines()]
+    for poll in (1, 2):
+        assert {j["id"] for j in lines if j["poll"] == poll} == running
+    assert {j["kind"] for j in lines} == {
+        "catalog-item-bulk-create-job",
+        "catalog-variant-bulk-update-job",
+    }
+
+
+def test_watch_on_a_terminal_redraws_a_table(fake: FakeKlaviyo) -> None:
+    run = cli_in_terminal("jobs", "watch", "--count", "1", fake=fake)
+
+    assert run.code == 0
+    assert run.out.startswith("\x1b[H")
+    assert "running item-create and variant-update jobs" in run.out
+    assert "KIND" in run.out and "item-create" in run.out
 
 
 # --- errors and exit codes -------------------------------------------------------------------

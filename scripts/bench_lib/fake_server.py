@@ -5,13 +5,17 @@ the process: a fake running in the client's process would bill its own work to t
 
     python -m scripts.bench_lib.fake_server '{"rate_limits": null, "page_size": 100}'
 
+(`"rate_limits": "spec"` keeps each operation's published limits.)
+
 prints `{"base_url": ..., "api_key": ...}`, then answers one command per line:
 
 - `add {"kind": ..., "n": ..., "options": {...}, "revisions": [...]}`: `{"ids": [...],
   "urls": {revision: URL of the first job}, "list_urls": {revision: URL of the kind's list}}`;
 - `latency {"seconds": s}`: from now on every request waits s seconds before it is served;
 - `jitter {"seconds": s}`: every request waits a random 0 to s seconds (13 steps) first;
-- `log`: `{"log": [[monotonic time, status, counted], ...]}`; `reset`: clears the log;
+- `log`: `{"log": [[monotonic time, status, counted, path], ...]}`; `reset`: clears the log;
+- `finish_randomly {"within": s, "seed": n}`: every running job finishes on its own within s
+  seconds; `{"finishes": {id: monotonic time}}`;
 - `stats`: the fake's request count, its own CPU seconds and any internal errors;
 - `quit` (or end of input): stops the fake and exits.
 """
@@ -33,26 +37,30 @@ def serve(config: Json) -> None:
     from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
     limits = config.get("rate_limits")
-    fake = FakeKlaviyo(
-        rate_limits=[(int(c), float(s)) for c, s in limits] if limits else None,
-        page_size=int(config.get("page_size", 100)),
-    )
+    options: dict[str, Any] = {"page_size": int(config.get("page_size", 100))}
+    if limits != "spec":  # "spec": the fake's default, each operation's published limits
+        options["rate_limits"] = [(int(c), float(s)) for c, s in limits] if limits else None
+    fake = FakeKlaviyo(**options)
     with fake:
         _reply({"base_url": fake.base_url, "api_key": fake.api_key})
         for line in sys.stdin:
             command, _, argument = line.strip().partition(" ")
             if command == "add":
                 spec = json.loads(argument)
-                options: dict[str, Any] = spec.get("options", {})
-                ids = fake.add_jobs(spec["kind"], int(spec.get("n", 1)), **options)
+                job_options: dict[str, Any] = spec.get("options", {})
+                ids = fake.add_jobs(spec["kind"], int(spec.get("n", 1)), **job_options)
                 revisions = spec.get("revisions", [])
                 # The fake serves the generated revision's shape whatever revision is asked for.
                 urls = {rev: fake.url(spec["kind"], ids[0]) for rev in revisions}
                 lists = {rev: fake.url(spec["kind"]) for rev in revisions}
                 _reply({"ids": ids, "urls": urls, "list_urls": lists})
             elif command == "log":
-                log = [[r.time, r.status, r.counted] for r in fake.request_log]
+                log = [[r.time, r.status, r.counted, r.path] for r in fake.request_log]
                 _reply({"log": log})
+            elif command == "finish_randomly":
+                spec = json.loads(argument)
+                finishes = fake.finish_randomly(float(spec["within"]), seed=spec.get("seed", 0))
+                _reply({"finishes": finishes})
             elif command == "latency":
                 seconds = float(json.loads(argument)["seconds"])
                 if seconds > 0:  # every request waits first, as if it crossed a network
@@ -95,7 +103,7 @@ class FakeServer:
     def __init__(
         self,
         *,
-        rate_limits: list[tuple[int, float]] | None = None,
+        rate_limits: list[tuple[int, float]] | str | None = None,
         page_size: int = 100,
         python: str = sys.executable,
     ) -> None:
@@ -141,7 +149,7 @@ class FakeServer:
         return self.command("add", spec)
 
     def log(self) -> list[tuple[float, int | None, bool]]:
-        return [(float(t), s, bool(c)) for t, s, c in self.command("log")["log"]]
+        return [(float(t), s, bool(c)) for t, s, c, *_ in self.command("log")["log"]]
 
     def set_latency(self, seconds: float) -> None:
         self.command("latency", {"seconds": seconds})

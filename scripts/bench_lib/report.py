@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from scripts.bench_lib import waiting
 from scripts.bench_lib.common import Json
 
 TARGET_FLOOR_RATIO = 1.3  # facade CPU at 100 items <= 1.3 times the floor
@@ -113,6 +114,8 @@ def targets(results: Json) -> list[tuple[str, str, str, bool | None]]:
                     good,
                 )
             )
+    if results.get("waiting"):
+        out += waiting.targets(results["waiting"])
     return out
 
 
@@ -612,6 +615,8 @@ def render(results: Json) -> str:
         lines += _async(results["async"])
     if "ratelimit" in results:
         lines += _ratelimit(results["ratelimit"])
+    if "waiting" in results:
+        lines += waiting.render(results["waiting"])
     if "profile" in results:
         lines += _profile(results["profile"], results.get("cpu"))
     lines += HISTORY

@@ -660,6 +660,7 @@ TASKS: dict[str, Callable[[Json], Json]] = {
     "limiter_overhead": task_limiter_overhead,
     "profile": task_profile,
     "micro": task_micro,
+    "wait": lambda args: importlib.import_module("scripts.bench_lib.waiting").worker(args),
 }
 
 

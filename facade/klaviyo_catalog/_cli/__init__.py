@@ -32,7 +32,8 @@ from ..errors import (
     TransportError,
     WaitTimeoutError,
 )
-from ._jobs import GET_KINDS, LIST_KINDS, get_job, list_jobs, wait_job
+from ._jobs import GET_KINDS, LIST_KINDS, get_job, list_jobs
+from ._waiting import WAIT_KINDS, wait_jobs, watch_jobs
 
 __all__ = ["CliError", "main"]
 
@@ -103,7 +104,7 @@ def _port(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="klaviyo-catalog",
-        description="Inspect Klaviyo catalog bulk jobs: list them, get one, wait for one.",
+        description="Inspect Klaviyo catalog bulk jobs: list, get, wait for or watch them.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -130,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"API revision to send, YYYY-MM-DD (default: {REVISION})",
         )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    jobs = commands.add_parser("jobs", help="list, get or wait for bulk jobs").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
+    jobs = commands.add_parser(
+        "jobs", help="list, get, wait for or watch bulk jobs"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = jobs.add_parser(
         "list", parents=[client], help="list jobs, fetching pages only as needed"
     )
@@ -151,9 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--json", action="store_true", help="print the job as one JSON document")
     get.set_defaults(run=get_job)
 
-    wait = jobs.add_parser("wait", parents=[client], help="poll a job until it is done")
-    wait.add_argument("kind", metavar="KIND", choices=GET_KINDS, help=", ".join(GET_KINDS))
-    wait.add_argument("job_id", metavar="JOB_ID")
+    wait = jobs.add_parser(
+        "wait", parents=[client], help="wait for one or many jobs of a kind until they are done"
+    )
+    wait.add_argument("kind", metavar="KIND", choices=WAIT_KINDS, help=", ".join(WAIT_KINDS))
+    wait.add_argument("job_ids", metavar="JOB_ID", nargs="+")
     wait.add_argument(
         "--timeout",
         metavar="S",
@@ -162,9 +165,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after S seconds (600)",
     )
     wait.add_argument(
-        "--poll-interval", metavar="S", type=_positive(float), default=2.0, help="first wait (2 s)"
+        "--poll-interval",
+        metavar="S",
+        type=_positive(float),
+        default=2.0,
+        help="seconds between polls (2; longer when the rate limits need it)",
     )
-    wait.set_defaults(run=wait_job)
+    wait.add_argument(
+        "--json", action="store_true", help="one JSON line per poll and per finished job"
+    )
+    wait.set_defaults(run=wait_jobs)
+
+    watch = jobs.add_parser(
+        "watch",
+        parents=[client],
+        help="show every running item-create and variant-update job, live, until Ctrl-C",
+    )
+    watch.add_argument(
+        "--interval",
+        metavar="S",
+        type=_positive(float),
+        default=5.0,
+        help="seconds between polls (5)",
+    )
+    watch.add_argument("--count", metavar="N", type=_positive(int), help="stop after N polls")
+    watch.add_argument(
+        "--json", action="store_true", help="JSON lines even on a terminal (the default in a pipe)"
+    )
+    watch.set_defaults(run=watch_jobs)
 
     fake = commands.add_parser(
         "fake-server", help="run a fake Klaviyo with sample jobs, for trying things out"

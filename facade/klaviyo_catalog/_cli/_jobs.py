@@ -1,10 +1,9 @@
-"""`klaviyo-catalog jobs list|get|wait`: each a few calls of `CatalogJobs`, then rendering."""
+"""`klaviyo-catalog jobs list|get`: each a few calls of `CatalogJobs`, then rendering."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import os
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
@@ -14,9 +13,6 @@ from .._client import CatalogJobs
 from .._models import BulkJob
 from ._render import (
     JobTable,
-    Progress,
-    counts,
-    describe_error,
     job_json,
     job_lines,
     to_json,
@@ -66,22 +62,4 @@ def get_job(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
         print(to_json(job_json(job), indent=2), file=out)
     else:
         print("\n".join(job_lines(job)), file=out)
-    return 0
-
-
-def wait_job(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
-    job = fetch(client, args.kind, args.job_id)
-    live = out.isatty() and os.environ.get("TERM") != "dumb"
-    progress = Progress(out, live=live)  # the wait reports the starting state to it too
-    try:
-        job = client.wait_for_job(
-            job, poll_interval=args.poll_interval, timeout=args.timeout, on_progress=progress
-        )
-    finally:
-        progress.close()
-    print(f"job {job.id} is {job.status} after {progress.elapsed:.1f}s: {counts(job)}", file=out)
-    for error in job.errors[:3]:
-        print(f"  - {describe_error(error)}", file=out)
-    if len(job.errors) > 3:
-        print(f"  ... and {len(job.errors) - 3} more: see `jobs get --json`", file=out)
     return 0

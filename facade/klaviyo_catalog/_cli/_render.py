@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
 from klaviyo_catalog_api.views import VIEWS, Attr, parse_datetime
@@ -211,47 +210,3 @@ def _cell(value: Any) -> str:
         return "-"
     text = f"{value:.2f}" if isinstance(value, float) else " ".join(str(value).split())
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
-
-
-# --- jobs wait -------------------------------------------------------------------------------
-
-
-class Progress:
-    """`on_progress` for `jobs wait`: a bar redrawn in place on a terminal, else a line per poll.
-
-    The plain form keeps logs and pipes free of carriage returns and escape codes.
-    """
-
-    def __init__(self, out: TextIO, *, live: bool) -> None:
-        self.out = out
-        self.live = live
-        self.started = time.monotonic()
-        self._drawn = False
-        encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "")
-        self._marks = ("█", "░") if encoding == "utf8" else ("#", "-")
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def __call__(self, job: BulkJob) -> None:
-        status, done = f"{job.status!s:<10}", f"{percent(job):>4}"
-        if self.live:
-            text = f"{done}  {status}  {counts(job)}  {self.elapsed:.1f}s"
-            columns = shutil.get_terminal_size().columns
-            size = max(10, min(30, columns - len(text) - 4))  # the bar takes the spare room
-            filled = round(job.progress * size)
-            bar = self._marks[0] * filled + self._marks[1] * (size - filled)
-            # Never wider than the terminal: a wrapped line cannot be redrawn with \r.
-            self.out.write(f"\r[{bar}] {text}"[:columns] + "\x1b[K")
-            self._drawn = True
-        else:
-            self.out.write(f"{self.elapsed:6.1f}s  {status} {done}  {counts(job)}\n")
-        self.out.flush()
-
-    def close(self) -> None:
-        """End the bar's line, so what follows (a summary, an error) starts on its own."""
-        if self._drawn:
-            self.out.write("\n")
-            self.out.flush()
-            self._drawn = False

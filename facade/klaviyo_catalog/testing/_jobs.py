@@ -156,6 +156,8 @@ class Job:
 
     def _failure_errors(self, count: int) -> list[dict[str, Any]]:
         """Errors in the minimal shape live jobs use: detail, meta.external_id, source."""
+        if count <= 0:
+            return []  # without generating the resources: time-driven jobs settle often
         resources = self.related_resources()
         errors = []
         for i in range(count):
