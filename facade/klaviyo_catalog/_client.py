@@ -367,7 +367,7 @@ class CatalogJobs(_ClientBase[httpx.Client]):
 
         The first poll comes `poll_interval` seconds after the call, and each interval is 1.5
         times the one before, up to `max_poll_interval`: with the defaults the polls fall at
-        2, 5, 9.5, 16, 26, 41, 64, 94 ... seconds, then every 30 s. Pass
+        2, 5, 9.5, 16, 26, 42, 64, 94 ... seconds, then every 30 s. Pass
         `max_poll_interval=poll_interval` for a fixed interval. Item-create jobs, which have
         no single-job endpoint, are polled through their list, as `wait_for_jobs` does; the
         others by their GET, with `include` and `fields` if given, else those the job was

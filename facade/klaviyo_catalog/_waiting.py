@@ -55,6 +55,7 @@ RUNNING = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
 FINISHED = (JobStatus.COMPLETE.value, JobStatus.CANCELLED.value)
 # A job seen in no list is searched for again after this many intervals, doubling each time.
 MISSING_RECHECK_CAP = 16
+PAGE_SIZE = 100  # jobs per page of a list, as Klaviyo serves them
 # The key of the wait's own sliding log (private to each wait, so any name does).
 WAIT_ACCOUNT = "wait"
 
@@ -204,6 +205,8 @@ class JobsWait:
         self._missing: dict[Key, int] = {}  # -> how many searches missed it
         self._recheck_at: dict[str, float] = {}  # job type -> when to look for missing ones
         self._search_pages: dict[str, int] = {}  # job type -> pages the last search took
+        self._running_pages: dict[str, int] = {}  # job type -> pages of its running lists
+        self._finishing: dict[str, bool] = {}  # job type -> jobs left the running lists
         self._pacer = MemoryRateLimiter(clock=self._clock)
         self._next_round_at = self._started + self._poll_interval
         self._interval = self._poll_interval
@@ -295,11 +298,32 @@ class JobsWait:
     # --- one round ----------------------------------------------------------------------------
 
     def _poll_listed(self, job_type: str, done: Done, used: Counter[str]) -> Flow[None]:
+        """One of three ways, whichever costs fewest requests by the last round's counts:
+        a GET per job (a few jobs), the finished lists only (while jobs keep finishing and the
+        running list is the longer walk), or the running lists and a search for the jobs that
+        left them (which also updates the running jobs' counts)."""
         list_name = LIST_OPERATION[job_type]
         tracked = {k for k in self._pending if k[0] == job_type}
+        running_pages = self._running_pages.get(job_type, 1)
+        get_name = GET_OPERATION.get(job_type)
+        if get_name is not None and len(tracked) <= running_pages:
+            for key in sorted(tracked):
+                yield from self._get(get_name, key, done, used)
+            return
+        finished_pages = self._search_pages.get(job_type)
+        if finished_pages is not None and self._finishing.get(job_type) and running_pages > 1:
+            before = len(done)
+            yield from self._search(job_type, sorted(tracked), done, used, deep=False)
+            self._finishing[job_type] = len(done) > before
+            left = sum(1 for k in tracked if k not in done)
+            self._running_pages[job_type] = max(1, math.ceil(left / PAGE_SIZE))
+            return
         seen: set[Key] = set()
+        pages = 0
 
         def note(page: Page[BulkJob]) -> bool:
+            nonlocal pages
+            pages += 1
             for job in page:
                 key = _key(job)
                 if key in tracked:
@@ -320,7 +344,9 @@ class JobsWait:
             self._missing.pop(key, None)
         if not complete:
             return  # a broken walk proves nothing about the jobs it did not reach
+        self._running_pages[job_type] = max(1, pages)
         candidates = [k for k in tracked if k not in seen and k in self._pending]
+        self._finishing[job_type] = any(k not in self._missing for k in candidates)
         recheck = self._clock() >= self._recheck_at.get(job_type, -math.inf)
         fresh = [k for k in candidates if k not in self._missing]
         if not fresh and not recheck:
@@ -349,8 +375,11 @@ class JobsWait:
         else:
             self._recheck_at.pop(job_type, None)
 
-    def _search(self, job_type: str, keys: list[Key], done: Done, used: Counter[str]) -> Flow[None]:
-        """Look for `keys` in the finished lists; the jobs found there are done."""
+    def _search(
+        self, job_type: str, keys: list[Key], done: Done, used: Counter[str], deep: bool = True
+    ) -> Flow[None]:
+        """Look for `keys` in the finished lists; the jobs found there are done. `deep`: look
+        through every status for the ones searched for before and never found."""
         wanted = set(keys)
         pages = 0
 
@@ -371,7 +400,7 @@ class JobsWait:
                 self._search_pages[job_type] = max(1, pages)
             if not wanted:
                 break
-        if wanted and any(self._missing.get(k) for k in wanted):
+        if deep and wanted and any(self._missing.get(k) for k in wanted):
             # Searched before and missed: look through every status once, in case it carries
             # one this client does not know.
             yield from self._walk(LIST_OPERATION[job_type], None, note, used, None)
