@@ -56,7 +56,7 @@ environment:
                     it is never taken as an option, so it stays out of shell history)
   {BASE_URL_VARIABLE}  the default for --base-url
 
-exit status: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed out
+exit status: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed out, 130 Ctrl-C
 
 start with `klaviyo-catalog fake-server` to try it all without an account."""
 

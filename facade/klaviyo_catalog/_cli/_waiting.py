@@ -256,9 +256,15 @@ def watch_jobs(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> in
 
 
 def _running(client: CatalogJobs) -> Iterator[BulkJob]:
+    seen: set[tuple[str, str]] = set()  # a job that moved from queued to processing meanwhile
     for status in (JobStatus.QUEUED.value, JobStatus.PROCESSING.value):
-        yield from client.iter_item_create_jobs(status=status)
-        yield from client.iter_variant_update_jobs(status=status)
+        for job in (
+            *client.iter_item_create_jobs(status=status),
+            *client.iter_variant_update_jobs(status=status),
+        ):
+            if (job.kind, job.id) not in seen:
+                seen.add((job.kind, job.id))
+                yield job
 
 
 def _draw_table(out: TextIO, running: list[BulkJob], interval: float) -> None:
