@@ -407,3 +407,20 @@ def test_lower_limits_takes_the_minimum_per_window(
 def test_limits_in_different_units_are_an_error() -> None:
     with pytest.raises(curate.CurationError, match="different units"):
         curate.lower_limits({"steady": "60/m"}, {"steady": "1000/h"}, "op")
+
+
+# --- the rate notation of x-klaviyo-ratelimit: read by generate.py only -------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"), [("350/s", (350, 1.0)), ("3500/m", (3500, 60.0)), ("1000/d", (1000, 86400.0))]
+)
+def test_generate_reads_klaviyos_rate_notation(text: str, rate: tuple[int, float]) -> None:
+    assert load_script("generate").parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["", "350", "350/x", "/s", "3.5/s", "x/s"])
+def test_generate_refuses_a_rate_it_cannot_read(text: str) -> None:
+    generate = load_script("generate")
+    with pytest.raises(generate.GenerationError, match="unreadable rate limit"):
+        generate.parse_rate(text)

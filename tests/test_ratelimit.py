@@ -533,26 +533,6 @@ def test_rate_per_seconds_is_a_float() -> None:
     assert isinstance(Rate(3, 1).per_seconds, float)
 
 
-@pytest.mark.parametrize(
-    ("text", "rate"),
-    [
-        ("350/s", Rate(350, 1.0)),
-        ("3500/m", Rate(3500, 60.0)),
-        (" 75 / min ", Rate(75, 60.0)),
-        ("10/5s", Rate(10, 5.0)),
-        ("1000/d", Rate(1000, 86400.0)),
-    ],
-)
-def test_rate_parse(text: str, rate: Rate) -> None:
-    assert Rate.parse(text) == rate
-
-
-@pytest.mark.parametrize("text", ["", "350", "350/x", "/s", "0/s", "3.5/s"])
-def test_rate_parse_rejects_nonsense(text: str) -> None:
-    with pytest.raises(ValueError):
-        Rate.parse(text)
-
-
 def test_no_rates_or_a_bad_margin_is_an_error() -> None:
     with pytest.raises(ValueError):
         MemoryRateLimiter().try_acquire("a", "op", ())

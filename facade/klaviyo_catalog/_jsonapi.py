@@ -151,11 +151,7 @@ def job_errors(attributes: Mapping[str, Any], where: str) -> list[JobError]:
 
 
 def identify(raw: Any, where: str, i: int) -> tuple[str, str]:
-    """(type, id) of a resource object or linkage; the error names `where[i]`.
-
-    The loops over included resources and linkage inline its first three lines: they run once
-    per resource, and a call per resource costs more than the check.
-    """
+    """(type, id) of a resource object or linkage; the error names `where[i]`."""
     if type(raw) is dict:
         kind, rid = raw.get("type"), raw.get("id")
         if type(kind) is str and type(rid) is str:
@@ -176,16 +172,9 @@ def resolve(
     here = f"{where}.relationships.{relationship}"
     linkage = seq(obj(rels.get(relationship) or {}, here).get("data") or [], f"{here}.data")
     out: list[Any] = []
+    where_data = f"{here}.data"
     for i, raw in enumerate(linkage):
-        # identify()'s fast path, inlined: this loop runs once per related resource.
-        if (
-            type(raw) is dict
-            and type(k := raw.get("type")) is str
-            and type(r := raw.get("id")) is str
-        ):
-            key = (k, r)
-        else:
-            key = identify(raw, f"{here}.data", i)
+        key = identify(raw, where_data, i)
         found = index.get(key)
         out.append(found if found is not None else ResourceRef(*key))
     return out
@@ -221,14 +210,7 @@ def included_index(document: Mapping[str, Any]) -> dict[tuple[str, str], Resourc
     """(type, id) -> a view of each included resource; the first of duplicates wins."""
     index: dict[tuple[str, str], Resource[Any]] = {}
     for i, raw in enumerate(seq(document.get("included") or [], "included")):
-        if (
-            type(raw) is dict
-            and type(k := raw.get("type")) is str
-            and type(r := raw.get("id")) is str
-        ):
-            key = (k, r)  # identify()'s fast path, inlined: once per included resource
-        else:
-            key = identify(raw, "included", i)
+        key = identify(raw, "included", i)
         attributes = raw.get("attributes")
         if attributes is not None and type(attributes) is not dict:
             obj(attributes, f"included[{i}].attributes")  # raises, naming the member

@@ -26,7 +26,6 @@ import bisect
 import hashlib
 import math
 import os
-import re
 import threading
 import time
 import weakref
@@ -59,10 +58,6 @@ RESET_GRANULARITY = 1.0
 #: answers (see `budget_hint`), so a wait on it is re-checked this often.
 HINT_RECHECK = 0.05
 
-_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
-_UNITS |= {"h": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}
-_RATE_TEXT = re.compile(r"\s*(\d+)\s*/\s*(\d*\.?\d*)\s*([a-z]+)\s*")
-
 
 @attrs.frozen
 class Rate:
@@ -78,15 +73,6 @@ class Rate:
             raise ValueError(
                 f"Rate.per_seconds must be positive and finite, got {self.per_seconds!r}"
             )
-
-    @classmethod
-    def parse(cls, text: str) -> Rate:
-        """Parse Klaviyo's `x-klaviyo-ratelimit` notation: "350/s", "3500/m", "10/5s"."""
-        match = _RATE_TEXT.fullmatch(text.lower())
-        if match is None or match.group(3) not in _UNITS:
-            raise ValueError(f"not a rate: {text!r} (expected e.g. '350/s' or '3500/m')")
-        multiple = float(match.group(2)) if match.group(2) else 1.0
-        return cls(int(match.group(1)), multiple * _UNITS[match.group(3)])
 
 
 @attrs.frozen
