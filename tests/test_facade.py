@@ -405,11 +405,25 @@ def test_a_repeating_cursor_stops_the_walk(api: Api, server: RecordingServer) ->
     assert caught.value.cursor == "same"
 
 
-def test_start_cursor_resumes_a_walk(api: Api, server: RecordingServer) -> None:
+def test_cursor_resumes_a_walk(api: Api, server: RecordingServer) -> None:
     kind = "catalog-item-bulk-create-job"
     reply(server, docs.collection([docs.job("7", kind)], None))
-    assert [j.id for j in api.collect("iter_item_create_jobs", start_cursor="resume+me")] == ["7"]
+    assert [j.id for j in api.collect("iter_item_create_jobs", cursor="resume+me")] == ["7"]
     assert query(server)["page[cursor]"] == "resume+me"
+
+
+def test_start_cursor_still_works_and_warns_that_it_is_deprecated(
+    api: Api, server: RecordingServer
+) -> None:
+    kind = "catalog-variant-bulk-update-job"
+    reply(server, docs.collection([docs.job("7", kind)], None))
+    with pytest.warns(DeprecationWarning, match="start_cursor= is deprecated; pass cursor=") as w:
+        jobs = api.collect("iter_variant_update_jobs", start_cursor="old+name")
+    assert [j.id for j in jobs] == ["7"]
+    assert query(server)["page[cursor]"] == "old+name"
+    assert w[0].filename.endswith("facade_harness.py")  # it points at the caller's line
+    with pytest.raises(InvalidRequestError, match="cursor= only"):
+        api.collect("iter_item_create_jobs", cursor="a", start_cursor="b")
 
 
 def test_an_error_while_listing_carries_the_cursor_to_resume_from(

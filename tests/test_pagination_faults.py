@@ -131,7 +131,7 @@ def test_a_walk_resumes_from_the_cursor_of_its_error(
     assert seen == wanted[:after]  # the failed page yielded nothing
     assert (error.cursor is None) == (after == 0)
     fake.reset_log()
-    rest = call(mode, opts, "iter_item_create_jobs", start_cursor=error.cursor)
+    rest = call(mode, opts, "iter_item_create_jobs", cursor=error.cursor)
     assert fake.request_log[0].query.get("page[cursor]") == error.cursor
     union = seen + [job.id for job in rest]
     assert union == wanted  # no gap, no duplicate, same order
@@ -149,7 +149,7 @@ def test_an_app_resume_loop_without_retries_loses_nothing(mode: Mode, fake: Fake
         try:
             if mode == "sync":
                 with CatalogJobs(**opts) as kc:
-                    for job in kc.iter_item_create_jobs(status="processing", start_cursor=cursor):
+                    for job in kc.iter_item_create_jobs(status="processing", cursor=cursor):
                         seen.append(job.id)
             else:
                 asyncio.run(collect_async(opts, cursor, seen))
@@ -165,5 +165,5 @@ def test_an_app_resume_loop_without_retries_loses_nothing(mode: Mode, fake: Fake
 
 async def collect_async(opts: dict[str, Any], cursor: str | None, seen: list[str]) -> None:
     async with AsyncCatalogJobs(**opts) as kc:
-        async for job in kc.iter_item_create_jobs(status="processing", start_cursor=cursor):
+        async for job in kc.iter_item_create_jobs(status="processing", cursor=cursor):
             seen.append(job.id)

@@ -10,9 +10,10 @@ import logging
 
 from ._client import AsyncCatalogJobs, CatalogJobs
 from ._models import BulkJob, JobError, JobFailure, JobStatus, Page, ResourceRef, ResponseInfo
-from ._ratelimit import Observation, Rate, RateLimiter, Ticket, Wait
+from ._ratelimit import MemoryRateLimiter, Observation, Rate, RateLimiter, Ticket, Wait
 from ._redis_ratelimit import RedisRateLimiter
 from ._resources import Category, Item, Resource, Variant
+from ._retry import RetryPolicy
 from ._revisions import (
     KlaviyoDeprecationWarning,
     RevisionLifecycle,
@@ -57,6 +58,7 @@ __all__ = [
     "JobStatus",
     "KlaviyoDeprecationWarning",
     "KlaviyoError",
+    "MemoryRateLimiter",
     "NotFoundError",
     "Observation",
     "Page",
@@ -68,6 +70,7 @@ __all__ = [
     "Resource",
     "ResourceRef",
     "ResponseInfo",
+    "RetryPolicy",
     "RevisionLifecycle",
     "RevisionRetiredError",
     "RevisionStatus",

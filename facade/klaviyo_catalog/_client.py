@@ -11,6 +11,7 @@ import copy
 import ipaddress
 import os
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -26,7 +27,7 @@ from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
 from ._version import __version__
 from ._waiting import JobsWait, WaitProgress, wait_for_job
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidRequestError
 
 __all__ = ["AsyncCatalogJobs", "CatalogJobs"]
 
@@ -76,6 +77,20 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _cursor(cursor: str | None, start_cursor: str | None) -> str | None:
+    """`iter_*`'s cursor, taking the deprecated `start_cursor=` (one name for list_* and iter_*)."""
+    if start_cursor is None:
+        return cursor
+    if cursor is not None and cursor != start_cursor:
+        raise InvalidRequestError("pass cursor= only (start_cursor= is its deprecated name)")
+    warnings.warn(
+        "start_cursor= is deprecated; pass cursor=, as to list_*",
+        DeprecationWarning,
+        stacklevel=3,  # the caller of iter_*
+    )
+    return start_cursor
 
 
 def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
@@ -330,14 +345,32 @@ class CatalogJobs(_ClientBase[httpx.Client]):
         )
 
     def iter_item_create_jobs(
-        self, *, status: str | None = None, start_cursor: str | None = None, fields: Fields = None
+        self,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        fields: Fields = None,
+        start_cursor: str | None = None,
     ) -> Iterator[BulkJob]:
-        return self._walk("list_item_create_jobs", status, start_cursor, fields)
+        """Every item-create job of every page, one page in memory at a time, from
+        `cursor` (an error's `.cursor` resumes a walk) or the first page. `start_cursor` is the
+        deprecated name of `cursor`."""
+        cursor = _cursor(cursor, start_cursor)
+        return self._walk("list_item_create_jobs", status, cursor, fields)
 
     def iter_variant_update_jobs(
-        self, *, status: str | None = None, start_cursor: str | None = None, fields: Fields = None
+        self,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        fields: Fields = None,
+        start_cursor: str | None = None,
     ) -> Iterator[BulkJob]:
-        return self._walk("list_variant_update_jobs", status, start_cursor, fields)
+        """Every variant-update job of every page, one page in memory at a time, from
+        `cursor` (an error's `.cursor` resumes a walk) or the first page. `start_cursor` is the
+        deprecated name of `cursor`."""
+        cursor = _cursor(cursor, start_cursor)
+        return self._walk("list_variant_update_jobs", status, cursor, fields)
 
     def _walk(
         self, name: str, status: str | None, cursor: str | None, fields: Fields
@@ -527,14 +560,32 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
         )
 
     def iter_item_create_jobs(
-        self, *, status: str | None = None, start_cursor: str | None = None, fields: Fields = None
+        self,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        fields: Fields = None,
+        start_cursor: str | None = None,
     ) -> AsyncIterator[BulkJob]:
-        return self._walk("list_item_create_jobs", status, start_cursor, fields)
+        """Every item-create job of every page (`async for`), one page in memory at a time, from
+        `cursor` (an error's `.cursor` resumes a walk) or the first page. `start_cursor` is the
+        deprecated name of `cursor`."""
+        cursor = _cursor(cursor, start_cursor)
+        return self._walk("list_item_create_jobs", status, cursor, fields)
 
     def iter_variant_update_jobs(
-        self, *, status: str | None = None, start_cursor: str | None = None, fields: Fields = None
+        self,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        fields: Fields = None,
+        start_cursor: str | None = None,
     ) -> AsyncIterator[BulkJob]:
-        return self._walk("list_variant_update_jobs", status, start_cursor, fields)
+        """Every variant-update job of every page (`async for`), one page in memory at a time, from
+        `cursor` (an error's `.cursor` resumes a walk) or the first page. `start_cursor` is the
+        deprecated name of `cursor`."""
+        cursor = _cursor(cursor, start_cursor)
+        return self._walk("list_variant_update_jobs", status, cursor, fields)
 
     async def _walk(
         self, name: str, status: str | None, cursor: str | None, fields: Fields

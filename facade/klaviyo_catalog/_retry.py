@@ -82,9 +82,11 @@ class RetryPolicy:
         return self.rng.uniform(0, ceiling)
 
     def wait_after_429(self, retry_after: float | None, retry_number: int) -> float:
+        """The wait before retrying a 429: its Retry-After plus jitter, else at least 1 s."""
         if retry_after is None:
             return max(1.0, self.backoff(retry_number))
         return retry_after + self.rng.uniform(0, self.retry_after_jitter)
 
     def should_retry_status(self, status_code: int) -> bool:
+        """Whether an answer with this status is worth another attempt (429 and 5xx)."""
         return status_code in RETRYABLE_STATUSES

@@ -42,7 +42,7 @@ __all__ = [
 class KlaviyoError(Exception):
     """Base class of every error raised by this package.
 
-    `cursor` is set on errors raised while listing: pass it as `cursor=` (or `start_cursor=`)
+    `cursor` is set on errors raised while listing: pass it as `cursor=` to `list_*` or `iter_*`
     to resume the walk where it stopped.
     """
 
