@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import klaviyo_catalog
 import pytest
@@ -215,10 +216,10 @@ def library_frames(error: BaseException) -> list[types.FrameType]:
     return frames
 
 
-def key_paths(root: object) -> list[str]:
-    """Where the key (or its first 20 characters) can be reached from `root` by attributes,
-    containers, headers and chained exceptions, as an error tracker's serializer would walk."""
-    needle = SECRET_KEY[:20]
+def key_paths(root: object, needle: str = SECRET_KEY[:20]) -> list[str]:
+    """Where the key (or its first 20 characters; or another `needle`) can be reached from
+    `root` by attributes, containers, headers and chained exceptions, as an error tracker's
+    serializer would walk."""
     found: list[str] = []
     seen: set[int] = set()
     pending: list[tuple[str, object, int]] = [("error", root, 0)]
@@ -565,6 +566,8 @@ def test_tls_verification_is_on_by_default_and_no_option_turns_it_off(
     parameters = set(inspect.signature(client_class).parameters)
     assert parameters == {
         "api_key",
+        "access_token",
+        "account",
         "revision",
         "base_url",
         "timeout",
@@ -615,3 +618,149 @@ def test_a_self_signed_server_is_refused_before_any_request(
     cause = caught.value.__cause__
     assert isinstance(cause, httpx.ConnectError)
     assert "CERTIFICATE_VERIFY_FAILED" in str(cause)
+
+
+# --- OAuth access tokens: kept out of everything the key is kept out of ------------------------
+
+SECRET_TOKEN = "kat_hardening_t0ken_51d2e3f4a5b6c7d8e9f0a1b2"
+FRESH_TOKEN = "kat_hardening_t0ken_fresh_0a9b8c7d6e5f4a3b2c1"
+
+
+def assert_no_token(*texts: str) -> None:
+    for text in texts:
+        for token in (SECRET_TOKEN, FRESH_TOKEN):
+            assert token not in text
+            assert token[:20] not in text  # not even a prefix
+
+
+@pytest.fixture
+def token_fake() -> Iterator[FakeKlaviyo]:
+    with FakeKlaviyo(api_key=SECRET_KEY, access_tokens=[SECRET_TOKEN, FRESH_TOKEN]) as server:
+        yield server
+    assert server.internal_errors == []
+
+
+def token_opts(fake: FakeKlaviyo, **overrides: Any) -> dict[str, Any]:
+    base = options(fake.base_url, SECRET_KEY, **{"max_retries": 1, **overrides})
+    del base["api_key"]
+    return {"access_token": SECRET_TOKEN, **base, **overrides}
+
+
+@pytest.mark.parametrize("client_class", [CatalogJobs, AsyncCatalogJobs])
+@pytest.mark.parametrize("source", ["fixed", "function"])
+def test_repr_and_attributes_of_a_token_client_never_show_the_token(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs], source: str
+) -> None:
+    token: Any = SECRET_TOKEN if source == "fixed" else (lambda: SECRET_TOKEN)
+    client = client_class(access_token=token, base_url="https://a.klaviyo.com")
+    try:
+        settings = client._settings
+        assert_no_token(
+            repr(client),
+            str(client),
+            repr(vars(client)),
+            repr(settings),
+            repr(attrs.asdict(settings, recurse=False)),
+        )
+        assert SECRET_TOKEN not in settings.account
+    finally:
+        if isinstance(client, CatalogJobs):
+            client.close()
+        else:
+            asyncio.run(client.aclose())
+
+
+def test_no_log_record_or_url_carries_the_token(
+    mode: Mode, token_fake: FakeKlaviyo, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("klaviyo_catalog", "httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    job_id = token_fake.add_job("item-update", items=2)
+    for fault in (Fault.status(503), Fault.rate_limited(0), Fault.reset()):
+        token_fake.inject(fault)
+    call(mode, token_opts(token_fake, max_retries=4), "get_item_update_job", job_id)
+    # A token that expires, then a function that hands out the fresh one.
+    tokens = iter([SECRET_TOKEN, FRESH_TOKEN])
+    token_fake.revoke_access_token(SECRET_TOKEN)
+    refreshing = token_opts(token_fake, access_token=lambda: next(tokens))
+    call(mode, refreshing, "get_item_update_job", job_id)
+    token_fake.revoke_access_token(FRESH_TOKEN)
+    with pytest.raises(AuthenticationError):
+        call(mode, token_opts(token_fake, access_token=FRESH_TOKEN), "list_item_create_jobs")
+    names = {record.name.split(".")[0] for record in caplog.records}
+    assert {"klaviyo_catalog", "httpx", "httpcore"} <= names
+    for record in caplog.records:
+        assert_no_token(record.getMessage(), repr(record.args), str(record.exc_text))
+    assert_no_token(caplog.text)
+    for sent in token_fake.request_log:  # never in a URL
+        assert_no_token(sent.path, repr(sent.query))
+
+
+def test_no_error_message_or_traceback_carries_the_token(
+    mode: Mode, token_fake: FakeKlaviyo
+) -> None:
+    job_id = token_fake.add_job("item-update", status="processing")
+
+    def leaky() -> str:
+        raise RuntimeError(f"could not refresh {SECRET_TOKEN}")
+
+    def expired() -> Any:
+        token_fake.revoke_access_token(FRESH_TOKEN)
+        tokens = iter([FRESH_TOKEN, FRESH_TOKEN])
+        return call(
+            mode,
+            token_opts(token_fake, access_token=lambda: next(tokens)),
+            "get_item_update_job",
+            job_id,
+        )
+
+    def fails_on_refresh() -> Any:
+        calls = iter([FRESH_TOKEN])
+
+        def provider() -> str:
+            try:
+                return next(calls)
+            except StopIteration:
+                return leaky()
+
+        token_fake.revoke_access_token(FRESH_TOKEN)  # so the first request gets a 401
+        failing = token_opts(token_fake, access_token=provider)
+        return call(mode, failing, "get_item_update_job", job_id)
+
+    def faulted(fault: Fault) -> Callable[[], Any]:
+        def go() -> Any:
+            token_fake.inject(fault, times=5)
+            return call(mode, token_opts(token_fake, timeout=0.2), "get_item_update_job", job_id)
+
+        return go
+
+    cases: list[tuple[type[KlaviyoError], Callable[[], Any]]] = [
+        (ConfigurationError, lambda: CatalogJobs(access_token=leaky)),
+        (ConfigurationError, lambda: CatalogJobs(SECRET_KEY, access_token=SECRET_TOKEN)),
+        (ConfigurationError, lambda: CatalogJobs(access_token=SECRET_TOKEN + "\n")),
+        (AuthenticationError, expired),
+        (ConfigurationError, fails_on_refresh),
+        (RateLimitError, faulted(Fault.rate_limited(0))),
+        (ServerError, faulted(Fault.status(503))),
+        (TransportError, faulted(Fault.reset())),
+        (InvalidResponseError, faulted(Fault.truncated())),
+    ]
+    for error_class, action in cases:
+        token_fake.clear_faults()
+        token_fake.add_access_token(FRESH_TOKEN)
+        with pytest.raises(error_class) as caught:
+            action()
+        error = caught.value
+        texts = [
+            str(error),
+            repr(error),
+            repr(vars(error)),
+            "".join(traceback.format_exception(error)),
+        ]
+        if not isinstance(error, ConfigurationError):
+            texts += library_locals(error)  # the constructor holds it, as its argument
+        assert_no_token(*texts)
+        for token in (SECRET_TOKEN, FRESH_TOKEN):
+            assert key_paths(error, token[:20]) == [], type(error)
+            assert token[:20].encode() not in pickle.dumps(error)

@@ -19,10 +19,11 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 import attrs
 import httpx
 
+from ._auth import TokenSource, checked_account, credential
 from ._core import Call, Core, Fields, Flow, PageWalk, RateLimits, Send, Settings
 from ._models import BulkJob, Page
 from ._operations import OPERATIONS, REVISION
-from ._ratelimit import Rate, RateLimiter, account_key, default_limiter
+from ._ratelimit import Rate, RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
 from ._version import __version__
@@ -151,6 +152,8 @@ class _ClientBase(Generic[H]):
         self,
         api_key: str | None = None,
         *,
+        access_token: TokenSource | None = None,
+        account: str | None = None,
         revision: str | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
@@ -162,17 +165,8 @@ class _ClientBase(Generic[H]):
         rate_limiter: RateLimiter | None = None,
         http_client: H | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("KLAVIYO_API_KEY")
-        if not key or not key.strip():
-            raise ConfigurationError(
-                "no Klaviyo API key: pass api_key= or set the KLAVIYO_API_KEY environment variable"
-            )
-        if any(c in key for c in "\r\n"):
-            raise ConfigurationError("the API key contains a line break")
-        if not key.isascii() or not key.strip().isprintable():
-            # It is sent as a header: httpx would fail on it at request time, with an encoding
-            # error that carries the whole header, key included, in its `object` attribute.
-            raise ConfigurationError("the API key contains a control or non-ASCII character")
+        if api_key is not None and access_token is not None:
+            raise ConfigurationError("pass api_key or access_token, not both")
         # Checked here, once: a malformed revision would otherwise be sent, answered 400, and
         # look like an API error. str() gives the canonical spelling.
         chosen_revision = str(Revision.parse(REVISION if revision is None else revision))
@@ -185,11 +179,15 @@ class _ClientBase(Generic[H]):
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(str(exc)) from exc
+        base = _base_url(base_url)
+        chosen_account = checked_account(account) if account is not None else None
+        # Last of the checks: a token function is called here, once.
+        auth = credential(api_key, access_token, os.environ.get("KLAVIYO_API_KEY"))
         self._settings = Settings(
-            api_key=key.strip(),
-            account=account_key(key.strip()),
+            credential=auth,
+            account=chosen_account or auth.default_account(),
             revision=chosen_revision,
-            base_url=_base_url(base_url),
+            base_url=base,
             timeout=_timeout(timeout),
             retry=retry,
             limiter=rate_limiter if rate_limiter is not None else default_limiter(),
@@ -260,6 +258,13 @@ class CatalogJobs(_ClientBase[httpx.Client]):
     """Klaviyo's catalog bulk jobs, synchronously. Use it as a context manager, or close() it.
 
     - `api_key`: a private key; defaults to the KLAVIYO_API_KEY environment variable.
+    - `access_token`: instead of a key, an OAuth app's access token (sent as `Authorization:
+      Bearer`): a string, or a function returning a fresh one. The function is called once
+      here and again after a 401, and the request is then retried once (the async client
+      calls it in a worker thread). Both `api_key` and `access_token` is a ConfigurationError.
+    - `account`: the name of the rate-limit budget, e.g. one installed app instance (OAuth
+      apps get a quota per installation); defaults to a hash of the key or of the first
+      token. Name it when tokens rotate across processes that share a RedisRateLimiter.
     - `revision`: the `revision` header; defaults to the revision the client was generated
       from. Another one works for reading jobs (paths and media type follow it), but new
       fields and limits come with regenerating for it (see the README).

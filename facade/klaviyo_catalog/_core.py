@@ -20,6 +20,7 @@ import attrs
 import httpx
 
 from . import _jsonapi as jsonapi
+from ._auth import Credential
 from ._models import BulkJob, Page, ResponseInfo
 from ._operations import Operation, RequestParts, operation
 from ._ratelimit import Observation, Rate, RateLimiter, Ticket
@@ -71,8 +72,8 @@ RateLimits = Sequence[Rate] | Mapping[str, Sequence[Rate]] | None
 class Settings:
     """Everything a client was configured with. The key stays out of repr."""
 
-    api_key: str = attrs.field(repr=False)
-    account: str  # a hash of the key: what the limiter is keyed by
+    credential: Credential = attrs.field(repr=False)
+    account: str  # what the limiter is keyed by: named by the app, or a hash of the credential
     revision: str
     base_url: str
     timeout: httpx.Timeout
@@ -84,7 +85,7 @@ class Settings:
 
     def headers(self, op: Operation) -> dict[str, str]:
         return {
-            "Authorization": f"Klaviyo-API-Key {self.api_key}",
+            "Authorization": self.credential.authorization(),
             "Accept": op.accept,
             "User-Agent": self.user_agent,
             "revision": self.revision,
@@ -92,7 +93,7 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """The credentials, to keep out of anything shown (response headers echoed back)."""
-        return (self.api_key,)
+        return self.credential.secrets()
 
     def rates(self, op: Operation) -> Sequence[Rate]:
         if self.rate_limits is None:
@@ -173,6 +174,7 @@ class Core:
         rates = s.rates(op)
         url = s.base_url + parts.target
         retries = 0
+        refreshed = False
         while True:
             # Every attempt, retries included, passes the limiter, and holds its ticket until
             # the outcome has arrived: completed on every path, or the slot would stay taken.
@@ -205,6 +207,19 @@ class Core:
                 yield from self._complete(ticket, _observation(result))
                 return result, self._info(result, request_id, elapsed, retries + 1)
             yield from self._complete(ticket, None)
+            if (
+                isinstance(result, httpx.Response)
+                and result.status_code == 401
+                and s.credential.refreshable
+                and not refreshed
+            ):
+                # An OAuth token expires: get a fresh one, once, and try again (not counted as
+                # a retry). A second 401 is the app's to handle.
+                refreshed = True
+                outcome = yield Call(s.credential.refresh)
+                if isinstance(outcome, Exception):
+                    raise outcome
+                continue
             error, retry_wait = self._failure(op, result, retries + 1)
             if retry_wait is None or retries >= s.retry.max_retries:
                 raise error from error.__cause__

@@ -82,6 +82,8 @@ class FakeKlaviyo:
     (default: the spec's). Lists are served oldest first, in insertion order, `page_size` jobs
     per page.
     By default each operation has the rate limits the spec publishes for it.
+    It accepts `api_key` as `Authorization: Klaviyo-API-Key`, and each of `access_tokens` as
+    `Authorization: Bearer` (an OAuth app's tokens; see `add_access_token`).
     `retire_revisions_on=date(...)` answers 410 Gone, as Klaviyo does, to every revision
     retired by that day (two years after its date); off by default, so old shapes stay testable.
     """
@@ -90,6 +92,7 @@ class FakeKlaviyo:
         self,
         *,
         api_key: str = DEFAULT_API_KEY,
+        access_tokens: Iterable[str] = (),
         spec: SpecSource = None,
         revision: str | None = None,
         rate_limits: Limits | Mapping[str, Limits] | None = DEFAULT_RATE_LIMITS,
@@ -103,6 +106,7 @@ class FakeKlaviyo:
         if not valid_revision(revision):
             raise ValueError(f"{revision!r} is not a revision (YYYY-MM-DD, 2022-10-17 or later)")
         self.api_key = api_key
+        self._access_tokens = set(access_tokens)
         self.revision = revision
         self.retire_revisions_on = retire_revisions_on
         self._address = (host, port)
@@ -281,6 +285,16 @@ class FakeKlaviyo:
                 ids = list(job_ids)
             return {job_id: self.finish_in(job_id, rng.uniform(0, within)) for job_id in ids}
 
+    def add_access_token(self, token: str) -> None:
+        """Accept `Authorization: Bearer <token>` from now on, as an OAuth app's token."""
+        with self._lock:
+            self._access_tokens.add(token)
+
+    def revoke_access_token(self, token: str) -> None:
+        """Answer 401 to this token from now on, as Klaviyo does once a token expires."""
+        with self._lock:
+            self._access_tokens.discard(token)
+
     def job_attributes(self, job_id: str) -> dict[str, Any]:
         """A copy of what the job's attributes are now (without advancing it)."""
         with self._lock:
@@ -444,8 +458,14 @@ class FakeKlaviyo:
 
     def _authenticate(self, authorization: str | None) -> None:
         if not authorization:
-            detail = "Send Authorization: Klaviyo-API-Key <private key>."
+            detail = "Send Authorization: Klaviyo-API-Key <private key>, or Bearer <token>."
             raise ApiError.of(401, "not_authenticated", "Not authenticated.", detail)
+        scheme, _, credential = authorization.partition(" ")
+        if scheme == "Bearer":
+            if credential not in self._access_tokens:
+                detail = "The access token is not valid, or has expired."
+                raise ApiError.of(401, "authentication_failed", "Authentication failed.", detail)
+            return
         if authorization != f"Klaviyo-API-Key {self.api_key}":
             detail = "The credentials are not a valid private API key."
             raise ApiError.of(401, "authentication_failed", "Authentication failed.", detail)

@@ -1,0 +1,152 @@
+"""Credentials: a private API key, or an OAuth access token (a string, or a function that
+returns a fresh one). Each knows its Authorization header and which strings to keep secret;
+none ever shows its secret in a repr.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from ._ratelimit import account_key
+from .errors import ConfigurationError
+
+TokenSource = str | Callable[[], str]
+# Tokens a provider handed out that are kept for redaction; older ones have long expired.
+REMEMBERED_TOKENS = 8
+
+
+def checked_secret(value: object, what: str) -> str:
+    """`value` stripped, if it can be sent in a header; ConfigurationError naming `what` (the
+    message never quotes the value)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"the {what} is empty or not a string")
+    if any(c in value for c in "\r\n"):
+        raise ConfigurationError(f"the {what} contains a line break")
+    if not value.isascii() or not value.strip().isprintable():
+        # It is sent as a header: httpx would fail on it at request time, with an encoding
+        # error that carries the whole header, secret included, in its `object` attribute.
+        raise ConfigurationError(f"the {what} contains a control or non-ASCII character")
+    return value.strip()
+
+
+class ApiKey:
+    """A private API key: `Authorization: Klaviyo-API-Key <key>`."""
+
+    refreshable = False
+
+    def __init__(self, key: str) -> None:
+        self._key = checked_secret(key, "API key")
+
+    def authorization(self) -> str:
+        return f"Klaviyo-API-Key {self._key}"
+
+    def default_account(self) -> str:
+        return account_key(self._key)
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._key,)
+
+    def refresh(self) -> None:
+        raise RuntimeError("an API key cannot be refreshed")
+
+    def __repr__(self) -> str:
+        return "ApiKey(...)"
+
+
+class AccessToken:
+    """An OAuth access token: `Authorization: Bearer <token>`.
+
+    From a string, or from a function returning a fresh token: called once at construction,
+    and again by `refresh()` (the core calls it after a 401, off the event loop for the async
+    client).
+    """
+
+    def __init__(self, source: TokenSource) -> None:
+        self._provider: Callable[[], str] | None = None if isinstance(source, str) else source
+        if self._provider is not None and not callable(self._provider):
+            raise ConfigurationError(
+                "access_token must be a string or a function returning one, "
+                f"not {type(source).__name__}"
+            )
+        self._lock = threading.Lock()
+        self._seen: deque[str] = deque(maxlen=REMEMBERED_TOKENS)
+        self._token = ""
+        self._first = ""
+        if isinstance(source, str):
+            self._set(checked_secret(source, "access token"))
+        else:
+            self.refresh()
+        self._first = self._token
+
+    @property
+    def refreshable(self) -> bool:
+        return self._provider is not None
+
+    def authorization(self) -> str:
+        return f"Bearer {self._token}"
+
+    def default_account(self) -> str:
+        # The first token: a refresh must not move the client to a budget of its own.
+        return account_key(self._first)
+
+    def secrets(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._seen)
+
+    def refresh(self) -> None:
+        """Ask the provider for a fresh token. ConfigurationError if it fails or returns
+        something that is not a token (naming the exception type only: its message might
+        quote a token)."""
+        if self._provider is None:
+            raise RuntimeError("a fixed access token cannot be refreshed")
+        failure = None
+        try:
+            fresh = self._provider()
+        except Exception as exc:
+            failure = type(exc).__name__
+        if failure is not None:
+            # Raised outside the handler, so that the app's exception (whose message may quote
+            # a token) is not kept as this one's context, where error trackers would find it.
+            raise ConfigurationError(f"the access_token function failed: {failure}")
+        self._set(checked_secret(fresh, "access token the access_token function returned"))
+
+    def _set(self, token: str) -> None:
+        with self._lock:
+            self._token = token
+            if token not in self._seen:
+                self._seen.append(token)
+
+    def __repr__(self) -> str:
+        return "AccessToken(...)"
+
+
+Credential = ApiKey | AccessToken
+
+
+def credential(
+    api_key: str | None, access_token: TokenSource | None, environment_key: str | None
+) -> Credential:
+    """The one credential a client uses: `api_key`, or `access_token`, or the environment's
+    key. Both given is a ConfigurationError: which one to send would be a guess."""
+    if api_key is not None and access_token is not None:
+        raise ConfigurationError("pass api_key or access_token, not both")
+    if access_token is not None:
+        return AccessToken(access_token)
+    key = api_key if api_key is not None else environment_key
+    if key is None or (isinstance(key, str) and not key.strip()):
+        raise ConfigurationError(
+            "no Klaviyo credential: pass api_key= (or set the KLAVIYO_API_KEY environment "
+            "variable), or access_token= for an OAuth app"
+        )
+    return ApiKey(key)
+
+
+def checked_account(account: object) -> str:
+    """An app-chosen name for the rate-limit budget: printable, at most 200 characters."""
+    if not isinstance(account, str) or not account.strip() or len(account) > 200:
+        raise ConfigurationError("account must be a non-empty string of at most 200 characters")
+    if not account.isprintable():
+        raise ConfigurationError("account must not contain control characters")
+    return account
