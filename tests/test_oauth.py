@@ -244,3 +244,8 @@ def test_a_response_header_carrying_the_token_is_left_out_of_response_info(
     info = get(client(mode, fake, access_token=TOKEN), "J1").response_info
     assert info.request_id == "req-7" and "x-echo" not in info.headers
     assert TOKEN not in repr(info) + repr(dict(info.headers))
+
+
+def test_a_key_client_can_name_its_account_too() -> None:
+    assert CatalogJobs("pk_a", account="main-store")._settings.account == "main-store"
+    assert CatalogJobs("pk_a")._settings.account == account_key("pk_a")
