@@ -37,6 +37,7 @@ from klaviyo_catalog import (
     InvalidResponseError,
     KlaviyoError,
     NotFoundError,
+    PaginationError,
     PermissionDeniedError,
     RateLimitError,
     RevisionRetiredError,
@@ -183,6 +184,8 @@ def provoke(
     yield TransportError, lambda: call(mode, dead, "list_item_create_jobs")
     yield InvalidResponseError, run("get_item_update_job", "J", faults=(Fault.truncated(),))
     yield InvalidResponseError, run("list_item_create_jobs", faults=(json_body({"data": 1}),))
+    unusable = json_body({"data": [], "links": {"next": "/?no-cursor"}})
+    yield PaginationError, run("iter_item_create_jobs", faults=(unusable,))
     yield WaitTimeoutError, wait
 
 

@@ -381,7 +381,7 @@ class CatalogJobs(_ClientBase[httpx.Client]):
         self, name: str, status: str | None, cursor: str | None, fields: Fields
     ) -> Iterator[BulkJob]:
         walk = PageWalk(cursor)
-        while not walk.done:  # a loop, not recursion; one page in memory at a time
+        while walk.proceed():  # a loop, not recursion; one page in memory at a time
             page = self._run(
                 self._core.list_page(name, status=status, cursor=walk.cursor, fields=fields)
             )
@@ -596,7 +596,7 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
         self, name: str, status: str | None, cursor: str | None, fields: Fields
     ) -> AsyncIterator[BulkJob]:
         walk = PageWalk(cursor)
-        while not walk.done:
+        while walk.proceed():
             page = await self._run(
                 self._core.list_page(name, status=status, cursor=walk.cursor, fields=fields)
             )

@@ -30,6 +30,7 @@ from .errors import (
     APIError,
     InvalidResponseError,
     KlaviyoError,
+    PaginationError,
     RateLimitError,
     RevisionRetiredError,
     TransportError,
@@ -107,23 +108,40 @@ class Settings:
 
 @attrs.define
 class PageWalk:
-    """Where a listing is: the cursor to request next, and the cursors already seen."""
+    """Where a listing is: the cursor to request next, and the cursors already seen.
+
+    Drivers loop `while walk.proceed(): page = <list_page(walk.cursor)>; walk.advance(page);
+    <yield the page's jobs>`. A page whose next link is unusable, or repeats a cursor, still
+    yields its jobs: the walk stops only when asked to go past it, with `PaginationError`
+    carrying that page's cursor, so an app can resume instead of ending silently short.
+    """
 
     cursor: str | None
     done: bool = False
     seen: set[str] = attrs.field(factory=set)
+    stopped: PaginationError | None = None
+
+    def proceed(self) -> bool:
+        """True while another page is to be requested; raises what stopped the walk."""
+        if self.stopped is not None:
+            raise self.stopped
+        return not self.done
 
     def advance(self, page: Page[Any]) -> None:
-        next_cursor = page.next_cursor
+        try:
+            next_cursor = page.next_cursor
+        except PaginationError as exc:
+            self.stopped = exc
+            return
         if next_cursor is None:
             self.done = True
             return
         if next_cursor == self.cursor or next_cursor in self.seen:
-            error = InvalidResponseError(
-                f"the server returned cursor {next_cursor!r:.60} again; stopping to avoid a loop"
+            self.stopped = PaginationError(
+                f"the server returned cursor {next_cursor!r:.60} again; stopping to avoid a loop",
+                cursor=self.cursor,
             )
-            error.cursor = self.cursor
-            raise error
+            return
         if self.cursor is not None:
             self.seen.add(self.cursor)
         self.cursor = next_cursor
@@ -158,7 +176,9 @@ class Core:
             )
             response, info = yield from self._exchange(op, parts)
             return self._parse(
-                op, response, lambda doc: jsonapi.job_collection(doc, op.spec.job_type, info)
+                op,
+                response,
+                lambda doc: jsonapi.job_collection(doc, op.spec.job_type, info, cursor=cursor),
             )
         except KlaviyoError as exc:
             exc.cursor = cursor  # so that the caller can resume from this page

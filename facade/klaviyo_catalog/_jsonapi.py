@@ -236,29 +236,55 @@ def job_document(
     return BulkJob(**fields)
 
 
-def job_collection(document: Any, job_type: str, info: ResponseInfo | None = None) -> Page[BulkJob]:
+def job_collection(
+    document: Any, job_type: str, info: ResponseInfo | None = None, *, cursor: str | None = None
+) -> Page[BulkJob]:
+    """A page of jobs; `cursor` is the one it was requested with."""
     top = obj(document, "the document")
     resources = seq(top.get("data"), "data")
     jobs = [
         BulkJob(**job_fields(obj(r, f"data[{i}]"), f"data[{i}]", job_type), response_info=info)
         for i, r in enumerate(resources)
     ]
-    links = obj(top.get("links") or {}, "links")
-    next_cursor = cursor_of(opt_str(links, "next", "links"))
-    return Page(data=jobs, next_cursor=next_cursor, response_info=info)
+    next_cursor, unusable = next_page(top.get("links"))
+    return Page(
+        data=jobs,
+        next_cursor=next_cursor,
+        cursor=cursor,
+        response_info=info,
+        unusable_next=unusable,
+    )
 
 
-def cursor_of(next_link: str | None) -> str | None:
-    """The `page[cursor]` of a `links.next` URL. Only the cursor is used, never the URL."""
-    if not next_link:
-        return None
+def next_page(links: Any) -> tuple[str | None, tuple[str, str] | None]:
+    """(the next page's cursor, None), or (None, (why it cannot be asked for, the link)).
+
+    Only the `page[cursor]` of `links.next` is used, never its host or path: a link to another
+    host (a proxy's base_url, say) still yields its cursor, sent to base_url. A link that names
+    no usable cursor does not cost the page its data (Klaviyo's spec allows any URI there): it
+    is reported, and `Page.next_cursor` and `PageWalk` make continuing fail loudly.
+    """
+    if links is None:
+        return None, None
+    if not isinstance(links, dict):
+        return None, (f"links should be an object, got {type(links).__name__}", f"{links!r:.200}")
+    link = links.get("next")
+    if link is None or link == "":
+        return None, None  # the last page
+    if not isinstance(link, str):
+        return None, (
+            f"links.next should be a string, got {type(link).__name__}",
+            f"{link!r:.200}",
+        )
     try:
-        cursor = httpx.URL(next_link).params.get("page[cursor]")
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise Invalid(f"links.next is not a URL: {next_link!r:.80}") from exc
-    if not isinstance(cursor, str) or not cursor:
-        raise Invalid(f"links.next has no page[cursor]: {next_link!r:.80}")
-    return cursor
+        cursors = httpx.URL(link).params.get_list("page[cursor]")
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return None, (f"links.next is not a URL: {link!r:.80}", link)
+    if not cursors or not cursors[0]:
+        return None, (f"links.next has no page[cursor]: {link!r:.80}", link)
+    if len(set(cursors)) > 1:
+        return None, (f"links.next has {len(set(cursors))} different page[cursor]s", link)
+    return cursors[0], None
 
 
 def error_details(response: httpx.Response) -> list[APIErrorDetail]:

@@ -16,7 +16,7 @@ from klaviyo_catalog_api.views import JOB_MODELS, JobRelationships
 
 from . import _serialize
 from ._resources import Resource, ResourceRef
-from .errors import InvalidResponseError
+from .errors import InvalidResponseError, PaginationError
 
 if TYPE_CHECKING:
     from klaviyo_catalog_api.views import JobModel as RawJob
@@ -276,23 +276,55 @@ T = TypeVar("T")
 
 @attrs.frozen
 class Page(Generic[T]):
-    """One page of a listing. Iterating it yields its jobs."""
+    """One page of a listing. Iterating it yields its jobs.
+
+    `cursor` is the cursor this page was requested with (None for the first page). When the
+    server's `links.next` names no usable cursor, the page keeps its data, `has_next` is True
+    (the server did point onward) and `next_cursor` raises `PaginationError`.
+    """
 
     data: Sequence[T]
-    next_cursor: str | None  # the `page[cursor]` of the next page, or None on the last page
+    # The `page[cursor]` of the next page, or None on the last page.
+    _next_cursor: str | None = attrs.field(alias="next_cursor")
+    cursor: str | None = None
     #: The response this page was read from.
     response_info: ResponseInfo | None = attrs.field(default=None, repr=False, eq=False)
+    # Why `links.next` is unusable, and what it was: set only when it is.
+    _unusable_next: tuple[str, str] | None = attrs.field(
+        default=None, alias="unusable_next", repr=False
+    )
+
+    @property
+    def next_cursor(self) -> str | None:
+        """The cursor of the next page; None on the last page.
+
+        Raises `PaginationError` (with `.cursor`, this page's own cursor) when the server
+        pointed to a next page this client cannot ask for: never a silent end of the listing.
+        """
+        if self._unusable_next is not None:
+            problem, link = self._unusable_next
+            raise PaginationError(
+                f"cannot ask for the page after this one: {problem}; "
+                f"resume from this page's cursor ({self.cursor!r:.60}) later",
+                cursor=self.cursor,
+                next_link=link,
+            )
+        return self._next_cursor
 
     @property
     def has_next(self) -> bool:
-        """True unless this is the last page."""
-        return self.next_cursor is not None
+        """True when the server says another page follows (even one it gave no cursor for)."""
+        return self._next_cursor is not None or self._unusable_next is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """`{"data": [each job's to_dict()], "next_cursor": ...}`."""
+        """`{"data": [each job's to_dict()], "next_cursor": ..., "has_next": ...}`.
+
+        A page whose next link was unusable gives `next_cursor` None and `has_next` true.
+        """
         return {
             "data": [_serialize.json_ready(entry) for entry in self.data],
-            "next_cursor": self.next_cursor,
+            "next_cursor": self._next_cursor,
+            "has_next": self.has_next,
         }
 
     def to_json(self, *, indent: int | None = None) -> str:

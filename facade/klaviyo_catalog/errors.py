@@ -30,6 +30,7 @@ __all__ = [
     "InvalidResponseError",
     "KlaviyoError",
     "NotFoundError",
+    "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
     "RevisionRetiredError",
@@ -105,6 +106,22 @@ class InvalidResponseError(KlaviyoError):
     def headers(self) -> httpx.Headers:
         """The response's headers (empty without a response)."""
         return self.response.headers if self.response is not None else httpx.Headers()
+
+
+class PaginationError(InvalidResponseError):
+    """A listing cannot go on, though every page it read was delivered in full.
+
+    The last page's `links.next` names no usable `page[cursor]` (it is not a URL, or has no
+    cursor), or it repeats a cursor already walked. Klaviyo's spec allows any URI there, so the
+    page itself is kept; only asking for the page after it raises this. `cursor` is the cursor
+    of that last page (None for the first one): pass it as `cursor=` or `start_cursor=` to read
+    the page again, and its next link with it, later. `next_link` is what the server sent.
+    """
+
+    def __init__(self, message: str, *, cursor: str | None, next_link: str | None = None) -> None:
+        super().__init__(message, excerpt=next_link[:200] if next_link else "")
+        self.cursor = cursor
+        self.next_link = next_link
 
 
 @attrs.frozen
