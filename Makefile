@@ -9,7 +9,7 @@ BENCH_VENV := .venv-bench
 LOWEST_VENV := .venv-lowest
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install demo docs gen check-gen curate validate-spec lint typecheck pytest test test-lowest fuzz bench bench-quick clean
+.PHONY: install prism demo docs gen check-gen curate validate-spec lint typecheck pytest test test-lowest fuzz bench bench-quick clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+## Stoplight Prism, pinned by tools/prism/package-lock.json, for tests/test_prism_conformance.py.
+prism:
+	SCARF_ANALYTICS=false npm ci --prefix tools/prism --no-audit --no-fund --loglevel=error
 
 ## A tour of the CLI against a fake Klaviyo on 127.0.0.1: no account, no network.
 demo: $(STAMP)

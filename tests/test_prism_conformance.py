@@ -1,0 +1,428 @@
+"""Conformance with Klaviyo's own spec, checked by a mock that nobody here wrote.
+
+Stoplight Prism (pinned in tools/prism/, installed by `make prism`) serves the published spec
+of the shipped revision, as extracted into tests/fixtures/klaviyo-openapi/, on 127.0.0.1: once
+in static mode (fixed answers Prism derives from the schemas; the extract keeps no examples)
+and once in dynamic mode (random data that conforms to the schemas). Every facade call, all
+five operations with include, fields, status and cursor, sync and async, must parse every
+answer, and what it returns must agree with the JSON Prism sent. Prism also validates the
+requests (`--errors`): a request the spec does not allow comes back as an error, which fails
+the test too.
+
+Without Prism these tests skip, except in CI (`CI=true`), where they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+from klaviyo_catalog import (
+    AsyncCatalogJobs,
+    BulkJob,
+    CatalogJobs,
+    Page,
+    PaginationError,
+    Rate,
+    Resource,
+    ResourceRef,
+)
+from klaviyo_catalog._jsonapi import job_collection
+from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog._resources import Attr
+from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
+
+ROOT = Path(__file__).resolve().parents[1]
+PRISM = ROOT / "tools" / "prism" / "node_modules" / ".bin" / "prism"
+SPEC = ROOT / "tests" / "fixtures" / "klaviyo-openapi" / f"stable_{REVISION}.json"
+ROUNDS = 50
+JOB_ID = "01GSQPBF74KQ5YTDEPP41T1BZH"
+STARTUP_SECONDS = 60.0
+MAX_PAGES = 5  # a walk Prism keeps feeding usable cursors (never seen) is cut short here
+
+Json = dict[str, Any]
+
+
+# --- Prism, started and stopped by the tests ----------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_prism(*flags: str) -> Iterator[tuple[subprocess.Popen[bytes], str, IO[bytes]]]:
+    """Start `prism mock` on a free loopback port; yields (process, base URL, log)."""
+    port = free_port()
+    # No telemetry: Prism's analytics dependency must not try to reach anything.
+    env = {**os.environ, "SCARF_ANALYTICS": "false", "DO_NOT_TRACK": "1"}
+    command = [str(PRISM), "mock", str(SPEC), "-h", "127.0.0.1", "-p", str(port)]
+    # --errors: a request the spec does not allow gets an error answer, failing the call.
+    # -v error: logging every request costs Prism a third of its time.
+    command += ["--errors", "-v", "error", *flags]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            yield process, f"http://127.0.0.1:{port}", log
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)  # its own session: what it started
+                try:
+                    process.wait(5)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def log_tail(log: IO[bytes]) -> str:
+    log.seek(0)
+    return log.read()[-2000:].decode(errors="replace")
+
+
+def wait_ready(process: subprocess.Popen[bytes], base_url: str, log: IO[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"prism exited with {process.returncode}:\n{log_tail(log)}")
+        try:
+            httpx.get(base_url + "/", timeout=1.0)  # any answer (a 404) means it listens
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"prism did not listen within {STARTUP_SECONDS:g}s:\n{log_tail(log)}")
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def prism() -> Iterator[dict[str, str]]:
+    """Both modes, started side by side (each takes a few seconds to load the spec)."""
+    if not PRISM.exists():
+        message = f"Stoplight Prism is not installed at {PRISM}: npm ci --prefix tools/prism"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    assert SPEC.exists(), f"no extract of the published {REVISION} spec: {SPEC.parent}/README.md"
+    with ExitStack() as stack:
+        started = {
+            "static": stack.enter_context(running_prism()),
+            "dynamic": stack.enter_context(running_prism("--dynamic")),
+        }
+        for process, base_url, log in started.values():
+            wait_ready(process, base_url, log)
+        yield {mode: base_url for mode, (_, base_url, _) in started.items()}
+
+
+# --- the calls ----------------------------------------------------------------------------------
+
+
+Call = tuple[str, str, dict[str, Any]]  # (label, method, keyword arguments)
+
+
+def calls(*, bare: bool) -> list[Call]:
+    """Every operation with every option it takes (include, fields, status, cursor), sync
+    walks included; with `bare`, each also without any option."""
+    out: list[Call] = []
+    for name, spec in sorted(OPERATIONS.items()):
+        related = {t: list(names) for t, names in spec.fields.items() if t != spec.job_type}
+        if bare:
+            out.append((name, name, {} if spec.is_list else {"job_id": JOB_ID}))
+        if spec.is_list:
+            walk = name.replace("list_", "iter_", 1)
+            fields = {spec.job_type: ["errors"]}
+            options = {"status": "processing", "cursor": "c-1", "fields": fields}
+            out.append((f"{name}+status+cursor+fields", name, options))
+            options = {"status": "queued", "start_cursor": "c-2", "fields": fields}
+            out.append((f"{walk}+status+cursor+fields", walk, options))
+        else:
+            fields = {spec.job_type: ["status", "errors"], **related}
+            options = {"job_id": JOB_ID, "include": list(spec.include), "fields": fields}
+            out.append((f"{name}+include+fields", name, options))
+    return out
+
+
+FAST = {"rate_limits": [Rate(1_000_000, 1.0)], "max_retries": 0}
+
+
+class Recorder:
+    """The JSON of every response, captured by httpx event hooks before the facade reads it."""
+
+    def __init__(self) -> None:
+        self.responses: list[tuple[httpx.Request, Json]] = []
+        self.violations: list[str] = []
+
+    def record(self, response: httpx.Response) -> None:
+        # Prism lists what it found wrong with a request (or its own answer) in this header.
+        if "sl-violations" in response.headers:
+            self.violations.append(f"{response.request.url}: {response.headers['sl-violations']}")
+        self.responses.append((response.request, json.loads(response.content)))
+
+    def sync_hook(self, response: httpx.Response) -> None:
+        response.read()
+        self.record(response)
+
+    async def async_hook(self, response: httpx.Response) -> None:
+        await response.aread()
+        self.record(response)
+
+
+def sync_round(base_url: str, recorder: Recorder, calls: list[Call]) -> list[tuple[str, Any]]:
+    """Every call once; returns (label, result or the PaginationError that ended a walk)."""
+    http = httpx.Client(event_hooks={"response": [recorder.sync_hook]})
+    results: list[tuple[str, Any]] = []
+    with CatalogJobs("pk_prism", base_url=base_url, http_client=http, **limiter()) as kc:
+        for label, method, kwargs in calls:
+            recorder.responses.clear()
+            result = getattr(kc, method)(**kwargs)
+            if method.startswith("iter_"):
+                result = collect(result, recorder)
+            results.append((label, (result, list(recorder.responses))))
+    http.close()
+    return results
+
+
+async def async_round(
+    base_url: str, recorder: Recorder, calls: list[Call]
+) -> list[tuple[str, Any]]:
+    http = httpx.AsyncClient(event_hooks={"response": [recorder.async_hook]})
+    results: list[tuple[str, Any]] = []
+    async with AsyncCatalogJobs("pk_prism", base_url=base_url, http_client=http, **limiter()) as kc:
+        for label, method, kwargs in calls:
+            recorder.responses.clear()
+            if method.startswith("iter_"):
+                jobs: list[BulkJob] = []
+                stop: PaginationError | None = None
+                try:
+                    async for job in getattr(kc, method)(**kwargs):
+                        jobs.append(job)
+                        if len(recorder.responses) > MAX_PAGES:
+                            break
+                except PaginationError as error:
+                    stop = error
+                result: Any = (jobs, stop)
+            else:
+                result = await getattr(kc, method)(**kwargs)
+            results.append((label, (result, list(recorder.responses))))
+    await http.aclose()
+    return results
+
+
+def limiter() -> dict[str, Any]:
+    return {**FAST, "rate_limiter": MemoryRateLimiter()}
+
+
+def collect(walk: Iterator[BulkJob], recorder: Recorder) -> tuple[list[BulkJob], Any]:
+    """The jobs a walk yields, and the PaginationError that ended it (None: it ended)."""
+    jobs: list[BulkJob] = []
+    try:
+        for job in walk:
+            jobs.append(job)
+            if len(recorder.responses) > MAX_PAGES:
+                break
+    except PaginationError as error:
+        return jobs, error
+    return jobs, None
+
+
+# --- what the facade returned must agree with what Prism sent ----------------------------------
+
+
+def moment(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
+def read_everything(resource: Resource[Any]) -> None:
+    """Every typed attribute of a view, and its generated model: valid data must all read."""
+    for cls in type(resource).__mro__:
+        for name, attribute in vars(cls).items():
+            if isinstance(attribute, Attr):
+                value = getattr(resource, name)
+                raw = resource.attributes.get(name)
+                assert (value is None) == (raw is None), name
+    assert resource.model is not None
+
+
+def agree_job(job: BulkJob, resource: Json) -> None:
+    attributes = resource.get("attributes") or {}
+    assert job.id == resource.get("id", attributes.get("job_id"))
+    assert job.kind == resource["type"]
+    assert job.status == attributes["status"]
+    assert job.created_at == moment(attributes["created_at"])
+    assert job.completed_at == moment(attributes.get("completed_at"))
+    assert job.expires_at == moment(attributes.get("expires_at"))
+    for name in ("total_count", "completed_count", "failed_count"):
+        assert getattr(job, name) == (attributes.get(name) or 0), name
+    assert [e.detail for e in job.errors] == [e["detail"] for e in attributes.get("errors") or []]
+    assert 0.0 <= job.progress <= 1.0
+    assert job.raw.type_.value == job.kind  # the generated model takes the published data too
+
+
+def agree_included(job: BulkJob, document: Json, include: list[str]) -> None:
+    included = {(r["type"], r["id"]): r for r in document.get("included") or []}
+    for relationship in ("items", "variants", "categories"):
+        related = getattr(job, relationship)
+        if relationship not in include:
+            assert related is None
+            continue
+        linkage = document["data"].get("relationships", {}).get(relationship, {}).get("data")
+        linkage = linkage or []
+        assert related is not None
+        # The server's linkage as sent: random linkage may name a resource twice (the spec
+        # does not forbid it), and both stay, like the server's order.
+        assert [(r.type, r.id) for r in related] == [(x["type"], x["id"]) for x in linkage]
+        for entry in related:
+            if (entry.type, entry.id) in included:
+                assert isinstance(entry, Resource)
+                read_everything(entry)
+            else:
+                assert isinstance(entry, ResourceRef)
+
+
+def next_of(document: Json) -> str | None:
+    """The link a page points onward with (None on the last page)."""
+    links = document.get("links")
+    return links.get("next") if isinstance(links, dict) else None
+
+
+def cursor_in(link: str) -> str | None:
+    values = httpx.URL(link).params.get_list("page[cursor]")
+    return values[0] if len(set(values)) == 1 and values[0] else None
+
+
+def agree_page(page: Page[BulkJob], request: httpx.Request, document: Json) -> None:
+    assert [job.id for job in page] == [r["id"] for r in document["data"]]
+    for job, resource in zip(page, document["data"], strict=True):
+        agree_job(job, resource)
+    sent_cursor = request.url.params.get("page[cursor]")
+    assert page.cursor == sent_cursor
+    link = next_of(document)
+    if not link:
+        assert not page.has_next and page.next_cursor is None
+    elif cursor_in(link) is not None:
+        assert page.next_cursor == cursor_in(link)
+    else:  # Prism's random URIs: the page stays whole, asking for the next one fails loudly
+        assert page.has_next
+        with pytest.raises(PaginationError) as caught:
+            _ = page.next_cursor
+        assert caught.value.cursor == sent_cursor and caught.value.next_link == link
+
+
+def agree(label: str, method: str, kwargs: Mapping[str, Any], outcome: Any) -> None:
+    result, responses = outcome
+    assert responses, "no response was recorded"
+    if method.startswith("iter_"):
+        jobs, stop = result
+        expected = [r["id"] for _, document in responses for r in document["data"]]
+        assert [job.id for job in jobs][: len(expected)] == expected[: len(jobs)]
+        request, last = responses[-1]
+        link = next_of(last)
+        if len(responses) <= MAX_PAGES:
+            assert [job.id for job in jobs] == expected  # nothing lost
+            if link and cursor_in(link) is None:
+                assert isinstance(stop, PaginationError)
+                assert stop.cursor == request.url.params.get("page[cursor]")
+            else:
+                assert stop is None
+        for request, document in responses:
+            agree_page(page_of(document, request), request, document)
+        return
+    assert len(responses) == 1  # no retries: max_retries=0, and nothing failed
+    request, document = responses[0]
+    if isinstance(result, Page):
+        agree_page(result, request, document)
+    else:
+        agree_job(result, document["data"])
+        agree_included(result, document, kwargs.get("include", []))
+
+
+def page_of(document: Json, request: httpx.Request) -> Page[BulkJob]:
+    """The facade's own reading of one recorded page (for the pages of a walk)."""
+    job_type = document["data"][0]["type"] if document["data"] else "any"
+    return job_collection(document, job_type, request.url.params.get("page[cursor]"))
+
+
+def check_round(results: list[tuple[str, Any]], recorder: Recorder, calls: list[Call]) -> None:
+    assert recorder.violations == []
+    methods = {label: (method, kwargs) for label, method, kwargs in calls}
+    assert [label for label, _ in results] == list(methods)
+    for label, outcome in results:
+        method, kwargs = methods[label]
+        try:
+            agree(label, method, kwargs, outcome)
+        except AssertionError as error:
+            raise AssertionError(f"{label}: {error}; responses: {outcome[1]!r:.3000}") from None
+
+
+# --- the tests ----------------------------------------------------------------------------------
+
+
+def test_the_extract_is_the_shipped_revision() -> None:
+    spec = json.loads(SPEC.read_text())
+    assert spec["info"]["version"] == REVISION
+    assert len(spec["paths"]) == len(OPERATIONS)
+
+
+def test_every_call_parses_prisms_static_answers(prism: dict[str, str]) -> None:
+    every = calls(bare=True)
+    recorder = Recorder()
+    check_round(sync_round(prism["static"], recorder, every), recorder, every)
+    recorder = Recorder()
+    check_round(asyncio.run(async_round(prism["static"], recorder, every)), recorder, every)
+
+
+def test_every_call_parses_random_data_valid_per_the_spec(prism: dict[str, str]) -> None:
+    """ROUNDS rounds of every call with every option, sync and async side by side (the sync
+    rounds in a thread: Prism's data generation, not the client, sets the pace); the first
+    round also makes each call without options."""
+    url = prism["dynamic"]
+    failures: list[str] = []
+
+    def run(mode: str, round_number: int, go: Callable[[list[Call], Recorder], Any]) -> None:
+        chosen = calls(bare=round_number == 0)
+        recorder = Recorder()
+        try:
+            check_round(go(chosen, recorder), recorder, chosen)
+        except Exception as error:  # collected: the report lists every failing round
+            failures.append(f"{mode} round {round_number}: {type(error).__name__}: {error!s:.4000}")
+
+    def sync_rounds() -> None:
+        for n in range(ROUNDS):
+            run("sync", n, lambda chosen, recorder: sync_round(url, recorder, chosen))
+
+    async def async_rounds() -> None:
+        for n in range(ROUNDS):
+            chosen = calls(bare=n == 0)
+            recorder = Recorder()
+            try:
+                check_round(await async_round(url, recorder, chosen), recorder, chosen)
+            except Exception as error:
+                failures.append(f"async round {n}: {type(error).__name__}: {error!s:.4000}")
+
+    worker = threading.Thread(target=sync_rounds)
+    worker.start()
+    asyncio.run(async_rounds())
+    worker.join()
+    assert failures == [], f"{len(failures)} of {2 * ROUNDS} rounds failed:\n" + "\n".join(
+        failures[:5]
+    )
