@@ -32,19 +32,26 @@ from typing import IO, Any
 import httpx
 import pytest
 from klaviyo_catalog import (
+    APIError,
     AsyncCatalogJobs,
+    AuthenticationError,
+    BadRequestError,
     BulkJob,
     CatalogJobs,
+    NotFoundError,
     Page,
     PaginationError,
+    PermissionDeniedError,
     Rate,
+    RateLimitError,
     Resource,
     ResourceRef,
+    ServerError,
 )
 from klaviyo_catalog._jsonapi import job_collection
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
-from klaviyo_catalog._resources import Attr
 from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
+from klaviyo_catalog_api.views import Attr
 
 ROOT = Path(__file__).resolve().parents[1]
 PRISM = ROOT / "tools" / "prism" / "node_modules" / ".bin" / "prism"
@@ -359,7 +366,7 @@ def agree(label: str, method: str, kwargs: Mapping[str, Any], outcome: Any) -> N
 def page_of(document: Json, request: httpx.Request) -> Page[BulkJob]:
     """The facade's own reading of one recorded page (for the pages of a walk)."""
     job_type = document["data"][0]["type"] if document["data"] else "any"
-    return job_collection(document, job_type, request.url.params.get("page[cursor]"))
+    return job_collection(document, job_type, cursor=request.url.params.get("page[cursor]"))
 
 
 def check_round(results: list[tuple[str, Any]], recorder: Recorder, calls: list[Call]) -> None:
@@ -426,3 +433,41 @@ def test_every_call_parses_random_data_valid_per_the_spec(prism: dict[str, str])
     assert failures == [], f"{len(failures)} of {2 * ROUNDS} rounds failed:\n" + "\n".join(
         failures[:5]
     )
+
+
+ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+    500: ServerError,
+    503: ServerError,
+}
+
+
+@pytest.mark.parametrize("status", ERRORS)
+def test_every_documented_error_becomes_its_typed_error(prism: dict[str, str], status: int) -> None:
+    """Asked by a `Prefer` header, Prism answers with the spec's own error response for the
+    status (random, valid per its schema): each call raises its APIError subclass, with every
+    error object the body held."""
+    recorder = Recorder()
+    http = httpx.Client(
+        headers={"Prefer": f"code={status}"}, event_hooks={"response": [recorder.sync_hook]}
+    )
+    for label, method, kwargs in calls(bare=False):
+        recorder.responses.clear()
+        # A client per call: after a 429 the account pauses, which would slow the next call.
+        with (
+            CatalogJobs("pk_prism", base_url=prism["dynamic"], http_client=http, **limiter()) as kc,
+            pytest.raises(ERRORS[status]) as caught,
+        ):
+            result = getattr(kc, method)(**kwargs)
+            if method.startswith("iter_"):
+                list(result)
+        ((_, body),) = recorder.responses
+        error = caught.value
+        assert error.status_code == status, label
+        sent = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+        assert [e.detail for e in error.errors] == [e.get("detail") for e in sent], label
+    http.close()
