@@ -162,7 +162,7 @@ def walk(mode: Mode, fake: FakeKlaviyo, start: str | None) -> tuple[list[str], K
     if mode == "sync":
         try:
             with CatalogJobs(**opts) as kc:
-                seen.extend(job.id for job in kc.iter_item_create_jobs(start_cursor=start))
+                seen.extend(job.id for job in kc.iter_item_create_jobs(cursor=start))
         except KlaviyoError as error:
             return seen, error
         return seen, None
@@ -170,7 +170,7 @@ def walk(mode: Mode, fake: FakeKlaviyo, start: str | None) -> tuple[list[str], K
     async def run() -> KlaviyoError | None:
         try:
             async with AsyncCatalogJobs(**opts) as kc:
-                async for job in kc.iter_item_create_jobs(start_cursor=start):
+                async for job in kc.iter_item_create_jobs(cursor=start):
                     seen.append(job.id)
         except KlaviyoError as error:
             return error

@@ -157,7 +157,7 @@ def calls(*, bare: bool) -> list[Call]:
             fields = {spec.job_type: ["errors"]}
             options = {"status": "processing", "cursor": "c-1", "fields": fields}
             out.append((f"{name}+status+cursor+fields", name, options))
-            options = {"status": "queued", "start_cursor": "c-2", "fields": fields}
+            options = {"status": "queued", "cursor": "c-2", "fields": fields}
             out.append((f"{walk}+status+cursor+fields", walk, options))
         else:
             fields = {spec.job_type: ["status", "errors"], **related}

@@ -114,8 +114,8 @@ class PaginationError(InvalidResponseError):
     The last page's `links.next` names no usable `page[cursor]` (it is not a URL, or has no
     cursor), or it repeats a cursor already walked. Klaviyo's spec allows any URI there, so the
     page itself is kept; only asking for the page after it raises this. `cursor` is the cursor
-    of that last page (None for the first one): pass it as `cursor=` or `start_cursor=` to read
-    the page again, and its next link with it, later. `next_link` is what the server sent.
+    of that last page (None for the first one): pass it as `cursor=` to `list_*` or `iter_*` to
+    read the page again, and its next link with it, later. `next_link` is what the server sent.
     """
 
     def __init__(self, message: str, *, cursor: str | None, next_link: str | None = None) -> None:
