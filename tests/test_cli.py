@@ -176,6 +176,15 @@ def test_list_json_is_one_parseable_object_per_line(fake: FakeKlaviyo) -> None:
     assert dt.datetime.fromisoformat(jobs[0]["created_at"]).tzinfo is not None
 
 
+def test_an_unknown_status_is_a_usage_error_naming_the_known_ones(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "list", "item-create", "--status", "processin", fake=fake)
+
+    assert run.code == 2 and run.out == ""
+    assert "'processin' is not a job status" in run.err
+    assert "known statuses: cancelled, complete, processing, queued" in run.err
+    assert fake.request_log == []
+
+
 def test_list_says_when_nothing_matches(fake: FakeKlaviyo) -> None:
     run = cli("jobs", "list", "variant-update", "--status", "cancelled", fake=fake)
 
