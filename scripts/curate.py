@@ -124,7 +124,8 @@ CURATION_NOTES: tuple[tuple[str, str], ...] = (
     ),
     (
         "Every link (`self`, `first`, `last`, `prev`, `next`, `related`) is optional and "
-        "nullable, and `links` objects are optional.",
+        "nullable, and `links` objects are optional. Only the links the revision publishes are "
+        "listed (relationship links from 2023-12-15; no `first`/`last` from 2026-04-15).",
         "Live list responses carry `links.next: null` on the last page.",
     ),
     (
@@ -197,13 +198,10 @@ CURATION_NOTES: tuple[tuple[str, str], ...] = (
 
 # Schemas that are ours outright: the published ones are wrong or unstable in these places.
 LINK = {"type": "string", "nullable": True}
+COLLECTION_LINKS = ("self", "first", "last", "prev", "next")
 FIXED_COMPONENTS: dict[str, JSON] = {
     "ResourceLinks": {"type": "object", "properties": {"self": LINK}},
     "RelationshipLinks": {"type": "object", "properties": {"self": LINK, "related": LINK}},
-    "CollectionLinks": {
-        "type": "object",
-        "properties": {k: LINK for k in ("self", "first", "last", "prev", "next")},
-    },
     "JobErrorSource": {
         "type": "object",
         "properties": {"pointer": {"type": "string"}, "parameter": {"type": "string"}},
@@ -444,12 +442,11 @@ def relationships(schema: JSON, job_model: str, components: Components) -> JSON:
             },
         )
         data = {"type": "array", "items": linkage_ref} if "items" in linkage else linkage_ref
+        rel_props: JSON = {"data": data}
+        if "links" in rel.get("properties", {}):  # published from 2023-12-15
+            rel_props["links"] = ref("RelationshipLinks")
         out[rel_name] = components.define(
-            f"{target}Relationship",
-            {
-                "type": "object",
-                "properties": {"data": data, "links": ref("RelationshipLinks")},
-            },
+            f"{target}Relationship", {"type": "object", "properties": rel_props}
         )
     return components.define(f"{job_model}Relationships", {"type": "object", "properties": out})
 
@@ -491,6 +488,13 @@ def document(schema: JSON, op: CuratedOperation, components: Components) -> JSON
             "items": job_resource(data["items"], op.job_model, components),
         }
         links = ref("CollectionLinks")
+        # The links this revision publishes (first and last went in 2026-04-15), all optional.
+        published = props.get("links", {}).get("properties", {})
+        names = [k for k in COLLECTION_LINKS if k in published] or list(COLLECTION_LINKS)
+        components.define(
+            "CollectionLinks",
+            {"type": "object", "properties": {k: LINK for k in names}},
+        )
     else:
         data_schema = job_resource(data, op.job_model, components)
         links = ref("ResourceLinks")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 import ssl
@@ -10,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +19,8 @@ from klaviyo_catalog.testing import DEFAULT_REVISION, FakeKlaviyo, Fault
 from klaviyo_catalog.testing._model import load_spec
 from klaviyo_catalog.testing.pytest_plugin import FakeFactory
 from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
+
+from scripts.curate import curate
 
 pytest_plugins = ["pytester"]  # to run the pytest plugin in a pytest of its own
 # One TLS context for every client: httpx builds one per client otherwise (~25 ms each).
@@ -64,19 +66,11 @@ def job_id_of(resource: dict[str, Any]) -> str:
 
 
 def spec_of_old_shape() -> dict[str, Any]:
-    """The generated revision's curated spec, reshaped as the 2023-01-24 spec was published:
+    """Revision 2023-01-24 as curate.py makes it from (a trimmed extract of) Klaviyo's spec:
     trailing slashes, application/json, the job id in `attributes.job_id`, no `id` field."""
-    spec = copy.deepcopy(dict(load_spec(None)))
-    spec["info"]["version"] = "2023-01-24"
-    spec["paths"] = {path.rstrip("/") + "/": item for path, item in spec["paths"].items()}
-    for item in spec["paths"].values():
-        for response in item["get"]["responses"].values():
-            response["content"] = {"application/json": next(iter(response["content"].values()))}
-        for param in item["get"]["parameters"]:
-            if param["name"].startswith("fields["):
-                names = [n for n in param["x-csv-enum"] if n != "id"]
-                is_job = param["name"].endswith("-job]")
-                param["x-csv-enum"] = ["job_id", *names] if is_job else names
+    extract = Path(__file__).parent / "fixtures" / "klaviyo-openapi" / "stable_2023-01-24.json"
+    published = json.loads(extract.read_text(encoding="utf-8"))
+    spec: dict[str, Any] = curate(published, extract.name)
     return spec
 
 

@@ -101,6 +101,10 @@ class Shape:
     endpoints: tuple[Endpoint, ...]
     job_attributes: tuple[str, ...]  # served job attributes, in the spec's order (no job_id)
     job_id_attribute: bool  # the id is `attributes.job_id` (up to 2023-10-15), not `data.id`
+    # The links the spec's documents have, as the revision published them:
+    relationship_links: bool  # a relationship's self/related links (from 2023-12-15)
+    document_self_link: bool  # a single-job document's top-level links.self (from 2026-01-15)
+    first_last_links: bool  # a page's first and last links (up to 2026-04-15)
     # JSON:API type -> attribute name -> its schema, for every related resource type
     resources: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(repr=False)
 
@@ -123,6 +127,7 @@ class Shape:
         resources: dict[str, Mapping[str, Mapping[str, Any]]] = {}
         content_types: set[str] = set()
         slashes: set[bool] = set()
+        links: dict[str, bool] = {}
         for path, item in spec["paths"].items():
             op = item["get"]
             content = op["responses"]["200"]["content"]
@@ -131,8 +136,17 @@ class Shape:
             is_list = document["data"].get("type") == "array"
             job = deref(document["data"]["items"] if is_list else document["data"])["properties"]
             job_type = str(job["type"]["enum"][0])
-            (relationship, linkage), *_ = deref(job["relationships"])["properties"].items()
-            data = deref(linkage)["properties"]["data"]
+            (relationship, related), *_ = deref(job["relationships"])["properties"].items()
+            related_properties = deref(related)["properties"]
+            data = related_properties["data"]
+            links["relationship"] = (
+                links.get("relationship", False) or "links" in related_properties
+            )
+            if is_list:
+                page_links = deref(document.get("links", {})).get("properties", {})
+                links["first_last"] = links.get("first_last", False) or "first" in page_links
+            else:
+                links["document"] = links.get("document", False) or "links" in document
             related_type = json_type(data.get("items", data))
             segments = path.strip("/").split("/")  # api, collection[, {job_id}]
             slashes.add(path.endswith("/"))
@@ -175,6 +189,9 @@ class Shape:
             endpoints=tuple(endpoints),
             job_attributes=tuple(name for name in job_attributes if name != "job_id"),
             job_id_attribute="job_id" in job_fields,
+            relationship_links=links.get("relationship", False),
+            document_self_link=links.get("document", False),
+            first_last_links=links.get("first_last", False),
             resources=resources,
         )
 
@@ -197,28 +214,6 @@ class Shape:
                 return candidate
         names = ", ".join(k.name for k in self.kinds)
         raise ValueError(f"unknown job kind {kind!r}; use a job type or one of {names}")
-
-    # Links the curated spec leaves optional, laid out as Klaviyo's published specs did by date.
-
-    @property
-    def date(self) -> str:
-        """The revision's date, `YYYY-MM-DD`, for comparisons."""
-        return self.revision[:10]  # "YYYY-MM-DD[.suffix]" compares by its date
-
-    @property
-    def relationship_links(self) -> bool:
-        """Whether relationships carry `links` (from revision 2023-12-15)."""
-        return self.date >= "2023-12-15"
-
-    @property
-    def document_self_link(self) -> bool:
-        """Single-job documents carry a top-level `links.self` from 2026-01-15."""
-        return self.date >= "2026-01-15"
-
-    @property
-    def first_last_links(self) -> bool:
-        """Whether list documents carry `first`/`last` links (until revision 2026-04-15)."""
-        return self.date < "2026-04-15"
 
     def path(self, *segments: str) -> str:
         """The API path of these segments, with this revision's trailing slash or not."""

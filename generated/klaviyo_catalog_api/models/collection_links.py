@@ -17,15 +17,11 @@ class CollectionLinks:
     """
     Attributes:
         self_ (None | str | Unset):
-        first (None | str | Unset):
-        last (None | str | Unset):
         prev (None | str | Unset):
         next_ (None | str | Unset):
     """
 
     self_: None | str | Unset = UNSET
-    first: None | str | Unset = UNSET
-    last: None | str | Unset = UNSET
     prev: None | str | Unset = UNSET
     next_: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -36,18 +32,6 @@ class CollectionLinks:
             self_ = UNSET
         else:
             self_ = self.self_
-
-        first: None | str | Unset
-        if isinstance(self.first, Unset):
-            first = UNSET
-        else:
-            first = self.first
-
-        last: None | str | Unset
-        if isinstance(self.last, Unset):
-            last = UNSET
-        else:
-            last = self.last
 
         prev: None | str | Unset
         if isinstance(self.prev, Unset):
@@ -66,10 +50,6 @@ class CollectionLinks:
         field_dict.update({})
         if self_ is not UNSET:
             field_dict["self"] = self_
-        if first is not UNSET:
-            field_dict["first"] = first
-        if last is not UNSET:
-            field_dict["last"] = last
         if prev is not UNSET:
             field_dict["prev"] = prev
         if next_ is not UNSET:
@@ -89,24 +69,6 @@ class CollectionLinks:
             return cast(None | str | Unset, data)
 
         self_ = _parse_self_(d.pop("self", UNSET))
-
-        def _parse_first(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        first = _parse_first(d.pop("first", UNSET))
-
-        def _parse_last(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        last = _parse_last(d.pop("last", UNSET))
 
         def _parse_prev(data: object) -> None | str | Unset:
             if data is None:
@@ -128,8 +90,6 @@ class CollectionLinks:
 
         collection_links = cls(
             self_=self_,
-            first=first,
-            last=last,
             prev=prev,
             next_=next_,
         )
