@@ -12,7 +12,8 @@ official SDK (`klaviyo-api` 25.0.0) is never a dependency of the project: it liv
 
 Sections: 1 `cpu` (CPU per single-job call at 0/10/100 included items), 2 `listing` (10,000
 jobs over 100 pages vs 1,000 over 10: wall, CPU, peak RSS), 3 `startup` (import + first call),
-4 `async` (50 calls in flight), 5 `ratelimit` (Klaviyo's real limits, one process and four
+4 `async` (50 calls in flight), `tasks` (20, 100 and 500 tasks on one
+AsyncCatalogJobs), 5 `ratelimit` (Klaviyo's real limits, one process and four
 sharing Redis, and the limiter's own cost), 6 `waiting` (1,000 running jobs finishing at
 random within 2 minutes: wait_for_jobs against per-job wait_for_job), and `profile`
 (cProfile, pyinstrument and micro-benchmarks of the facade's 100-item call).
@@ -53,7 +54,7 @@ from scripts.bench_lib.fake_server import FakeServer  # noqa: E402
 from scripts.bench_lib.windows import analyse  # noqa: E402
 from scripts.bench_lib.workers import STARTUP  # noqa: E402
 
-SECTIONS = ("cpu", "listing", "startup", "async", "ratelimit", "waiting", "profile")
+SECTIONS = ("cpu", "listing", "startup", "async", "tasks", "ratelimit", "waiting", "profile")
 KLAVIYO_LIMITS = [(350, 1.0), (3500, 60.0)]
 JITTER_LIMITS = [(75, 1.0), (750, 60.0)]  # 2026-07-15's item and variant job limits
 UPLINK_JITTER = 0.06  # each request waits 0-60 ms in the fake before it is counted
@@ -76,6 +77,9 @@ class Config:
     async_concurrency: int = 50
     async_items: int = 10
     async_rounds: int = 3
+    tasks_counts: tuple[int, ...] = (20, 100, 500)
+    tasks_calls: int = 2_000
+    tasks_rounds: int = 3
     rl_seconds: float = 75.0
     rl_diag_seconds: float = 15.0
     rl_processes: int = 4
@@ -99,6 +103,8 @@ QUICK = Config(
     async_calls=150,
     async_latency_calls=100,
     async_rounds=1,
+    tasks_calls=500,
+    tasks_rounds=1,
     rl_seconds=1.5,
     rl_diag_seconds=1.5,
     limiter_n_memory=5_000,
@@ -347,6 +353,37 @@ def bench_async(cfg: Config, env: Env) -> Json:
     return {"concurrency": cfg.async_concurrency, "items": cfg.async_items, "rows": rows}
 
 
+# --- 4b. many tasks on one client -------------------------------------------------------------
+
+
+def bench_tasks(cfg: Config, env: Env) -> Json:
+    """One AsyncCatalogJobs shared by 20, 100 and 500 tasks: calls beyond its pool wait in the
+    client, so throughput should hold (the goal: 500 tasks at >= 80 % of 20 tasks' rate)."""
+    runs: dict[int, list[Json]] = {n: [] for n in cfg.tasks_counts}
+    with FakeServer(rate_limits=None, python=env.python) as fake:
+        added = fake.add_jobs("item-update", status="complete", revisions=(env.revision,))
+        args = {"base_url": fake.base_url, "api_key": fake.api_key, "job_id": added["ids"][0]}
+        for r in range(cfg.tasks_rounds):
+            for tasks in cfg.tasks_counts:
+                result = run_worker(
+                    env.python, "tasks", {**args, "tasks": tasks, "calls": cfg.tasks_calls}
+                )
+                runs[tasks].append(result)
+                log(
+                    f"tasks round {r + 1}, {tasks} tasks: {result['per_s']:.0f} calls/s, "
+                    f"{result['connections']} connections"
+                )
+    rows = [
+        {
+            "tasks": tasks,
+            "per_s": median([x["per_s"] for x in rs]),
+            "connections": median([x["connections"] for x in rs]),
+        }
+        for tasks, rs in runs.items()
+    ]
+    return {"calls": cfg.tasks_calls, "rounds": cfg.tasks_rounds, "rows": rows}
+
+
 # --- 5. rate limits --------------------------------------------------------------------------
 
 
@@ -466,6 +503,7 @@ BENCHES = {
     "listing": bench_listing,
     "startup": bench_startup,
     "async": bench_async,
+    "tasks": bench_tasks,
     "ratelimit": bench_ratelimit,
     "waiting": bench_waiting,
     "profile": bench_profile,

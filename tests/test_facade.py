@@ -94,7 +94,7 @@ def test_variants_and_categories_resolve_too(api: Api, server: RecordingServer) 
         server,
         docs.single(docs.job(kind="catalog-variant-bulk-update-job", linkage=["V1"]), [variant]),
     )
-    job = api.get_variant_update_job("J", include=["variants"])
+    job = api.get_variant_update_job("JOB1", include=["variants"])
     assert job.kind == "catalog-variant-bulk-update-job" and job.variants is not None
     assert [v.id for v in job.variants] == ["V1"]
     category = {"type": "catalog-category", "id": "C1", "attributes": {"name": "Shoes"}}
@@ -104,7 +104,7 @@ def test_variants_and_categories_resolve_too(api: Api, server: RecordingServer) 
             docs.job(kind="catalog-category-bulk-update-job", linkage=["C1", "C2"]), [category]
         ),
     )
-    job = api.get_category_update_job("J", include=["categories"])
+    job = api.get_category_update_job("JOB1", include=["categories"])
     assert job.categories is not None and job.categories[1] == ResourceRef("catalog-category", "C2")
 
 

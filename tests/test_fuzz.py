@@ -124,6 +124,8 @@ VIEWS: dict[str, type[Resource[Any]]] = {
 # Any Unicode scalar value: everything JSON text can carry in UTF-8 (lone surrogates are below).
 TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
 NONEMPTY = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+# An id a client can ask for (blank, "." and ".." are refused before any request).
+JOB_ID = NONEMPTY.filter(lambda text: bool(text.strip()) and text not in (".", ".."))
 JSON_LEAF = (
     st.none()
     | st.booleans()
@@ -260,7 +262,7 @@ def job_resource(
     draw: st.DrawFn, endpoint: Endpoint, ids: list[str], linked: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any], list[str] | None]:
     """A job resource, its expected BulkJob fields, and the ids it links to (None: no linkage)."""
-    job_id = draw(NONEMPTY)
+    job_id = draw(JOB_ID)
     status = draw(st.sampled_from([s.value for s in JobStatus]) | TEXT)
     created_text, created = draw(datetime_text())
     attributes: dict[str, Any] = {"status": status, "created_at": created_text}
@@ -528,6 +530,12 @@ def core() -> Iterator[Core]:
         yield client._core
 
 
+def requested_id(case: Case) -> str:
+    """The id a single-job case asks for: its document's (the client refuses any other)."""
+    job_id: str = case.jobs[0].fields["id"]
+    return job_id
+
+
 def respond(core: Core, case: Case, body: bytes) -> Any:
     """Run the call's real flow, answering its one request with `body` (sans-I/O)."""
     endpoint = case.endpoint
@@ -535,7 +543,7 @@ def respond(core: Core, case: Case, body: bytes) -> Any:
     if endpoint.is_list:
         flow = core.list_page(endpoint.operation, status=None, cursor=None, fields=None)
     else:
-        flow = core.get_job(endpoint.operation, "JOB", case.include, None)
+        flow = core.get_job(endpoint.operation, requested_id(case), case.include, None)
     action = next(flow)
     assert isinstance(action, Send)
     response = httpx.Response(
@@ -832,13 +840,13 @@ def serve(fake: FakeKlaviyo, body: bytes) -> None:
 def call_sync(client: CatalogJobs, case: Case) -> Any:
     if case.endpoint.is_list:
         return getattr(client, case.endpoint.operation)()
-    return getattr(client, case.endpoint.operation)("JOB", include=case.include)
+    return getattr(client, case.endpoint.operation)(requested_id(case), include=case.include)
 
 
 async def call_async(client: AsyncCatalogJobs, case: Case) -> Any:
     if case.endpoint.is_list:
         return await getattr(client, case.endpoint.operation)()
-    return await getattr(client, case.endpoint.operation)("JOB", include=case.include)
+    return await getattr(client, case.endpoint.operation)(requested_id(case), include=case.include)
 
 
 @pytest.fixture(scope="module")

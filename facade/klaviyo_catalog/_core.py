@@ -1,18 +1,23 @@
 """The one core both clients share, written sans-I/O.
 
-Each public call is a generator ("flow") that yields what it needs done, `Send(request)` or
-`Sleep(seconds)`, and receives the outcome. The flow owns everything that is not I/O: request
-building and validation, the rate-limit gate before every attempt, retry decisions, parsing,
-pagination state and polling. `CatalogJobs` drives flows with `httpx.Client` and `time.sleep`,
-`AsyncCatalogJobs` with `httpx.AsyncClient` and `asyncio.sleep`; nothing else differs.
+Each public call is a generator ("flow") that yields what it needs done, `Send(request)`,
+`Sleep(seconds)` or `Call(function)`, and receives the outcome. The flow owns everything that
+is not I/O: request building and validation, the rate-limit gate before every attempt, retry
+decisions, the call's deadline, the bounds on a response body, parsing, pagination state and
+polling. `CatalogJobs` drives flows with `httpx.Client` and `time.sleep`, `AsyncCatalogJobs`
+with `httpx.AsyncClient` and `asyncio.sleep`; nothing else differs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import logging
+import math
 import time
 import traceback
+import zlib
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -28,8 +33,11 @@ from ._retry import RetryPolicy, retry_after_seconds
 from ._revisions import MOVE_ON
 from .errors import (
     APIError,
+    DeadlineExceededError,
+    InvalidRequestError,
     InvalidResponseError,
     KlaviyoError,
+    PageLimitExceededError,
     PaginationError,
     RateLimitError,
     RevisionRetiredError,
@@ -42,9 +50,191 @@ logger = logging.getLogger("klaviyo_catalog")
 T = TypeVar("T")
 
 
+#: The default `deadline` of one call, retries and waits included: room for a full wait on
+#: the 60 s steady window (or a 60 s Retry-After) plus a few attempts.
+DEFAULT_DEADLINE = 120.0
+#: The default cap on a response body, decoded. Klaviyo's largest documents here (a page of
+#: 100 jobs, or a job with its included items) are well under 1 MB.
+DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
+#: The loop guard of a walk keeps a digest of this many bytes per cursor, not the cursor: a
+#: server handing out a new 16 KB cursor per page costs 16 bytes (plus the set's slot) each.
+CURSOR_DIGEST_BYTES = 16
+
+
+@attrs.define
+class Deadline:
+    """When the current call must be over, on the flow's clock; `budget` None: no deadline."""
+
+    clock: Callable[[], float]
+    budget: float | None
+    at: float = math.inf
+
+    @classmethod
+    def start(cls, clock: Callable[[], float], budget: float | None) -> Deadline:
+        return cls(clock, budget, math.inf if budget is None else clock() + budget)
+
+    def remaining(self) -> float:
+        """Seconds left (inf without a deadline); zero or less once it has passed."""
+        return math.inf if self.budget is None else self.at - self.clock()
+
+    def left(self) -> float | None:
+        """Seconds left, for an action that takes a timeout (None: no limit)."""
+        return None if self.budget is None else self.at - self.clock()
+
+    def exceeded(self, what: str, last_error: KlaviyoError | None = None) -> DeadlineExceededError:
+        assert self.budget is not None
+        error = DeadlineExceededError(
+            f"{what}: the {self.budget:g}s deadline of the call ran out"
+            + (f"; the last attempt failed with: {last_error}" if last_error else ""),
+            deadline=self.budget,
+            last_error=last_error,
+        )
+        error.__cause__ = last_error
+        return error
+
+
+class Body:
+    """A response body as it arrives, sans-I/O: decoded (gzip or deflate) as it is fed, and
+    refused as soon as it passes `max_bytes` decoded or the deadline passes.
+
+    A driver feeds it the raw chunks of a streamed response (`feed`), then takes the finished
+    response (`response`). So a gzip bomb costs at most `max_bytes` of memory, and a body that
+    trickles in a byte at a time stops at the deadline, whatever the per-read timeout.
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_deadline",
+        "_decoder",
+        "_max",
+        "_raw_deflate",
+        "_size",
+        "_source",
+        "_what",
+    )
+
+    def __init__(
+        self, source: httpx.Response, max_bytes: int, deadline: Deadline, what: str
+    ) -> None:
+        self._source = source
+        self._max = max_bytes
+        self._deadline = deadline
+        self._what = what
+        self._size = 0
+        self._chunks: list[bytes] = []
+        self._raw_deflate = False
+        codings = [
+            c.strip().lower()
+            for c in source.headers.get("content-encoding", "").split(",")
+            if c.strip() and c.strip().lower() != "identity"
+        ]
+        self._decoder: Any = None
+        if len(codings) > 1 or (codings and codings[0] not in _WBITS):
+            raise self._invalid(
+                f"the response has Content-Encoding {', '.join(codings)!r:.60}, "
+                "which was not asked for (Accept-Encoding: gzip, deflate)"
+            )
+        if codings:
+            self._decoder = zlib.decompressobj(_WBITS[codings[0]])
+            self._raw_deflate = codings[0] == "deflate"
+        else:
+            declared = source.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise self._too_large()  # refused before reading any of it
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next raw chunk; raises InvalidResponseError or DeadlineExceededError."""
+        if self._decoder is None:
+            self._add(chunk)
+        else:
+            self._decode(chunk)
+        if self._deadline.remaining() <= 0:
+            raise self._deadline.exceeded(f"{self._what}: reading the response body")
+
+    def response(self) -> httpx.Response:
+        """The response, with its whole decoded body in `.content`."""
+        source = self._source
+        content = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        headers = source.headers
+        if self._decoder is not None:
+            # Decoded already: without its Content-Encoding, httpx will not decode it again.
+            headers = httpx.Headers(
+                [(k, v) for k, v in headers.raw if k.lower() not in _ENCODING_HEADERS]
+            )
+        return httpx.Response(
+            source.status_code,
+            headers=headers,
+            content=content,
+            request=source.request,
+            # Not the network stream: an error keeps its response, and needs no socket.
+            extensions={k: v for k, v in source.extensions.items() if k in _KEPT_EXTENSIONS},
+        )
+
+    def _decode(self, data: bytes) -> None:
+        decoder = self._decoder
+        while True:
+            step = min(self._max - self._size + 1, _DECODE_STEP)
+            try:
+                # Never more than one byte past the cap, however well the data compresses, and
+                # in steps of at most 1 MiB (zlib grows one output buffer by doubling).
+                out = decoder.decompress(data, step)
+            except zlib.error:
+                if self._raw_deflate and self._size == 0:
+                    # "deflate" is sometimes sent without its zlib wrapper.
+                    self._raw_deflate = False
+                    self._decoder = decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise self._invalid("the response body is not valid compressed data") from None
+            self._raw_deflate = False
+            self._add(out)
+            if decoder.eof:
+                return  # what follows the end of the stream is ignored, as httpx does
+            data = decoder.unconsumed_tail
+            if not data and len(out) < step:
+                return  # all input consumed and all of its output taken
+
+    def _add(self, data: bytes) -> None:
+        if data:
+            self._size += len(data)
+            if self._size > self._max:
+                raise self._too_large()
+            self._chunks.append(data)
+
+    def _too_large(self) -> InvalidResponseError:
+        return self._invalid(
+            f"the response body is larger than max_response_bytes={self._max}; stopped reading"
+        )
+
+    def _invalid(self, problem: str) -> InvalidResponseError:
+        return InvalidResponseError(
+            f"{self._what}: HTTP {self._source.status_code}: {problem}",
+            status_code=self._source.status_code,
+        )
+
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_DECODE_STEP = 1 << 20
+_KEPT_EXTENSIONS = frozenset({"http_version", "reason_phrase"})
+_ENCODING_HEADERS = frozenset({b"content-encoding", b"content-length"})
+ACCEPT_ENCODING = "gzip, deflate"  # the codings Body decodes; nothing else is asked for
+
+
 @attrs.frozen
 class Send:
+    """Send `request` and read its response into a `Body` (from `receive`), all within
+    `timeout` seconds (None: no deadline). The outcome is the finished `httpx.Response`, or the
+    exception raised: an `httpx.HTTPError`, a `KlaviyoError` from the Body, or a `TimeoutError`
+    when the driver's own timer ran out."""
+
     request: httpx.Request
+    timeout: float | None = None
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    deadline: Deadline = attrs.field(factory=lambda: Deadline(time.monotonic, None))
+    what: str = "request"
+
+    def receive(self, response: httpx.Response) -> Body:
+        """The Body to feed the raw chunks of `response` (its headers have arrived)."""
+        return Body(response, self.max_bytes, self.deadline, self.what)
 
 
 @attrs.frozen
@@ -54,18 +244,21 @@ class Sleep:
 
 @attrs.frozen
 class Call:
-    """Run a function that does blocking I/O (a Redis round trip): the async driver runs it in
-    a worker thread, so the event loop never waits on it."""
+    """Run a function that does blocking I/O (a Redis round trip), giving up after `timeout`
+    seconds (None: no limit). The drivers run it in a worker thread, so the event loop never
+    waits on it and a stalled server cannot hold a call past its deadline."""
 
     function: Callable[[], Any]
+    timeout: float | None = None
 
 
 Action = Send | Sleep | Call
 REDACTED = "[redacted]"
-# What a flow receives back: after a Send, the httpx.Response or the httpx.HTTPError the send
-# raised; after a Call, its result or the exception it raised; after a Sleep, None.
+# What a flow receives back: after a Send, the httpx.Response or the exception (see Send);
+# after a Call, its result or the exception it raised (a TimeoutError if it did not finish in
+# time); after a Sleep, None.
 Flow = Generator[Action, Any, T]
-Fields = Mapping[str, Sequence[str]] | None
+Fields = Mapping[str, Iterable[str]] | None
 RateLimits = Sequence[Rate] | Mapping[str, Sequence[Rate]] | None
 
 
@@ -83,11 +276,13 @@ class Settings:
     rate_limits: RateLimits
     user_agent: str
     clock: Callable[[], float] = time.monotonic
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def headers(self, op: Operation) -> dict[str, str]:
         return {
             "Authorization": self.credential.authorization(),
             "Accept": op.accept,
+            "Accept-Encoding": ACCEPT_ENCODING,
             "User-Agent": self.user_agent,
             "revision": self.revision,
         }
@@ -108,17 +303,23 @@ class Settings:
 
 @attrs.define
 class PageWalk:
-    """Where a listing is: the cursor to request next, and the cursors already seen.
+    """Where a listing is: the operation and its arguments (validated, and materialised once),
+    the cursor to request next, digests of the cursors already seen, and the page budget.
 
-    Drivers loop `while walk.proceed(): page = <list_page(walk.cursor)>; walk.advance(page);
-    <yield the page's jobs>`. A page whose next link is unusable, or repeats a cursor, still
-    yields its jobs: the walk stops only when asked to go past it, with `PaginationError`
-    carrying that page's cursor, so an app can resume instead of ending silently short.
+    Drivers loop `while walk.proceed(): <yield the jobs of next_page(walk)>`. A page whose
+    next link is unusable, or repeats a cursor, still yields its jobs: the walk stops only when
+    asked to go past it, with `PaginationError` carrying that page's cursor, so an app can
+    resume instead of ending silently short.
     """
 
     cursor: str | None
+    name: str = ""
+    status: str | None = None
+    fields: Fields = None
+    max_pages: int | None = None
+    pages: int = 0
     done: bool = False
-    seen: set[str] = attrs.field(factory=set)
+    seen: set[bytes] = attrs.field(factory=set)
     stopped: PaginationError | None = None
 
     def proceed(self) -> bool:
@@ -128,6 +329,7 @@ class PageWalk:
         return not self.done
 
     def advance(self, page: Page[Any]) -> None:
+        self.pages += 1
         try:
             next_cursor = page.next_cursor
         except PaginationError as exc:
@@ -136,15 +338,43 @@ class PageWalk:
         if next_cursor is None:
             self.done = True
             return
-        if next_cursor == self.cursor or next_cursor in self.seen:
+        digest = _digest(next_cursor)
+        if next_cursor == self.cursor or digest in self.seen:
             self.stopped = PaginationError(
                 f"the server returned cursor {next_cursor!r:.60} again; stopping to avoid a loop",
                 cursor=self.cursor,
             )
             return
         if self.cursor is not None:
-            self.seen.add(self.cursor)
+            self.seen.add(_digest(self.cursor))
         self.cursor = next_cursor
+
+    def check_budget(self) -> None:
+        """Before fetching a page: raise if the walk has used its `max_pages`."""
+        if self.max_pages is not None and self.pages >= self.max_pages and self.cursor:
+            raise PageLimitExceededError(
+                f"{self.name}: fetched max_pages={self.max_pages} pages and the server has "
+                "more; pass the error's cursor as cursor= to go on",
+                max_pages=self.max_pages,
+                cursor=self.cursor,
+            )
+
+
+def _digest(cursor: str) -> bytes:
+    return hashlib.blake2b(
+        cursor.encode("utf-8", "surrogatepass"), digest_size=CURSOR_DIGEST_BYTES
+    ).digest()
+
+
+def _materialised(fields: Fields) -> Fields:
+    """`fields` with each value read into a tuple once, so that an iterator given as a value
+    serves every page of a walk (and validation does not consume it)."""
+    if fields is None or not isinstance(fields, Mapping):
+        return fields  # Operation.build refuses a non-mapping with InvalidRequestError
+    return {
+        key: tuple(value) if isinstance(value, Iterable) and not isinstance(value, str) else value
+        for key, value in fields.items()
+    }
 
 
 class Core:
@@ -162,9 +392,46 @@ class Core:
             revision=self.settings.revision, job_id=job_id, include=include, fields=fields
         )
         response, info = yield from self._exchange(op, parts)
-        return self._parse(
+        job = self._parse(
             op, response, lambda doc: jsonapi.job_document(doc, op.spec.job_type, included, info)
         )
+        if job.id != job_id:
+            # A connection shared by mistake (say, across fork()) can deliver another request's
+            # response; a job that is not the one asked for must never pass as it.
+            raise jsonapi.invalid(
+                response, op.name, f"asked for job {job_id!r:.80}, got job {job.id!r:.80}"
+            )
+        return job
+
+    def walk(
+        self,
+        name: str,
+        *,
+        status: str | None,
+        cursor: str | None,
+        fields: Fields,
+        max_pages: int | None = None,
+    ) -> PageWalk:
+        """A walk over every page, its arguments checked now rather than at the first page."""
+        if max_pages is not None and (
+            isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+        ):
+            raise InvalidRequestError(f"max_pages must be a positive int, got {max_pages!r:.40}")
+        fields = _materialised(fields)
+        operation(name).build(
+            revision=self.settings.revision, status=status, cursor=cursor, fields=fields
+        )
+        return PageWalk(cursor, name, status, fields, max_pages)
+
+    def next_page(self, walk: PageWalk) -> Flow[Page[BulkJob]]:
+        """The walk's next page (the walk advances past it); raises PageLimitExceededError
+        once the page budget is used and the server has more."""
+        walk.check_budget()
+        page = yield from self.list_page(
+            walk.name, status=walk.status, cursor=walk.cursor, fields=walk.fields
+        )
+        walk.advance(page)
+        return page
 
     def list_page(
         self, name: str, *, status: str | None, cursor: str | None, fields: Fields
@@ -190,7 +457,7 @@ class Core:
         self, op: Operation, parts: RequestParts
     ) -> Flow[tuple[httpx.Response, ResponseInfo]]:
         s = self.settings
-        started = s.clock()
+        deadline = Deadline.start(s.clock, s.retry.deadline)
         rates = s.rates(op)
         url = s.base_url + parts.target
         retries = 0
@@ -198,14 +465,25 @@ class Core:
         while True:
             # Every attempt, retries included, passes the limiter, and holds its ticket until
             # the outcome has arrived: completed on every path, or the slot would stay taken.
-            ticket = yield from self._admit(op, rates, started)
+            ticket = yield from self._admit(op, rates, deadline)
             try:
-                request = self._build_request(
-                    parts.method, url, headers={**s.headers(op), **parts.headers}, timeout=s.timeout
-                )
+                remaining = deadline.left()
+                if remaining is not None and remaining <= 0:
+                    raise deadline.exceeded(f"{op.name}: before attempt {retries + 1}")
+                try:
+                    request = self._build_request(
+                        parts.method,
+                        url,
+                        headers={**s.headers(op), **parts.headers},
+                        timeout=_within(s.timeout, remaining),
+                    )
+                except httpx.InvalidURL:
+                    raise InvalidRequestError(
+                        f"{op.name}: the request URL cannot be built"
+                    ) from None
                 sent_at = s.clock()
                 try:
-                    result = yield Send(request)
+                    result = yield Send(request, remaining, s.max_response_bytes, deadline, op.name)
                 finally:
                     # The response and any httpx error keep this request, and errors keep those:
                     # once sent, it never shows the key again (error trackers record them all).
@@ -217,16 +495,25 @@ class Core:
                 self._complete_now(ticket)
                 raise RuntimeError("a flow driver must answer each Send")
             if isinstance(result, httpx.Response):
-                # httpcore's own copy of the request, key included, hides in the spent stream,
-                # and a redirect's follow-up request copies the headers.
-                result.stream = httpx.ByteStream(result.content)
+                # A redirect's follow-up request copies the headers. (The Body's response holds
+                # its content only, not httpcore's stream and its copy of the request.)
                 result.next_request = None
             elapsed = s.clock() - sent_at
             request_id = _log_attempt(parts, result, retries + 1, elapsed)
             if isinstance(result, httpx.Response) and result.is_success:
-                yield from self._complete(ticket, _observation(result))
+                yield from self._complete(op, deadline, ticket, _observation(result))
                 return result, self._info(result, request_id, elapsed, retries + 1)
-            yield from self._complete(ticket, None)
+            yield from self._complete(op, deadline, ticket, None)
+            if isinstance(result, KlaviyoError):
+                raise result  # from the Body: too large, or the deadline passed mid-body
+            if isinstance(result, TimeoutError) and remaining is None:
+                raise TransportError(f"{op.name}: the request timed out")
+            if isinstance(result, TimeoutError) or _cut_short(result, s.timeout, remaining):
+                # The attempt had all the time the deadline left, and used it up.
+                expired = deadline.exceeded(f"{op.name}: waiting for the response")
+                if isinstance(result, httpx.HTTPError):
+                    expired.__cause__ = _without_locals(result)
+                raise expired
             if (
                 isinstance(result, httpx.Response)
                 and result.status_code == 401
@@ -236,17 +523,25 @@ class Core:
                 # An OAuth token expires: get a fresh one, once, and try again (not counted as
                 # a retry). A second 401 is the app's to handle.
                 refreshed = True
-                outcome = yield Call(s.credential.refresh)
+                outcome = yield Call(s.credential.refresh, deadline.left())
+                if isinstance(outcome, TimeoutError) and deadline.remaining() <= _CLOCK_SLACK:
+                    raise deadline.exceeded(f"{op.name}: refreshing the access token")
                 if isinstance(outcome, Exception):
                     raise outcome
                 continue
             error, retry_wait = self._failure(op, result, retries + 1)
             if retry_wait is None or retries >= s.retry.max_retries:
                 raise error from error.__cause__
-            self._check_deadline(op, started, retry_wait, error)
+            if retry_wait >= deadline.remaining():
+                raise deadline.exceeded(
+                    f"{op.name}: no time left for retry {retries + 1} in {retry_wait:.2f}s", error
+                )
             if isinstance(error, RateLimitError):
                 # A wait this call honours: every request of the account waits it out too.
-                yield from self._limit(s.limiter.pause, s.account, retry_wait)
+                with contextlib.suppress(DeadlineExceededError):  # it goes on in the background
+                    yield from self._limit(
+                        op, deadline, s.limiter.pause, s.account, retry_wait, cleanup=True
+                    )
             retries += 1
             logger.info(
                 "retry %d of %d in %.2fs (request id %s): %s",
@@ -258,26 +553,39 @@ class Core:
             )
             yield Sleep(retry_wait)
 
-    def _admit(self, op: Operation, rates: Sequence[Rate], started: float) -> Flow[Ticket]:
-        """Wait until the limiter admits one request; return its ticket."""
+    def _admit(self, op: Operation, rates: Sequence[Rate], deadline: Deadline) -> Flow[Ticket]:
+        """Wait until the limiter admits one request; return its ticket. A wait the deadline
+        cannot fit fails at once, rather than sleeping into a lost cause."""
         s = self.settings
         paused = 0.0
         while True:
-            grant = yield from self._limit(s.limiter.try_acquire, s.account, op.name, rates)
+            grant = yield from self._limit(
+                op, deadline, s.limiter.try_acquire, s.account, op.name, rates
+            )
             if isinstance(grant, Ticket):
                 if paused:
                     logger.warning(
                         "%s waited %.2fs: the account is paused after a 429", op.name, paused
                     )
                 return grant
-            self._check_deadline(op, started, grant.seconds, None)
+            if grant.seconds >= deadline.remaining():
+                raise deadline.exceeded(
+                    f"{op.name}: waiting {grant.seconds:.2f}s for the rate limit"
+                )
             if grant.paused:
                 paused += grant.seconds
             yield Sleep(grant.seconds)
 
-    def _complete(self, ticket: Ticket, observation: Observation | None) -> Flow[None]:
+    def _complete(
+        self, op: Operation, deadline: Deadline, ticket: Ticket, observation: Observation | None
+    ) -> Flow[None]:
         try:
-            yield from self._limit(self.settings.limiter.complete, ticket, observation)
+            yield from self._limit(
+                op, deadline, self.settings.limiter.complete, ticket, observation, cleanup=True
+            )
+        except DeadlineExceededError:
+            # The round trip goes on in its worker thread; the call need not wait for it.
+            logger.debug("%s: the rate limiter round trip goes on past the deadline", op.name)
         except TransportError as exc:
             # The outcome is here and stands; the slot stays taken until the limiter gives up on
             # it (RedisRateLimiter's stale_after), which only slows us down.
@@ -290,12 +598,28 @@ class Core:
         except Exception as exc:
             logger.warning("the rate limiter failed to complete a request: %r", exc)
 
-    def _limit(self, method: Callable[..., T], *args: Any) -> Flow[T]:
-        """Call the rate limiter: inline, or as a Call when it does blocking I/O. Its own
-        failures (say, Redis unreachable) become TransportError too."""
+    def _limit(
+        self,
+        op: Operation,
+        deadline: Deadline,
+        method: Callable[..., T],
+        *args: Any,
+        cleanup: bool = False,
+    ) -> Flow[T]:
+        """Call the rate limiter: inline, or as a Call when it does blocking I/O, given the
+        time the deadline leaves (a `cleanup` call is made even when none is left). Its own
+        failures (say, Redis unreachable) become TransportError; a round trip that outlasts
+        the deadline, DeadlineExceededError."""
         try:
             if self.settings.limiter.blocking_io:
-                result = yield Call(functools.partial(method, *args))
+                remaining = deadline.left()
+                if remaining is not None and remaining <= 0:
+                    if not cleanup:
+                        raise deadline.exceeded(f"{op.name}: before a rate limiter round trip")
+                    remaining = 0.0
+                result = yield Call(functools.partial(method, *args), remaining)
+                if isinstance(result, TimeoutError) and deadline.remaining() <= _CLOCK_SLACK:
+                    raise deadline.exceeded(f"{op.name}: waiting for the rate limiter")
                 if isinstance(result, Exception):
                     raise result
                 return result  # type: ignore[no-any-return]
@@ -361,17 +685,6 @@ class Core:
         if cls is RateLimitError:
             return RateLimitError(message, retry_after=retry_after, **kwargs)
         return cls(message, **kwargs)
-
-    def _check_deadline(
-        self, op: Operation, started: float, wait: float, error: KlaviyoError | None
-    ) -> None:
-        deadline = self.settings.retry.deadline
-        if deadline is not None and self.settings.clock() - started + wait > deadline:
-            if error is not None:
-                raise error
-            raise TransportError(
-                f"{op.name}: the rate limit wait would pass the {deadline:g}s deadline"
-            )
 
     def _info(
         self, response: httpx.Response, request_id: str | None, elapsed: float, attempts: int
@@ -463,3 +776,37 @@ def _log_attempt(
             elapsed,
         )
     return request_id
+
+
+# A timer may fire a hair before the instant it was set for; this much counts as on time.
+_CLOCK_SLACK = 0.005
+_TIMEOUT_PHASES: Mapping[type[httpx.TimeoutException], str] = {
+    httpx.ConnectTimeout: "connect",
+    httpx.ReadTimeout: "read",
+    httpx.WriteTimeout: "write",
+    httpx.PoolTimeout: "pool",
+}
+
+
+def _within(timeout: httpx.Timeout, remaining: float | None) -> httpx.Timeout:
+    """`timeout` with every phase shortened to the time the deadline leaves."""
+    if remaining is None:
+        return timeout
+    return httpx.Timeout(
+        connect=_shorter(timeout.connect, remaining),
+        read=_shorter(timeout.read, remaining),
+        write=_shorter(timeout.write, remaining),
+        pool=_shorter(timeout.pool, remaining),
+    )
+
+
+def _shorter(phase: float | None, remaining: float) -> float:
+    return remaining if phase is None else min(phase, remaining)
+
+
+def _cut_short(result: object, timeout: httpx.Timeout, remaining: float | None) -> bool:
+    """Whether an attempt timed out because the deadline shortened its timeout."""
+    if remaining is None or not isinstance(result, httpx.TimeoutException):
+        return False
+    phase = getattr(timeout, _TIMEOUT_PHASES.get(type(result), "read"))
+    return phase is None or remaining < phase

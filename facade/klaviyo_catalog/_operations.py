@@ -11,7 +11,7 @@ sent. Validation happens here, before any request.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
 import attrs
@@ -35,6 +35,10 @@ __all__ = [
 ]
 
 STATUS_FILTER = 'equals(status,"{}")'
+# Limits on what an argument may add to the URL (httpx refuses URLs over 64 KiB). Klaviyo's job
+# ids are 26 characters, its cursors a few hundred characters.
+MAX_JOB_ID_CHARS = 1_024
+MAX_CURSOR_URL_CHARS = 32_768  # once percent-encoded
 
 
 @attrs.frozen
@@ -72,7 +76,7 @@ class Operation:
         revision: str,
         job_id: str | None = None,
         include: Iterable[str] | None = None,
-        fields: Mapping[str, Sequence[str]] | None = None,
+        fields: Mapping[str, Iterable[str]] | None = None,
         status: str | None = None,
         cursor: str | None = None,
     ) -> tuple[RequestParts, tuple[str, ...]]:
@@ -97,6 +101,12 @@ class Operation:
         if cursor is not None:
             if not isinstance(cursor, str) or not cursor or not _utf8(cursor):
                 raise InvalidRequestError("cursor must be a non-empty string of valid Unicode")
+            encoded = len(quote(cursor, safe=","))
+            if encoded > MAX_CURSOR_URL_CHARS:
+                raise InvalidRequestError(
+                    f"cursor is {encoded} characters long once URL-encoded; at most "
+                    f"{MAX_CURSOR_URL_CHARS} can be sent"
+                )
             query["page[cursor]"] = cursor
         unknown = [wire for wire in query if wire not in self.spec.query]
         if unknown:
@@ -136,13 +146,15 @@ class Operation:
                 )
         return tuple(dict.fromkeys(names))
 
-    def _fields(self, json_type: str, names: Sequence[str]) -> str:
+    def _fields(self, json_type: str, names: Iterable[str]) -> str:
         allowed = self.spec.fields.get(json_type) if isinstance(json_type, str) else None
         if allowed is None:
             types = ", ".join(self.spec.fields)
             raise InvalidRequestError(
                 f"{self.name}: no sparse fieldset for type {json_type!r}; types: {types}"
             )
+        if not isinstance(names, str) and isinstance(names, Iterable):
+            names = list(names)  # read once: an iterator is consumed by the checks below
         if isinstance(names, str) or not isinstance(names, Iterable) or not names:
             raise InvalidRequestError(
                 f"{self.name}: fields[{json_type}] must be a non-empty list of field names"
@@ -162,7 +174,12 @@ class Operation:
         # Only the statuses the spec knows: Klaviyo answers an unknown one with an empty list,
         # which a typo ("processin") would turn into a silent "nothing to do". Checking against
         # the list also keeps quotes and parentheses out of the filter expression.
-        if not isinstance(status, str) or status not in JOB_STATUSES:
+        if not isinstance(status, str):  # str(True) would go out as "True"
+            raise InvalidRequestError(
+                f"{self.name}: status must be a str such as 'processing', "
+                f"got {type(status).__name__}"
+            )
+        if status not in JOB_STATUSES:
             raise InvalidRequestError(
                 f"{self.name}: {status!r:.60} is not a job status; "
                 f"known statuses: {', '.join(JOB_STATUSES)}"
@@ -172,6 +189,11 @@ class Operation:
     def _job_id(self, job_id: str | None) -> str:
         if not isinstance(job_id, str) or not job_id.strip():
             raise InvalidRequestError(f"{self.name}: job_id must be a non-empty string")
+        if len(job_id) > MAX_JOB_ID_CHARS:
+            raise InvalidRequestError(
+                f"{self.name}: job_id is {len(job_id)} characters long; "
+                f"at most {MAX_JOB_ID_CHARS} are accepted"
+            )
         if job_id in (".", ".."):  # would be read as a path step, not as an id
             raise InvalidRequestError(f"{self.name}: {job_id!r} is not a job id")
         if not _utf8(job_id):

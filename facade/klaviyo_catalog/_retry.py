@@ -69,10 +69,10 @@ class RetryPolicy:
     def __attrs_post_init__(self) -> None:
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-        if not self.backoff_base > 0:
-            raise ValueError("retry_backoff must be positive")
-        if self.deadline is not None and self.deadline <= 0:
-            raise ValueError("deadline must be positive")
+        if not (math.isfinite(self.backoff_base) and self.backoff_base > 0):
+            raise ValueError("retry_backoff must be finite and positive")
+        if self.deadline is not None and not (math.isfinite(self.deadline) and self.deadline > 0):
+            raise ValueError("deadline must be finite and positive")
         if not (math.isfinite(self.max_retry_after) and self.max_retry_after >= 0):
             raise ValueError("max_retry_after must be finite and >= 0")
 

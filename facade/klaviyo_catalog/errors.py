@@ -26,10 +26,12 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "DeadlineExceededError",
     "InvalidRequestError",
     "InvalidResponseError",
     "KlaviyoError",
     "NotFoundError",
+    "PageLimitExceededError",
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -78,6 +80,32 @@ class TransportError(KlaviyoError):
     Its `__cause__` is the httpx exception, whose message has the detail (and whose `request`
     has its `Authorization` header redacted).
     """
+
+
+class DeadlineExceededError(KlaviyoError, builtins.TimeoutError):
+    """The call's `deadline` ran out: while waiting for the rate limit, for the rate limiter
+    itself, for a response, for a body that kept trickling in, or before a retry could fit.
+
+    `deadline` is the budget in seconds; `last_error` the failure a retry would have answered,
+    when a retry was cut short (also its `__cause__`).
+    """
+
+    def __init__(
+        self, message: str, *, deadline: float, last_error: KlaviyoError | None = None
+    ) -> None:
+        super().__init__(message)
+        self.deadline = deadline
+        self.last_error = last_error
+
+
+class PageLimitExceededError(KlaviyoError):
+    """A walk (`iter_*` with `max_pages=`) fetched its page budget and the server still had a
+    next page. `cursor` is that page's cursor: pass it as `start_cursor=` to go on."""
+
+    def __init__(self, message: str, *, max_pages: int, cursor: str) -> None:
+        super().__init__(message)
+        self.max_pages = max_pages
+        self.cursor = cursor
 
 
 class InvalidResponseError(KlaviyoError):

@@ -329,6 +329,43 @@ def task_async(args: Json) -> Json:
     return asyncio.run(_async_run(args))
 
 
+async def _tasks_run(args: Json) -> Json:
+    import httpcore._backends.auto as auto
+    from klaviyo_catalog import AsyncCatalogJobs, Rate
+
+    # Count the TCP connections the client opens: pool thrashing shows as one per call.
+    opened = 0
+    connect = auto.AutoBackend.connect_tcp
+
+    async def counting(self: Any, *a: Any, **k: Any) -> Any:
+        nonlocal opened
+        opened += 1
+        return await connect(self, *a, **k)
+
+    auto.AutoBackend.connect_tcp = counting  # type: ignore[method-assign]
+    tasks, calls = int(args["tasks"]), int(args["calls"])
+    kc = AsyncCatalogJobs(
+        args["api_key"], base_url=args["base_url"], rate_limits=[Rate(NO_LIMIT, 1.0)]
+    )
+
+    async def worker(n: int) -> int:
+        for _ in range(n):
+            read_facade_job(await kc.get_item_update_job(args["job_id"]))
+        return n
+
+    share, extra = divmod(calls, tasks)
+    wall0 = time.perf_counter()
+    done = await asyncio.gather(*(worker(share + (i < extra)) for i in range(tasks)))
+    wall = time.perf_counter() - wall0
+    await kc.aclose()
+    return {"tasks": tasks, "calls": sum(done), "per_s": sum(done) / wall, "connections": opened}
+
+
+def task_tasks(args: Json) -> Json:
+    """Section `tasks`: one AsyncCatalogJobs shared by N tasks, a cold client each time."""
+    return asyncio.run(_tasks_run(args))
+
+
 # --- rate limits -----------------------------------------------------------------------------
 
 
@@ -656,6 +693,7 @@ TASKS: dict[str, Callable[[Json], Json]] = {
     "cpu": task_cpu,
     "listing": task_listing,
     "async": task_async,
+    "tasks": task_tasks,
     "rate_client": task_rate_client,
     "limiter_overhead": task_limiter_overhead,
     "profile": task_profile,

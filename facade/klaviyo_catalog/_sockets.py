@@ -1,0 +1,103 @@
+"""The sync client's own sockets wait no longer than the call's deadline, read by read.
+
+httpx gives each read of a response one timeout, fixed when the body starts; a server that
+sends a byte just before each read would time out keeps a body coming for as long as it likes.
+The async client cuts an exchange off with `asyncio.timeout`; a thread has no such thing, so
+the sync client's own pool gets a network backend whose every connect, read and write waits at
+most until the deadline of the call this thread is making (`deadline_in`). An app's own
+`http_client` keeps its backend: there the deadline is checked as each chunk arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpcore
+import httpx
+
+_local = threading.local()
+# A socket timeout of 0 would switch the socket to non-blocking (a ReadError, not a timeout).
+_SOONEST = 1e-4
+
+
+@contextlib.contextmanager
+def deadline_in(seconds: float | None) -> Iterator[None]:
+    """Socket waits of this thread end by `seconds` from now (None: no deadline)."""
+    previous = getattr(_local, "at", None)
+    _local.at = None if seconds is None else time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _local.at = previous
+
+
+def _capped(timeout: float | None) -> float | None:
+    at: float | None = getattr(_local, "at", None)
+    if at is None:
+        return timeout
+    left = max(at - time.monotonic(), _SOONEST)
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _capped(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _capped(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._stream.start_tls(ssl_context, server_hostname, _capped(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(
+            self._backend.connect_tcp(host, port, _capped(timeout), local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._backend.connect_unix_socket(path, _capped(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def bound_by_deadlines(client: httpx.Client) -> bool:
+    """Give the pools of a client built by this package the deadline-aware backend. False if
+    httpx keeps its pools elsewhere than it does today (the per-chunk check still applies)."""
+    applied = False
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
+            applied = True
+    return applied

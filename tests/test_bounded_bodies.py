@@ -1,0 +1,229 @@
+"""Response bodies are streamed, decoded as they arrive and capped at `max_response_bytes`
+(decoded): a huge or endless body, or a gzip bomb, is an InvalidResponseError, not the memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from klaviyo_catalog import (
+    AsyncCatalogJobs,
+    CatalogJobs,
+    ConfigurationError,
+    InvalidResponseError,
+)
+from klaviyo_catalog._core import DEFAULT_MAX_RESPONSE_BYTES, Deadline
+from klaviyo_catalog._ratelimit import MemoryRateLimiter
+
+from tests.hostile_server import (
+    declared_huge,
+    endless,
+    gzip_bomb,
+    hostile,
+    job_document,
+    serve_bytes,
+)
+from tests.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
+
+MODES = ["sync", "async"]
+
+
+def call(mode: str, base_url: str, **options: Any) -> Any:
+    kwargs: dict[str, Any] = {"base_url": base_url, "rate_limiter": MemoryRateLimiter()}
+    kwargs |= {"max_retries": 0, **options}
+    if mode == "sync":
+        with CatalogJobs("pk_x", **kwargs) as kc:
+            return kc.get_item_update_job("J1")
+
+    async def run() -> Any:
+        async with AsyncCatalogJobs("pk_x", **kwargs) as kc:
+            return await kc.get_item_update_job("J1")
+
+    return asyncio.run(run())
+
+
+def gzip(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+# --- sans-I/O: the Body ------------------------------------------------------------------------
+
+
+def constant(answer: Served) -> Callable[[Any], Served]:
+    return lambda send: answer
+
+
+def served(payload: bytes, *headers: tuple[str, str], pieces: int = 1) -> Served:
+    step = max(1, -(-len(payload) // pieces))
+    chunks = [(0.0, payload[i : i + step]) for i in range(0, len(payload), step)]
+    return Served(chunks=chunks, headers=[("Content-Type", "application/json"), *headers])
+
+
+@pytest.mark.parametrize(
+    "encoding, encode",
+    [
+        ("gzip", gzip),
+        ("x-gzip", gzip),
+        ("deflate", zlib.compress),  # with the zlib wrapper, as the RFC says
+        ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw, as some servers send it
+        ("identity", lambda data: data),
+    ],
+)
+def test_compressed_bodies_are_decoded_as_they_arrive(encoding: str, encode: Any) -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock)
+    payload = encode(job_document("JOB1"))
+    driver = VirtualDriver(
+        clock, lambda send: served(payload, ("Content-Encoding", encoding), pieces=7)
+    )
+    job = driver.run(core.get_job("get_item_update_job", "JOB1", None, None))
+    assert job.id == "JOB1"
+    assert driver.sends[0].request.headers["Accept-Encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, gzip", "compress"])
+def test_an_encoding_that_was_not_asked_for_is_refused(encoding: str) -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock)
+    driver = VirtualDriver(clock, lambda send: served(b"xx", ("Content-Encoding", encoding)))
+    with pytest.raises(InvalidResponseError, match="Content-Encoding"):
+        driver.run(core.get_job("get_item_update_job", "JOB1", None, None))
+
+
+def test_garbage_claiming_to_be_gzip_is_an_invalid_response() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock)
+    driver = VirtualDriver(clock, lambda send: served(b"not gzip", ("Content-Encoding", "gzip")))
+    with pytest.raises(InvalidResponseError, match="compressed"):
+        driver.run(core.get_job("get_item_update_job", "JOB1", None, None))
+
+
+def test_a_body_one_byte_over_the_cap_is_refused_and_one_at_the_cap_is_not() -> None:
+    clock = VirtualClock()
+    payload = job_document("JOB1")
+    for cap, ok in ((len(payload), True), (len(payload) - 1, False)):
+        core = virtual_core(clock, max_response_bytes=cap)
+        for encoded in (payload, gzip(payload)):
+            headers = [("Content-Encoding", "gzip")] if encoded is not payload else []
+            driver = VirtualDriver(clock, constant(served(encoded, *headers, pieces=5)))
+            flow = core.get_job("get_item_update_job", "JOB1", None, None)
+            if ok:
+                assert driver.run(flow).id == "JOB1"
+            else:
+                with pytest.raises(InvalidResponseError, match="max_response_bytes"):
+                    driver.run(flow)
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, max_response_bytes=1000)
+
+    def answer(send: Any) -> Served:
+        return Served(chunks=[], headers=[("Content-Length", "5000")])
+
+    driver = VirtualDriver(clock, answer)
+    with pytest.raises(InvalidResponseError, match="max_response_bytes=1000"):
+        driver.run(core.get_job("get_item_update_job", "JOB1", None, None))
+
+
+def test_a_gzip_bomb_costs_no_more_than_the_cap() -> None:
+    bomb = gzip_bomb(1 << 30)  # 1 GiB of spaces in about 1 MB
+    assert len(bomb) < 1_100_000
+    clock = VirtualClock()
+    core = virtual_core(clock, max_response_bytes=10 * 1024 * 1024)
+    pieces = [(0.0, bomb[i : i + 65536]) for i in range(0, len(bomb), 65536)]
+    answer = Served(chunks=pieces, headers=[("Content-Encoding", "gzip")])
+    driver = VirtualDriver(clock, lambda send: answer)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidResponseError, match="max_response_bytes"):
+            driver.run(core.get_job("get_item_update_job", "JOB1", None, None))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 1024 * 1024 + 4 * 1024 * 1024  # the cap, plus a decoding step or two
+
+
+def test_the_body_checks_the_deadline_after_each_chunk() -> None:
+    clock = VirtualClock()
+    deadline = Deadline.start(clock, 2.0)
+    response = httpx.Response(200, request=httpx.Request("GET", "http://127.0.0.1:9/"))
+    from klaviyo_catalog._core import Body
+
+    body = Body(response, 100, deadline, "op")
+    body.feed(b"{")
+    clock.advance(2.0)
+    with pytest.raises(TimeoutError, match="deadline"):
+        body.feed(b"}")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "50"])
+def test_max_response_bytes_must_be_a_positive_int(bad: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_response_bytes"):
+        CatalogJobs("pk_x", max_response_bytes=bad)
+
+
+# --- over loopback HTTP ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_endless_body_is_an_invalid_response(mode: str) -> None:
+    with hostile(endless) as server:
+        started = time.monotonic()
+        with pytest.raises(InvalidResponseError, match="max_response_bytes=2000000"):
+            call(mode, server.base_url, max_response_bytes=2_000_000)
+    assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_declared_500_mb_body_is_refused_before_reading(mode: str) -> None:
+    with hostile(declared_huge) as server:
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidResponseError, match="larger than"):
+                call(mode, server.base_url)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_one_megabyte_gzip_bomb_stays_within_the_default_cap(mode: str) -> None:
+    bomb = gzip_bomb(1 << 30)
+    headers = {"Content_Encoding": "gzip", "Content_Type": "application/json"}
+    with hostile(serve_bytes(bomb, **headers)) as server:
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidResponseError, match="max_response_bytes"):
+                call(mode, server.base_url)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    # Before: 2.1 GB. Now the default cap (50 MiB) and a few MiB of decoding and buffers.
+    assert peak < DEFAULT_MAX_RESPONSE_BYTES + 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_gzipped_job_reads_as_the_job(mode: str) -> None:
+    body = gzip(job_document("J1"))
+    headers = {"Content_Encoding": "gzip", "Content_Type": "application/json"}
+    with hostile(serve_bytes(body, **headers)) as server:
+        assert call(mode, server.base_url).id == "J1"
+
+
+def test_json_of_a_huge_body_under_the_cap_still_reads() -> None:
+    # A generous cap: a 2 MB document (far beyond Klaviyo's) passes.
+    document = json.loads(job_document("J1"))
+    document["data"]["attributes"]["errors"] = [{"detail": "x" * 1000}] * 2000
+    payload = json.dumps(document).encode()
+    with hostile(serve_bytes(payload, Content_Type="application/json")) as server:
+        assert len(call("sync", server.base_url).errors) == 2000

@@ -1,0 +1,306 @@
+"""`deadline=` bounds a whole call: rate-limit waits, attempts, retries, limiter round trips and
+the reading of a body that trickles in.
+
+The waiting logic runs on a virtual clock (tests/virtual_clock.py); a few real-clock tests
+against hostile loopback servers check that the drivers keep the promise too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+from klaviyo_catalog import (
+    AsyncCatalogJobs,
+    CatalogJobs,
+    ConfigurationError,
+    DeadlineExceededError,
+    KlaviyoError,
+    Rate,
+    ServerError,
+    TransportError,
+)
+from klaviyo_catalog._core import DEFAULT_DEADLINE, Call, Send
+from klaviyo_catalog._ratelimit import MemoryRateLimiter, Ticket, Wait
+
+from tests import documents as docs
+from tests.hostile_server import answer_job, hostile, silent, trickle
+from tests.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
+
+
+def get(core: Any, job_id: str = "JOB1") -> Any:
+    return core.get_job("get_item_update_job", job_id, None, None)
+
+
+# --- virtual clock -----------------------------------------------------------------------------
+
+
+def test_a_server_that_never_answers_costs_the_deadline_not_the_timeout() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, deadline=10, timeout=30)
+    driver = VirtualDriver(clock, lambda send: Served.job(delay=math.inf))
+    with pytest.raises(DeadlineExceededError) as caught:
+        driver.run(get(core))
+    assert clock.now - 1000.0 == pytest.approx(10.0)
+    assert len(driver.sends) == 1  # no retry after the deadline's own timeout
+    assert caught.value.deadline == 10 and isinstance(caught.value, TimeoutError)
+    assert isinstance(caught.value, KlaviyoError)
+
+
+def test_each_attempt_gets_only_the_time_that_remains() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, deadline=10, timeout=4, retry_backoff=0.01, max_retries=5)
+    driver = VirtualDriver(clock, lambda send: Served.job(delay=math.inf))
+    with pytest.raises(DeadlineExceededError):
+        driver.run(get(core))
+    timeouts = [send.request.extensions["timeout"]["read"] for send in driver.sends]
+    # Full 4 s attempts while they fit, then one shortened to what was left.
+    assert timeouts[:2] == [4, 4] and 0 < timeouts[-1] < 4
+    assert driver.sends[0].timeout == pytest.approx(10.0)
+    assert clock.now - 1000.0 == pytest.approx(10.0)
+
+
+def test_a_body_that_trickles_in_stops_at_the_deadline() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, deadline=3, timeout=30)
+    body = docs.single(docs.job("JOB1"))
+    import json
+
+    raw = json.dumps(body).encode()
+    served = Served(chunks=[(1.0, raw[i : i + 1]) for i in range(len(raw))])
+    driver = VirtualDriver(clock, lambda send: served)
+    with pytest.raises(DeadlineExceededError):
+        driver.run(get(core))
+    assert clock.now - 1000.0 <= 3.0
+
+
+def test_a_rate_limit_wait_past_the_deadline_fails_at_once() -> None:
+    clock = VirtualClock()
+    limiter = MemoryRateLimiter(clock=clock)
+    core = virtual_core(clock, limiter=limiter, rates=[Rate(1, 60.0)], deadline=5)
+    driver = VirtualDriver(clock, lambda send: Served.job())
+    driver.run(get(core))  # takes the one slot of the minute
+    with pytest.raises(DeadlineExceededError, match="rate limit") as caught:
+        driver.run(get(core))
+    assert not isinstance(caught.value, TransportError)
+    assert driver.sleeps == [] and len(driver.sends) == 1  # no sleeping into a lost cause
+
+
+def test_a_rate_limit_wait_within_the_deadline_leaves_the_rest_to_the_attempt() -> None:
+    clock = VirtualClock()
+    limiter = MemoryRateLimiter(clock=clock, margin=0)
+    core = virtual_core(clock, limiter=limiter, rates=[Rate(1, 7.0)], deadline=10)
+    driver = VirtualDriver(clock, lambda send: Served.job())
+    driver.run(get(core))
+    driver.run(get(core))
+    assert driver.sleeps == [pytest.approx(7.0)]
+    second = driver.sends[1]
+    assert second.timeout == pytest.approx(3.0)
+    assert second.request.extensions["timeout"]["read"] == pytest.approx(3.0)
+
+
+def test_a_retry_that_cannot_fit_is_a_deadline_error_carrying_the_last_failure() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, deadline=2, retry_backoff=60, max_retries=3)
+    driver = VirtualDriver(clock, lambda send: Served.body(docs.error(503, "down"), status=503))
+    core.settings.retry.rng.seed(1)  # a backoff draw well past 2 s
+    with pytest.raises(DeadlineExceededError) as caught:
+        driver.run(get(core))
+    assert isinstance(caught.value.last_error, ServerError)
+    assert caught.value.__cause__ is caught.value.last_error
+    assert len(driver.sends) == 1 and driver.sleeps == []
+
+
+def test_retries_go_on_while_time_remains() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, deadline=10, retry_backoff=0.5)
+    answers = iter([Served.body(docs.error(503, "x"), status=503, delay=1.0), Served.job()])
+    driver = VirtualDriver(clock, lambda send: next(answers))
+    assert driver.run(get(core)).id == "JOB1"
+    assert len(driver.sends) == 2 and driver.sends[1].timeout is not None
+    assert driver.sends[1].timeout < 9.0 + 1e-9
+
+
+class StalledLimiter(MemoryRateLimiter):
+    """A limiter behind a network round trip (a Redis)."""
+
+    blocking_io = True
+
+
+def test_a_stalled_limiter_round_trip_is_a_deadline_error_at_the_deadline() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, limiter=StalledLimiter(clock=clock), deadline=4)
+
+    def calls(call: Call, clock: VirtualClock) -> Any:
+        assert call.timeout is not None
+        clock.advance(call.timeout)  # the driver gave up waiting, as its timer says
+        return TimeoutError()
+
+    driver = VirtualDriver(clock, lambda send: Served.job(), calls=calls)
+    with pytest.raises(DeadlineExceededError, match="rate limiter"):
+        driver.run(get(core))
+    assert driver.call_timeouts == [pytest.approx(4.0)]
+    assert clock.now - 1000.0 == pytest.approx(4.0) and driver.sends == []
+
+
+def test_limiter_round_trips_get_the_time_that_remains() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, limiter=StalledLimiter(clock=clock), deadline=4)
+
+    def calls(call: Call, clock: VirtualClock) -> Any:
+        clock.advance(1.0)
+        return call.function()
+
+    driver = VirtualDriver(clock, lambda send: Served.job(), calls=calls)
+    driver.run(get(core))
+    assert driver.call_timeouts[0] == pytest.approx(4.0)
+    assert driver.sends[0].timeout == pytest.approx(3.0)
+
+
+def test_a_failing_limiter_is_still_a_transport_error() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, limiter=StalledLimiter(clock=clock), deadline=4)
+    driver = VirtualDriver(clock, lambda send: Served.job(), calls=lambda c, k: ConnectionError())
+    with pytest.raises(TransportError, match="rate limiter failed"):
+        driver.run(get(core))
+
+
+def test_without_a_deadline_the_timeout_applies_as_configured() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, deadline=None, timeout=7)
+    driver = VirtualDriver(clock, lambda send: Served.job())
+    driver.run(get(core))
+    (send,) = driver.sends
+    assert send.timeout is None and send.request.extensions["timeout"]["read"] == 7
+
+
+def test_the_default_deadline_is_two_minutes() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock)
+    driver = VirtualDriver(clock, lambda send: Served.job())
+    driver.run(get(core))
+    assert DEFAULT_DEADLINE == 120.0 and driver.sends[0].timeout == pytest.approx(120.0)
+    assert core.settings.retry.deadline == DEFAULT_DEADLINE
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1, 0, "3", True])
+@pytest.mark.parametrize("client_class", [CatalogJobs, AsyncCatalogJobs])
+def test_deadline_and_timeout_must_be_finite_and_positive(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs], bad: Any
+) -> None:
+    with pytest.raises(ConfigurationError, match="deadline"):
+        client_class("pk_x", deadline=bad)
+    with pytest.raises(ConfigurationError, match="timeout"):
+        client_class("pk_x", timeout=bad)
+    with pytest.raises(ConfigurationError, match=r"timeout\.read"):
+        client_class("pk_x", timeout=httpx.Timeout(5, read=bad))
+    with pytest.raises(ConfigurationError, match="retry_backoff"):
+        client_class("pk_x", retry_backoff=bad)
+
+
+# --- real clock: the drivers keep the promise against hostile servers --------------------------
+
+
+def call_through(mode: str, base_url: str, deadline: float, **options: Any) -> float:
+    """Seconds until the call raised DeadlineExceededError."""
+    kwargs: dict[str, Any] = {
+        "base_url": base_url,
+        "deadline": deadline,
+        "rate_limiter": MemoryRateLimiter(),
+        "retry_backoff": 0.01,
+        **options,
+    }
+    started = time.monotonic()
+    if mode == "sync":
+        with CatalogJobs("pk_x", **kwargs) as kc, pytest.raises(DeadlineExceededError):
+            kc.get_item_update_job("J1")
+    else:
+
+        async def run() -> None:
+            async with AsyncCatalogJobs("pk_x", **kwargs) as kc:
+                await kc.get_item_update_job("J1")
+
+        with pytest.raises(DeadlineExceededError):
+            asyncio.run(run())
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_body_trickling_at_a_byte_a_second_stops_at_the_deadline(mode: str) -> None:
+    with hostile(trickle(1.0)) as server:
+        elapsed = call_through(mode, server.base_url, 1.5, timeout=30)
+    assert 1.5 <= elapsed < 1.9
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_body_trickling_through_an_apps_client_stops_within_a_byte_of_the_deadline(
+    mode: str,
+) -> None:
+    # An app's http_client keeps httpx's own sockets: the deadline is checked per chunk.
+    with hostile(trickle(0.25)) as server:
+        if mode == "sync":
+            with httpx.Client() as http:
+                elapsed = call_through(mode, server.base_url, 1.0, http_client=http)
+        else:
+            elapsed = call_through(mode, server.base_url, 1.0, http_client=httpx.AsyncClient())
+    assert 1.0 <= elapsed < 1.0 + 0.25 + 0.4
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_server_that_never_answers_stops_at_the_deadline(mode: str) -> None:
+    with hostile(silent) as server:
+        elapsed = call_through(mode, server.base_url, 1.0, timeout=30)
+        assert len(server.requests) == 1
+    assert 1.0 <= elapsed < 1.4
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_slow_but_timely_answer_is_not_cut_short(mode: str) -> None:
+    with hostile(answer_job(delay=0.3)) as server:
+        options: dict[str, Any] = {
+            "base_url": server.base_url,
+            "deadline": 2.0,
+            "rate_limiter": MemoryRateLimiter(),
+        }
+        if mode == "sync":
+            with CatalogJobs("pk_x", **options) as kc:
+                assert kc.get_item_update_job("J1").id == "J1"
+        else:
+
+            async def run() -> str:
+                async with AsyncCatalogJobs("pk_x", **options) as kc:
+                    return (await kc.get_item_update_job("J1")).id
+
+            assert asyncio.run(run()) == "J1"
+
+
+class SlowRedis(MemoryRateLimiter):
+    """A limiter whose round trips stall like a Redis that stopped answering."""
+
+    blocking_io = True
+
+    def __init__(self, stall: float) -> None:
+        super().__init__()
+        self.stall = stall
+
+    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> Ticket | Wait:
+        time.sleep(self.stall)
+        return super().try_acquire(account, operation, rates)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_stalled_limiter_round_trip_stops_at_the_deadline(mode: str) -> None:
+    with hostile(answer_job()) as server:
+        elapsed = call_through(mode, server.base_url, 0.5, rate_limiter=SlowRedis(2.0))
+        assert server.requests == []
+    assert 0.5 <= elapsed < 0.9
+
+
+def test_send_defaults_carry_no_deadline() -> None:
+    request = httpx.Request("GET", "http://127.0.0.1:9/")
+    assert Send(request).timeout is None

@@ -1,0 +1,151 @@
+"""One kind of exception: what a constructor or a call refuses, it refuses with a KlaviyoError
+that says what is allowed, before any request, and without echoing a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from klaviyo_catalog import (
+    AsyncCatalogJobs,
+    CatalogJobs,
+    ConfigurationError,
+    InvalidRequestError,
+    KlaviyoError,
+)
+from klaviyo_catalog._operations import MAX_CURSOR_URL_CHARS, MAX_JOB_ID_CHARS
+from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog.testing import FakeKlaviyo
+
+MODES = ["sync", "async"]
+CLIENTS = [CatalogJobs, AsyncCatalogJobs]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Any:
+    with FakeKlaviyo(rate_limits=None) as server:
+        yield server
+
+
+def call(mode: str, fake: FakeKlaviyo, name: str, *args: Any, **kwargs: Any) -> Any:
+    options: dict[str, Any] = {"base_url": fake.base_url, "rate_limiter": MemoryRateLimiter()}
+    if mode == "sync":
+        with CatalogJobs(fake.api_key, **options) as kc:
+            result = getattr(kc, name)(*args, **kwargs)
+            return list(result) if name.startswith("iter_") else result
+
+    async def run() -> Any:
+        async with AsyncCatalogJobs(fake.api_key, **options) as kc:
+            if name.startswith("iter_"):
+                return [job async for job in getattr(kc, name)(*args, **kwargs)]
+            return await getattr(kc, name)(*args, **kwargs)
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "name, args, kwargs, message",
+    [
+        ("get_item_update_job", ("J" * 70_000,), {}, f"at most {MAX_JOB_ID_CHARS}"),
+        ("list_item_create_jobs", (), {"cursor": "c" * 70_000}, f"at most {MAX_CURSOR_URL_CHARS}"),
+        # Short, but past the limit once percent-encoded (12 characters each).
+        ("list_item_create_jobs", (), {"cursor": "\U0001f600" * 3_000}, "once URL-encoded"),
+        ("iter_variant_update_jobs", (), {"start_cursor": "c" * 70_000}, "can be sent"),
+        ("list_variant_update_jobs", (), {"status": "p" * 70_000}, "at most 64"),
+        ("list_item_create_jobs", (), {"status": True}, "status must be a str"),
+        ("list_item_create_jobs", (), {"status": 3}, "status must be a str"),
+    ],
+)
+def test_arguments_that_cannot_be_sent_are_invalid_requests(
+    mode: str, fake: FakeKlaviyo, name: str, args: Any, kwargs: Any, message: str
+) -> None:
+    before = len(fake.request_log)
+    with pytest.raises(InvalidRequestError, match=message):
+        call(mode, fake, name, *args, **kwargs)
+    assert len(fake.request_log) == before  # nothing went out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_longest_accepted_job_id_and_cursor_reach_the_server(
+    mode: str, fake: FakeKlaviyo
+) -> None:
+    from klaviyo_catalog import BadRequestError, NotFoundError
+
+    with pytest.raises(NotFoundError):  # sent, and answered: no such job
+        call(mode, fake, "get_item_update_job", "J" * MAX_JOB_ID_CHARS)
+    with pytest.raises(BadRequestError):  # sent, and answered: no such cursor
+        call(mode, fake, "list_item_create_jobs", cursor="c" * MAX_CURSOR_URL_CHARS)
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
+@pytest.mark.parametrize("key", [123, b"pk_bytes", ["pk"], 1.5])
+def test_an_api_key_that_is_not_a_str_is_a_configuration_error(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs], key: Any
+) -> None:
+    with pytest.raises(ConfigurationError, match="api_key must be a str"):
+        client_class(key)
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:hunter2-secret@127.0.0.1:8080",
+        "https://user:hunter2-secret@a.klaviyo.com",
+        "https://:hunter2-secret@a.klaviyo.com/",
+        "https://hunter2-secret@a.klaviyo.com",
+        "http://hunter2-secret@evil.example",
+        "ftp://u:hunter2-secret@x",
+    ],
+)
+def test_a_base_url_with_credentials_is_refused_without_echoing_them(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs],
+    url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ConfigurationError) as caught:
+        client_class("pk_x", base_url=url)
+    assert "hunter2" not in str(caught.value) and "hunter2" not in repr(caught.value)
+    assert "hunter2" not in repr(vars(caught.value))
+    assert "hunter2" not in caplog.text
+    if "ftp" not in url:
+        assert "user name or password" in str(caught.value)
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
+@pytest.mark.parametrize("url", [123, None, b"https://a.klaviyo.com"])
+def test_a_base_url_that_is_not_a_str_is_a_configuration_error(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs], url: Any
+) -> None:
+    with pytest.raises(ConfigurationError, match="base_url"):
+        client_class("pk_x", base_url=url)
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_retries": -1},
+        {"max_retries": "3"},
+        {"max_retries": True},
+        {"max_retries": 2.5},
+        {"timeout": None},
+        {"deadline": float("nan")},
+        {"max_response_bytes": 0},
+    ],
+)
+def test_every_bad_option_is_a_configuration_error(
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs], options: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        client_class("pk_x", **options)
+    assert isinstance(caught.value, KlaviyoError) and next(iter(options)) in str(caught.value)
+
+
+def test_deadline_none_lifts_the_deadline() -> None:
+    with CatalogJobs("pk_x", deadline=None) as kc:
+        assert kc._settings.retry.deadline is None
