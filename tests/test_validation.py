@@ -117,7 +117,7 @@ def test_a_base_url_with_credentials_is_refused_without_echoing_them(
 
 
 @pytest.mark.parametrize("client_class", CLIENTS)
-@pytest.mark.parametrize("url", [123, None, b"https://a.klaviyo.com"])
+@pytest.mark.parametrize("url", [123, b"https://a.klaviyo.com", ["https://a.klaviyo.com"]])
 def test_a_base_url_that_is_not_a_str_is_a_configuration_error(
     client_class: type[CatalogJobs] | type[AsyncCatalogJobs], url: Any
 ) -> None:

@@ -425,7 +425,9 @@ class CatalogJobs(_ClientBase[httpx.Client]):
                 response = self._http.send(send.request, stream=True, follow_redirects=False)
                 try:
                     body = send.receive(response)
-                    for chunk in response.iter_raw():
+                    # The raw stream itself: iter_raw() refuses a body a transport had already
+                    # read (MockTransport's), whose bytes the stream still holds.
+                    for chunk in _sync_stream(response):
                         body.feed(chunk)
                 finally:
                     response.close()
@@ -677,7 +679,7 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
                 response = await self._http.send(send.request, stream=True, follow_redirects=False)
                 try:
                     body = send.receive(response)
-                    async for chunk in response.aiter_raw():
+                    async for chunk in _async_stream(response):
                         body.feed(chunk)
                 finally:
                     await response.aclose()
@@ -686,7 +688,10 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
             return exc
         except TimeoutError as exc:  # asyncio.timeout's: the deadline passed
             return exc
-        except RuntimeError as exc:  # "Event loop is closed", from an app's client
+        except RuntimeError as exc:
+            if type(exc) is not RuntimeError:  # httpx's own StreamError and the like
+                raise
+            # "Event loop is closed", from an app's client used under a second loop.
             return ConfigurationError(
                 f"the http_client failed: RuntimeError: {exc!s:.100}; an httpx.AsyncClient "
                 "belongs to the event loop it was first used in: give AsyncCatalogJobs one "
@@ -865,6 +870,20 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
+    stream = response.stream
+    if not isinstance(stream, httpx.SyncByteStream):
+        raise TypeError("an httpx.Client returned an async response stream")
+    return stream
+
+
+def _async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("an httpx.AsyncClient returned a sync response stream")
+    return stream
 
 
 def _pool_size(http: httpx.AsyncClient) -> int:
