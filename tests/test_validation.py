@@ -53,8 +53,8 @@ def call(mode: str, fake: FakeKlaviyo, name: str, *args: Any, **kwargs: Any) -> 
         ("list_item_create_jobs", (), {"cursor": "c" * 70_000}, f"at most {MAX_CURSOR_URL_CHARS}"),
         # Short, but past the limit once percent-encoded (12 characters each).
         ("list_item_create_jobs", (), {"cursor": "\U0001f600" * 3_000}, "once URL-encoded"),
-        ("iter_variant_update_jobs", (), {"start_cursor": "c" * 70_000}, "can be sent"),
-        ("list_variant_update_jobs", (), {"status": "p" * 70_000}, "at most 64"),
+        ("iter_variant_update_jobs", (), {"cursor": "c" * 70_000}, "can be sent"),
+        ("list_variant_update_jobs", (), {"status": "p" * 70_000}, "not a job status"),
         ("list_item_create_jobs", (), {"status": True}, "status must be a str"),
         ("list_item_create_jobs", (), {"status": 3}, "status must be a str"),
     ],
@@ -85,7 +85,7 @@ def test_the_longest_accepted_job_id_and_cursor_reach_the_server(
 def test_an_api_key_that_is_not_a_str_is_a_configuration_error(
     client_class: type[CatalogJobs] | type[AsyncCatalogJobs], key: Any
 ) -> None:
-    with pytest.raises(ConfigurationError, match="api_key must be a str"):
+    with pytest.raises(ConfigurationError, match="API key is empty or not a string"):
         client_class(key)
 
 

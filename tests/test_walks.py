@@ -139,7 +139,7 @@ def test_max_pages_then_resume_sees_every_job_once(mode: str, fake: FakeKlaviyo)
     with pytest.raises(PageLimitExceededError) as caught:
         collect(mode, fake, max_pages=2)
     assert len(fake.request_log) == 2
-    rest = collect(mode, fake, start_cursor=caught.value.cursor)
+    rest = collect(mode, fake, cursor=caught.value.cursor)
     assert len(rest) == 1 and rest[0] == ids[-1]
 
 
@@ -189,4 +189,4 @@ def test_a_walk_checks_its_arguments_when_it_is_made(
     with pytest.raises(InvalidRequestError, match="status must be a str"):
         kc.iter_variant_update_jobs(status=True)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError, match="cursor"):
-        kc.iter_item_create_jobs(start_cursor="x" * 70_000)
+        kc.iter_item_create_jobs(cursor="x" * 70_000)
