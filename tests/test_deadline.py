@@ -104,16 +104,26 @@ def test_a_rate_limit_wait_within_the_deadline_leaves_the_rest_to_the_attempt() 
     assert second.request.extensions["timeout"]["read"] == pytest.approx(3.0)
 
 
-def test_a_retry_that_cannot_fit_is_a_deadline_error_carrying_the_last_failure() -> None:
+def test_a_retry_that_cannot_fit_raises_the_failure_itself_at_once() -> None:
     clock = VirtualClock()
     core = virtual_core(clock, deadline=2, retry_backoff=60, max_retries=3)
     driver = VirtualDriver(clock, lambda send: Served.body(docs.error(503, "down"), status=503))
     core.settings.retry.rng.seed(1)  # a backoff draw well past 2 s
+    with pytest.raises(ServerError):
+        driver.run(get(core))
+    assert len(driver.sends) == 1 and driver.sleeps == []
+
+
+def test_a_deadline_error_carries_the_failure_of_the_attempt_before() -> None:
+    clock = VirtualClock()
+    core = virtual_core(clock, deadline=5, retry_backoff=0.01)
+    answers = iter([Served.body(docs.error(503, "down"), status=503), Served.job(delay=math.inf)])
+    driver = VirtualDriver(clock, lambda send: next(answers))
     with pytest.raises(DeadlineExceededError) as caught:
         driver.run(get(core))
     assert isinstance(caught.value.last_error, ServerError)
-    assert caught.value.__cause__ is caught.value.last_error
-    assert len(driver.sends) == 1 and driver.sleeps == []
+    assert isinstance(caught.value.__cause__, httpx.ReadTimeout)  # what ran out, this time
+    assert "down" in str(caught.value) and len(driver.sends) == 2
 
 
 def test_retries_go_on_while_time_remains() -> None:

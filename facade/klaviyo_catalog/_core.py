@@ -68,6 +68,8 @@ class Deadline:
     clock: Callable[[], float]
     budget: float | None
     at: float = math.inf
+    # The failure of the last attempt, if one failed: what a DeadlineExceededError reports.
+    last_error: KlaviyoError | None = None
 
     @classmethod
     def start(cls, clock: Callable[[], float], budget: float | None) -> Deadline:
@@ -81,8 +83,9 @@ class Deadline:
         """Seconds left, for an action that takes a timeout (None: no limit)."""
         return None if self.budget is None else self.at - self.clock()
 
-    def exceeded(self, what: str, last_error: KlaviyoError | None = None) -> DeadlineExceededError:
+    def exceeded(self, what: str) -> DeadlineExceededError:
         assert self.budget is not None
+        last_error = self.last_error
         error = DeadlineExceededError(
             f"{what}: the {self.budget:g}s deadline of the call ran out"
             + (f"; the last attempt failed with: {last_error}" if last_error else ""),
@@ -533,9 +536,13 @@ class Core:
             if retry_wait is None or retries >= s.retry.max_retries:
                 raise error from error.__cause__
             if retry_wait >= deadline.remaining():
-                raise deadline.exceeded(
-                    f"{op.name}: no time left for retry {retries + 1} in {retry_wait:.2f}s", error
+                # No time for the wait: the failure stands, as when the retries run out (a
+                # RateLimitError keeps the server's retry_after for the app).
+                logger.info(
+                    "%s: no retry, the deadline leaves less than %.2fs", op.name, retry_wait
                 )
+                raise error from error.__cause__
+            deadline.last_error = error
             if isinstance(error, RateLimitError):
                 # A wait this call honours: every request of the account waits it out too.
                 with contextlib.suppress(DeadlineExceededError):  # it goes on in the background

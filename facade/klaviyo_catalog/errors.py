@@ -84,10 +84,12 @@ class TransportError(KlaviyoError):
 
 class DeadlineExceededError(KlaviyoError, builtins.TimeoutError):
     """The call's `deadline` ran out: while waiting for the rate limit, for the rate limiter
-    itself, for a response, for a body that kept trickling in, or before a retry could fit.
+    itself, for a response, or for a body that kept trickling in.
 
-    `deadline` is the budget in seconds; `last_error` the failure a retry would have answered,
-    when a retry was cut short (also its `__cause__`).
+    `deadline` is the budget in seconds; `last_error` the failure of an earlier attempt of the
+    call, if one failed. `__cause__` is the httpx timeout when a response ran out of time, else
+    `last_error`. A failure whose retry the deadline leaves no time for is raised itself, as
+    when the retries run out.
     """
 
     def __init__(
