@@ -205,6 +205,7 @@ class JobsWait:
         self._missing: dict[Key, int] = {}  # -> how many searches missed it
         self._recheck_at: dict[str, float] = {}  # job type -> when to look for missing ones
         self._search_pages: dict[str, int] = {}  # job type -> pages the last search took
+        self._finished_pages: dict[str, int] = {}  # job type -> pages of its complete list
         self._running_pages: dict[str, int] = {}  # job type -> pages of its running lists
         self._finishing: dict[str, bool] = {}  # job type -> jobs left the running lists
         self._pacer = MemoryRateLimiter(clock=self._clock)
@@ -310,8 +311,12 @@ class JobsWait:
             for key in sorted(tracked):
                 yield from self._get(get_name, key, done, used)
             return
-        finished_pages = self._search_pages.get(job_type)
-        if finished_pages is not None and self._finishing.get(job_type) and running_pages > 1:
+        # The finished lists alone cost their whole length and the cancelled list; the other
+        # way, the running lists and (while jobs leave them) a search that stops when it has
+        # found them.
+        whole = self._finished_pages.get(job_type)
+        searched = self._search_pages.get(job_type, 1) if self._finishing.get(job_type) else 0
+        if whole is not None and whole + 1 < running_pages + searched:
             before = len(done)
             yield from self._search(job_type, sorted(tracked), done, used, deep=False)
             self._finishing[job_type] = len(done) > before
@@ -395,9 +400,11 @@ class JobsWait:
 
         for status in FINISHED:
             pages = 0
-            yield from self._walk(LIST_OPERATION[job_type], status, note, used, None)
+            whole = yield from self._walk(LIST_OPERATION[job_type], status, note, used, None)
             if status == JobStatus.COMPLETE:
                 self._search_pages[job_type] = max(1, pages)
+                if whole and wanted:  # walked to its end: the list's length, in pages
+                    self._finished_pages[job_type] = max(1, pages)
             if not wanted:
                 break
         if deep and wanted and any(self._missing.get(k) for k in wanted):
