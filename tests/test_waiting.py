@@ -259,6 +259,26 @@ def test_a_cursor_that_breaks_mid_round_costs_only_that_round(mode: str, sim: Si
     check_reports(sim, reported, ids, slack=3 * 5 + 5 + 2)
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://x/api/catalog-variant-bulk-update-jobs?sort=id",  # no cursor in it
+        "https://x/api/catalog-variant-bulk-update-jobs?page%5Bcursor%5D=after:0",  # a loop
+    ],
+)
+def test_a_next_link_that_cannot_be_followed_costs_only_that_round(
+    mode: str, sim: Sim, link: str
+) -> None:
+    start = sim.clock()
+    ids = [f"J{i}" for i in range(250)]
+    for i, job_id in enumerate(ids):
+        sim.add("variant-update", job_id, finishes_at=start + 3 + i % 30)
+    sim.bad_next_links = [link] * 4
+    reported = run(mode, sim, lambda kc: kc.wait_for_jobs(jobs_of(sim, ids), poll_interval=5))
+    check_reports(sim, reported, ids, slack=4 * 5 + 5 + 2)
+    assert sim.bad_next_links == []  # every bad link was served, and survived
+
+
 def test_429s_and_5xx_in_the_middle(mode: str, sim: Sim) -> None:
     start = sim.clock()
     rng = random.Random(11)

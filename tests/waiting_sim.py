@@ -125,6 +125,8 @@ class Sim:
     jobs: dict[tuple[str, str], SimJob] = field(default_factory=dict)
     log: list[Request] = field(default_factory=list)
     hooks: list[Hook] = field(default_factory=list)
+    # Next links to serve instead of the real ones, one per page that has a next page.
+    bad_next_links: list[str] = field(default_factory=list)
     _seq: int = 0
 
     def add(self, kind: str, job_id: str, **options: Any) -> SimJob:
@@ -204,6 +206,8 @@ class Sim:
                 else f"after:{page[-1].seq}"
             )
             next_url = f"https://x/api/{collection}?page%5Bcursor%5D={token}"
+            if self.bad_next_links:
+                next_url = self.bad_next_links.pop(0)
         slim = any(k.startswith("fields[") for k in query)
         return _json(200, docs.collection([j.resource(now, slim=slim) for j in page], next_url))
 

@@ -38,6 +38,7 @@ from .errors import (
     InvalidRequestError,
     InvalidResponseError,
     KlaviyoError,
+    PaginationError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -440,22 +441,23 @@ class JobsWait:
         """Walk a list until its end or until `on_page` says stop: True. A transient failure
         or a broken cursor ends it early: False."""
         walk = PageWalk(None)
-        while not walk.done:
-            yield from self._pace(name, used)
+        while True:
             cursor = walk.cursor
             try:
+                if not walk.proceed():  # raises PaginationError past an unusable next link
+                    return True
+                yield from self._pace(name, used)
                 page = yield from self._core.list_page(
                     name, status=status, cursor=cursor, fields=fields
                 )
-                walk.advance(page)
             except KlaviyoError as exc:
                 if not _transient(exc, cursor):
                     raise
                 logger.warning("%s (status %s) broke off this round: %s", name, status, exc)
                 return False
+            walk.advance(page)
             if on_page(page):
                 return True
-        return True
 
     def _update(self, key: Key, job: BulkJob, done: Done) -> None:
         if key not in self._pending or key in done:
@@ -520,7 +522,7 @@ def _positive(value: Any) -> bool:
 
 def _transient(error: KlaviyoError, cursor: str | None) -> bool:
     """Worth another round: an outage that outlasted the retries, or a cursor that broke."""
-    if isinstance(error, RateLimitError | ServerError | TransportError):
+    if isinstance(error, RateLimitError | ServerError | TransportError | PaginationError):
         return True
     return cursor is not None and isinstance(error, BadRequestError | InvalidResponseError)
 
