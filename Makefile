@@ -9,7 +9,7 @@ BENCH_VENV := .venv-bench
 LOWEST_VENV := .venv-lowest
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install prism demo docs gen check-gen curate validate-spec lint typecheck pytest test test-lowest fuzz bench bench-quick clean
+.PHONY: install prism demo docs gen check-gen check-revisions curate validate-spec lint typecheck pytest test test-lowest fuzz bench bench-quick clean
 
 install: $(STAMP)
 
@@ -39,6 +39,12 @@ check-gen: $(STAMP)
 curate: $(STAMP)
 	@test -n "$(SPEC)" || { echo "usage: make curate SPEC=<path or URL of Klaviyo's spec>"; exit 2; }
 	$(BIN)/python scripts/curate.py "$(SPEC)" -o openapi/klaviyo-catalog-jobs.yaml --update-floor
+
+## Every published revision in $(REVISIONS_DIR): curate, generate, import, mypy --strict, and the
+## facade's tests on the oldest, the seeds' and the newest (see scripts/check_revisions.py).
+REVISIONS_DIR ?= ../shared/klaviyo-openapi/revisions
+check-revisions: $(STAMP)
+	$(BIN)/python scripts/check_revisions.py --specs $(REVISIONS_DIR) --jobs 2
 
 validate-spec: $(STAMP)
 	$(BIN)/openapi-spec-validator openapi/klaviyo-catalog-jobs.yaml

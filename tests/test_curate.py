@@ -5,10 +5,15 @@ Klaviyo's published specs (tests/fixtures/klaviyo-openapi, made by scripts/extra
 from __future__ import annotations
 
 import copy
+import functools
+import http.server
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -424,3 +429,51 @@ def test_generate_refuses_a_rate_it_cannot_read(text: str) -> None:
     generate = load_script("generate")
     with pytest.raises(generate.GenerationError, match="unreadable rate limit"):
         generate.parse_rate(text)
+
+
+# --- curation from a URL (`make curate SPEC=https://...`), against a loopback server ----------
+
+
+@pytest.fixture
+def spec_server() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving tests/fixtures/klaviyo-openapi; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(EXTRACTS))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+
+
+def test_curating_from_a_url_equals_curating_the_file(spec_server: str, tmp_path: Path) -> None:
+    url = f"{spec_server}/stable_2026-07-15.json"
+    out = tmp_path / "from-url.yaml"
+    floor = tmp_path / "floor.yaml"
+    # What `make curate SPEC=<url>` runs, with the outputs moved out of the repository.
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "curate.py"), url, "-o", str(out),
+         "--floor", str(floor), "--update-floor"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from_url = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert from_url["info"]["x-curated-from"] == "stable_2026-07-15.json"
+    assert from_url == curated_file("2026-07-15", tmp_path, "--no-floor")
+    assert yaml.safe_load(floor.read_text())["revision"] == "2026-07-15"
+
+
+def test_an_unreachable_or_missing_url_is_one_clear_error(
+    spec_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "never.yaml"
+    assert curate.main([f"{spec_server}/stable_1999-01-01.json", "-o", str(out)]) == 1
+    assert "404" in capsys.readouterr().err and not out.exists()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert curate.main([f"http://127.0.0.1:{port}/spec.json", "-o", str(out)]) == 1
+    assert "cannot fetch" in capsys.readouterr().err and not out.exists()

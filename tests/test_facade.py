@@ -36,7 +36,16 @@ from klaviyo_catalog_api.models import CatalogItem
 from tests import documents as docs
 from tests.facade_harness import API_KEY, Api
 from tests.recording_server import RecordingServer, Reply, recording_server
-from tests.spec_facts import MEDIA_TYPE, REVISION, SLASH, path_prefix, rates
+from tests.spec_facts import (
+    MEDIA_TYPE,
+    REVISION,
+    SLASH,
+    path_prefix,
+    rates,
+    spec,
+)
+
+ITEM = "catalog-item"
 
 
 @pytest.fixture
@@ -113,14 +122,16 @@ def test_variants_and_categories_resolve_too(api: Api, server: RecordingServer) 
 
 def test_sparse_fieldsets_go_on_the_wire_comma_joined(api: Api, server: RecordingServer) -> None:
     reply(server, docs.single(docs.job(linkage=[]), []))
+    # Some revisions' item fieldset has no `price` (2022-10-17 among them).
+    item_fields = [f for f in ("title", "price") if f in spec("get_item_update_job").fields[ITEM]]
     api.get_item_update_job(
         "JOB1",
         include=["items"],
-        fields={"catalog-item": ["title", "price"], "catalog-item-bulk-update-job": ["errors"]},
+        fields={"catalog-item": item_fields, "catalog-item-bulk-update-job": ["errors"]},
     )
     sent = query(server)
     job_fields = sent.pop("fields[catalog-item-bulk-update-job]").split(",")
-    assert sent == {"include": "items", "fields[catalog-item]": "title,price"}
+    assert sent == {"include": "items", "fields[catalog-item]": ",".join(item_fields)}
     # What a BulkJob is made of is always asked for, so that it can be built; `errors` first,
     # as asked, and only once.
     assert job_fields[0] == "errors" and len(job_fields) == len(set(job_fields))
