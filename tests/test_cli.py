@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import os
 import pty
@@ -586,3 +588,29 @@ def test_verbose_logs_requests_and_retries_on_stderr(fake: FakeKlaviyo, seeded: 
     run = cli("-v", "jobs", "get", "item-update", seeded.item_update, fake=fake)
     assert run.code == 0, run.err
     assert "retry 1 of" in run.err  # check_output has made sure the key is in neither stream
+
+
+def test_errors_csv_pairs_each_failure_with_its_item(fake: FakeKlaviyo, seeded: Seeded) -> None:
+    run = cli("jobs", "errors", "item-update", seeded.item_update, "--csv", fake=fake)
+    assert run.code == 0, run.err
+    header, *rows = list(csv.reader(io.StringIO(run.out)))
+    assert header == ["resource_type", "resource_id", "external_id", "code", "pointer", "detail"]
+    assert len(rows) == 1  # the job was seeded with one failed item
+    row = dict(zip(header, rows[0], strict=True))
+    assert row["external_id"] in {p["external_id"] for p in PRODUCTS}
+    assert row["resource_type"] == "catalog-item" and row["resource_id"].endswith(
+        row["external_id"]
+    )
+    assert row["detail"]
+
+
+def test_errors_table_and_a_job_without_errors(fake: FakeKlaviyo, seeded: Seeded) -> None:
+    run = cli("jobs", "errors", "item-update", seeded.item_update, fake=fake)
+    assert run.code == 0 and run.out.splitlines()[0].split()[:3] == [
+        "resource_type",
+        "resource_id",
+        "external_id",
+    ]
+    assert run.out.rstrip().endswith("1 error in job " + seeded.item_update + " (complete)")
+    clean = cli("jobs", "errors", "category-update", seeded.category_update, fake=fake)
+    assert clean.code == 0 and "has no errors" in clean.out

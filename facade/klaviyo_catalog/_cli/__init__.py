@@ -32,7 +32,7 @@ from ..errors import (
     TransportError,
     WaitTimeoutError,
 )
-from ._jobs import GET_KINDS, LIST_KINDS, get_job, list_jobs
+from ._jobs import GET_KINDS, LIST_KINDS, get_job, job_errors, list_jobs
 from ._waiting import WAIT_KINDS, wait_jobs, watch_jobs
 
 __all__ = ["CliError", "main"]
@@ -151,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     get.add_argument("--json", action="store_true", help="print the job as one JSON document")
     get.set_defaults(run=get_job)
+
+    errors = jobs.add_parser(
+        "errors", parents=[client], help="a job's failures, each with the resource it concerns"
+    )
+    errors.add_argument("kind", metavar="KIND", choices=GET_KINDS, help=", ".join(GET_KINDS))
+    errors.add_argument("job_id", metavar="JOB_ID")
+    errors.add_argument("--csv", action="store_true", help="CSV with a header row, for a sheet")
+    errors.set_defaults(run=job_errors)
 
     wait = jobs.add_parser(
         "wait", parents=[client], help="wait for one or many jobs of a kind until they are done"

@@ -1,8 +1,9 @@
-"""`klaviyo-catalog jobs list|get`: each a few calls of `CatalogJobs`, then rendering."""
+"""`klaviyo-catalog jobs list|get|errors`: each a few calls of `CatalogJobs`, then rendering."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 from collections.abc import Callable, Iterator
 from typing import TextIO
@@ -10,11 +11,12 @@ from typing import TextIO
 from klaviyo_catalog_api.catalog_spec import KINDS
 
 from .._client import CatalogJobs
-from .._models import BulkJob
+from .._models import BulkJob, JobFailure
 from ._render import (
     JobTable,
     job_json,
     job_lines,
+    table,
     to_json,
 )
 
@@ -62,4 +64,37 @@ def get_job(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
         print(to_json(job_json(job), indent=2), file=out)
     else:
         print("\n".join(job_lines(job)), file=out)
+    return 0
+
+
+FAILURE_COLUMNS = ("resource_type", "resource_id", "external_id", "code", "pointer", "detail")
+
+
+def _failure_row(failure: JobFailure) -> tuple[str, ...]:
+    error, resource = failure.error, failure.resource
+    external_id = (error.meta or {}).get("external_id")
+    return (
+        resource.type if resource is not None else "",
+        resource.id if resource is not None else "",
+        str(external_id) if external_id is not None else "",
+        error.code or "",
+        error.source_pointer or "",
+        error.detail,
+    )
+
+
+def job_errors(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
+    """A job's failures, each with the resource it concerns (fetched with include= for it)."""
+    job = fetch(client, args.kind, args.job_id, include=True)
+    rows = [_failure_row(failure) for failure in job.failures]
+    if args.csv:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(FAILURE_COLUMNS)
+        writer.writerows(rows)
+    elif rows:
+        print("\n".join(table(FAILURE_COLUMNS, rows, numeric=())), file=out)
+        noun = "error" if len(rows) == 1 else "errors"
+        print(f"\n{len(rows)} {noun} in job {job.id} ({job.status})", file=out)
+    else:
+        print(f"job {job.id} ({job.status}) has no errors", file=out)
     return 0
