@@ -20,7 +20,7 @@ from pathlib import Path
 import attrs
 import pytest
 from klaviyo_catalog import BulkJob, CatalogJobs, ResourceRef
-from klaviyo_catalog._cli._render import job_json, related_table
+from klaviyo_catalog._cli._render import job_json, related_table, table
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 SECRET = "pk_test_cli_0123456789abcdefSECRET"  # must never appear in any output
@@ -614,3 +614,15 @@ def test_errors_table_and_a_job_without_errors(fake: FakeKlaviyo, seeded: Seeded
     assert run.out.rstrip().endswith("1 error in job " + seeded.item_update + " (complete)")
     clean = cli("jobs", "errors", "category-update", seeded.category_update, fake=fake)
     assert clean.code == 0 and "has no errors" in clean.out
+
+
+def test_a_wide_table_keeps_the_columns_that_fit_and_says_how_many_it_left_out() -> None:
+    rows = [["id-1", "x" * 50, "short", "12.50"], ["id-22", "y", "s", "3.00"]]
+    lines = table(["ID", "LONG", "NAME", "PRICE"], rows, numeric={"PRICE"}, width=24)
+    # LONG would not fit in 24 columns; the narrower NAME and PRICE after it still do.
+    assert lines == [
+        "ID     NAME   PRICE",
+        "id-1   short  12.50",
+        "id-22  s       3.00",
+        "(and 1 more column: --json shows all)",
+    ]

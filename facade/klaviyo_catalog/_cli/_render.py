@@ -113,7 +113,8 @@ def table(
         for row in [list(headers), *cells]
     ]
     if len(keep) < len(headers):
-        lines.append(f"(and {len(headers) - len(keep)} more columns: --json shows them)")
+        hidden = len(headers) - len(keep)
+        lines.append(f"(and {hidden} more column{'s' if hidden > 1 else ''}: --json shows all)")
     return lines
 
 
