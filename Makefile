@@ -90,11 +90,12 @@ $(BENCH_STAMP): pyproject.toml requirements-bench.txt
 	$(BENCH_VENV)/bin/python -m pip install -q -r requirements-bench.txt -e '.[redis,speedups]'
 	touch $(BENCH_STAMP)
 
-## Facade vs httpx+json vs klaviyo-api against FakeKlaviyo (about 7 minutes); writes BENCHMARKS.md.
+## Facade vs httpx+json vs klaviyo-api against FakeKlaviyo (about 15 minutes); writes BENCHMARKS.md.
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python scripts/bench.py
 
-## A half-minute smoke run (the SDK only if .venv-bench exists); writes nothing.
+## CI's smoke run: every section at tiny sizes, about a minute (the SDK only if .venv-bench
+## exists); writes nothing, exits non-zero if a section fails.
 bench-quick: $(STAMP)
 	$(BIN)/python scripts/bench.py --quick
 

@@ -1,64 +1,54 @@
 #!/usr/bin/env python3
-"""`make bench`: the facade against the floor (httpx + json) and the official SDK, side by side.
+"""`make bench`: the facade against the floor (httpx + json.loads) and klaviyo-api, side by side.
 
-    .venv-bench/bin/python scripts/bench.py            # full run, writes BENCHMARKS.md
-    .venv/bin/python scripts/bench.py --quick          # a smoke run for CI; writes nothing
-    scripts/bench.py --only cpu,profile --json out.json
+    .venv-bench/bin/python scripts/bench.py     # the full run (~15 min), writes BENCHMARKS.md
+    .venv/bin/python scripts/bench.py --quick   # CI: every section at tiny sizes, writes nothing
 
-Every server is FakeKlaviyo on 127.0.0.1, in a process of its own, so `time.process_time` in
-the client process counts the client only. Every client runs in a fresh interpreter. The
-official SDK (`klaviyo-api` 25.0.0) is never a dependency of the project: it lives in
-.venv-bench (requirements-bench.txt), and its measurements run with that interpreter.
-
-Sections: 1 `cpu` (CPU per single-job call at 0/10/100 included items), 2 `listing` (10,000
-jobs over 100 pages vs 1,000 over 10: wall, CPU, peak RSS), 3 `startup` (import + first call),
-4 `async` (50 calls in flight), `tasks` (20, 100 and 500 tasks on one
-AsyncCatalogJobs), 5 `ratelimit` (Klaviyo's real limits, one process and four
-sharing Redis, and the limiter's own cost), 6 `waiting` (1,000 running jobs finishing at
-random within 2 minutes: wait_for_jobs against per-job wait_for_job), and `profile`
-(cProfile, pyinstrument and micro-benchmarks of the facade's 100-item call).
+Clients and the fake run in processes of their own (scripts/bench_lib/worker.py), so a client's
+CPU time is its own. Each section measures and writes its part of BENCHMARKS.md. The revision,
+media type and rate limits are the generated spec's. klaviyo-api lives in .venv-bench only.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import importlib.util
 import json
+import math
 import os
+import platform
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make `scripts.bench_lib` importable
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: make `scripts.bench_lib` importable
 
-from scripts.bench_lib import report, waiting  # noqa: E402
-from scripts.bench_lib.common import (  # noqa: E402
-    BENCH_VENV_PYTHON,
-    BenchError,
-    Json,
-    machine_info,
-    median,
-    package_version,
-    python_version,
-    run_json,
-    run_worker,
-)
-from scripts.bench_lib.fake_server import FakeServer  # noqa: E402
-from scripts.bench_lib.windows import analyse  # noqa: E402
-from scripts.bench_lib.workers import STARTUP  # noqa: E402
+from klaviyo_catalog.testing import running_redis_server  # noqa: E402
+from klaviyo_catalog_api.catalog_spec import KINDS, MEDIA_TYPE, OPERATIONS, REVISION  # noqa: E402
 
-SECTIONS = ("cpu", "listing", "startup", "async", "tasks", "ratelimit", "waiting", "profile")
-KLAVIYO_LIMITS = [(350, 1.0), (3500, 60.0)]
-JITTER_LIMITS = [(75, 1.0), (750, 60.0)]  # 2026-07-15's item and variant job limits
-UPLINK_JITTER = 0.06  # each request waits 0-60 ms in the fake before it is counted
-SDK_VERSION = "25.0.0"
+from scripts.bench_lib.worker import headers  # noqa: E402
+
+WORKER, PY = "scripts.bench_lib.worker", sys.executable  # PY: the facade's, the floor's, the fake's
+ENV = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_KEY"}  # each gets the fake's key
+ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+SDK = "klaviyo-api 25.0.0"
+ITEM_OP, CATEGORY_OP = "get_item_update_job", "get_category_update_job"
+X, NA = "\u00d7", "\u2013"  # the times sign and an en dash, spelt as escapes for ruff
+Json = dict[str, Any]
+GOALS: list[str] = []  # "what|target|measured|met", as each section finds them
+RAW: Json = {}  # each section's figures, for --json
 
 
 @dataclass(frozen=True)
@@ -67,573 +57,647 @@ class Config:
     sizes: tuple[int, ...] = (0, 10, 100)
     cpu_calls: int = 1000
     cpu_rounds: int = 5
-    cpu_warmup: int = 100
-    listing_jobs: tuple[int, int] = (1_000, 10_000)
-    listing_rounds: int = 3
+    warmup: int = 100
+    listing: tuple[int, int] = (1_000, 10_000)
+    rounds: int = 3  # of listing, async and tasks
     startup_rounds: int = 7
     async_calls: int = 3_000
-    async_latency_calls: int = 2_000
-    async_latency: float = 0.05
-    async_concurrency: int = 50
-    async_items: int = 10
-    async_rounds: int = 3
-    tasks_counts: tuple[int, ...] = (20, 100, 500)
+    latency_calls: int = 2_000
+    tasks: tuple[int, ...] = (20, 100, 500)
     tasks_calls: int = 2_000
-    tasks_rounds: int = 3
     rl_seconds: float = 75.0
-    rl_diag_seconds: float = 15.0
-    rl_processes: int = 4
-    limiter_n_memory: int = 200_000
-    limiter_n_redis: int = 5_000
+    diag_seconds: float = 15.0
+    limiter_n: int = 200_000
+    redis_n: int = 5_000
     profile_calls: int = 1_000
     micro_n: int = 2_000
-    waiting_jobs: int = 500  # per kind: item-create and variant-update
-    waiting_span: float = 120.0
-    waiting_interval: float = 5.0
+    wait_jobs: int = 500  # per kind
+    wait_span: float = 120.0
+    wait_interval: float = 5.0
+    wait_setup: float = 10.0
+    sdk: str = ""  # the interpreter with klaviyo-api; "": none
+    profile: str = sys.executable  # .venv-bench's if it has pyinstrument
+
+    def of(self, client: str) -> str:
+        return self.sdk if client == "sdk" else PY
 
 
-QUICK = Config(
-    quick=True,
-    cpu_calls=30,
-    cpu_rounds=1,
-    cpu_warmup=5,
-    listing_jobs=(200, 1_000),
-    listing_rounds=1,
-    startup_rounds=1,
-    async_calls=150,
-    async_latency_calls=100,
-    async_rounds=1,
-    tasks_calls=500,
-    tasks_rounds=1,
-    rl_seconds=1.5,
-    rl_diag_seconds=1.5,
-    limiter_n_memory=5_000,
-    limiter_n_redis=200,
-    profile_calls=30,
-    micro_n=50,
-    waiting_jobs=40,
-    waiting_span=6.0,
-    waiting_interval=1.0,
-)
-
-
-@dataclass(frozen=True)
-class Env:
-    python: str  # facade, floor, fake
-    sdk_python: str | None  # None: the SDK is skipped
-    profile_python: str
-    revision: str  # the facade's
-    sdk_revision: str | None
+QUICK = Config(True, cpu_calls=30, cpu_rounds=1, warmup=5, listing=(200, 1_000), rounds=1)
+QUICK = replace(QUICK, startup_rounds=1, async_calls=100, latency_calls=100, tasks_calls=200)
+QUICK = replace(QUICK, tasks=(5, 20, 50))
+QUICK = replace(QUICK, rl_seconds=1.0, diag_seconds=1.0, limiter_n=5_000, redis_n=200)
+QUICK = replace(QUICK, profile_calls=30, micro_n=50, wait_jobs=40, wait_span=3.0)
+QUICK = replace(QUICK, wait_interval=1.0, wait_setup=3.0)
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-# --- 1. CPU per call -------------------------------------------------------------------------
+def median(values: Iterable[float]) -> float:
+    values = list(values)
+    return statistics.median(values) if values else math.nan
 
 
-def bench_cpu(cfg: Config, env: Env) -> Json:
-    clients = ["floor", "facade", "facade-json"] + (["sdk"] if env.sdk_python else [])
-    runs: dict[str, dict[int, list[Json]]] = {c: {n: [] for n in cfg.sizes} for c in clients}
-    bodies: dict[int, dict[str, int]] = {}
-    with FakeServer(rate_limits=None, python=env.python) as fake:
-        revisions = (env.revision, *([env.sdk_revision] if env.sdk_revision else []))
-        jobs = {
-            n: fake.add_jobs("item-update", items=n, status="complete", revisions=revisions)
-            for n in cfg.sizes
-        }
-        for n in cfg.sizes:
-            bodies[n] = body_sizes(fake.api_key, jobs[n]["urls"])
-            for r in range(cfg.cpu_rounds):
-                order = clients[r % len(clients) :] + clients[: r % len(clients)]
-                for client in order:
-                    args = {
-                        "client": client,
-                        "base_url": fake.base_url,
-                        "api_key": fake.api_key,
-                        "job_id": jobs[n]["ids"][0],
-                        "url": jobs[n]["urls"][env.revision],
-                        "revision": env.revision,
-                        "calls": cfg.cpu_calls,
-                        "warmup": cfg.cpu_warmup,
-                    }
-                    python = env.sdk_python if client == "sdk" else env.python
-                    assert python is not None
-                    result = run_worker(python, "cpu", args)
-                    runs[client][n].append(result)
-                    log(f"cpu {n:>3} items, round {r + 1}, {client}: {result['cpu_us']:.0f} µs")
-        server = fake.stats()
-    summary: Json = {}
-    for client in clients:
-        summary[client] = {}
-        for n in cfg.sizes:
-            cpu = [x["cpu_us"] for x in runs[client][n]]
-            floor = median([x["cpu_us"] for x in runs["floor"][n]])
-            summary[client][str(n)] = {
-                "cpu_us": median(cpu),
-                "cpu_rounds": cpu,
-                "wall_us": median([x["wall_us"] for x in runs[client][n]]),
-                "ratio_to_floor": median(cpu) / floor,
-                "items_per_call": runs[client][n][0]["items_per_call"],
-                "price_sum": runs[client][n][0]["price_sum"],
-            }
-            if client == "sdk":
-                summary[client][str(n)]["catalogs_property_us"] = median(
-                    [x["catalogs_property_us"] for x in runs[client][n]]
-                )
-    same = all(
-        len({round(summary[c][str(n)]["price_sum"], 6) for c in clients}) == 1 for n in cfg.sizes
-    )
-    return {
-        "clients": clients,
-        "sizes": list(cfg.sizes),
-        "summary": summary,
-        "bodies": {str(n): b for n, b in bodies.items()},
-        "same_values_read": same,
-        "server_errors": server["internal_errors"],
-    }
+def medians(runs: list[Json]) -> Json:
+    return {k: median(run[k] for run in runs) for k in runs[0]}
 
 
-def body_sizes(api_key: str, urls: dict[str, str]) -> dict[str, int]:
-    """The size of the 200 body each revision's client gets, as served to it."""
-    import httpx
-
-    sizes = {}
-    for revision, url in urls.items():
-        accept = "application/json" if revision < "2024-10-15" else "application/vnd.api+json"
-        headers = {
-            "Authorization": f"Klaviyo-API-Key {api_key}",
-            "revision": revision,
-            "Accept": accept,
-        }
-        response = httpx.get(url, params={"include": "items"}, headers=headers)
-        response.raise_for_status()
-        sizes[revision] = len(response.content)
-    return sizes
-
-
-# --- 2. listing ------------------------------------------------------------------------------
-
-
-def bench_listing(cfg: Config, env: Env) -> Json:
-    clients = ("facade", "floor")
-    runs: dict[str, dict[int, list[Json]]] = {c: {n: [] for n in cfg.listing_jobs} for c in clients}
-    fakes = {n: FakeServer(rate_limits=None, python=env.python) for n in cfg.listing_jobs}
-    try:
-        lists = {}
-        for n, fake in fakes.items():
-            added = fake.add_jobs("item-create", n, status="complete", revisions=(env.revision,))
-            lists[n] = added["list_urls"][env.revision]
-        for r in range(cfg.listing_rounds):
-            for n, fake in fakes.items():
-                for client in clients:
-                    args = {
-                        "client": client,
-                        "base_url": fake.base_url,
-                        "api_key": fake.api_key,
-                        "url": lists[n],
-                        "revision": env.revision,
-                    }
-                    result = run_worker(env.python, "listing", args)
-                    if result["jobs"] != n:
-                        raise BenchError(f"listing {client}: read {result['jobs']} of {n} jobs")
-                    runs[client][n].append(result)
-                    log(
-                        f"listing {n} jobs, round {r + 1}, {client}: {result['wall_s']:.2f} s, "
-                        f"peak RSS {result['peak_rss_kb'] / 1024:.1f} MiB"
-                    )
-    finally:
-        for fake in fakes.values():
-            fake.close()
-    summary: Json = {}
-    for client in clients:
-        summary[client] = {}
-        for n in cfg.listing_jobs:
-            rs = runs[client][n]
-            summary[client][str(n)] = {
-                "pages": -(-n // 100),
-                "wall_s": median([x["wall_s"] for x in rs]),
-                "cpu_s": median([x["cpu_s"] for x in rs]),
-                "cpu_us_per_job": median([x["cpu_s"] for x in rs]) / n * 1e6,
-                "rss_ready_kb": median([x["rss_ready_kb"] for x in rs]),
-                "peak_rss_kb": median([x["peak_rss_kb"] for x in rs]),
-                "peak_rss_rounds_kb": [x["peak_rss_kb"] for x in rs],
-            }
-    return {"clients": list(clients), "jobs": list(cfg.listing_jobs), "summary": summary}
-
-
-# --- 3. start-up -----------------------------------------------------------------------------
-
-
-def bench_startup(cfg: Config, env: Env) -> Json:
-    names = [name for name in STARTUP if env.sdk_python or "klaviyo-api" not in name]
-    runs: dict[str, list[Json]] = {name: [] for name in names}
-    with FakeServer(rate_limits=None, python=env.python) as fake:
-        added = fake.add_jobs("item-update", items=10, status="complete", revisions=(env.revision,))
-        argv = [fake.api_key, fake.base_url, added["ids"][0], added["urls"][env.revision]]
-        for r in range(cfg.startup_rounds):
-            for name in names:
-                python = env.sdk_python if "klaviyo-api" in name else env.python
-                assert python is not None
-                result, wall = run_json(
-                    [python, "-c", STARTUP[name], *argv, env.revision], timeout=120
-                )
-                result["process_wall_s"] = wall
-                runs[name].append(result)
-                log(f"startup round {r + 1}, {name}: {wall * 1000:.0f} ms")
-    summary = {
-        name: {
-            key: median([x[key] for x in rs])
-            for key in ("process_wall_s", "import_s", "first_call_s", "maxrss_kb", "modules")
-        }
-        for name, rs in runs.items()
-    }
-    return {"names": names, "summary": summary, "python": env.python}
-
-
-# --- 4. async --------------------------------------------------------------------------------
-
-
-def bench_async(cfg: Config, env: Env) -> Json:
-    """Calls in flight at once, without added latency (CPU-bound: the overhead shows) and with
-    a network-like delay before each answer (where concurrency pays)."""
-    scenarios = [
-        (0.0, 1, cfg.async_calls),
-        (0.0, cfg.async_concurrency, cfg.async_calls),
-        (cfg.async_latency, cfg.async_concurrency, cfg.async_latency_calls),
-    ]
-    runs: dict[tuple[float, int, str], list[Json]] = {}
-    with FakeServer(rate_limits=None, python=env.python) as fake:
-        added = fake.add_jobs(
-            "item-update", items=cfg.async_items, status="complete", revisions=(env.revision,)
-        )
-        common = {
-            "base_url": fake.base_url,
-            "api_key": fake.api_key,
-            "job_id": added["ids"][0],
-            "url": added["urls"][env.revision],
-            "revision": env.revision,
-        }
-        for r in range(cfg.async_rounds):
-            for latency, concurrency, calls in scenarios:
-                fake.set_latency(latency)
-                for client in ("facade", "floor"):
-                    before = fake.stats()
-                    args = {**common, "client": client, "calls": calls}
-                    result = run_worker(env.python, "async", {**args, "concurrency": concurrency})
-                    after = fake.stats()
-                    served = after["requests"] - before["requests"]
-                    result["server_cpu_us"] = (after["cpu_s"] - before["cpu_s"]) / served * 1e6
-                    runs.setdefault((latency, concurrency, client), []).append(result)
-                    log(
-                        f"async round {r + 1}, +{latency * 1000:.0f} ms, {concurrency} in flight, "
-                        f"{client}: {result['per_s']:.0f} calls/s"
-                    )
-            for latency in sorted({s[0] for s in scenarios}):
-                fake.set_latency(latency)
-                calls = cfg.async_calls // 3 if latency == 0 else max(10, int(2 / latency))
-                sync_args = {**common, "client": "facade", "calls": calls, "warmup": 5}
-                result = run_worker(env.python, "cpu", sync_args)
-                result["per_s"] = 1e6 / result["wall_us"]
-                runs.setdefault((latency, 1, "facade (sync CatalogJobs)"), []).append(result)
-        fake.set_latency(0.0)
-    rows = []
-    for (latency, concurrency, client), rs in sorted(runs.items(), key=lambda kv: kv[0][:2]):
-        rows.append(
-            {
-                "latency_ms": latency * 1000,
-                "concurrency": concurrency,
-                "client": client,
-                "per_s": median([x["per_s"] for x in rs]),
-                "cpu_us": median([x["cpu_us"] for x in rs]),
-                "server_cpu_us": median([x.get("server_cpu_us", float("nan")) for x in rs]),
-            }
-        )
-    return {"concurrency": cfg.async_concurrency, "items": cfg.async_items, "rows": rows}
-
-
-# --- 4b. many tasks on one client -------------------------------------------------------------
-
-
-def bench_tasks(cfg: Config, env: Env) -> Json:
-    """One AsyncCatalogJobs shared by 20, 100 and 500 tasks: calls beyond its pool wait in the
-    client, so throughput should hold (the goal: 500 tasks at >= 80 % of 20 tasks' rate)."""
-    runs: dict[int, list[Json]] = {n: [] for n in cfg.tasks_counts}
-    with FakeServer(rate_limits=None, python=env.python) as fake:
-        added = fake.add_jobs("item-update", status="complete", revisions=(env.revision,))
-        args = {"base_url": fake.base_url, "api_key": fake.api_key, "job_id": added["ids"][0]}
-        for r in range(cfg.tasks_rounds):
-            for tasks in cfg.tasks_counts:
-                result = run_worker(
-                    env.python, "tasks", {**args, "tasks": tasks, "calls": cfg.tasks_calls}
-                )
-                runs[tasks].append(result)
-                log(
-                    f"tasks round {r + 1}, {tasks} tasks: {result['per_s']:.0f} calls/s, "
-                    f"{result['connections']} connections"
-                )
-    rows = [
-        {
-            "tasks": tasks,
-            "per_s": median([x["per_s"] for x in rs]),
-            "connections": median([x["connections"] for x in rs]),
-        }
-        for tasks, rs in runs.items()
-    ]
-    return {"calls": cfg.tasks_calls, "rounds": cfg.tasks_rounds, "rows": rows}
-
-
-# --- 5. rate limits --------------------------------------------------------------------------
-
-
-def rate_run(
-    env: Env,
-    seconds: float,
-    processes: int,
-    redis_url: str | None,
-    *,
-    hints: bool = True,
-    limits: list[tuple[int, float]] = KLAVIYO_LIMITS,
-    jitter: float = 0.0,
-    threads: int = 1,
-) -> Json:
-    with FakeServer(rate_limits=limits, python=env.python) as fake:
-        fake.command("jitter", {"seconds": jitter})
-        job = fake.add_jobs("item-update", items=0, status="complete")["ids"][0]
-        start_at = time.time() + 2.0 + 0.5 * processes  # every process imported by then
-        args = {
-            "base_url": fake.base_url,
-            "api_key": fake.api_key,
-            "job_id": job,
-            "rates": limits,
-            "redis_url": redis_url,
-            "hints": hints,
-            "start_at": start_at,
-            "duration": seconds,
-            "threads": threads,
-        }
-        with concurrent.futures.ThreadPoolExecutor(processes) as pool:
-            futures = [
-                pool.submit(
-                    run_worker, env.python, "rate_client", args, timeout=seconds + 120, retries=0
-                )
-                for _ in range(processes)
-            ]
-            clients = [f.result() for f in futures]
-        entries = fake.log()
-    result = analyse(entries, seconds, limits)
-    outcomes: dict[str, int] = {}
-    for client in clients:
-        for name, count in client["outcomes"].items():
-            outcomes[name] = outcomes.get(name, 0) + count
-    result.update(
-        processes=processes, client_outcomes=outcomes, redis=redis_url is not None, hints=hints
-    )
-    result["client_cpu_s"] = sum(c["cpu_s"] for c in clients)
-    return result
-
-
-def bench_ratelimit(cfg: Config, env: Env) -> Json:
-    out: Json = {"limits": KLAVIYO_LIMITS, "seconds": cfg.rl_seconds, "runs": {}}
-    log(f"rate limit: one process, in-memory limiter, {cfg.rl_seconds:g} s")
-    out["runs"]["memory"] = rate_run(env, cfg.rl_seconds, 1, None)
-    # Diagnostic: the same limiter with its adaptive slowing (`observe`) switched off, long
-    # enough to use a whole minute's quota; the difference is what the hints cost.
-    log(f"rate limit: one process, in-memory limiter without hints, {cfg.rl_diag_seconds:g} s")
-    out["runs"]["memory_no_hints"] = rate_run(env, cfg.rl_diag_seconds, 1, None, hints=False)
-    log(f"rate limit: in-memory limiter, 0-60 ms uplink jitter, {cfg.rl_seconds:g} s")
-    out["runs"]["memory_jitter"] = rate_run(
-        env, cfg.rl_seconds, 1, None, limits=JITTER_LIMITS, jitter=UPLINK_JITTER, threads=8
-    )
-    out["overhead"] = run_worker(env.python, "limiter_overhead", {"n": cfg.limiter_n_memory})
-    redis_ok = bool(shutil.which("redis-server")) and importlib.util.find_spec("redis") is not None
-    if not redis_ok:
-        out["redis_skipped"] = "redis-server or redis-py is missing"
-        return out
-    from klaviyo_catalog.testing import running_redis_server
-
-    with running_redis_server() as server:
-        url = server.url
-        log(f"rate limit: {cfg.rl_processes} processes sharing Redis, {cfg.rl_seconds:g} s")
-        out["runs"]["redis"] = rate_run(env, cfg.rl_seconds, cfg.rl_processes, url)
-        overhead = run_worker(
-            env.python, "limiter_overhead", {"n": cfg.limiter_n_redis, "redis_url": url}
-        )
-        out["overhead"].update(overhead)
+def run(python: str, task: str, args: Json, timeout: float = 900) -> Json:
+    """One worker task in a fresh interpreter: its JSON line, with the process's wall time."""
+    wall0, command = time.perf_counter(), [python, "-m", WORKER, task, json.dumps(args)]
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if done.returncode or not done.stdout.strip():
+        raise RuntimeError(f"worker {task} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    out = {**json.loads(done.stdout.splitlines()[-1]), "process_s": time.perf_counter() - wall0}
+    brief = {k: round(v, 1) for k, v in out.items() if isinstance(v, float | int)}
+    log(f"{task} {args.get('client', '')} {brief}"[:150])
     return out
 
 
-# --- 6. waiting for many jobs -----------------------------------------------------------------
+class Fake:
+    """FakeKlaviyo in a process of its own (worker task `fake`), one JSON line each way.
+    `limits`: each operation's published limits (the spec's), else none."""
+
+    def __init__(self, python: str, limits: bool = False) -> None:
+        command, pipe = [python, "-m", WORKER, "fake", json.dumps({"limits": limits})], -1
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdin=pipe, stdout=pipe, text=True)
+        self.base_url, self.api_key = self.do("")
+
+    def do(self, command: str, **arguments: Any) -> Any:
+        """Send a command ("": none, read the greeting) and return the fake's answer."""
+        assert self.proc.stdin and self.proc.stdout
+        if command:
+            self.proc.stdin.write(json.dumps([command, arguments]) + "\n")
+            self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline() or '{"error": "the fake exited"}')
+        if "error" in reply:
+            raise RuntimeError(f"fake: {reply['error']}")
+        return reply["result"]
+
+    def args(self, kind: str = "", **job: Any) -> Json:
+        """What a client worker needs; with `kind`, a new job of that kind and its URL."""
+        out = {"base_url": self.base_url, "api_key": self.api_key, "media_type": MEDIA_TYPE}
+        if kind:
+            added = self.do("add", kind=kind, n=1, status="complete", **job)
+            out |= {"job_id": added["ids"][0], "url": added["url"]}
+        return {**out, "revision": REVISION}
+
+    def __enter__(self) -> Fake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()  # the fake stops at the end of its input
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
-def bench_waiting(cfg: Config, env: Env) -> Json:
-    return waiting.bench_waiting(
-        cfg.waiting_jobs, cfg.waiting_span, cfg.waiting_interval, env.python
-    )
+def f(value: float | None, digits: int = 0) -> str:
+    return NA if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
-# --- profile ---------------------------------------------------------------------------------
+def mib(kib: float) -> str:
+    return f(kib / 1024, 1)
 
 
-def bench_profile(cfg: Config, env: Env) -> Json:
-    with FakeServer(rate_limits=None, python=env.python) as fake:
-        added = fake.add_jobs(
-            "item-update", items=100, status="complete", revisions=(env.revision,)
-        )
-        args = {
-            "base_url": fake.base_url,
-            "api_key": fake.api_key,
-            "job_id": added["ids"][0],
-            "url": added["urls"][env.revision],
-            "revision": env.revision,
-            "calls": cfg.profile_calls,
-            "warmup": 50,
-            "n": cfg.micro_n,
-        }
-        log("profile: cProfile and pyinstrument of the facade's 100-item call")
-        profile = run_worker(env.profile_python, "profile", args)
-        log("profile: micro-benchmarks")
-        micro = run_worker(env.python, "micro", args)
-    return {"profile": profile, "micro": micro, "python": env.profile_python}
+def goal(what: str, target: str, measured: str, met: bool | None) -> None:
+    GOALS.append(f"{what}|{target}|{measured}|{NA if met is None else ['**no**', 'yes'][met]}")
 
 
-BENCHES = {
-    "cpu": bench_cpu,
-    "listing": bench_listing,
-    "startup": bench_startup,
-    "async": bench_async,
-    "tasks": bench_tasks,
-    "ratelimit": bench_ratelimit,
-    "waiting": bench_waiting,
-    "profile": bench_profile,
+def table(header: str, rows: Iterable[str | Sequence[object]], align: str = "") -> str:
+    """A markdown table of "a|b|c" columns and rows (or lists of cells): the first column
+    left-aligned, the others right unless `align` says otherwise."""
+    cells = [row if isinstance(row, str) else "|".join(map(str, row)) for row in [header, *rows]]
+    lines = [f"| {row.replace('|', ' | ')} |" for row in cells]
+    return "\n".join([lines[0], "|" + (align or "---|" + "---:|" * header.count("|")), *lines[1:]])
+
+
+def limits(operation: str) -> str:
+    return " + ".join(f"{n}/{s:g} s" for n, s in OPERATIONS[operation].rate_limits)
+
+
+NAMES = {
+    "floor": "floor: httpx.Client.get + json.loads",
+    "facade": "facade: CatalogJobs.get_item_update_job, with the [speedups] extra (orjson)",
+    "facade-json": "facade without the [speedups] extra (json.loads)",
+    "sdk": f"{SDK}: Catalogs.get_bulk_update_catalog_items_job",
 }
 
 
-# --- the run ---------------------------------------------------------------------------------
+def bench_cpu(cfg: Config) -> str:
+    import httpx
+
+    clients = ["floor", "facade", "facade-json", *(["sdk"] if cfg.sdk else [])]
+    runs: dict[tuple[str, int], list[Json]] = defaultdict(list)
+    body: dict[int, int] = {}
+    with Fake(PY) as fake:
+        for n in cfg.sizes:
+            args = fake.args("item-update", items=n) | {"calls": cfg.cpu_calls}
+            params = {"include": "items"}
+            body[n] = len(httpx.get(args["url"], params=params, headers=headers(args)).content)
+            for r in range(cfg.cpu_rounds):  # clients interleaved, each round in another order
+                for c in clients[r % len(clients) :] + clients[: r % len(clients)]:
+                    result = run(cfg.of(c), "cpu", {**args, "client": c, "warmup": cfg.warmup})
+                    if result["items"] != n * cfg.cpu_calls:
+                        raise RuntimeError(f"{c} read {result['items']} items, not {n} a call")
+                    runs[c, n].append(result)
+            if len({x["price_sum"] for c in clients for x in runs[c, n]}) != 1:
+                raise RuntimeError(f"the clients read different prices at {n} items")
+    cpu = {key: median(x["cpu_us"] for x in rs) for key, rs in runs.items()}
+    RAW["cpu"] = {f"{c} {n}": v for (c, n), v in cpu.items()}
+    rows, spread = [], []
+    for c in clients:
+        rows.append(NAMES[c])
+        spread.append(c)
+        for n in cfg.sizes:
+            rows[-1] += f"|{f(cpu[c, n])} ({cpu[c, n] / cpu['floor', n]:.2f}{X})"
+            rounds, wall = [x["cpu_us"] for x in runs[c, n]], [x["wall_us"] for x in runs[c, n]]
+            spread[-1] += f"|{f(median(wall))} (CPU {f(min(rounds))}{NA}{f(max(rounds))})"
+    floor, ratio = cpu["floor", 100], cpu["facade-json", 100] / cpu["floor", 100]
+    what = "facade without [speedups]: CPU per 100-item call ÷ floor"
+    goal(what, f"≤ 1.3{X}", f"{ratio:.2f}{X}", ratio <= 1.3)
+    note = ""
+    if cfg.sdk:
+        sdk, catalogs = cpu["sdk", 100], median(x["catalogs_us"] for x in runs["sdk", 100])
+        ratio, budget = sdk / cpu["facade", 100], sdk / 3
+        what = "klaviyo-api ÷ facade with [speedups]: CPU per 100-item call"
+        goal(what, f"≥ 3{X}", f"{ratio:.2f}{X}", ratio >= 3)
+        note = f"""
+Not counted above: `KlaviyoAPI.Catalogs` is a property that wraps all of the API's methods anew
+on each access ({f(catalogs)} µs); the SDK runs took it once.
+
+At 100 items klaviyo-api costs {sdk / floor:.2f}{X} the floor here, so the 3{X} goal leaves the
+facade {f(budget)} µs per call, {budget / floor:.2f}{X} the floor; the 1.3{X} goal allows
+{f(floor * 1.3)} µs.
+"""
+    header = "client|" + "|".join(f"{n} items" for n in cfg.sizes)
+    return f"""## 1. CPU per call: one job with its included items
+
+`get_item_update_job(id, include=["items"])`, then the job's status and dates and every item's
+title and price read; client process CPU. Median of {cfg.cpu_rounds} rounds (fresh processes,
+clients interleaved) of {cfg.cpu_calls:,} calls after {cfg.warmup} warm-up calls. Every client
+gets revision {REVISION}'s document, and all read the same prices.
+
+CPU µs per call ({X} the floor):
+
+{table(header, rows)}
+
+Wall µs per call (loopback round trip included) and the CPU spread of the rounds:
+
+{table(header, spread)}
+
+Response body bytes: {", ".join(f"{f(body[n])} at {n} items" for n in cfg.sizes)}.
+{note}"""
 
 
-def find_sdk_python(given: str | None, quick: bool, skip: bool) -> str | None:
-    if skip:
-        return None
-    candidates = [given] if given else [str(BENCH_VENV_PYTHON), sys.executable]
-    for python in candidates:
-        if python and Path(python).exists() and package_version(python, "klaviyo-api"):
-            version = package_version(python, "klaviyo-api")
-            if version != SDK_VERSION:
-                log(f"warning: {python} has klaviyo-api {version}, not {SDK_VERSION}")
+def bench_listing(cfg: Config) -> str:
+    runs: dict[tuple[str, int], list[Json]] = defaultdict(list)
+    for n in cfg.listing:
+        with Fake(PY) as fake:
+            url = fake.do("add", kind="item-create", n=n, status="complete")["list_url"]
+            for _ in range(cfg.rounds):
+                for c in ("facade", "floor"):
+                    result = run(PY, "listing", {**fake.args(), "url": url, "client": c})
+                    if result["jobs"] != n:
+                        raise RuntimeError(f"listing {c}: read {result['jobs']} of {n} jobs")
+                    runs[c, n].append(result)
+    s = {key: medians(rs) for key, rs in sorted(runs.items())}
+    RAW["listing"] = {f"{c} {n}": v for (c, n), v in s.items()}
+    rows = []
+    for (c, n), v in s.items():
+        wall, cpu, per_job = f(v["wall_s"], 2), f(v["cpu_s"], 2), f(v["cpu_s"] / n * 1e6, 1)
+        rss = mib(v["ready_kb"]), mib(v["peak_kb"])
+        rows.append([c, f"{n:,} / {n // 100}", wall, cpu, per_job, *rss])
+    small, big = cfg.listing
+    growth, pages = (
+        s["facade", big]["peak_kb"] - s["facade", small]["peak_kb"],
+        big // 100 - small // 100,
+    )
+    columns = "client|jobs / pages|wall s|CPU s|CPU µs per job|RSS after setup MiB|peak RSS MiB"
+    return f"""## 2. Listing: every job of every page
+
+`iter_item_create_jobs()` over every job, 100 a page, reading each one's id, status and
+created_at; the floor follows `links.next` with httpx + `json.loads`. A fresh process each; RSS
+once the client exists, and the peak (`VmHWM`). Medians of {cfg.rounds} rounds.
+
+{table(columns, rows)}
+
+Facade peak RSS from {small // 100} to {big // 100} pages: {growth / 1024:+.1f} MiB
+({growth / pages:+.0f} KiB per extra page): one page in memory at a time.
+"""
+
+
+def bench_startup(cfg: Config) -> str:
+    names = {"python": "python (no client)", "floor": "floor (httpx + json)", "facade": "facade"}
+    names |= {"sdk": SDK} if cfg.sdk else {}
+    runs: dict[str, list[Json]] = defaultdict(list)
+    with Fake(PY) as fake:
+        args = fake.args("item-update", items=10)
+        for _ in range(cfg.startup_rounds):
+            for c in names:
+                runs[c].append(run(cfg.of(c), "startup", {**args, "client": c}, 120))
+    s = RAW["startup"] = {c: medians(rs) for c, rs in runs.items()}
+    ms = {c: (v["import_s"] + v["call_s"]) * 1000 for c, v in s.items()}
+    rows = []
+    for c, v in s.items():
+        times = [f(v["process_s"] * 1000), f(v["import_s"] * 1000, 1), f(v["call_s"] * 1000, 1)]
+        rows.append([names[c], *times, f(ms[c]), mib(v["rss_kb"]), f(v["modules"])])
+    if cfg.sdk:
+        ratio, rss = ms["facade"] / ms["sdk"], (s["facade"]["rss_kb"], s["sdk"]["rss_kb"])
+        measured = f"{ratio:.2f} ({f(ms['facade'])} vs {f(ms['sdk'])} ms)"
+        goal("start-up (import + first call) ÷ klaviyo-api's", "≤ 1/3", measured, ratio <= 1 / 3)
+        measured = f"{rss[0] / rss[1]:.2f} ({mib(rss[0])} vs {mib(rss[1])} MiB)"
+        goal("start-up peak RSS ÷ klaviyo-api's", "(smaller)", measured, None)
+    columns = (
+        "process|process wall ms|import ms|first call ms|import + call ms|peak RSS MiB|modules"
+    )
+    return f"""## 3. Start-up: a fresh process, import and first call
+
+A fresh interpreter (the benchmark's worker) imports the client, then builds it and makes one
+call with 10 included items, timed inside; *process wall* is spawn to exit, as the parent sees
+it. Peak RSS is `VmHWM`. Medians of {cfg.startup_rounds}.
+
+{table(columns, rows)}
+"""
+
+
+def bench_async(cfg: Config) -> str:
+    runs: dict[tuple[float, int, str], list[Json]] = defaultdict(list)
+    plan = ((0, 1, cfg.async_calls), (0, 50, cfg.async_calls), (0.05, 50, cfg.latency_calls))
+    with Fake(PY) as fake:
+        args = fake.args("item-update", items=10)
+        for _ in range(cfg.rounds):
+            for latency, tasks, calls in plan:
+                fake.do("delay", low=latency, high=latency)
+                for c in ("facade", "floor"):
+                    before = fake.do("stats")
+                    more = {"client": c, "calls": calls, "concurrency": tasks}
+                    result = run(PY, "async", args | more)
+                    after = fake.do("stats")
+                    result["fake_us"] = (after[1] - before[1]) / (after[0] - before[0]) * 1e6
+                    runs[latency, tasks, c].append(result)
+                if tasks == 1 or latency:  # the sync client, one call at a time
+                    calls = cfg.latency_calls // 50 if latency else calls // 3
+                    more = {"client": "facade", "warmup": 5, "calls": calls}
+                    result = run(PY, "cpu", args | more)
+                    result |= {"per_s": 1e6 / result["wall_us"], "fake_us": math.nan}
+                    runs[latency, 1, "facade (sync CatalogJobs)"].append(result)
+        fake.do("delay", low=0, high=0)
+    s = {key: medians(rs) for key, rs in sorted(runs.items())}
+    RAW["async"] = {" ".join(map(str, key)): v for key, v in s.items()}
+    rows = []
+    for (latency, tasks, c), v in s.items():
+        figures = f(v["per_s"]), f(v["cpu_us"]), f(v["fake_us"])
+        rows.append([f"+{latency * 1000:.0f} ms", tasks, c, *figures])
+    one, many = s[0, 1, "floor"]["cpu_us"], s[0, 50, "floor"]["cpu_us"]
+    columns = "added latency|in flight|client|calls per s|client CPU µs per call"
+    return f"""## 4. Async: calls in flight at once
+
+`AsyncCatalogJobs.get_item_update_job` (10 items) from N tasks at once, `httpx.AsyncClient` +
+`json.loads` doing the same, and the sync `CatalogJobs` one call at a time. Without added latency
+the run is CPU-bound (two cores shared with the fake); with it, every answer is delayed as if it
+crossed a network, which is where concurrency pays. Medians of {cfg.rounds}.
+
+{table(columns + "|fake's CPU µs per request", rows, "---|---:|---|---:|---:|---:|")}
+
+With 50 in flight the floor's own CPU per call is {many / one:.1f}{X} what it is with one: that
+cost is httpx's, not the facade's.
+"""
+
+
+def bench_tasks(cfg: Config) -> str:
+    runs: dict[int, list[Json]] = defaultdict(list)
+    with Fake(PY) as fake:
+        args = fake.args("item-update") | {"calls": cfg.tasks_calls}
+        for _ in range(cfg.rounds):
+            for n in cfg.tasks:
+                runs[n].append(run(PY, "tasks", {**args, "tasks": n}))
+    s = RAW["tasks"] = {n: medians(rs) for n, rs in runs.items()}
+    few, many = s[min(s)]["per_s"], s[max(s)]["per_s"]
+    rows = [
+        [n, f(v["per_s"]), f"{v['per_s'] / few:.0%}", f(v["connections"])] for n, v in s.items()
+    ]
+    what = f"calls per s, {max(s)} tasks ÷ {min(s)} tasks on one AsyncCatalogJobs"
+    goal(what, "≥ 80%", f"{many / few:.0%} ({f(many)} vs {f(few)})", many / few >= 0.8)
+    return f"""## 4b. Many tasks on one AsyncCatalogJobs
+
+{cfg.tasks_calls:,} `get_item_update_job` calls shared by N tasks on one cold client (its own pool:
+20 connections, all kept alive; median of {cfg.rounds}). Calls beyond the pool wait in the client's
+semaphore; before, inside httpcore's pool (httpx's default: 100 open, 20 kept alive), 500 tasks
+fell from 461 to 36 calls per second, opening 1,960 connections for 2,000 calls.
+
+{table(f"tasks|calls per s|of {min(s)} tasks' rate|connections opened", rows, "---:|" * 4)}
+"""
+
+
+def max_in_window(times: Sequence[float], width: float, fixed: bool = False) -> int:
+    """The most requests in any window [t, t + width) of the sorted times; `fixed`: in windows
+    as Klaviyo and the fake count them, each opening at the first request after the last ended."""
+    best, start, first = 0, 0, -math.inf
+    for end, t in enumerate(times):
+        if fixed and t >= first + width:
+            first, start = t, end
+        while not fixed and t - times[start] >= width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def rate_run(cfg: Config, op: str, seconds: float, processes: int = 1, **options: Any) -> Json:
+    """`processes` clients calling `op` for `seconds`, against the spec's limits in the fake."""
+    with Fake(PY, limits=True) as fake:
+        fake.do("delay", low=0, high=options.pop("jitter", 0))
+        args = fake.args(next(k for k, v in KINDS.items() if v.get_operation == op))
+        args |= {"op": op, "duration": seconds, "start_at": time.time() + 2 + processes / 2}
+        args |= {"threads": 1, "hints": True, "redis_url": None, **options}
+        with ThreadPoolExecutor(processes) as pool:
+            clients = list(pool.map(lambda _: run(PY, "rate", args), range(processes)))
+        log_ = fake.do("log")
+    ok = sorted(t for t, status, counted, _ in log_ if status == 200 and counted)
+    (burst, burst_s), (steady, steady_s) = sorted(OPERATIONS[op].rate_limits, key=lambda r: r[1])
+    ideal = []  # an ideal client: as fast as the burst window lets it, until the steady one is full
+    for start in range(0, math.ceil(seconds), int(steady_s)):
+        ideal.append(min(steady, burst * math.ceil(min(steady_s, seconds - start) / burst_s)))
+    later = [t for t in ok if t >= ok[0] + steady_s]
+    windows = [f"{max_in_window(ok, s)} ({max_in_window(ok, s, True)}) / {n}" for n, s in
+               ((burst, burst_s), (steady, steady_s))]  # fmt: skip
+    first = f"{sum(1 for t in ok if t < ok[0] + steady_s)} / {ideal[0]}"
+    errors = sum(n for c in clients for k, n in c["outcomes"].items() if k != "ok")
+    use, throttled = len(ok) / sum(ideal), sum(1 for _, status, *_ in log_ if status == 429)
+    resume = f"{(later[0] - ok[0] - steady_s) * 1000:.0f} ms" if later else NA
+    cpu = f(sum(c["cpu_s"] for c in clients) / len(ok) * 1e6)
+    row = [seconds, f(len(ok)), f(sum(ideal)), f"{use:.1%}", throttled, *windows, first, resume]
+    return {"row": [*row, cpu], "use": use, "throttled": throttled, "errors": errors}
+
+
+def bench_ratelimit(cfg: Config) -> str:
+    item, category = f"{ITEM_OP} ({limits(ITEM_OP)})", f"{CATEGORY_OP} ({limits(CATEGORY_OP)})"
+    plans: dict[str, tuple[str, float, int, Json]] = {  # label: operation, seconds, processes
+        f"1 {X} in-memory (default), {item}": (ITEM_OP, cfg.rl_seconds, 1, {}),
+        f"1 {X} in-memory, server budget hint off (diagnostic), {item}": (
+            ITEM_OP, cfg.diag_seconds, 1, {"hints": False}),
+        f"1 {X} in-memory, 8 threads, 0-60 ms uplink jitter, {item}": (
+            ITEM_OP, cfg.rl_seconds, 1, {"jitter": 0.06, "threads": 8}),
+    }  # fmt: skip
+    redis = shutil.which("redis-server") and importlib.util.find_spec("redis")
+    item_limits = OPERATIONS[ITEM_OP].rate_limits
+    cost = run(PY, "limiter", {"n": cfg.limiter_n, "limits": item_limits})
+    r = RAW["ratelimit"] = {}
+    with ExitStack() as stack:
+        if redis:
+            url = stack.enter_context(running_redis_server()).url
+            redis_plan = (CATEGORY_OP, cfg.rl_seconds, 4, {"redis_url": url})
+            plans[f"4 {X} RedisRateLimiter, {category}"] = redis_plan
+            cost |= run(PY, "limiter", {"n": cfg.redis_n, "redis_url": url})
+        for label, (op, seconds, processes, options) in plans.items():
+            r[label] = rate_run(cfg, op, seconds, processes, **options)
+            if "diagnostic" not in label:
+                v, what = r[label], f"rate limits: {label}"
+                measured, ok = f"{v['use']:.1%}, {v['throttled']} {X} 429", v["use"] >= 0.97
+                goal(what, "≥ 97%, no 429", measured, ok and not v["throttled"])
+    columns = "clients|run s|200s|admissible|utilisation|429s|max in burst window (fixed)"
+    columns += "|max in steady window (fixed)|first steady window|next window's first 200 after"
+    errors = {label: v["errors"] for label, v in r.items() if v["errors"]}
+    costs = {  # what: its CPU and wall keys
+        "MemoryRateLimiter, two free windows, real clock": ("memory_cpu_us", "memory_wall_us"),
+        f"MemoryRateLimiter at {limits(ITEM_OP)}, steady window nearly full": (
+            "memory_full_cpu_us",
+            "",
+        ),
+        "RedisRateLimiter (loopback)": ("redis_cpu_us", "redis_wall_us"),
+    }
+    cost_rows = [[what, f(cost.get(c), 2), f(cost.get(w), 2)] for what, (c, w) in costs.items()]
+    return f"""## 5. Rate limits
+
+The fake enforces each operation's published limits (revision {REVISION}) in fixed windows, as
+Klaviyo does; each client calls as fast as its default limits (the generated spec's) allow.
+*Admissible*: the most an ideal client gets through those windows in the time; *utilisation* =
+200s ÷ admissible. Window maxima: over every sliding window of the fake's log (in brackets, its
+fixed windows). The jitter row delays each request 0-60 ms in the fake before it is counted.
+
+{table(columns + "|client CPU µs per 200", ([label, *v["row"]] for label, v in r.items()))}
+
+{f"Calls that raised in the clients: {errors}." if errors else "No call raised in the clients."}
+{"" if redis else "Redis runs skipped: redis-server or redis-py is missing."}
+The limiter's cost per request (`try_acquire` + `complete`), no HTTP:
+
+{table("limiter|client CPU µs|wall µs", cost_rows)}
+"""
+
+
+def wait_run(cfg: Config, mode: str, timeout: float) -> Json:
+    with Fake(PY, limits=True) as fake:
+        kinds = ("item-create", "variant-update")
+        added = [fake.do("add", kind=k, n=cfg.wait_jobs, status="processing") for k in kinds]
+        args = {**fake.args(), "ids": [i for a in added for i in a["ids"]], "mode": mode}
+        args |= {"interval": cfg.wait_interval, "timeout": timeout}
+        args["start_at"] = time.time() + cfg.wait_setup
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(run, PY, "wait", args, cfg.wait_setup + timeout + 300)
+            time.sleep(max(0.0, args["start_at"] - time.time()))
+            fake.do("reset")  # the worker's setup (fetching its jobs) is not counted
+            finishes = fake.do("finish_randomly", within=cfg.wait_span, seed=1)
+            result = future.result()
+        log_ = fake.do("log")
+    seen: dict[str, list[float]] = result["seen"]
+    delays = [times[0] - finishes[i] for i, times in seen.items() if i in finishes]
+    ops: dict[str, int] = defaultdict(int)
+    for *_, path in log_:  # a list, or a single-job GET (its path ends in the job id)
+        ops[("list " if path.count("/") == 2 else "get ") + path.split("/")[2]] += 1
+    once = set(seen) == set(finishes) and all(len(v) == 1 for v in seen.values())
+    times = sorted(t for t, *_ in log_)
+    return {
+        "requests": len(log_),
+        "per_minute": max_in_window(times, 60.0),
+        "per_second": max_in_window(times, 1.0),
+        "throttled": sum(1 for _, status, *_ in log_ if status == 429),
+        "median_s": median(delays),
+        "worst_s": max(delays, default=math.nan),
+        "reported": len(seen),
+        "once": once and not result["not_done"] and min(delays, default=0) >= 0,
+        "missed": len(set(finishes) - set(seen)),
+        "ops": ", ".join(f"{k} {v:,}" for k, v in sorted(ops.items())),
+        "wall_s": result["wall_s"],
+    }
+
+
+def bench_waiting(cfg: Config) -> str:
+    timeout, r = cfg.wait_span + max(60.0, 10 * cfg.wait_interval), RAW.setdefault("waiting", {})
+    for mode, label in (("wait_for_jobs", "many"), ("wait_for_job per job", "each")):
+        r[mode] = wait_run(cfg, label, timeout)
+    many, each = r["wait_for_jobs"], r["wait_for_job per job"]
+    ratio, worst, limit = each["requests"] / many["requests"], many["worst_s"], cfg.wait_interval
+    measured = f"{ratio:.1f}{X} ({each['requests']:,} vs {many['requests']:,})"
+    goal("wait_for_jobs: requests, per-job polling ÷ it", f"≥ 20{X}", measured, ratio >= 20)
+    goal("wait_for_jobs: 429s", "0", str(many["throttled"]), many["throttled"] == 0)
+    target, ok = f"≤ poll interval + 2 s ({limit + 2:g} s)", worst <= limit + 2 and many["once"]
+    goal("wait_for_jobs: worst detection delay, all reported once", target, f"{worst:.2f} s", ok)
+    rows = []
+    for mode, v in r.items():
+        once = "yes" if v["once"] else f"**no** ({v['missed']:,} not reported in {timeout:g} s)"
+        delays = f(v["median_s"], 2) + " s", f(v["worst_s"], 2) + " s"
+        requests = f(v["requests"]), f(v["per_minute"]), f(v["per_second"]), v["throttled"]
+        rows.append([f"`{mode}`", *requests, *delays, f"{v['reported']:,}", once])
+    columns = "client|requests|max / min|max / s|429s|median delay|worst delay|reported"
+    return f"""## 6. Waiting for many jobs
+
+{cfg.wait_jobs} running item-create and {cfg.wait_jobs} variant-update jobs finish at random
+(seeded) within {cfg.wait_span:g} s, on the fake at the published limits (the item-create list:
+{limits("list_item_create_jobs")}), in real time. One process waits for all, polling every
+{cfg.wait_interval:g} s: one `wait_for_jobs`, or a `wait_for_job` task per job (fixed interval). A
+delay runs from a job's completion in the fake to the app learning of it. Per-job polling needs
+far more than the quota, so its limiter holds it there and it cannot keep its interval; its
+request count is the quota times its duration, cut by a {timeout:g} s timeout.
+
+{table(columns + "|each once, none early", rows)}
+
+{chr(10).join(f"- `{m}`: {v['ops']}; the wait took {v['wall_s']:.0f} s." for m, v in r.items())}
+"""
+
+
+def bench_profile(cfg: Config) -> str:
+    with Fake(PY) as fake:
+        args = fake.args("item-update", items=100)
+        p = run(cfg.profile, "profile", {**args, "calls": cfg.profile_calls})
+        micro = run(PY, "micro", {**args, "n": cfg.micro_n})
+    RAW["profile"], total = {"profile": p, "micro": micro}, sum(p["areas"].values())
+    areas = sorted(p["areas"].items(), key=lambda kv: -kv[1])
+    rows = ([a, f(us, 1), f"{us / total:.1%}"] for a, us in areas if us > total / 200)
+    tables = [table("area|µs|share", rows)]
+    for key in ("own", "cumulative"):
+        rows = ([f"`{r[0]}`", f(r[1], 1), f(r[2], 1), f(r[3], 1)] for r in p[key])
+        tables.append(table("function|calls|own µs|cumulative µs", rows))
+    flat = [line for line in p.get("pyinstrument", "").splitlines() if line.strip()[:1].isdigit()]
+    micro.pop("process_s")
+    facade, floor = (micro[f"{c} through httpx.MockTransport"] for c in ("facade", "floor"))
+    others = [f"{a} {us / total:.0%}" for a, us in areas if not a.startswith("socket")]
+    parts = [
+        f"""## Profile: the facade's 100-item call
+
+cProfile over {p["calls"]:,} calls (wall-clock timer, so the socket rows include waiting for the
+fake). cProfile's own overhead inflates small functions; read the shares, and the unprofiled
+figures in section 1 and the micro-benchmarks below. Profiled: {f(p["wall_us"])} µs per call.""",
+        "Own time by area, per call:",
+        tables[0],
+        "Top functions by own time (per call):",
+        tables[1],
+        "The facade's own functions by cumulative time (per call):",
+        tables[2],
+        "pyinstrument (sampling every 0.1 ms, wall clock; flat, own time), top entries:",
+        "\n".join(["```", *flat[:32], "```"]) if flat else "(pyinstrument is not installed)",
+        "Micro-benchmarks on the same 100-item body, no sockets (median CPU µs):",
+        table("what|µs", ([k, f(v, 3 if v < 1 else 1)] for k, v in micro.items())),
+        f"Without sockets the facade costs {facade - floor:+,.0f} µs against the floor per call "
+        f"({facade / floor:.2f}{X}); everything the facade adds (request building, limiter, "
+        "parsing, typed objects) is in that difference.",
+        f"Largest areas other than socket calls: {', '.join(others[:4])}.",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+BENCHES: dict[str, Callable[[Config], str]] = {
+    name[6:]: bench for name, bench in globals().items() if name.startswith("bench_")
+}  # cpu, listing, startup, async, tasks, ratelimit, waiting, profile: in the order defined
+
+# Hand-written notes at the end of BENCHMARKS.md, kept from one run to the next.
+HISTORY = "## What dominated, and what changed it"
+
+
+def versions(python: str) -> dict[str, str]:
+    """The interpreter's Python version ("python") and those of all its distributions."""
+    code = "import importlib.metadata as m, json, platform; print(json.dumps([platform."
+    code += "python_version(), {d.name.lower().replace('_', '-'): d.version"
+    code += " for d in m.distributions()}]))"
+    python_version, distributions = json.loads(subprocess.check_output([python, "-c", code]))
+    return {"python": python_version, **distributions}
+
+
+def header(command: str, cfg: Config, minutes: float) -> str:
+    def git(*args: str) -> str:
+        return subprocess.check_output(["git", *args], cwd=ROOT, text=True).strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "facade", "generated")
+    code = git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
+    ours, sdk = versions(PY), versions(cfg.sdk) if cfg.sdk else {}
+    with open("/proc/cpuinfo") as cpuinfo, open("/proc/meminfo") as meminfo:
+        cpu = next((line.split(":")[1].strip() for line in cpuinfo if "model name" in line), "?")
+        memory = int(meminfo.readline().split()[1]) / 2**20  # MemTotal comes first
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    pyinstrument = versions(cfg.profile).get("pyinstrument")
+    return f"""# Benchmarks
+
+Written by `make bench` (scripts/bench.py), except the notes at the end; rerun it. The command:
+
+```sh
+{command}
+```
+
+- **Date:** {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; the run took {minutes:.1f} min.
+- **Machine:** {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()}
+  {platform.release()}; load average at the end of the run {load}.
+- **Python:** {platform.python_implementation()} {ours["python"]} (the SDK's: {sdk.get("python")}).
+- **Code:** klaviyo-catalog-jobs {ours["klaviyo-catalog-jobs"]} at {code}, revision {REVISION};
+  httpx {ours["httpx"]}, attrs {ours["attrs"]}; klaviyo-api {sdk.get("klaviyo-api")} (pydantic
+  {sdk.get("pydantic")}, urllib3 {sdk.get("urllib3")}); pyinstrument {pyinstrument}.
+- **Server:** `klaviyo_catalog.testing.FakeKlaviyo` on 127.0.0.1 in its own process; every client
+  runs in a fresh interpreter. Two cores: the client and the fake each have one.
+
+## Targets
+
+{table("goal|target|measured|met", GOALS, "---|---|---|---|")}
+"""
+
+
+def find_sdk(given: str | None, quick: bool) -> str:
+    for python in [given] if given is not None else [str(ROOT / ".venv-bench/bin/python"), PY]:
+        if python and Path(python).exists() and "klaviyo-api" in versions(python):
             return python
-    if quick:
-        log("klaviyo-api is not installed (make bench creates .venv-bench): skipping the SDK")
-        return None
-    raise SystemExit(
-        "klaviyo-api is missing: run `make bench` (it creates .venv-bench from "
-        "requirements-bench.txt), pass --sdk-python, or --no-sdk"
-    )
-
-
-def sdk_revision(python: str) -> str:
-    """The revision the SDK sends, so that the fake serves it that revision's shape."""
-    code = (
-        "import json; from klaviyo_api import KlaviyoAPI; print(json.dumps(KlaviyoAPI._REVISION))"
-    )
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
-    return str(json.loads(done.stdout))
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a tiny run for CI (writes nothing)")
-    parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md even so")
-    parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
-    parser.add_argument("--rl-seconds", type=float, help="length of each rate-limit run")
-    parser.add_argument("--calls", type=int, help="calls per CPU round (default 1000)")
-    parser.add_argument("--rounds", type=int, help="rounds per CPU measurement (default 5)")
-    parser.add_argument("--sdk-python", help="interpreter with klaviyo-api (default .venv-bench)")
-    parser.add_argument("--no-sdk", action="store_true", help="skip the official SDK")
-    parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--render", type=Path, help="only render BENCHMARKS.md from --json output")
-    return parser.parse_args(argv)
+    if not (quick or given == ""):
+        raise SystemExit("no klaviyo-api: run `make bench` (it makes .venv-bench), --sdk-python")
+    log("klaviyo-api is not installed (make bench creates .venv-bench): skipping the SDK")
+    return ""
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    if args.render:
-        saved: Json = json.loads(args.render.read_text())
-        args.output.write_text(report.render(saved))
-        log(f"wrote {args.output}")
-        return 0
-    cfg = QUICK if args.quick else Config()
-    if args.rl_seconds is not None:
-        cfg = replace(cfg, rl_seconds=args.rl_seconds)
-    if args.calls is not None:
-        cfg = replace(cfg, cpu_calls=args.calls)
-    if args.rounds is not None:
-        cfg = replace(cfg, cpu_rounds=args.rounds)
-    sections = SECTIONS if not args.only else tuple(s.strip() for s in args.only.split(","))
-    unknown = set(sections) - set(SECTIONS)
-    if unknown:
-        raise SystemExit(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-
-    from klaviyo_catalog_api.catalog_spec import REVISION
-
-    sdk = find_sdk_python(args.sdk_python, args.quick, args.no_sdk)
-    profile_python = sys.executable
-    if (
-        sdk
-        and package_version(sdk, "pyinstrument")
-        and package_version(sdk, "klaviyo-catalog-jobs")
-    ):
-        profile_python = sdk
-    env = Env(
-        python=sys.executable,
-        sdk_python=sdk,
-        profile_python=profile_python,
-        revision=REVISION,
-        sdk_revision=sdk_revision(sdk) if sdk else None,
-    )
-    python = (
-        os.path.relpath(sys.executable, ROOT)
-        if sys.executable.startswith(str(ROOT))
-        else (sys.executable)
-    )
-    meta: Json = {
-        "command": shlex.join([python, "scripts/bench.py", *argv]),
-        "machine": machine_info(),
-        "config": asdict(cfg),
-        "sections": list(sections),
-        "env": asdict(env),
-        "versions": {
-            "klaviyo-catalog-jobs": package_version(sys.executable, "klaviyo-catalog-jobs"),
-            "httpx": package_version(sys.executable, "httpx"),
-            "attrs": package_version(sys.executable, "attrs"),
-            "klaviyo-api": package_version(sdk, "klaviyo-api") if sdk else None,
-            "pydantic (SDK)": package_version(sdk, "pydantic") if sdk else None,
-            "urllib3 (SDK)": package_version(sdk, "urllib3") if sdk else None,
-            "pyinstrument": package_version(profile_python, "pyinstrument"),
-            "sdk python": python_version(sdk) if sdk else None,
-        },
-    }
-    results: Json = {"meta": meta}
-    started = time.perf_counter()
-    failed = []
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="every section at tiny sizes (CI)")
+    parser.add_argument("--only", help=f"comma-separated sections of {','.join(BENCHES)}")
+    parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md even so")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--sdk-python", help="interpreter with klaviyo-api ('' to skip the SDK)")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    cfg, sections = QUICK if args.quick else Config(), (args.only or ",".join(BENCHES)).split(",")
+    if set(sections) - set(BENCHES):
+        raise SystemExit(f"unknown sections {set(sections) - set(BENCHES)}; choose from {BENCHES}")
+    sdk = find_sdk(args.sdk_python, args.quick)
+    profiles = sdk and {"pyinstrument", "klaviyo-catalog-jobs"} <= versions(sdk).keys()
+    cfg = replace(cfg, sdk=sdk, profile=sdk if profiles else PY)
+    started, body, failed = time.perf_counter(), [], []
     for section in sections:
         log(f"== {section}")
         try:
-            results[section] = BENCHES[section](cfg, env)
-        except (BenchError, OSError, KeyError, ValueError) as exc:  # report it, run the rest
-            log(f"section {section} failed: {exc}")
-            results.setdefault("failed", {})[section] = str(exc)[-2000:]
+            body.append(BENCHES[section](cfg))
+        except Exception:  # report it, run the rest, and fail at the end
+            log(f"section {section} FAILED:\n{traceback.format_exc()}")
             failed.append(section)
-    meta["elapsed_s"] = time.perf_counter() - started
+            body.append(f"**Section {section} failed:**\n\n```\n{traceback.format_exc(-3)}```\n")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-        log(f"wrote {args.json}")
-    print(report.summary(results))
-    if args.write or (not args.quick and not args.only):
-        args.output.write_text(report.render(results))
+        args.json.write_text(json.dumps(RAW, indent=1, default=str))
+    print("\n".join(row.replace("|", " | ") for row in GOALS))
+    if args.write or not (args.quick or args.only):
+        python = Path(sys.executable)
+        python = python.relative_to(ROOT) if ROOT in python.parents else python
+        command = shlex.join([str(python), "scripts/bench.py", *argv])
+        head = header(command, cfg, (time.perf_counter() - started) / 60)
+        old = args.output.read_text() if args.output.exists() else ""
+        history = old[old.index(HISTORY) :] if HISTORY in old else ""
+        args.output.write_text("\n".join([head, *body, history]))
         log(f"wrote {args.output}")
+    log(f"FAILED sections: {', '.join(failed)}" if failed else "every section ran")
     return 1 if failed else 0
 
 
