@@ -503,6 +503,22 @@ def test_unreadable_response_exits_1(fake: FakeKlaviyo) -> None:
     assert run.code == 1
 
 
+def test_a_next_link_without_cursor_lists_the_page_then_exits_1(fake: FakeKlaviyo) -> None:
+    attributes = {"status": "queued", "created_at": "2024-05-01T10:00:00+00:00"}
+    document = {
+        "data": [{"type": "catalog-item-bulk-create-job", "id": "JOB-A", "attributes": attributes}],
+        "links": {"next": "https://elsewhere.example/no-cursor"},
+    }
+    fake.inject(Fault.body(200, json.dumps(document).encode()))
+
+    run = cli("jobs", "list", "item-create", fake=fake)
+
+    assert run.code == 1
+    assert "JOB-A" in run.out  # the page's jobs are printed before the walk stops
+    assert "no page[cursor]" in run.err and "run it again later" in run.err
+    assert len(fake.request_log) == 1  # the other host is never asked
+
+
 def test_missing_key_exits_2(fake: FakeKlaviyo) -> None:
     run = cli("jobs", "list", "item-create", fake=fake, key=None)
 

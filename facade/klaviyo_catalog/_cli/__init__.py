@@ -26,6 +26,7 @@ from ..errors import (
     InvalidResponseError,
     KlaviyoError,
     NotFoundError,
+    PaginationError,
     PermissionDeniedError,
     RateLimitError,
     ServerError,
@@ -48,6 +49,8 @@ HINTS: tuple[tuple[type[KlaviyoError], str], ...] = (
     (RateLimitError, "the account is over its rate limit: try again in a minute"),
     (ServerError, "Klaviyo is failing: try again later"),
     (TransportError, "check --base-url and the network"),
+    # Before InvalidResponseError, its base: the pages read were printed in full.
+    (PaginationError, "the jobs of every page read were listed; run it again later for the rest"),
     (InvalidResponseError, "check that --base-url points at Klaviyo's API"),
 )
 EPILOG = f"""\
