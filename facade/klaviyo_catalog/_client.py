@@ -55,6 +55,7 @@ __all__ = ["AsyncCatalogJobs", "CatalogJobs"]
 T = TypeVar("T")
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0)
 # Read by the library itself, not just the CLI, so that an app and the CLI, run in one
 # environment (a staging proxy, a fake in CI), talk to the same server.
 BASE_URL_VARIABLE = "KLAVIYO_BASE_URL"
@@ -191,6 +192,13 @@ def _seconds(value: object, name: str, *, optional: bool = False) -> float:
     return float(value)
 
 
+def _default_timeout(http_client: object) -> httpx.Timeout:
+    """An app-supplied client's own timeout, unless the caller sets one; else 30 s."""
+    if isinstance(http_client, httpx.Client | httpx.AsyncClient):
+        return http_client.timeout
+    return DEFAULT_TIMEOUT
+
+
 def _timeout(timeout: object) -> httpx.Timeout:
     if isinstance(timeout, httpx.Timeout):
         for phase in ("connect", "read", "write", "pool"):
@@ -225,7 +233,7 @@ class _ClientBase(Generic[H]):
         account: str | None = None,
         revision: str | None = None,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout = 30.0,
+        timeout: float | httpx.Timeout | None = None,
         max_retries: int = 4,
         retry_backoff: float = 0.5,
         deadline: float | None = DEFAULT_DEADLINE,
@@ -258,7 +266,7 @@ class _ClientBase(Generic[H]):
             account=chosen_account or auth.default_account(),
             revision=chosen_revision,
             base_url=base,
-            timeout=_timeout(timeout),
+            timeout=_timeout(timeout if timeout is not None else _default_timeout(http_client)),
             retry=retry,
             limiter=rate_limiter if rate_limiter is not None else default_limiter(),
             rate_limits=_checked_rate_limits(rate_limits),
