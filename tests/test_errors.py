@@ -173,7 +173,7 @@ def test_the_generated_models_and_a_views_attribute_keep_their_parse_error(mode:
         _ = job.items[0].created
     assert isinstance(caught.value.__cause__, ValueError)
     assert "last tuesday" in str(caught.value.__cause__)
-    builds: list[Callable[[], object]] = [lambda: job.raw, lambda: job.items[0].model]
+    builds: list[Callable[[], object]] = [lambda: job.model, lambda: job.items[0].model]
     for build in builds:
         with pytest.raises(InvalidResponseError, match="does not match") as caught:
             build()

@@ -269,7 +269,7 @@ def test_real_world_job_errors_and_unknown_members_parse(api: Api, server: Recor
     assert job.errors[0].meta == {"external_id": "SKU-1"}
     assert job.errors[0].source_pointer == "/data/0" and job.errors[0].code is None
     assert job.completed_count == 0
-    assert job.raw.attributes.additional_properties["brand_new_attribute"] == [1, 2]
+    assert job.model.attributes.additional_properties["brand_new_attribute"] == [1, 2]
 
 
 @pytest.mark.parametrize(

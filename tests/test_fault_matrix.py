@@ -444,7 +444,7 @@ def test_unknown_members_statuses_relationships_and_null_links_parse(
     assert isinstance(first, Item) and first.title == "Shirt" and first.price == 42.0
     assert gone == ResourceRef("catalog-item", "GONE")
     assert first.model.id == "A"  # the generated model copes with the unknown members too
-    assert job.raw.attributes.additional_properties["brand_new_attribute"] == {"x": [1]}
+    assert job.model.attributes.additional_properties["brand_new_attribute"] == {"x": [1]}
 
 
 def test_a_page_with_unknown_members_and_null_links_parses(
@@ -462,12 +462,14 @@ def test_a_page_with_unknown_members_and_null_links_parses(
     assert [j.id for j in call(mode, opts(fake_klaviyo), "iter_item_create_jobs")] == ["J0", "J1"]
 
 
-def test_a_null_links_object_loses_only_raw(mode: Mode, fake_klaviyo: FakeKlaviyo) -> None:
+def test_a_null_links_object_loses_only_the_generated_model(
+    mode: Mode, fake_klaviyo: FakeKlaviyo
+) -> None:
     # The spec makes links optional, not nullable: the facade's fields still parse, and the
-    # generated model (`raw`) reports the mismatch as the documented error.
+    # generated model (`model`) reports the mismatch as the documented error.
     resource = docs.job("JOB8") | {"links": None}
     fake_klaviyo.inject(json_body(docs.single(resource)))
     job = call(mode, opts(fake_klaviyo), "get_item_update_job", "JOB8")
     assert job.id == "JOB8" and job.total_count == 10
     with pytest.raises(InvalidResponseError):
-        _ = job.raw
+        _ = job.model

@@ -32,13 +32,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from klaviyo_catalog import (
+    APIErrorDetail,
     AsyncCatalogJobs,
     BulkJob,
     CatalogJobs,
     Category,
     InvalidResponseError,
     Item,
-    JobError,
     JobStatus,
     Page,
     PaginationError,
@@ -232,26 +232,28 @@ class Case:
 
 
 @st.composite
-def job_error(draw: st.DrawFn) -> tuple[dict[str, Any], JobError]:
+def job_error(draw: st.DrawFn) -> tuple[dict[str, Any], APIErrorDetail]:
     error: dict[str, Any] = {"detail": draw(TEXT)}
     for key in ("id", "code", "title"):
         optional(draw, error, key, draw(TEXT))
-    pointer = None
+    pointer = parameter = None
     if draw(st.booleans()):
         source: dict[str, Any] = {}
         if optional(draw, source, "pointer", draw(TEXT)):
             pointer = source["pointer"]
-        optional(draw, source, "parameter", draw(TEXT))
+        if optional(draw, source, "parameter", draw(TEXT)):
+            parameter = source["parameter"]
         error["source"] = source
     meta = draw(st.dictionaries(TEXT, JSON_VALUE, max_size=2)) if draw(st.booleans()) else None
     if meta is not None:
         error["meta"] = meta
-    expected = JobError(
+    expected = APIErrorDetail(
         detail=error["detail"],
         id=error.get("id"),
         code=error.get("code"),
         title=error.get("title"),
         source_pointer=pointer,
+        source_parameter=parameter,
         meta=meta,
     )
     return error, expected
@@ -631,16 +633,16 @@ def check_job(job: BulkJob, expected: Expected | None) -> None:
         assert type(number) is int
     assert 0.0 <= job.progress <= 1.0 and isinstance(job.is_done, bool)
     for error in job.errors:
-        assert isinstance(error, JobError) and isinstance(error.detail, str)
+        assert isinstance(error, APIErrorDetail) and isinstance(error.detail, str)
         assert all(isinstance(v, str | None) for v in (error.id, error.code, error.title))
         assert error.source_pointer is None or isinstance(error.source_pointer, str)
         assert error.meta is None or isinstance(error.meta, dict)
     try:
-        raw = job.raw
+        model = job.model
     except InvalidResponseError:
         assert expected is None, "a valid job's generated model was refused"
     else:
-        assert raw.type_.value == job.kind
+        assert model.type_.value == job.kind
     repr(job)
     related_lists = {"items": job.items, "variants": job.variants, "categories": job.categories}
     for related in related_lists.values():

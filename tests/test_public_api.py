@@ -95,3 +95,74 @@ def test_the_limiter_and_retry_policy_are_public_and_usable() -> None:
     policy = RetryPolicy(max_retries=2, backoff_base=0.5)
     assert 0 <= policy.backoff(1) <= 0.5 and policy.should_retry_status(503)
     assert not policy.should_retry_status(404)
+
+
+def answering(document: dict[str, Any], status: int = 200) -> httpx.Client:
+    """An app client whose every request gets `document`."""
+    return httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(status, json=document))
+    )
+
+
+def client(http: httpx.Client) -> CatalogJobs:
+    return CatalogJobs(
+        SECRET_KEY,
+        base_url="https://a.klaviyo.com",
+        rate_limiter=MemoryRateLimiter(),
+        max_retries=0,
+        http_client=http,
+    )
+
+
+def test_raw_is_the_json_and_model_the_generated_model_on_every_object() -> None:
+    failing: dict[str, Any] = {
+        "detail": "Price must be positive.",
+        "source": {"pointer": "/data/attributes/items/data/0", "parameter": "price"},
+        "meta": {"external_id": "SKU-1"},
+    }
+    job_document = docs.job("J", linkage=["I1"], errors=[failing])
+    document = docs.single(job_document, [docs.item("I1")])
+    with client(answering(document)) as kc:
+        job = kc.get_item_update_job("J", include=["items"])
+    item = job.items[0] if job.items else None
+    assert isinstance(item, klaviyo_catalog.Item)
+    (error,) = job.errors
+    for obj, json_object in (
+        (job, job_document),
+        (item, document["included"][0]),
+        (error, failing),
+    ):
+        assert isinstance(obj.raw, dict) and obj.raw == json_object
+        assert type(obj.model).__module__.startswith("klaviyo_catalog_api.models")
+    assert job.model.attributes.total_count == 10 and item.model.id == "I1"
+    assert error.model.detail == "Price must be positive."
+    # source.parameter is no longer dropped from a job's errors.
+    assert (error.source_pointer, error.source_parameter) == (failing["source"]["pointer"], "price")
+
+
+def test_a_job_error_and_an_error_response_share_one_error_object_type() -> None:
+    body = docs.error(400, "Invalid cursor.", parameter="page[cursor]")
+    with (
+        client(answering(body, status=400)) as kc,
+        pytest.raises(klaviyo_catalog.APIError) as caught,
+    ):
+        kc.list_item_create_jobs(cursor="nope")
+    (detail,) = caught.value.errors
+    assert type(detail) is klaviyo_catalog.APIErrorDetail
+    assert detail.source_parameter == "page[cursor]" and detail.raw == body["errors"][0]
+    assert detail.model.status == 400
+
+
+def test_the_old_names_still_work_and_warn() -> None:
+    with pytest.warns(DeprecationWarning, match="JobError is deprecated; use APIErrorDetail"):
+        from klaviyo_catalog import JobError
+    assert JobError is klaviyo_catalog.APIErrorDetail
+    with client(answering(docs.single(docs.job("J")))) as kc:
+        job = kc.get_item_update_job("J")
+    # `raw` was the generated model: reading the model's attributes through it still works.
+    with pytest.warns(DeprecationWarning, match="use BulkJob.model"):
+        attributes = job.raw.attributes
+    assert attributes.total_count == job.total_count
+    assert job.raw["attributes"]["total_count"] == job.total_count  # and it is the dict
+    with pytest.raises(AttributeError):
+        _ = job.raw.no_such_thing

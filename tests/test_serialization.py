@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from klaviyo_catalog import (
+    APIErrorDetail,
     AsyncCatalogJobs,
     BulkJob,
     CatalogJobs,
     Category,
     InvalidResponseError,
     Item,
-    JobError,
     JobFailure,
     JobStatus,
     ResourceRef,
@@ -70,6 +70,7 @@ def test_a_job_to_dict_is_plain_json_with_iso_dates_and_string_statuses() -> Non
                 "code": None,
                 "title": None,
                 "source_pointer": None,
+                "source_parameter": None,
                 "meta": {"external_id": "A"},
             }
         ],
@@ -137,13 +138,16 @@ def test_a_view_with_a_mistyped_attribute_refuses_to_serialize_it() -> None:
 
 
 def test_a_job_error_serializes_every_field() -> None:
-    error = JobError("d", id="e1", code="c", title="t", source_pointer="/data", meta={"k": [1]})
+    error = APIErrorDetail(
+        "d", id="e1", code="c", title="t", source_pointer="/data", meta={"k": [1]}
+    )
     assert json.loads(error.to_json()) == {
         "detail": "d",
         "id": "e1",
         "code": "c",
         "title": "t",
         "source_pointer": "/data",
+        "source_parameter": None,
         "meta": {"k": [1]},
     }
 

@@ -7,9 +7,11 @@ with CatalogJobs() as kc:  # the key comes from KLAVIYO_API_KEY
 """
 
 import logging
+import warnings
+from typing import Any
 
 from ._client import AsyncCatalogJobs, CatalogJobs
-from ._models import BulkJob, JobError, JobFailure, JobStatus, Page, ResourceRef, ResponseInfo
+from ._models import BulkJob, JobFailure, JobStatus, Page, ResourceRef, ResponseInfo
 from ._ratelimit import MemoryRateLimiter, Observation, Rate, RateLimiter, Ticket, Wait
 from ._redis_ratelimit import RedisRateLimiter
 from ._resources import Category, Item, Resource, Variant
@@ -57,7 +59,6 @@ __all__ = [
     "InvalidRequestError",
     "InvalidResponseError",
     "Item",
-    "JobError",
     "JobFailure",
     "JobStatus",
     "KlaviyoDeprecationWarning",
@@ -94,3 +95,18 @@ __all__ = [
 # A library logs, the app decides where it goes: without this, Python's last-resort handler
 # would print the library's warnings to stderr in apps that configured no logging.
 logging.getLogger("klaviyo_catalog").addHandler(logging.NullHandler())
+
+# Deprecated names: still importable, with a DeprecationWarning, for at least one minor release.
+_DEPRECATED = {"JobError": ("APIErrorDetail", APIErrorDetail)}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new_name, value = _DEPRECATED[name]
+        warnings.warn(
+            f"klaviyo_catalog.{name} is deprecated; use {new_name}, the one error-object type",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+    raise AttributeError(f"module 'klaviyo_catalog' has no attribute {name!r}")

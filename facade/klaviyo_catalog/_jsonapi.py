@@ -2,7 +2,7 @@
 
 The decoded JSON is read directly, every value the facade surfaces with its type checked (the
 generated models check neither integers nor strings), and any mismatch becomes
-`InvalidResponseError`. The generated models are built only when asked for (`BulkJob.raw`,
+`InvalidResponseError`. The generated models are built only when asked for (`BulkJob.model`,
 `Item.model`): eager parsing would double the CPU cost of a call with a hundred items.
 """
 
@@ -18,7 +18,7 @@ import httpx
 from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
 from klaviyo_catalog_api.views import parse_datetime
 
-from ._models import BulkJob, JobError, JobStatus, Page, ResourceRef, ResponseInfo
+from ._models import BulkJob, JobStatus, Page, ResourceRef, ResponseInfo
 from ._resources import VIEWS, Resource
 from .errors import APIErrorDetail, InvalidResponseError
 
@@ -130,7 +130,7 @@ def req_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime:
 # --- documents ---------------------------------------------------------------------------------
 
 
-def job_errors(attributes: Mapping[str, Any], where: str) -> list[JobError]:
+def job_errors(attributes: Mapping[str, Any], where: str) -> list[APIErrorDetail]:
     out = []
     for i, raw in enumerate(seq(attributes.get("errors") or [], f"{where}.errors")):
         here = f"{where}.errors[{i}]"
@@ -138,13 +138,15 @@ def job_errors(attributes: Mapping[str, Any], where: str) -> list[JobError]:
         source = obj(item.get("source") or {}, f"{here}.source")
         meta = item.get("meta")
         out.append(
-            JobError(
+            APIErrorDetail(
                 detail=req_str(item, "detail", here),
                 id=opt_str(item, "id", here),
                 code=opt_str(item, "code", here),
                 title=opt_str(item, "title", here),
                 source_pointer=opt_str(source, "pointer", f"{here}.source"),
+                source_parameter=opt_str(source, "parameter", f"{here}.source"),
                 meta=obj(meta, f"{here}.meta") if meta is not None else None,
+                raw=item,
             )
         )
     return out
@@ -202,7 +204,7 @@ def job_fields(resource: Mapping[str, Any], where: str, job_type: str) -> dict[s
         "completed_count": count(attributes, "completed_count", here),
         "failed_count": count(attributes, "failed_count", here),
         "errors": job_errors(attributes, here),
-        "resource": resource,
+        "raw": resource,
     }
 
 
@@ -309,6 +311,7 @@ def error_details(response: httpx.Response) -> list[APIErrorDetail]:
                 source_pointer=_text(source, "pointer"),
                 source_parameter=_text(source, "parameter"),
                 meta=meta if isinstance(meta, dict) else None,
+                raw=item,
             )
         )
     return out

@@ -1,4 +1,4 @@
-"""What the facade returns: `BulkJob`, `JobError`, `JobStatus`, `Page` and `ResourceRef`."""
+"""What the facade returns: `BulkJob`, `JobFailure`, `JobStatus`, `Page` and `ResourceRef`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import importlib
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -16,12 +17,12 @@ from klaviyo_catalog_api.views import JOB_MODELS, JobRelationships
 
 from . import _serialize
 from ._resources import Resource, ResourceRef
-from .errors import InvalidResponseError, PaginationError
+from .errors import APIErrorDetail, InvalidResponseError, PaginationError
 
 if TYPE_CHECKING:
-    from klaviyo_catalog_api.views import JobModel as RawJob
+    from klaviyo_catalog_api.views import JobModel
 
-__all__ = ["BulkJob", "JobError", "JobFailure", "JobStatus", "Page", "ResourceRef", "ResponseInfo"]
+__all__ = ["BulkJob", "JobFailure", "JobStatus", "Page", "ResourceRef", "ResponseInfo"]
 
 
 class JobStatus(StrEnum):
@@ -95,32 +96,41 @@ class ResponseInfo:
     attempts: int = 1
 
 
-@attrs.frozen
-class JobError:
-    """One failure inside a bulk job. Only `detail` is always present."""
+def _job_model(raw: Mapping[str, Any]) -> JobModel:
+    """The generated model of a job resource, or InvalidResponseError saying why not."""
+    models = importlib.import_module("klaviyo_catalog_api.models")
+    try:
+        model: JobModel = getattr(models, JOB_MODELS[raw["type"]]).from_dict(raw)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidResponseError(
+            f"job {raw.get('id')!r} does not match the generated model: {exc!s:.120}"
+        ) from exc
+    return model
 
-    detail: str
-    id: str | None = None
-    code: str | None = None
-    title: str | None = None
-    source_pointer: str | None = None
-    meta: Mapping[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every field under its name (`detail`, `id`, `code`, `title`, `source_pointer`,
-        `meta`), None where Klaviyo sent nothing."""
-        return {
-            "detail": self.detail,
-            "id": self.id,
-            "code": self.code,
-            "title": self.title,
-            "source_pointer": self.source_pointer,
-            "meta": _serialize.json_ready(self.meta),
-        }
+class RawJSON(dict[str, Any]):
+    """A job's JSON as received: `BulkJob.raw`, a plain dict.
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        """`to_dict()` as JSON text."""
-        return _serialize.dumps(self.to_dict(), indent)
+    `raw` was the generated model until 0.1; reading one of the model's attributes here
+    (`job.raw.attributes`) still works, with a DeprecationWarning: use `job.model`.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        model_class = getattr(
+            importlib.import_module("klaviyo_catalog_api.models"),
+            JOB_MODELS.get(str(self.get("type")), ""),
+            None,
+        )
+        if name.startswith("__") or model_class is None or not hasattr(model_class, name):
+            raise AttributeError(name)
+        warnings.warn(
+            "BulkJob.raw is the job's JSON (a dict) now; use BulkJob.model for the generated model",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(_job_model(self), name)
 
 
 Related = Resource[Any] | ResourceRef
@@ -137,7 +147,7 @@ class JobFailure:
     was fetched without `include=`.
     """
 
-    error: JobError
+    error: APIErrorDetail
     resource: Related | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,31 +180,25 @@ class BulkJob(JobRelationships):
     total_count: int
     completed_count: int
     failed_count: int
-    errors: Sequence[JobError]
-    # The job resource as received; `raw` parses it into the generated model on first use.
-    resource: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    errors: Sequence[APIErrorDetail]
+    #: The job resource as received (a dict); `model` is the generated model of it.
+    raw: RawJSON = attrs.field(factory=RawJSON, converter=RawJSON, repr=False, eq=False)
     #: The response this job was read from (shared by the jobs of one page); None when the
     #: job was built by hand.
     response_info: ResponseInfo | None = attrs.field(default=None, repr=False, eq=False)
 
     @functools.cached_property
-    def raw(self) -> RawJob:
-        """The generated model of this job, for anything the facade does not surface."""
-        models = importlib.import_module("klaviyo_catalog_api.models")
-        try:
-            model: RawJob = getattr(models, JOB_MODELS[self.kind]).from_dict(self.resource)
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise InvalidResponseError(
-                f"job {self.id!r} does not match the generated model: {exc!s:.120}"
-            ) from exc
-        return model
+    def model(self) -> JobModel:
+        """The generated model of this job, for anything the facade does not surface; built
+        on first use."""
+        return _job_model(self.raw)
 
     def to_dict(self) -> dict[str, Any]:
         """The job as plain JSON, e.g. for `json.dumps` or an API of the app's own.
 
         Keys: `id`, `kind`, `status` (a string), `created_at`, `completed_at`, `expires_at`
         (ISO 8601 with the UTC offset, or None), the three counts, `progress` (0..1), `errors`
-        (each `JobError.to_dict()`), and `items`/`variants`/`categories` only when requested
+        (each `APIErrorDetail.to_dict()`), and `items`/`variants`/`categories` only when requested
         with `include=` (each resource's `to_dict()`: flat, like the job).
         """
         document: dict[str, Any] = {
@@ -348,7 +352,7 @@ def _external_id(resource: Resource[Any]) -> str | None:
 
 
 def _pair(
-    error: JobError,
+    error: APIErrorDetail,
     by_external_id: Mapping[str, Related],
     related: Mapping[str, Sequence[Related]],
 ) -> Related | None:

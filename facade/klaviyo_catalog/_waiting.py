@@ -145,7 +145,7 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fe
         names = tuple(a for a in allowed if a in seen)
         if related_type and names and set(names) != set(allowed) - {"id"}:
             inferred[related_type] = names
-    attributes = job.resource.get("attributes") if isinstance(job.resource, Mapping) else None
+    attributes = job.raw.get("attributes") if isinstance(job.raw, Mapping) else None
     job_allowed = spec.fields.get(job.kind, ())
     if isinstance(attributes, Mapping) and attributes:
         names = tuple(a for a in job_allowed if a in attributes)

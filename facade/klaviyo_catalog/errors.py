@@ -11,13 +11,19 @@ None of them ever holds the API key: the request a response or an httpx error ke
 from __future__ import annotations
 
 import builtins
+import functools
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
 
+from . import _serialize
+
 if TYPE_CHECKING:
+    from klaviyo_catalog_api.models import ApiError
+
     from ._models import BulkJob
 
 __all__ = [
@@ -156,7 +162,13 @@ class PaginationError(InvalidResponseError):
 
 @attrs.frozen
 class APIErrorDetail:
-    """One entry of a JSON:API `errors` array, as Klaviyo returned it."""
+    """One JSON:API error object, as Klaviyo sent it: an entry of an error response's `errors`
+    (`APIError.errors`) or of a job's (`BulkJob.errors`, where `detail` is always present).
+
+    Every member is optional in JSON:API and None where Klaviyo sent nothing. `raw` is the
+    object as received (a dict), `model` the generated model of it, built on first use.
+    `JobError` is a deprecated name of this class.
+    """
 
     detail: str | None = None
     id: str | None = None
@@ -165,11 +177,41 @@ class APIErrorDetail:
     source_pointer: str | None = None
     source_parameter: str | None = None
     meta: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @functools.cached_property
+    def model(self) -> ApiError:
+        """The generated model of this error object (`klaviyo_catalog_api.models.ApiError`)."""
+        models = importlib.import_module("klaviyo_catalog_api.models")
+        try:
+            model: ApiError = models.ApiError.from_dict(self.raw)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise InvalidResponseError(
+                f"an error object does not match the generated model: {exc!s:.120}"
+            ) from exc
+        return model
 
     def describe(self) -> str:
+        """One line: the detail (else the title or code), and where it points, if it does."""
         text = self.detail or self.title or self.code or "no detail given"
         where = self.source_pointer or self.source_parameter
         return f"{text} (at {where})" if where else text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field but `raw` under its name, None where Klaviyo sent nothing."""
+        return {
+            "detail": self.detail,
+            "id": self.id,
+            "code": self.code,
+            "title": self.title,
+            "source_pointer": self.source_pointer,
+            "source_parameter": self.source_parameter,
+            "meta": _serialize.json_ready(self.meta),
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """`to_dict()` as JSON text."""
+        return _serialize.dumps(self.to_dict(), indent)
 
 
 class APIError(KlaviyoError):

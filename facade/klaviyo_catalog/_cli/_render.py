@@ -11,8 +11,9 @@ from typing import Any
 from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
 from klaviyo_catalog_api.views import VIEWS, Attr, parse_datetime
 
-from .._models import BulkJob, JobError, ResourceRef
+from .._models import BulkJob, ResourceRef
 from .._resources import Resource
+from ..errors import APIErrorDetail
 
 # Everything about kinds, relationships and attributes comes from the generated package.
 SHORT_KINDS = {kind.job_type: kind.name for kind in KINDS.values()}
@@ -84,9 +85,10 @@ def counts(job: BulkJob) -> str:
     return f"{job.completed_count} completed, {job.failed_count} failed, {job.total_count} total"
 
 
-def describe_error(error: JobError) -> str:
+def describe_error(error: APIErrorDetail) -> str:
     external_id = (error.meta or {}).get("external_id")
-    return f"{error.detail} [{external_id}]" if external_id else error.detail
+    text = error.detail or error.describe()
+    return f"{text} [{external_id}]" if external_id else text
 
 
 def table(
