@@ -282,7 +282,7 @@ def agree_job(job: BulkJob, resource: Json) -> None:
         assert getattr(job, name) == (attributes.get(name) or 0), name
     assert [e.detail for e in job.errors] == [e["detail"] for e in attributes.get("errors") or []]
     assert 0.0 <= job.progress <= 1.0
-    assert job.raw.type_.value == job.kind  # the generated model takes the published data too
+    assert job.model.type_.value == job.kind  # the generated model takes the published data too
 
 
 def agree_included(job: BulkJob, document: Json, include: list[str]) -> None:

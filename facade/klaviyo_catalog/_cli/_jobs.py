@@ -79,7 +79,7 @@ def _failure_row(failure: JobFailure) -> tuple[str, ...]:
         str(external_id) if external_id is not None else "",
         error.code or "",
         error.source_pointer or "",
-        error.detail,
+        error.detail or "",
     )
 
 
