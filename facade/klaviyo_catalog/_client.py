@@ -554,7 +554,7 @@ class CatalogJobs(_ClientBase[httpx.Client]):
 
         Raises WaitTimeoutError (with `.job`, the last state seen) after `timeout` seconds,
         and NotFoundError if the job is gone. A 429, 5xx or network failure that outlasts the
-        client's retries skips that poll; the wait goes on.
+        client's retries or its per-call `deadline` skips that poll; the wait goes on.
         """
         return self._run(
             wait_for_job(
@@ -600,8 +600,8 @@ class CatalogJobs(_ClientBase[httpx.Client]):
         counts it in `missing`. `on_progress` gets a `WaitProgress` at the start and after
         each round. Raises WaitTimeoutError, whose `pending` lists the jobs still unfinished,
         once `timeout` seconds have passed, and NotFoundError when a job's GET says it is
-        gone. A 429, 5xx or network failure that outlasts the retries, or a cursor that
-        breaks, only costs that round.
+        gone. A 429, 5xx or network failure that outlasts the retries or the per-call
+        `deadline`, or a cursor that breaks, only costs that round.
         """
         wait = JobsWait(
             self._core,

@@ -35,6 +35,7 @@ from ._operations import OPERATIONS, operation
 from ._ratelimit import MemoryRateLimiter, Rate, Ticket
 from .errors import (
     BadRequestError,
+    DeadlineExceededError,
     InvalidRequestError,
     InvalidResponseError,
     KlaviyoError,
@@ -521,8 +522,12 @@ def _positive(value: Any) -> bool:
 
 
 def _transient(error: KlaviyoError, cursor: str | None) -> bool:
-    """Worth another round: an outage that outlasted the retries, or a cursor that broke."""
-    if isinstance(error, RateLimitError | ServerError | TransportError | PaginationError):
+    """Worth another round: an outage that outlasted the retries or the call's deadline (the
+    app's own calls may hold the rate limit), or a cursor that broke."""
+    if isinstance(
+        error,
+        RateLimitError | ServerError | TransportError | PaginationError | DeadlineExceededError,
+    ):
         return True
     return cursor is not None and isinstance(error, BadRequestError | InvalidResponseError)
 
