@@ -116,8 +116,9 @@ def test_an_apps_async_client_used_under_a_closed_loop_is_a_configuration_error(
         app_client = httpx.AsyncClient()
         kc = AsyncCatalogJobs("pk_x", http_client=app_client, **options(server))
         assert asyncio.run(kc.get_item_update_job("J1")).id == "J1"
-        with pytest.raises(ConfigurationError, match="event loop"):
+        with pytest.raises(ConfigurationError, match="event loop") as caught:
             asyncio.run(kc.get_item_update_job("J2"))
+        assert isinstance(caught.value.__cause__, RuntimeError)
 
 
 class InMemoryNetwork(httpcore.AsyncNetworkBackend):

@@ -700,11 +700,13 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
             if type(exc) is not RuntimeError:  # httpx's own StreamError and the like
                 raise
             # "Event loop is closed", from an app's client used under a second loop.
-            return ConfigurationError(
+            error = ConfigurationError(
                 f"the http_client failed: RuntimeError: {exc!s:.100}; an httpx.AsyncClient "
                 "belongs to the event loop it was first used in: give AsyncCatalogJobs one "
                 "made in this loop, or none (its own pool follows the loop)"
             )
+            error.__cause__ = exc
+            return error
 
     def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
         """The connection slots of this event loop, rebuilding what belongs to another loop or
