@@ -133,7 +133,7 @@ def test_a_base_url_that_is_not_a_str_is_a_configuration_error(
         {"max_retries": "3"},
         {"max_retries": True},
         {"max_retries": 2.5},
-        {"timeout": None},
+        {"timeout": float("nan")},
         {"deadline": float("nan")},
         {"max_response_bytes": 0},
     ],
