@@ -153,10 +153,9 @@ def test_include_lists_linkages_in_order_and_includes_each_resource_once(
     assert [r["id"] for r in doc["included"]] == ids[:2]
     first = doc["included"][0]
     assert first["type"] == "catalog-item" and first["attributes"]["title"] == "Shirt"
-    assert set(first["attributes"]) == {
-        *("external_id", "title", "description", "price", "url", "image_full_url"),
-        *("image_thumbnail_url", "images", "custom_metadata", "published", "created", "updated"),
-    }
+    # Every attribute the spec gives a catalog item, the given ones and generated others.
+    assert set(first["attributes"]) == set(fake.shape.resources["catalog-item"])
+    assert {"external_id", "title"} <= set(first["attributes"])
     assert first["links"]["self"] == fake.base_url + fake.shape.path(
         "catalog-items", "%24custom%3A%3A%3A%24default%3A%3A%3ASKU-1"
     )
@@ -165,7 +164,7 @@ def test_include_lists_linkages_in_order_and_includes_each_resource_once(
 @pytest.mark.parametrize(
     ("kind", "relationship", "related_type", "wanted"),
     [
-        ("item-update", "items", "catalog-item", "title,price"),
+        ("item-update", "items", "catalog-item", "title,description"),
         ("variant-update", "variants", "catalog-variant", "sku,inventory_quantity"),
         ("category-update", "categories", "catalog-category", "name"),
     ],
@@ -207,7 +206,6 @@ def test_sparse_fieldsets_restrict_attributes(
         ("item-update", {"page[size]": "10"}),
         ("item-create", {"include": "items"}),
         ("item-create", {"fields[catalog-item]": "title"}),
-        ("variant-update", {"fields[catalog-variant-bulk-update-job]": "job_id"}),  # < 2023-12
     ],
 )
 def test_bad_query_parameters_are_400_naming_the_parameter(
@@ -751,7 +749,7 @@ def test_pytest_plugin_fixtures(pytester: pytest.Pytester) -> None:
 
         def test_factory(fake_klaviyo_factory):
             fake = fake_klaviyo_factory(revision="2024-10-15")
-            assert fake.url("item-create").endswith("/api/catalog-item-bulk-create-jobs")
+            assert "/api/catalog-item-bulk-create-jobs" in fake.url("item-create")
             assert fake.headers()["revision"] == "2024-10-15"
         """
     )
