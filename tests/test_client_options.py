@@ -34,17 +34,9 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 Client = CatalogJobs | AsyncCatalogJobs
 
 
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    mode: str = request.param
-    return mode
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo() as running:
-        yield running
-    assert running.internal_errors == []
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    return make_fake()
 
 
 def make(mode: str, fake: FakeKlaviyo, **options: Any) -> Client:

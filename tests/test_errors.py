@@ -23,15 +23,9 @@ from klaviyo_catalog import (
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 
 from tests import documents as docs
-from tests.hardening_support import MODES, SECRET_KEY, Mode, call, closed_port
+from tests.hardening_support import SECRET_KEY, Mode, call, closed_port
 
 Handler = Callable[[httpx.Request], httpx.Response]
-
-
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> Mode:
-    result: Mode = request.param
-    return result
 
 
 def mocked(mode: Mode, handler: Handler, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -7,7 +7,7 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,8 @@ TLS = ssl.create_default_context()
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo(rate_limits=None) as running:
-        yield running
-    assert running.internal_errors == []
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    return make_fake(rate_limits=None)
 
 
 @pytest.fixture

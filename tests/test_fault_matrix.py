@@ -33,7 +33,6 @@ from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents as docs
 from tests.hardening_support import (
-    MODES,
     AsyncRefusingTransport,
     Mode,
     RefusingTransport,
@@ -48,12 +47,6 @@ MAX_RETRIES = 2  # so a persistent fault means exactly 3 requests
 RETRIED_5XX = [500, 502, 503, 504, 520]
 UPDATE = "catalog-item-bulk-update-job"
 CREATE = "catalog-item-bulk-create-job"
-
-
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> Mode:
-    result: Mode = request.param
-    return result
 
 
 def opts(fake: FakeKlaviyo, **overrides: Any) -> dict[str, Any]:

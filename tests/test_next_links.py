@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -28,7 +28,7 @@ from klaviyo_catalog._core import PageWalk
 from klaviyo_catalog.testing import FakeKlaviyo
 
 from tests import documents as docs
-from tests.hardening_support import MODES, Listener, Mode, json_body, listener, options
+from tests.hardening_support import Listener, Mode, json_body, listener, options
 
 CREATE = "catalog-item-bulk-create-job"
 
@@ -122,17 +122,9 @@ def test_the_last_page_ends_the_walk() -> None:
 # --- both clients, over HTTP --------------------------------------------------------------------
 
 
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> Mode:
-    result: Mode = request.param
-    return result
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo(page_size=100, rate_limits=None) as server:
-        yield server
-    assert server.internal_errors == []
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    return make_fake(page_size=100, rate_limits=None)
 
 
 @pytest.fixture

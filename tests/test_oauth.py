@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,17 +26,9 @@ TOKEN = "kat_0123456789abcdefOLD"
 FRESH = "kat_0123456789abcdefNEW"
 
 
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    mode: str = request.param
-    return mode
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo(access_tokens=[TOKEN]) as running:
-        yield running
-    assert running.internal_errors == []
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    return make_fake(access_tokens=[TOKEN])
 
 
 class Provider:

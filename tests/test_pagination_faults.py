@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
-from tests.hardening_support import MODES, Mode, call, options
+from tests.hardening_support import Mode, call, options
 
 PAGE_SIZE = 50
 RANDOM_FAULTS = [
@@ -37,17 +37,9 @@ RANDOM_FAULTS = [
 ]
 
 
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> Mode:
-    result: Mode = request.param
-    return result
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo(page_size=PAGE_SIZE) as server:
-        yield server
-    assert server.internal_errors == []
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    return make_fake(page_size=PAGE_SIZE)
 
 
 def seed(fake: FakeKlaviyo) -> list[str]:

@@ -55,7 +55,6 @@ from klaviyo_catalog_api.catalog_spec import JOB_STATUSES
 from tests import documents as docs
 from tests.hardening_support import (
     FAST_RATES,
-    MODES,
     PROFILE,
     SECRET_KEY,
     Answer,
@@ -74,17 +73,9 @@ TESTS = str(Path(__file__).parent)
 FACADE = str(Path(klaviyo_catalog.__file__).parent)
 
 
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> Mode:
-    result: Mode = request.param
-    return result
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeKlaviyo]:
-    with FakeKlaviyo(api_key=SECRET_KEY) as server:
-        yield server
-    assert server.internal_errors == []
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    return make_fake(api_key=SECRET_KEY)
 
 
 @pytest.fixture

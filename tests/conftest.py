@@ -1,0 +1,39 @@
+"""Fixtures every test module shares: the sync/async `mode` and a FakeKlaviyo factory.
+
+The runner of a call in either mode is `tests.hardening_support.call`; `mode` parametrizes a
+test over both clients, so that sync and async are proven by one test body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from klaviyo_catalog.testing import FakeKlaviyo
+
+from tests.hardening_support import MODES, Mode
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> Mode:
+    """ "sync" (CatalogJobs) or "async" (AsyncCatalogJobs): the test runs once with each."""
+    result: Mode = request.param
+    return result
+
+
+@pytest.fixture
+def make_fake() -> Iterator[Callable[..., FakeKlaviyo]]:
+    """Start a FakeKlaviyo with the given options; each is stopped after the test, which fails
+    if the fake hit an internal error (a bug of the fake, not of the client)."""
+    started: list[FakeKlaviyo] = []
+
+    def make(**options: Any) -> FakeKlaviyo:
+        fake = FakeKlaviyo(**options).start()
+        started.append(fake)
+        return fake
+
+    yield make
+    for fake in started:
+        fake.stop()
+    assert [error for fake in started for error in fake.internal_errors] == []
