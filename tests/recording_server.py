@@ -1,26 +1,27 @@
-"""A loopback HTTP server that records each request and answers from a queue of canned replies.
+"""What goes on the wire, without a server: an httpx.MockTransport that records each request and
+answers from a queue of canned replies.
 
-For tests that check what goes on the wire (paths, query strings, headers) independently of
-the fake Klaviyo.
+For tests that check paths, query strings and headers independently of the fake Klaviyo; the
+one loopback server of the tests is FakeKlaviyo.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
+import httpx
+
+BASE_URL = "https://a.klaviyo.com"
 
 
 @attrs.frozen
 class Recorded:
     method: str
-    raw_path: str  # exactly as sent on the request line, still percent-encoded
-    headers: dict[str, str]
+    raw_path: str  # exactly as it would go on the request line, still percent-encoded
+    headers: dict[str, str]  # lower-cased names
 
 
 @attrs.frozen
@@ -36,53 +37,35 @@ class Reply:
         )
 
 
-class RecordingServer(ThreadingHTTPServer):
-    daemon_threads = True
+class Recorder:
+    """Records every request and answers with the next queued reply, else `default`."""
+
+    base_url = BASE_URL
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[Recorded] = []
         self.replies: list[Reply] = []
         self.default = Reply()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the async tests' worker threads share it too
+        self.transport = httpx.MockTransport(self._answer)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def next_reply(self) -> Reply:
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        recorded = Recorded(
+            request.method,
+            request.url.raw_path.decode("ascii"),
+            {name.lower(): value for name, value in request.headers.items()},
+        )
         with self.lock:
-            return self.replies.pop(0) if self.replies else self.default
+            self.requests.append(recorded)
+            reply = self.replies.pop(0) if self.replies else self.default
+        return httpx.Response(reply.status, content=reply.body, headers=reply.headers)
 
+    def client(self, mode: str = "sync") -> httpx.Client | httpx.AsyncClient:
+        """An app-supplied httpx client for a facade client of `mode` that sends here."""
+        if mode == "sync":
+            return httpx.Client(transport=self.transport)
+        return httpx.AsyncClient(transport=self.transport)
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: RecordingServer
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.requests.append(
-                Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
-            )
-        reply = self.server.next_reply()
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
-
-
-@contextmanager
-def recording_server() -> Iterator[RecordingServer]:
-    server = RecordingServer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    def sync_client(self) -> httpx.Client:
+        """`client("sync")`, typed."""
+        return httpx.Client(transport=self.transport)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,7 +34,8 @@ from klaviyo_catalog_api.models import CatalogItem
 
 from tests import documents as docs
 from tests.facade_harness import API_KEY, Api
-from tests.recording_server import RecordingServer, Reply, recording_server
+from tests.hardening_support import closed_port
+from tests.recording_server import Recorder, Reply
 from tests.spec_facts import (
     MEDIA_TYPE,
     REVISION,
@@ -49,32 +49,29 @@ ITEM = "catalog-item"
 
 
 @pytest.fixture
-def server() -> Iterator[RecordingServer]:
-    with recording_server() as s:
-        yield s
+def server() -> Recorder:
+    return Recorder()
 
 
 @pytest.fixture(params=["sync", "async"])
-def api(request: pytest.FixtureRequest, server: RecordingServer) -> Api:
-    return Api(request.param, server.base_url)
+def api(request: pytest.FixtureRequest, server: Recorder) -> Api:
+    return Api(request.param, server.base_url, http=server.client)
 
 
-def query(server: RecordingServer, index: int = -1) -> dict[str, str]:
+def query(server: Recorder, index: int = -1) -> dict[str, str]:
     return dict(
         urllib.parse.parse_qsl(urllib.parse.urlsplit(server.requests[index].raw_path).query)
     )
 
 
-def reply(server: RecordingServer, *documents: Any, status: int = 200) -> None:
+def reply(server: Recorder, *documents: Any, status: int = 200) -> None:
     server.replies.extend(Reply.json(d, status) for d in documents)
 
 
 # --- include handling ---------------------------------------------------------------------------
 
 
-def test_included_items_follow_linkage_order_without_duplicates(
-    api: Api, server: RecordingServer
-) -> None:
+def test_included_items_follow_linkage_order_without_duplicates(api: Api, server: Recorder) -> None:
     included = [docs.item("B"), docs.item("A"), docs.item("B", title="dup"), docs.item("Z")]
     reply(server, docs.single(docs.job(linkage=["A", "B", "MISSING"]), included))
     job = api.get_item_update_job("JOB1", include=["items"])
@@ -88,16 +85,14 @@ def test_included_items_follow_linkage_order_without_duplicates(
     assert query(server)["include"] == "items"
 
 
-def test_not_requested_is_none_and_requested_but_empty_is_empty(
-    api: Api, server: RecordingServer
-) -> None:
+def test_not_requested_is_none_and_requested_but_empty_is_empty(api: Api, server: Recorder) -> None:
     reply(server, docs.single(docs.job(linkage=["A"]), [docs.item("A")]))
     assert api.get_item_update_job("JOB1").items is None
     reply(server, docs.single(docs.job(linkage=[]), []))
     assert api.get_item_update_job("JOB1", include=["items"]).items == []
 
 
-def test_variants_and_categories_resolve_too(api: Api, server: RecordingServer) -> None:
+def test_variants_and_categories_resolve_too(api: Api, server: Recorder) -> None:
     variant = {"type": "catalog-variant", "id": "V1", "attributes": {"sku": "S-1", "price": 3.5}}
     reply(
         server,
@@ -120,7 +115,7 @@ def test_variants_and_categories_resolve_too(api: Api, server: RecordingServer) 
 # --- request building -----------------------------------------------------------------------------
 
 
-def test_sparse_fieldsets_go_on_the_wire_comma_joined(api: Api, server: RecordingServer) -> None:
+def test_sparse_fieldsets_go_on_the_wire_comma_joined(api: Api, server: Recorder) -> None:
     reply(server, docs.single(docs.job(linkage=[]), []))
     # Some revisions' item fieldset has no `price` (2022-10-17 among them).
     item_fields = [f for f in ("title", "price") if f in spec("get_item_update_job").fields[ITEM]]
@@ -149,7 +144,7 @@ def test_sparse_fieldsets_go_on_the_wire_comma_joined(api: Api, server: Recordin
     ],
 )
 def test_bad_fields_or_include_fail_before_any_request(
-    api: Api, server: RecordingServer, kwargs: dict[str, Any], message: str
+    api: Api, server: Recorder, kwargs: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         api.get_item_update_job("JOB1", **kwargs)
@@ -158,16 +153,14 @@ def test_bad_fields_or_include_fail_before_any_request(
 
 
 @pytest.mark.parametrize("job_id", ["", "   ", ".", ".."])
-def test_empty_or_path_like_job_ids_are_refused(
-    api: Api, server: RecordingServer, job_id: str
-) -> None:
+def test_empty_or_path_like_job_ids_are_refused(api: Api, server: Recorder, job_id: str) -> None:
     with pytest.raises(InvalidRequestError):
         api.get_item_update_job(job_id)
     assert server.requests == []
 
 
 @pytest.mark.parametrize("job_id", ["a/b", "a?b=c&d", "a#frag", "a+b", "../x"])
-def test_job_id_stays_one_path_segment(api: Api, server: RecordingServer, job_id: str) -> None:
+def test_job_id_stays_one_path_segment(api: Api, server: Recorder, job_id: str) -> None:
     reply(server, docs.single(docs.job(job_id)))
     assert api.get_item_update_job(job_id).id == job_id
     raw = server.requests[0].raw_path
@@ -176,7 +169,7 @@ def test_job_id_stays_one_path_segment(api: Api, server: RecordingServer, job_id
     assert raw == f"{prefix}{segment}{SLASH}" and urllib.parse.unquote(segment) == job_id
 
 
-def test_status_filter_and_cursor_round_trip(api: Api, server: RecordingServer) -> None:
+def test_status_filter_and_cursor_round_trip(api: Api, server: Recorder) -> None:
     cursor = "b2Zmc2V0PTEwMA+/==&x=1"
     next_cursor = "bmV4dA+/=="
     next_url = "https://a.klaviyo.com/api/catalog-item-bulk-create-jobs/?" + urllib.parse.urlencode(
@@ -192,16 +185,14 @@ def test_status_filter_and_cursor_round_trip(api: Api, server: RecordingServer) 
 
 @pytest.mark.parametrize("status", ['processing")', "a,b", ""])
 def test_a_status_that_would_change_the_filter_is_refused(
-    api: Api, server: RecordingServer, status: str
+    api: Api, server: Recorder, status: str
 ) -> None:
     with pytest.raises(InvalidRequestError):
         api.list_variant_update_jobs(status=status)
     assert server.requests == []
 
 
-def test_headers_carry_key_revision_accept_and_user_agent(
-    api: Api, server: RecordingServer
-) -> None:
+def test_headers_carry_key_revision_accept_and_user_agent(api: Api, server: Recorder) -> None:
     reply(server, docs.single(docs.job()))
     api.get_item_update_job("JOB1")
     headers = server.requests[0].headers
@@ -211,7 +202,7 @@ def test_headers_carry_key_revision_accept_and_user_agent(
     assert headers["user-agent"].startswith("klaviyo-catalog-jobs/")
 
 
-def test_revision_can_be_chosen(api: Api, server: RecordingServer) -> None:
+def test_revision_can_be_chosen(api: Api, server: Recorder) -> None:
     reply(server, docs.single(docs.job()))
     api.with_options(revision="2023-06-15").get_item_update_job("JOB1")
     assert server.requests[0].headers["revision"] == "2023-06-15"
@@ -221,9 +212,7 @@ def test_revision_can_be_chosen(api: Api, server: RecordingServer) -> None:
 
 
 @pytest.mark.parametrize("shape", [docs.OLD, docs.NEW])
-def test_both_response_shapes_give_the_same_job(
-    api: Api, server: RecordingServer, shape: str
-) -> None:
+def test_both_response_shapes_give_the_same_job(api: Api, server: Recorder, shape: str) -> None:
     content_type = "application/json" if shape == docs.OLD else "application/vnd.api+json"
     document = docs.single(docs.job("JOB9", shape=shape, status="complete", completed_count=9))
     server.replies.append(Reply(200, json.dumps(document).encode(), {"Content-Type": content_type}))
@@ -235,14 +224,14 @@ def test_both_response_shapes_give_the_same_job(
     assert job.completed_at is None
 
 
-def test_unknown_status_is_kept_as_a_string(api: Api, server: RecordingServer) -> None:
+def test_unknown_status_is_kept_as_a_string(api: Api, server: Recorder) -> None:
     reply(server, docs.single(docs.job(status="paused_for_review")))
     job = api.get_item_update_job("JOB1")
     assert job.status == "paused_for_review" and not isinstance(job.status, JobStatus)
     assert not job.is_done
 
 
-def test_naive_datetimes_are_read_as_utc(api: Api, server: RecordingServer) -> None:
+def test_naive_datetimes_are_read_as_utc(api: Api, server: Recorder) -> None:
     reply(
         server,
         docs.single(docs.job(created_at="2022-11-08T00:00:00", expires_at="2022-11-09T01:02:03")),
@@ -252,7 +241,7 @@ def test_naive_datetimes_are_read_as_utc(api: Api, server: RecordingServer) -> N
     assert job.expires_at is not None and job.expires_at.tzinfo is not None
 
 
-def test_real_world_job_errors_and_unknown_members_parse(api: Api, server: RecordingServer) -> None:
+def test_real_world_job_errors_and_unknown_members_parse(api: Api, server: Recorder) -> None:
     errors = [
         {
             "detail": "Invalid price",
@@ -297,7 +286,7 @@ def test_real_world_job_errors_and_unknown_members_parse(api: Api, server: Recor
     ],
 )
 def test_unreadable_success_bodies_raise_invalid_response(
-    api: Api, server: RecordingServer, body: bytes, content_type: str, problem: str
+    api: Api, server: Recorder, body: bytes, content_type: str, problem: str
 ) -> None:
     server.replies.append(Reply(200, body, {"Content-Type": content_type}))
     with pytest.raises(InvalidResponseError, match=problem) as caught:
@@ -320,7 +309,7 @@ def test_unreadable_success_bodies_raise_invalid_response(
     ],
 )
 def test_client_errors_are_typed_and_not_retried(
-    api: Api, server: RecordingServer, status: int, error_class: type[APIError]
+    api: Api, server: Recorder, status: int, error_class: type[APIError]
 ) -> None:
     reply(server, docs.error(status, "Bad filter.", parameter="filter"), status=status)
     with pytest.raises(error_class) as caught:
@@ -332,7 +321,7 @@ def test_client_errors_are_typed_and_not_retried(
     assert len(server.requests) == 1
 
 
-def test_html_403_from_a_cdn_keeps_an_excerpt(api: Api, server: RecordingServer) -> None:
+def test_html_403_from_a_cdn_keeps_an_excerpt(api: Api, server: Recorder) -> None:
     server.replies.append(
         Reply(403, b"<html>Attention Required! | Cloudflare</html>", {"Content-Type": "text/html"})
     )
@@ -341,16 +330,14 @@ def test_html_403_from_a_cdn_keeps_an_excerpt(api: Api, server: RecordingServer)
     assert caught.value.errors == []
 
 
-def test_server_errors_are_retried_then_succeed(api: Api, server: RecordingServer) -> None:
+def test_server_errors_are_retried_then_succeed(api: Api, server: Recorder) -> None:
     reply(server, docs.error(503, "busy"), docs.error(500, "oops"), status=503)
     reply(server, docs.single(docs.job()))
     assert api.get_item_update_job("JOB1").id == "JOB1"
     assert len(server.requests) == 3
 
 
-def test_persistent_server_errors_raise_after_max_retries(
-    api: Api, server: RecordingServer
-) -> None:
+def test_persistent_server_errors_raise_after_max_retries(api: Api, server: Recorder) -> None:
     server.default = Reply.json(docs.error(502, "bad gateway"), 502)
     with pytest.raises(ServerError) as caught:
         api.with_options(max_retries=2).get_item_update_job("JOB1")
@@ -359,7 +346,7 @@ def test_persistent_server_errors_raise_after_max_retries(
 
 
 def test_persistent_429_raises_rate_limit_error_after_max_retries(
-    api: Api, server: RecordingServer
+    api: Api, server: Recorder
 ) -> None:
     server.default = Reply.json(docs.error(429, "Throttled."), 429, **{"Retry-After": "0"})
     with pytest.raises(RateLimitError) as caught:
@@ -369,10 +356,9 @@ def test_persistent_429_raises_rate_limit_error_after_max_retries(
 
 
 def test_a_closed_port_is_a_transport_error(api: Api) -> None:
-    with recording_server() as other:
-        dead_url = other.base_url
+    dead_url = f"http://127.0.0.1:{closed_port()}"
     with pytest.raises(TransportError):
-        api.with_options(base_url=dead_url, max_retries=1).get_item_update_job("JOB1")
+        api.with_options(base_url=dead_url, max_retries=1, http=None).get_item_update_job("JOB1")
 
 
 # --- pagination -----------------------------------------------------------------------------------
@@ -383,7 +369,7 @@ def next_url(cursor: str) -> str:
     return "https://elsewhere.example/api/x/?" + urllib.parse.urlencode({"page[cursor]": cursor})
 
 
-def test_three_pages_are_walked_lazily_without_gaps(api: Api, server: RecordingServer) -> None:
+def test_three_pages_are_walked_lazily_without_gaps(api: Api, server: Recorder) -> None:
     kind = "catalog-variant-bulk-update-job"
     reply(
         server,
@@ -397,10 +383,10 @@ def test_three_pages_are_walked_lazily_without_gaps(api: Api, server: RecordingS
     assert all(query(server, i)["filter"] == 'equals(status,"queued")' for i in range(3))
 
 
-def test_iteration_requests_pages_only_as_needed(server: RecordingServer) -> None:
+def test_iteration_requests_pages_only_as_needed(server: Recorder) -> None:
     kind = "catalog-item-bulk-create-job"
     reply(server, docs.collection([docs.job("1", kind)], next_url("c1")), docs.collection([], None))
-    with CatalogJobs(API_KEY, base_url=server.base_url) as kc:
+    with CatalogJobs(API_KEY, base_url=server.base_url, http_client=server.sync_client()) as kc:
         jobs = kc.iter_item_create_jobs()
         assert next(jobs).id == "1"
         assert len(server.requests) == 1
@@ -408,7 +394,7 @@ def test_iteration_requests_pages_only_as_needed(server: RecordingServer) -> Non
     assert len(server.requests) == 2
 
 
-def test_a_repeating_cursor_stops_the_walk(api: Api, server: RecordingServer) -> None:
+def test_a_repeating_cursor_stops_the_walk(api: Api, server: Recorder) -> None:
     kind = "catalog-item-bulk-create-job"
     server.default = Reply.json(docs.collection([docs.job("1", kind)], next_url("same")))
     with pytest.raises(InvalidResponseError, match="again") as caught:
@@ -416,7 +402,7 @@ def test_a_repeating_cursor_stops_the_walk(api: Api, server: RecordingServer) ->
     assert caught.value.cursor == "same"
 
 
-def test_cursor_resumes_a_walk(api: Api, server: RecordingServer) -> None:
+def test_cursor_resumes_a_walk(api: Api, server: Recorder) -> None:
     kind = "catalog-item-bulk-create-job"
     reply(server, docs.collection([docs.job("7", kind)], None))
     assert [j.id for j in api.collect("iter_item_create_jobs", cursor="resume+me")] == ["7"]
@@ -424,7 +410,7 @@ def test_cursor_resumes_a_walk(api: Api, server: RecordingServer) -> None:
 
 
 def test_start_cursor_still_works_and_warns_that_it_is_deprecated(
-    api: Api, server: RecordingServer
+    api: Api, server: Recorder
 ) -> None:
     kind = "catalog-variant-bulk-update-job"
     reply(server, docs.collection([docs.job("7", kind)], None))
@@ -438,7 +424,7 @@ def test_start_cursor_still_works_and_warns_that_it_is_deprecated(
 
 
 def test_an_error_while_listing_carries_the_cursor_to_resume_from(
-    api: Api, server: RecordingServer
+    api: Api, server: Recorder
 ) -> None:
     kind = "catalog-item-bulk-create-job"
     reply(server, docs.collection([docs.job("1", kind)], next_url("page2")))
@@ -451,7 +437,7 @@ def test_an_error_while_listing_carries_the_cursor_to_resume_from(
 # --- waiting ------------------------------------------------------------------------------------
 
 
-def test_wait_for_job_polls_until_done(api: Api, server: RecordingServer) -> None:
+def test_wait_for_job_polls_until_done(api: Api, server: Recorder) -> None:
     reply(
         server,
         docs.single(docs.job(status="queued", completed_count=0, failed_count=0)),
@@ -468,7 +454,7 @@ def test_wait_for_job_polls_until_done(api: Api, server: RecordingServer) -> Non
     assert len(server.requests) == 3
 
 
-def test_wait_for_job_times_out_with_the_last_job(api: Api, server: RecordingServer) -> None:
+def test_wait_for_job_times_out_with_the_last_job(api: Api, server: Recorder) -> None:
     server.default = Reply.json(docs.single(docs.job(status="processing", completed_count=2)))
     job = api.get_item_update_job("JOB1")
     with pytest.raises(WaitTimeoutError) as caught:
@@ -477,7 +463,7 @@ def test_wait_for_job_times_out_with_the_last_job(api: Api, server: RecordingSer
     assert caught.value.job.completed_count == 2
 
 
-def test_item_create_jobs_are_polled_through_their_list(api: Api, server: RecordingServer) -> None:
+def test_item_create_jobs_are_polled_through_their_list(api: Api, server: Recorder) -> None:
     kind = "catalog-item-bulk-create-job"
     reply(
         server,
@@ -496,11 +482,11 @@ def test_item_create_jobs_are_polled_through_their_list(api: Api, server: Record
 
 
 def test_the_key_comes_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, server: RecordingServer
+    monkeypatch: pytest.MonkeyPatch, server: Recorder
 ) -> None:
     monkeypatch.setenv("KLAVIYO_API_KEY", "pk_from_env")
     reply(server, docs.single(docs.job()))
-    with CatalogJobs(base_url=server.base_url) as kc:
+    with CatalogJobs(base_url=server.base_url, http_client=server.sync_client()) as kc:
         kc.get_item_update_job("JOB1")
     assert server.requests[0].headers["authorization"] == "Klaviyo-API-Key pk_from_env"
 
@@ -528,9 +514,9 @@ def test_https_and_loopback_base_urls_are_accepted(url: str) -> None:
     CatalogJobs(API_KEY, base_url=url).close()
 
 
-def test_the_key_is_not_in_repr_or_errors(server: RecordingServer) -> None:
+def test_the_key_is_not_in_repr_or_errors(server: Recorder) -> None:
     server.default = Reply.json(docs.error(401, "Incorrect authentication credentials."), 401)
-    with CatalogJobs(API_KEY, base_url=server.base_url) as kc:
+    with CatalogJobs(API_KEY, base_url=server.base_url, http_client=server.sync_client()) as kc:
         assert API_KEY not in repr(kc)
         with pytest.raises(AuthenticationError) as caught:
             kc.get_item_update_job("JOB1")
@@ -540,7 +526,7 @@ def test_the_key_is_not_in_repr_or_errors(server: RecordingServer) -> None:
 # --- included resource views --------------------------------------------------------------------
 
 
-def test_item_attributes_are_type_checked_when_read(api: Api, server: RecordingServer) -> None:
+def test_item_attributes_are_type_checked_when_read(api: Api, server: Recorder) -> None:
     bad = docs.item("A")
     bad["attributes"].update(published="yes", created="2022-11-08T00:00:00")
     reply(server, docs.single(docs.job(linkage=["A"]), [bad]))
@@ -559,14 +545,14 @@ def test_item_attributes_are_type_checked_when_read(api: Api, server: RecordingS
     [[{"type": "catalog-item"}], [{"type": "catalog-item", "id": 5}], ["A"], {"A": 1}],
 )
 def test_malformed_included_resources_are_invalid(
-    api: Api, server: RecordingServer, included: Any
+    api: Api, server: Recorder, included: Any
 ) -> None:
     reply(server, docs.single(docs.job(linkage=["A"]), included))
     with pytest.raises(InvalidResponseError, match="included"):
         api.get_item_update_job("JOB1", include=["items"])
 
 
-def test_a_job_of_the_wrong_type_is_invalid(api: Api, server: RecordingServer) -> None:
+def test_a_job_of_the_wrong_type_is_invalid(api: Api, server: Recorder) -> None:
     reply(server, docs.single(docs.job(kind="catalog-variant-bulk-update-job")))
     with pytest.raises(InvalidResponseError, match="expected 'catalog-item-bulk-update-job'"):
         api.get_item_update_job("JOB1")
@@ -574,7 +560,7 @@ def test_a_job_of_the_wrong_type_is_invalid(api: Api, server: RecordingServer) -
 
 @pytest.mark.parametrize("revision", ["2023-01-24", "2024-10-15", "2026-07-15.pre"])
 def test_path_and_media_type_are_the_generated_revisions_whatever_revision_is_sent(
-    api: Api, server: RecordingServer, revision: str
+    api: Api, server: Recorder, revision: str
 ) -> None:
     # The shape of requests and responses is the generated one: another `revision` header
     # changes the header only, never the path style or the media type asked for.
@@ -609,7 +595,7 @@ def test_the_client_reads_what_the_fake_serves() -> None:
     ],
 )
 def test_arguments_of_the_wrong_shape_are_invalid_requests(
-    api: Api, server: RecordingServer, kwargs: dict[str, Any]
+    api: Api, server: Recorder, kwargs: dict[str, Any]
 ) -> None:
     with pytest.raises(InvalidRequestError):
         api.get_item_update_job("JOB1", **kwargs)
@@ -625,7 +611,7 @@ def test_bad_rate_limits_are_a_configuration_error(rate_limits: Any) -> None:
         CatalogJobs(API_KEY, rate_limits=rate_limits)
 
 
-def test_rate_limits_per_operation_override_the_spec(server: RecordingServer) -> None:
+def test_rate_limits_per_operation_override_the_spec(server: Recorder) -> None:
     with CatalogJobs(
         API_KEY, base_url=server.base_url, rate_limits={"get_item_update_job": [Rate(2, 60.0)]}
     ) as kc:

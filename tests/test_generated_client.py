@@ -22,7 +22,7 @@ from klaviyo_catalog_api.models import (
 from klaviyo_catalog_api.types import Unset
 
 from scripts.generate import SPEC, parse_rate
-from tests.recording_server import Reply, recording_server
+from tests.recording_server import Recorder, Reply
 from tests.spec_facts import SLASH, path_prefix
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,16 +31,16 @@ SEED_JOB = json.loads((FIXTURES / "seed_get_item_update_job.json").read_text())
 
 
 def test_comma_lists_reach_the_wire_comma_joined_once() -> None:
-    with recording_server() as server:
-        server.default = Reply.json(SEED_JOB)
-        client = Client(base_url=server.base_url)
-        get_item_update_job.sync_detailed(
-            "job1",
-            client=client,
-            fieldscatalog_item="title,price",
-            include="items",
-            revision=REVISION,
-        )
+    server = Recorder()
+    server.default = Reply.json(SEED_JOB)
+    client = Client(base_url=server.base_url, httpx_args={"transport": server.transport})
+    get_item_update_job.sync_detailed(
+        "job1",
+        client=client,
+        fieldscatalog_item="title,price",
+        include="items",
+        revision=REVISION,
+    )
     raw_query = urllib.parse.urlsplit(server.requests[0].raw_path).query
     pairs = urllib.parse.parse_qsl(raw_query)
     assert pairs == [("fields[catalog-item]", "title,price"), ("include", "items")]
@@ -49,11 +49,13 @@ def test_comma_lists_reach_the_wire_comma_joined_once() -> None:
 
 @pytest.mark.parametrize("job_id", ["a/b", "a?b=c", "a#b", "a+b", "a b/..%2F"])
 def test_job_id_stays_one_path_segment(job_id: str) -> None:
-    with recording_server() as server:
-        server.default = Reply.json(SEED_JOB)
-        get_item_update_job.sync_detailed(
-            job_id, client=Client(base_url=server.base_url), revision="r"
-        )
+    server = Recorder()
+    server.default = Reply.json(SEED_JOB)
+    get_item_update_job.sync_detailed(
+        job_id,
+        client=Client(base_url=server.base_url, httpx_args={"transport": server.transport}),
+        revision="r",
+    )
     raw_path = server.requests[0].raw_path
     prefix = path_prefix("get_item_update_job")
     assert raw_path.startswith(prefix) and raw_path.endswith(SLASH)
@@ -64,14 +66,14 @@ def test_job_id_stays_one_path_segment(job_id: str) -> None:
 
 def test_cursor_and_filter_are_percent_encoded() -> None:
     cursor = "bz0xMDAmbD0+/w=="
-    with recording_server() as server:
-        server.default = Reply.json({"data": [], "links": {"self": "x", "next": None}})
-        list_item_create_jobs.sync_detailed(
-            client=Client(base_url=server.base_url),
-            filter_='equals(status,"processing")',
-            pagecursor=cursor,
-            revision=REVISION,
-        )
+    server = Recorder()
+    server.default = Reply.json({"data": [], "links": {"self": "x", "next": None}})
+    list_item_create_jobs.sync_detailed(
+        client=Client(base_url=server.base_url, httpx_args={"transport": server.transport}),
+        filter_='equals(status,"processing")',
+        pagecursor=cursor,
+        revision=REVISION,
+    )
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(server.requests[0].raw_path).query))
     assert query == {"filter": 'equals(status,"processing")', "page[cursor]": cursor}
 
