@@ -134,6 +134,8 @@ def test_a_base_url_that_is_not_a_str_is_a_configuration_error(
         {"max_retries": True},
         {"max_retries": 2.5},
         {"timeout": float("nan")},
+        {"timeout": 0},
+        {"timeout": float("inf")},
         {"deadline": float("nan")},
         {"max_response_bytes": 0},
     ],
