@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-from klaviyo_catalog import AsyncCatalogJobs, BulkJob, CatalogJobs
+from klaviyo_catalog import BulkJob
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 
+from tests.hardening_support import HttpFactory, Mode, call
+
 API_KEY = "pk_test_0123456789abcdef"
-# Makes the app-supplied httpx client for a mode ("sync" or "async").
-HttpFactory = Callable[[str], httpx.Client | httpx.AsyncClient]
 
 
 class Api:
@@ -23,7 +21,7 @@ class Api:
     """
 
     def __init__(
-        self, mode: str, base_url: str, *, http: HttpFactory | None = None, **options: Any
+        self, mode: Mode, base_url: str, *, http: HttpFactory | None = None, **options: Any
     ) -> None:
         self.mode = mode
         self.http = http
@@ -41,25 +39,11 @@ class Api:
         return Api(self.mode, merged.pop("base_url"), http=http, **merged)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.mode == "sync":
-                app = self.http("sync") if self.http is not None else None
-                extra: dict[str, Any] = {"http_client": app} if app is not None else {}
-                with CatalogJobs(**self.options, **extra) as kc:
-                    result = getattr(kc, name)(*args, **kwargs)
-                    return list(result) if name.startswith("iter_") else result
+        def run(*args: Any, **kwargs: Any) -> Any:
+            # The one sync/async runner of the tests.
+            return call(self.mode, self.options, name, *args, http=self.http, **kwargs)
 
-            async def run() -> Any:
-                app = self.http("async") if self.http is not None else None
-                extra: dict[str, Any] = {"http_client": app} if app is not None else {}
-                async with AsyncCatalogJobs(**self.options, **extra) as kc:
-                    if name.startswith("iter_"):
-                        return [job async for job in getattr(kc, name)(*args, **kwargs)]
-                    return await getattr(kc, name)(*args, **kwargs)
-
-            return asyncio.run(run())
-
-        return call
+        return run
 
     def collect(self, name: str, **kwargs: Any) -> list[BulkJob]:
         jobs: list[BulkJob] = getattr(self, name)(**kwargs)

@@ -34,7 +34,7 @@ from klaviyo_catalog_api.models import CatalogItem
 
 from tests import documents as docs
 from tests.facade_harness import API_KEY, Api
-from tests.hardening_support import closed_port
+from tests.hardening_support import Mode, closed_port
 from tests.recording_server import Recorder, Reply
 from tests.spec_facts import (
     MEDIA_TYPE,
@@ -53,9 +53,9 @@ def server() -> Recorder:
     return Recorder()
 
 
-@pytest.fixture(params=["sync", "async"])
-def api(request: pytest.FixtureRequest, server: Recorder) -> Api:
-    return Api(request.param, server.base_url, http=server.client)
+@pytest.fixture
+def api(mode: Mode, server: Recorder) -> Api:
+    return Api(mode, server.base_url, http=server.client)
 
 
 def query(server: Recorder, index: int = -1) -> dict[str, str]:
@@ -418,7 +418,7 @@ def test_start_cursor_still_works_and_warns_that_it_is_deprecated(
         jobs = api.collect("iter_variant_update_jobs", start_cursor="old+name")
     assert [j.id for j in jobs] == ["7"]
     assert query(server)["page[cursor]"] == "old+name"
-    assert w[0].filename.endswith("facade_harness.py")  # it points at the caller's line
+    assert w[0].filename.endswith("hardening_support.py")  # the line that called iter_*
     with pytest.raises(InvalidRequestError, match="cursor= only"):
         api.collect("iter_item_create_jobs", cursor="a", start_cursor="b")
 

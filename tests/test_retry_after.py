@@ -20,6 +20,7 @@ from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents
 from tests.facade_harness import Api
+from tests.hardening_support import Mode
 from tests.virtual_time import Simulation, Task, VirtualClock, job_response, make_core
 
 OP = "get_item_update_job"
@@ -144,9 +145,8 @@ def fake() -> Iterator[FakeKlaviyo]:
         yield server
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_day_long_retry_after_neither_waits_nor_holds_up_the_next_call(
-    fake: FakeKlaviyo, mode: str
+    fake: FakeKlaviyo, mode: Mode
 ) -> None:
     job_id = fake.add_job("item-update")
     fake.inject(Fault.rate_limited("86400"))
