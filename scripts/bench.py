@@ -83,10 +83,9 @@ class Config:
 
 
 QUICK = Config(True, cpu_calls=30, cpu_rounds=1, warmup=5, listing=(200, 1_000), rounds=1)
-QUICK = replace(QUICK, startup_rounds=1, async_calls=100, latency_calls=100, tasks_calls=200)
-QUICK = replace(QUICK, tasks=(5, 20, 50))
-QUICK = replace(QUICK, rl_seconds=1.0, diag_seconds=1.0, limiter_n=5_000, redis_n=200)
-QUICK = replace(QUICK, profile_calls=30, micro_n=50, wait_jobs=40, wait_span=3.0)
+QUICK = replace(QUICK, startup_rounds=1, async_calls=100, latency_calls=100, tasks=(5, 20, 50))
+QUICK = replace(QUICK, tasks_calls=200, rl_seconds=1.0, diag_seconds=1.0, limiter_n=5_000)
+QUICK = replace(QUICK, redis_n=200, profile_calls=30, micro_n=50, wait_jobs=40, wait_span=3.0)
 QUICK = replace(QUICK, wait_interval=1.0, wait_setup=3.0)
 
 
@@ -95,8 +94,7 @@ def log(message: str) -> None:
 
 
 def median(values: Iterable[float]) -> float:
-    values = list(values)
-    return statistics.median(values) if values else math.nan
+    return statistics.median(listed) if (listed := list(values)) else math.nan
 
 
 def medians(runs: list[Json]) -> Json:
@@ -119,8 +117,8 @@ class Fake:
     """FakeKlaviyo in a process of its own (worker task `fake`), one JSON line each way.
     `limits`: each operation's published limits (the spec's), else none."""
 
-    def __init__(self, python: str, limits: bool = False) -> None:
-        command, pipe = [python, "-m", WORKER, "fake", json.dumps({"limits": limits})], -1
+    def __init__(self, limits: bool = False) -> None:
+        command, pipe = [PY, "-m", WORKER, "fake", json.dumps({"limits": limits})], -1
         self.proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdin=pipe, stdout=pipe, text=True)
         self.base_url, self.api_key = self.do("")
 
@@ -147,12 +145,10 @@ class Fake:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()  # the fake stops at the end of its input
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        errors = self.do("stats")[2] if exc[0] is None else []
+        self.proc.communicate(timeout=10)  # closes its input, so the fake stops
+        if errors:
+            raise RuntimeError(f"the fake failed inside: {errors}")
 
 
 def f(value: float | None, digits: int = 0) -> str:
@@ -193,7 +189,7 @@ def bench_cpu(cfg: Config) -> str:
     clients = ["floor", "facade", "facade-json", *(["sdk"] if cfg.sdk else [])]
     runs: dict[tuple[str, int], list[Json]] = defaultdict(list)
     body: dict[int, int] = {}
-    with Fake(PY) as fake:
+    with Fake() as fake:
         for n in cfg.sizes:
             args = fake.args("item-update", items=n) | {"calls": cfg.cpu_calls}
             params = {"include": "items"}
@@ -256,7 +252,7 @@ Response body bytes: {", ".join(f"{f(body[n])} at {n} items" for n in cfg.sizes)
 def bench_listing(cfg: Config) -> str:
     runs: dict[tuple[str, int], list[Json]] = defaultdict(list)
     for n in cfg.listing:
-        with Fake(PY) as fake:
+        with Fake() as fake:
             url = fake.do("add", kind="item-create", n=n, status="complete")["list_url"]
             for _ in range(cfg.rounds):
                 for c in ("facade", "floor"):
@@ -294,7 +290,7 @@ def bench_startup(cfg: Config) -> str:
     names = {"python": "python (no client)", "floor": "floor (httpx + json)", "facade": "facade"}
     names |= {"sdk": SDK} if cfg.sdk else {}
     runs: dict[str, list[Json]] = defaultdict(list)
-    with Fake(PY) as fake:
+    with Fake() as fake:
         args = fake.args("item-update", items=10)
         for _ in range(cfg.startup_rounds):
             for c in names:
@@ -327,7 +323,7 @@ it. Peak RSS is `VmHWM`. Medians of {cfg.startup_rounds}.
 def bench_async(cfg: Config) -> str:
     runs: dict[tuple[float, int, str], list[Json]] = defaultdict(list)
     plan = ((0, 1, cfg.async_calls), (0, 50, cfg.async_calls), (0.05, 50, cfg.latency_calls))
-    with Fake(PY) as fake:
+    with Fake() as fake:
         args = fake.args("item-update", items=10)
         for _ in range(cfg.rounds):
             for latency, tasks, calls in plan:
@@ -370,7 +366,7 @@ cost is httpx's, not the facade's.
 
 def bench_tasks(cfg: Config) -> str:
     runs: dict[int, list[Json]] = defaultdict(list)
-    with Fake(PY) as fake:
+    with Fake() as fake:
         args = fake.args("item-update") | {"calls": cfg.tasks_calls}
         for _ in range(cfg.rounds):
             for n in cfg.tasks:
@@ -408,7 +404,7 @@ def max_in_window(times: Sequence[float], width: float, fixed: bool = False) -> 
 
 def rate_run(cfg: Config, op: str, seconds: float, processes: int = 1, **options: Any) -> Json:
     """`processes` clients calling `op` for `seconds`, against the spec's limits in the fake."""
-    with Fake(PY, limits=True) as fake:
+    with Fake(limits=True) as fake:
         fake.do("delay", low=0, high=options.pop("jitter", 0))
         args = fake.args(next(k for k, v in KINDS.items() if v.get_operation == op))
         args |= {"op": op, "duration": seconds, "start_at": time.time() + 2 + processes / 2}
@@ -489,7 +485,7 @@ The limiter's cost per request (`try_acquire` + `complete`), no HTTP:
 
 
 def wait_run(cfg: Config, mode: str, timeout: float) -> Json:
-    with Fake(PY, limits=True) as fake:
+    with Fake(limits=True) as fake:
         kinds = ("item-create", "variant-update")
         added = [fake.do("add", kind=k, n=cfg.wait_jobs, status="processing") for k in kinds]
         args = {**fake.args(), "ids": [i for a in added for i in a["ids"]], "mode": mode}
@@ -559,7 +555,7 @@ request count is the quota times its duration, cut by a {timeout:g} s timeout.
 
 
 def bench_profile(cfg: Config) -> str:
-    with Fake(PY) as fake:
+    with Fake() as fake:
         args = fake.args("item-update", items=100)
         p = run(cfg.profile, "profile", {**args, "calls": cfg.profile_calls})
         micro = run(PY, "micro", {**args, "n": cfg.micro_n})

@@ -208,9 +208,8 @@ def task_tasks(a: Json) -> Json:
 
 
 def task_rate(a: Json) -> Json:
-    """Call `operation` as fast as the client's default (the spec's) limits let it, from
-    `start_at` for `duration` s on `threads` daemon threads; a call still waiting for the next
-    window at the end is abandoned, not waited for."""
+    """Call `op` as fast as the client's default (the spec's) limits let it, from `start_at` for
+    `duration` s on `threads` daemon threads; a call waiting for the next window is abandoned."""
     import threading
     from collections import Counter
 
@@ -278,9 +277,8 @@ def task_limiter(a: Json) -> Json:
 
 
 def task_wait(a: Json) -> Json:
-    """Wait for running jobs with one `wait_for_jobs`, or (`each`) one `wait_for_job` task per
-    job at a fixed interval; when each job was learned of (time.monotonic, the fake's clock too)
-    and whether it was done."""
+    """Wait with one `wait_for_jobs`, or (`each`) a `wait_for_job` task per job at a fixed interval;
+    when each job was learned of (time.monotonic, the fake's clock too) and whether it was done."""
     import asyncio
     from contextlib import suppress
 
@@ -291,8 +289,7 @@ def task_wait(a: Json) -> Json:
         jobs = [j for it in lists for j in it(status="processing") if j.id in set(a["ids"])]
     if len(jobs) != len(a["ids"]):
         raise RuntimeError(f"fetched {len(jobs)} of {len(a['ids'])} jobs")
-    seen: dict[str, list[float]] = {}
-    not_done: list[str] = []
+    seen, not_done = dict[str, list[float]](), list[str]()
 
     def note(job: Any) -> None:
         seen.setdefault(job.id, []).append(time.monotonic())
@@ -323,8 +320,7 @@ def task_wait(a: Json) -> Json:
 
 
 def area(filename: str, function: str) -> str:
-    """Where a profiled function's own time belongs: the socket, a builtin, a package, or a
-    module of the facade or the standard library."""
+    """Where a profiled function's own time belongs: socket, builtin, package or module."""
     if filename == "~":
         if any(word in function for word in ("socket", "select", "poll")):
             return "socket calls (incl. waiting for the server)"
@@ -415,8 +411,7 @@ def task_micro(a: Json) -> Json:
 
 
 def task_fake(a: Json) -> None:
-    """FakeKlaviyo, driven over stdin/stdout: one JSON line `[command, {arguments}]` each way.
-    `limits`: each operation's published (the spec's) limits, or none at all."""
+    """FakeKlaviyo over stdin/stdout, one JSON line each way; `limits`: the spec's, or none."""
     from klaviyo_catalog.testing import DEFAULT_RATE_LIMITS, FakeKlaviyo, Fault
 
     fake = FakeKlaviyo(rate_limits=DEFAULT_RATE_LIMITS if a["limits"] else None)
