@@ -543,10 +543,10 @@ def bench_waiting(cfg: Config) -> str:
 {cfg.wait_jobs} running item-create and {cfg.wait_jobs} variant-update jobs finish at random
 (seeded) within {cfg.wait_span:g} s, on the fake at the published limits (the item-create list:
 {limits("list_item_create_jobs")}), in real time. One process waits for all, polling every
-{cfg.wait_interval:g} s: one `wait_for_jobs`, or a `wait_for_job` task per job (fixed interval). A
-delay runs from a job's completion in the fake to the app learning of it. Per-job polling needs
-far more than the quota, so its limiter holds it there and it cannot keep its interval; its
-request count is the quota times its duration, cut by a {timeout:g} s timeout.
+{cfg.wait_interval:g} s: one `wait_for_jobs`, or a `wait_for_job` task per job (fixed interval, no
+call deadline). A delay runs from a job's completion in the fake to the app learning of it.
+Per-job polling needs far more than the quota, so its limiter holds it there and it cannot keep
+its interval; its request count is the quota times its duration, cut by a {timeout:g} s timeout.
 
 {table(columns + "|each once, none early", rows)}
 

@@ -297,8 +297,9 @@ def task_wait(a: Json) -> Json:
 
     interval, timeout = a["interval"], a["timeout"]
 
-    async def each() -> None:  # one asyncio task per job, each polling it at a fixed interval
-        async with AsyncCatalogJobs(a["api_key"], base_url=a["base_url"]) as kc:
+    async def each() -> None:  # a task per job, polling at a fixed interval; no call deadline,
+        # as a call of the loop may wait minutes for its turn in the quota
+        async with AsyncCatalogJobs(a["api_key"], base_url=a["base_url"], deadline=None) as kc:
 
             async def one(job: Any) -> None:
                 with suppress(WaitTimeoutError):  # a job never reported shows as missed
