@@ -41,10 +41,12 @@ curate: $(STAMP)
 	$(BIN)/python scripts/curate.py "$(SPEC)" -o openapi/klaviyo-catalog-jobs.yaml --update-floor
 
 ## Every published revision in $(REVISIONS_DIR): curate, generate, import, mypy --strict, and the
-## facade's tests on the oldest, the seeds' and the newest (see scripts/check_revisions.py).
+## facade's tests on the oldest, the seeds' and the newest (see scripts/check_revisions.py);
+## and the README's table of revisions is current for the day it states.
 REVISIONS_DIR ?= ../shared/klaviyo-openapi/revisions
 check-revisions: $(STAMP)
 	$(BIN)/python scripts/check_revisions.py --specs $(REVISIONS_DIR) --jobs 2
+	$(BIN)/python scripts/revision_table.py --specs $(REVISIONS_DIR) --check
 
 validate-spec: $(STAMP)
 	$(BIN)/openapi-spec-validator openapi/klaviyo-catalog-jobs.yaml
