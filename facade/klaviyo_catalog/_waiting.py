@@ -389,10 +389,12 @@ class JobsWait:
         through every status for the ones searched for before and never found."""
         wanted = set(keys)
         pages = 0
+        ended = False
 
         def note(page: Page[BulkJob]) -> bool:
-            nonlocal pages
+            nonlocal pages, ended
             pages += 1
+            ended = not page.has_next
             for job in page:
                 key = _key(job)
                 if key in wanted:
@@ -401,12 +403,12 @@ class JobsWait:
             return not wanted  # stop as soon as every one is found
 
         for status in FINISHED:
-            pages = 0
-            whole = yield from self._walk(LIST_OPERATION[job_type], status, note, used, None)
+            pages, ended = 0, False
+            yield from self._walk(LIST_OPERATION[job_type], status, note, used, None)
             if status == JobStatus.COMPLETE:
                 self._search_pages[job_type] = max(1, pages)
-                if whole and wanted:  # walked to its end: the list's length, in pages
-                    self._finished_pages[job_type] = max(1, pages)
+                if ended:  # read to its last page: the list's length, in pages
+                    self._finished_pages[job_type] = pages
             if not wanted:
                 break
         if deep and wanted and any(self._missing.get(k) for k in wanted):
