@@ -23,6 +23,9 @@ def test_the_readme_has_examples() -> None:
 
 def test_every_readme_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     with FakeKlaviyo() as fake:
+        # Running jobs for the first example to wait for, each finishing within half a second.
+        fake.add_jobs("item-create", 3, status="processing", failed=1)
+        fake.finish_randomly(0.5, seed=1)
         # What an app's deployment provides: the key, and here the fake as the API's root.
         monkeypatch.setenv("KLAVIYO_API_KEY", fake.api_key)
         monkeypatch.setenv("KLAVIYO_BASE_URL", fake.base_url)
