@@ -15,9 +15,14 @@ import os
 import re
 import threading
 import time
-import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
@@ -30,13 +35,13 @@ from ._core import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Call,
     Core,
-    Fields,
     Flow,
     PageWalk,
     RateLimits,
     Send,
     Settings,
 )
+from ._methods import Methods
 from ._models import BulkJob, Page
 from ._operations import OPERATIONS, REVISION
 from ._ratelimit import Rate, RateLimiter, default_limiter
@@ -44,8 +49,8 @@ from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
 from ._sockets import bound_by_deadlines, deadline_in
 from ._version import __version__
-from ._waiting import JobsWait, WaitProgress, wait_for_job
-from .errors import ConfigurationError, InvalidRequestError, KlaviyoError
+from ._waiting import JobsWait
+from .errors import ConfigurationError, KlaviyoError
 
 if TYPE_CHECKING:
     import asyncio
@@ -120,20 +125,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _cursor(cursor: str | None, start_cursor: str | None) -> str | None:
-    """`iter_*`'s cursor, taking the deprecated `start_cursor=` (one name for list_* and iter_*)."""
-    if start_cursor is None:
-        return cursor
-    if cursor is not None and cursor != start_cursor:
-        raise InvalidRequestError("pass cursor= only (start_cursor= is its deprecated name)")
-    warnings.warn(
-        "start_cursor= is deprecated; pass cursor=, as to list_*",
-        DeprecationWarning,
-        stacklevel=3,  # the caller of iter_*
-    )
-    return start_cursor
 
 
 def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
@@ -359,7 +350,7 @@ class _ClientBase(Generic[H]):
         return f"{type(self).__name__}(base_url={self.base_url!r}, revision={self.revision!r})"
 
 
-class CatalogJobs(_ClientBase[httpx.Client]):
+class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Iterator[BulkJob]]):
     """Klaviyo's catalog bulk jobs, synchronously. Use it as a context manager, or close() it.
 
     - `api_key`: a private key; defaults to the KLAVIYO_API_KEY environment variable.
@@ -443,182 +434,22 @@ class CatalogJobs(_ClientBase[httpx.Client]):
         except (httpx.HTTPError, KlaviyoError) as exc:
             return exc
 
-    # --- single jobs ---
+    def _job(self, flow: Flow[BulkJob]) -> BulkJob:
+        return self._run(flow)
 
-    def get_item_update_job(
-        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
-    ) -> BulkJob:
-        return self._run(self._core.get_job("get_item_update_job", job_id, include, fields))
-
-    def get_variant_update_job(
-        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
-    ) -> BulkJob:
-        return self._run(self._core.get_job("get_variant_update_job", job_id, include, fields))
-
-    def get_category_update_job(
-        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
-    ) -> BulkJob:
-        return self._run(self._core.get_job("get_category_update_job", job_id, include, fields))
-
-    # --- listings: one page, or every page lazily ---
-
-    def list_item_create_jobs(
-        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
-    ) -> Page[BulkJob]:
-        return self._run(
-            self._core.list_page(
-                "list_item_create_jobs", status=status, cursor=cursor, fields=fields
-            )
-        )
-
-    def list_variant_update_jobs(
-        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
-    ) -> Page[BulkJob]:
-        return self._run(
-            self._core.list_page(
-                "list_variant_update_jobs", status=status, cursor=cursor, fields=fields
-            )
-        )
-
-    def iter_item_create_jobs(
-        self,
-        *,
-        status: str | None = None,
-        cursor: str | None = None,
-        fields: Fields = None,
-        max_pages: int | None = None,
-        start_cursor: str | None = None,
-    ) -> Iterator[BulkJob]:
-        """Every item-create job of every page, one page in memory at a time, from
-        `cursor` (an error's `.cursor` resumes a walk) or the first page. With `max_pages`, at
-        most that many pages: if the server has more, PageLimitExceededError, whose `.cursor`
-        goes on. `start_cursor` is the deprecated name of `cursor`."""
-        walk = self._core.walk(
-            "list_item_create_jobs",
-            status=status,
-            cursor=_cursor(cursor, start_cursor),
-            fields=fields,
-            max_pages=max_pages,
-        )
-        return self._walk(walk)
-
-    def iter_variant_update_jobs(
-        self,
-        *,
-        status: str | None = None,
-        cursor: str | None = None,
-        fields: Fields = None,
-        max_pages: int | None = None,
-        start_cursor: str | None = None,
-    ) -> Iterator[BulkJob]:
-        """Every variant-update job of every page, one page in memory at a time, from
-        `cursor` (an error's `.cursor` resumes a walk) or the first page. With `max_pages`, at
-        most that many pages: if the server has more, PageLimitExceededError, whose `.cursor`
-        goes on. `start_cursor` is the deprecated name of `cursor`."""
-        walk = self._core.walk(
-            "list_variant_update_jobs",
-            status=status,
-            cursor=_cursor(cursor, start_cursor),
-            fields=fields,
-            max_pages=max_pages,
-        )
-        return self._walk(walk)
+    def _page(self, flow: Flow[Page[BulkJob]]) -> Page[BulkJob]:
+        return self._run(flow)
 
     def _walk(self, walk: PageWalk) -> Iterator[BulkJob]:
         while walk.proceed():  # a loop, not recursion; one page in memory at a time
             yield from self._run(self._core.next_page(walk))
-
-    # --- polling ---
-
-    def wait_for_job(
-        self,
-        job: BulkJob,
-        *,
-        poll_interval: float = 2.0,
-        max_poll_interval: float = 30.0,
-        timeout: float = 600.0,
-        on_progress: Callable[[BulkJob], object] | None = None,
-        include: Iterable[str] | None = None,
-        fields: Fields = None,
-    ) -> BulkJob:
-        """Poll one job until it is complete or cancelled, and return its final state.
-
-        The first poll comes `poll_interval` seconds after the call, and each interval is 1.5
-        times the one before, up to `max_poll_interval`: with the defaults the polls fall at
-        2, 5, 9.5, 16, 26, 42, 64, 94 ... seconds, then every 30 s. Pass
-        `max_poll_interval=poll_interval` for a fixed interval. Item-create jobs, which have
-        no single-job endpoint, are polled through their list, as `wait_for_jobs` does; the
-        others by their GET, with `include` and `fields` if given, else those the job was
-        fetched with (the relationships and sparse fields it holds), so the result keeps its
-        items. `on_progress` gets the starting state, then each polled state.
-
-        Raises WaitTimeoutError (with `.job`, the last state seen) after `timeout` seconds,
-        and NotFoundError if the job is gone. A 429, 5xx or network failure that outlasts the
-        client's retries or its per-call `deadline` skips that poll; the wait goes on.
-        """
-        return self._run(
-            wait_for_job(
-                self._core,
-                job,
-                poll_interval=poll_interval,
-                max_poll_interval=max_poll_interval,
-                timeout=timeout,
-                on_progress=on_progress,
-                include=include,
-                fields=fields,
-            )
-        )
-
-    def wait_for_jobs(
-        self,
-        jobs: Iterable[BulkJob],
-        *,
-        poll_interval: float = 5.0,
-        max_poll_interval: float | None = None,
-        timeout: float = 3600.0,
-        quota_share: float = 0.5,
-        on_progress: Callable[[WaitProgress], object] | None = None,
-    ) -> Iterator[BulkJob]:
-        """Wait for many jobs of any kinds at once; yield each as it finishes, exactly once.
-
-        ```python
-        for job in kc.wait_for_jobs(jobs, poll_interval=5):
-            print(job.id, job.status, job.failed_count)
-        ```
-
-        Each job is yielded in the first state that shows it complete or cancelled (jobs
-        already done are yielded first). A round every `poll_interval` seconds polls
-        item-create and variant-update jobs through their lists (about one request per 100
-        running jobs, plus a search of the finished list or a GET for the jobs that left
-        it), and the other kinds with one GET each. The wait uses at most `quota_share` of
-        each operation's rate limits, so the app's own calls keep the rest, and lengthens the
-        interval when a round needs more than that. With `max_poll_interval` the interval
-        also grows x1.5 per round up to it.
-
-        A job found in no list at all (a status this client does not know, or one that was
-        deleted) stays pending, and is looked for again less and less often; `on_progress`
-        counts it in `missing`. `on_progress` gets a `WaitProgress` at the start and after
-        each round. Raises WaitTimeoutError, whose `pending` lists the jobs still unfinished,
-        once `timeout` seconds have passed, and NotFoundError when a job's GET says it is
-        gone. A 429, 5xx or network failure that outlasts the retries or the per-call
-        `deadline`, or a cursor that breaks, only costs that round.
-        """
-        wait = JobsWait(
-            self._core,
-            jobs,
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            timeout=timeout,
-            quota_share=quota_share,
-            on_progress=on_progress,
-        )
-        return self._drain(wait)
 
     def _drain(self, wait: JobsWait) -> Iterator[BulkJob]:
         while not wait.finished:
             yield from self._run(wait.next_round())
 
     def close(self) -> None:
+        """Close the client's own connections (an app's `http_client` stays open)."""
         if self._owns_http:
             self._http.close()
 
@@ -634,7 +465,14 @@ class CatalogJobs(_ClientBase[httpx.Client]):
         self.close()
 
 
-class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
+class AsyncCatalogJobs(
+    _ClientBase[httpx.AsyncClient],
+    Methods[
+        Coroutine[Any, Any, BulkJob],
+        Coroutine[Any, Any, Page[BulkJob]],
+        AsyncIterator[BulkJob],
+    ],
+):
     """The same as `CatalogJobs`, for asyncio: `async with`, `await`, `async for`.
 
     Calls beyond the connection pool's size wait their turn here, in a semaphore, rather than
@@ -723,139 +561,16 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
         self._slots = asyncio.Semaphore(_pool_size(self._http))
         return self._slots
 
-    async def get_item_update_job(
-        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
-    ) -> BulkJob:
-        return await self._run(self._core.get_job("get_item_update_job", job_id, include, fields))
+    def _job(self, flow: Flow[BulkJob]) -> Coroutine[Any, Any, BulkJob]:
+        return self._run(flow)
 
-    async def get_variant_update_job(
-        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
-    ) -> BulkJob:
-        return await self._run(
-            self._core.get_job("get_variant_update_job", job_id, include, fields)
-        )
-
-    async def get_category_update_job(
-        self, job_id: str, *, include: Iterable[str] | None = None, fields: Fields = None
-    ) -> BulkJob:
-        return await self._run(
-            self._core.get_job("get_category_update_job", job_id, include, fields)
-        )
-
-    async def list_item_create_jobs(
-        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
-    ) -> Page[BulkJob]:
-        return await self._run(
-            self._core.list_page(
-                "list_item_create_jobs", status=status, cursor=cursor, fields=fields
-            )
-        )
-
-    async def list_variant_update_jobs(
-        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
-    ) -> Page[BulkJob]:
-        return await self._run(
-            self._core.list_page(
-                "list_variant_update_jobs", status=status, cursor=cursor, fields=fields
-            )
-        )
-
-    def iter_item_create_jobs(
-        self,
-        *,
-        status: str | None = None,
-        cursor: str | None = None,
-        fields: Fields = None,
-        max_pages: int | None = None,
-        start_cursor: str | None = None,
-    ) -> AsyncIterator[BulkJob]:
-        """Every item-create job of every page (`async for`), one page in memory at a time, from
-        `cursor` (an error's `.cursor` resumes a walk) or the first page. With `max_pages`, at
-        most that many pages: if the server has more, PageLimitExceededError, whose `.cursor`
-        goes on. `start_cursor` is the deprecated name of `cursor`."""
-        walk = self._core.walk(
-            "list_item_create_jobs",
-            status=status,
-            cursor=_cursor(cursor, start_cursor),
-            fields=fields,
-            max_pages=max_pages,
-        )
-        return self._walk(walk)
-
-    def iter_variant_update_jobs(
-        self,
-        *,
-        status: str | None = None,
-        cursor: str | None = None,
-        fields: Fields = None,
-        max_pages: int | None = None,
-        start_cursor: str | None = None,
-    ) -> AsyncIterator[BulkJob]:
-        """Every variant-update job of every page (`async for`), one page in memory at a time, from
-        `cursor` (an error's `.cursor` resumes a walk) or the first page. With `max_pages`, at
-        most that many pages: if the server has more, PageLimitExceededError, whose `.cursor`
-        goes on. `start_cursor` is the deprecated name of `cursor`."""
-        walk = self._core.walk(
-            "list_variant_update_jobs",
-            status=status,
-            cursor=_cursor(cursor, start_cursor),
-            fields=fields,
-            max_pages=max_pages,
-        )
-        return self._walk(walk)
+    def _page(self, flow: Flow[Page[BulkJob]]) -> Coroutine[Any, Any, Page[BulkJob]]:
+        return self._run(flow)
 
     async def _walk(self, walk: PageWalk) -> AsyncIterator[BulkJob]:
         while walk.proceed():
             for job in await self._run(self._core.next_page(walk)):
                 yield job
-
-    async def wait_for_job(
-        self,
-        job: BulkJob,
-        *,
-        poll_interval: float = 2.0,
-        max_poll_interval: float = 30.0,
-        timeout: float = 600.0,
-        on_progress: Callable[[BulkJob], object] | None = None,
-        include: Iterable[str] | None = None,
-        fields: Fields = None,
-    ) -> BulkJob:
-        """The same as `CatalogJobs.wait_for_job` (see there), awaited."""
-        return await self._run(
-            wait_for_job(
-                self._core,
-                job,
-                poll_interval=poll_interval,
-                max_poll_interval=max_poll_interval,
-                timeout=timeout,
-                on_progress=on_progress,
-                include=include,
-                fields=fields,
-            )
-        )
-
-    def wait_for_jobs(
-        self,
-        jobs: Iterable[BulkJob],
-        *,
-        poll_interval: float = 5.0,
-        max_poll_interval: float | None = None,
-        timeout: float = 3600.0,
-        quota_share: float = 0.5,
-        on_progress: Callable[[WaitProgress], object] | None = None,
-    ) -> AsyncIterator[BulkJob]:
-        """The same as `CatalogJobs.wait_for_jobs` (see there), as an async iterator:
-        `async for job in kc.wait_for_jobs(jobs): ...`."""
-        wait = JobsWait(
-            self._core,
-            jobs,
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            timeout=timeout,
-            quota_share=quota_share,
-            on_progress=on_progress,
-        )
-        return self._drain(wait)
 
     async def _drain(self, wait: JobsWait) -> AsyncIterator[BulkJob]:
         while not wait.finished:
@@ -863,6 +578,7 @@ class AsyncCatalogJobs(_ClientBase[httpx.AsyncClient]):
                 yield job
 
     async def aclose(self) -> None:
+        """Close the client's own connections (an app's `http_client` stays open)."""
         if self._owns_http:
             import asyncio
 
