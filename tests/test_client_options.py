@@ -29,6 +29,7 @@ from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents as docs
+from tests.spec_facts import SLASH
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 Client = CatalogJobs | AsyncCatalogJobs
@@ -241,7 +242,7 @@ def test_each_request_is_logged_at_debug_and_retries_carry_the_request_id(
         run(client, get(job_id))
     close(client)
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
-    path = f"/api/catalog-item-bulk-update-jobs/{job_id}"
+    path = f"/api/catalog-item-bulk-update-jobs/{job_id}{SLASH}"  # the generated path style
     ok_id = fake.request_log[-1].request_id
     assert re.fullmatch(
         rf"GET {path} -> 503 \(request id req-503, attempt 1, \d+\.\d{{3}}s\)", debug[0]
@@ -264,7 +265,7 @@ def test_a_transport_failure_is_logged_with_its_type(
         run(client, get(job_id))
     close(client)
     first = caplog.records[0].getMessage()
-    assert first.startswith(f"GET /api/catalog-item-bulk-update-jobs/{job_id} -> ")
+    assert first.startswith(f"GET /api/catalog-item-bulk-update-jobs/{job_id}{SLASH} -> ")
     assert "Error (request id none, attempt 1," in first
 
 

@@ -111,7 +111,7 @@ class Request:
 
     @property
     def is_list(self) -> bool:
-        return self.path.count("/") == 2
+        return self.path.rstrip("/").count("/") == 2  # with or without the trailing slash
 
 
 Hook = Callable[["Sim", httpx.Request, int], httpx.Response | None]
