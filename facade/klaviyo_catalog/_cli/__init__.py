@@ -270,8 +270,9 @@ def _run(args: argparse.Namespace, key: str) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KlaviyoDeprecationWarning)
         client = CatalogJobs(revision=args.revision, **options)
-    for warning in caught:  # once, on stderr, however Python's warning filters are set
-        print(f"warning: {warning.message}", file=sys.stderr)
+    if not args.verbose:  # with -v the library's own log line has said it already
+        for warning in caught:  # once, on stderr, however Python's warning filters are set
+            print(f"warning: {warning.message}", file=sys.stderr)
     with client:
         code: int = args.run(client, args, sys.stdout)
         return code
