@@ -426,8 +426,12 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
                     body = send.receive(response)
                     # The raw stream itself: iter_raw() refuses a body a transport had already
                     # read (MockTransport's), whose bytes the stream still holds.
-                    for chunk in _sync_stream(response):
-                        body.feed(chunk)
+                    if response.is_stream_consumed:
+                        # An app's event hook read the body: the stream would wait forever.
+                        body.feed(response.content)
+                    else:
+                        for chunk in _sync_stream(response):
+                            body.feed(chunk)
                 finally:
                     response.close()
             return body.response()
@@ -525,8 +529,11 @@ class AsyncCatalogJobs(
                 response = await self._http.send(send.request, stream=True, follow_redirects=False)
                 try:
                     body = send.receive(response)
-                    async for chunk in _async_stream(response):
-                        body.feed(chunk)
+                    if response.is_stream_consumed:
+                        body.feed(response.content)  # read by an app's event hook
+                    else:
+                        async for chunk in _async_stream(response):
+                            body.feed(chunk)
                 finally:
                     await response.aclose()
             return body.response()
