@@ -170,30 +170,65 @@ FAST = {"rate_limits": [Rate(1_000_000, 1.0)], "max_retries": 0}
 
 
 class Recorder:
-    """The JSON of every response, captured by httpx event hooks before the facade reads it."""
+    """The JSON of every response, taken by a transport around httpx's before the facade
+    reads it. A single job's `data.id` is set to the id asked for: the spec cannot tie it to
+    the path, so Prism's random one would (rightly) be refused as another job's."""
 
     def __init__(self) -> None:
         self.responses: list[tuple[httpx.Request, Json]] = []
         self.violations: list[str] = []
 
-    def record(self, response: httpx.Response) -> None:
+    def record(
+        self, request: httpx.Request, response: httpx.Response, body: bytes
+    ) -> httpx.Response:
         # Prism lists what it found wrong with a request (or its own answer) in this header.
         if "sl-violations" in response.headers:
-            self.violations.append(f"{response.request.url}: {response.headers['sl-violations']}")
-        self.responses.append((response.request, json.loads(response.content)))
+            self.violations.append(f"{request.url}: {response.headers['sl-violations']}")
+        document = json.loads(body)
+        data = document.get("data") if isinstance(document, dict) else None
+        if request.url.path.rstrip("/").split("/")[-1] == JOB_ID and isinstance(data, dict):
+            data["id"] = JOB_ID
+            body = json.dumps(document).encode()
+        self.responses.append((request, document))
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-length"]
+        return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 
-    def sync_hook(self, response: httpx.Response) -> None:
-        response.read()
-        self.record(response)
+    def client(self, **options: Any) -> httpx.Client:
+        recorder, inner = self, httpx.HTTPTransport()
 
-    async def async_hook(self, response: httpx.Response) -> None:
-        await response.aread()
-        self.record(response)
+        class Recording(httpx.BaseTransport):
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                response = inner.handle_request(request)
+                try:
+                    return recorder.record(request, response, response.read())
+                finally:
+                    response.close()
+
+            def close(self) -> None:
+                inner.close()
+
+        return httpx.Client(transport=Recording(), **options)
+
+    def async_client(self) -> httpx.AsyncClient:
+        recorder, inner = self, httpx.AsyncHTTPTransport()
+
+        class Recording(httpx.AsyncBaseTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                response = await inner.handle_async_request(request)
+                try:
+                    return recorder.record(request, response, await response.aread())
+                finally:
+                    await response.aclose()
+
+            async def aclose(self) -> None:
+                await inner.aclose()
+
+        return httpx.AsyncClient(transport=Recording())
 
 
 def sync_round(base_url: str, recorder: Recorder, calls: list[Call]) -> list[tuple[str, Any]]:
     """Every call once; returns (label, result or the PaginationError that ended a walk)."""
-    http = httpx.Client(event_hooks={"response": [recorder.sync_hook]})
+    http = recorder.client()
     results: list[tuple[str, Any]] = []
     with CatalogJobs("pk_prism", base_url=base_url, http_client=http, **limiter()) as kc:
         for label, method, kwargs in calls:
@@ -209,7 +244,7 @@ def sync_round(base_url: str, recorder: Recorder, calls: list[Call]) -> list[tup
 async def async_round(
     base_url: str, recorder: Recorder, calls: list[Call]
 ) -> list[tuple[str, Any]]:
-    http = httpx.AsyncClient(event_hooks={"response": [recorder.async_hook]})
+    http = recorder.async_client()
     results: list[tuple[str, Any]] = []
     async with AsyncCatalogJobs("pk_prism", base_url=base_url, http_client=http, **limiter()) as kc:
         for label, method, kwargs in calls:
@@ -452,9 +487,7 @@ def test_every_documented_error_becomes_its_typed_error(prism: dict[str, str], s
     status (random, valid per its schema): each call raises its APIError subclass, with every
     error object the body held."""
     recorder = Recorder()
-    http = httpx.Client(
-        headers={"Prefer": f"code={status}"}, event_hooks={"response": [recorder.sync_hook]}
-    )
+    http = recorder.client(headers={"Prefer": f"code={status}"})
     for label, method, kwargs in calls(bare=False):
         recorder.responses.clear()
         # A client per call: after a 429 the account pauses, which would slow the next call.
