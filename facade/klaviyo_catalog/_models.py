@@ -35,6 +35,8 @@ class JobStatus(StrEnum):
 
     @classmethod
     def parse(cls, value: str) -> JobStatus | str:
+        """The member for a status this client knows, else the string itself: Klaviyo adds
+        statuses over time, and a new one must not lose the job."""
         try:
             return cls(value)
         except ValueError:

@@ -305,6 +305,7 @@ STATUS_ERRORS: Mapping[int, type[APIError]] = {
 
 
 def error_class(status_code: int) -> type[APIError]:
+    """The APIError subclass for an HTTP error status (APIError itself for one without)."""
     if status_code >= 500:
         return ServerError
     return STATUS_ERRORS.get(status_code, APIError)

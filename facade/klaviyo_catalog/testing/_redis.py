@@ -23,6 +23,8 @@ REDIS_SERVER = shutil.which("redis-server")
 
 @dataclass(frozen=True)
 class RedisServer:
+    """A running throwaway redis-server, as `running_redis_server()` yields it."""
+
     host: str
     port: int
     process: subprocess.Popen[bytes]
