@@ -40,15 +40,19 @@ class ApiKey:
         self._key = checked_secret(key, "API key")
 
     def authorization(self) -> str:
+        """The Authorization header's value."""
         return f"Klaviyo-API-Key {self._key}"
 
     def default_account(self) -> str:
+        """The rate-limit budget's key when the app names no `account=`: a hash of the key."""
         return account_key(self._key)
 
     def secrets(self) -> tuple[str, ...]:
+        """What must never appear in a message, a log line or a kept request."""
         return (self._key,)
 
     def refresh(self) -> None:
+        """Never called for a key (`refreshable` is False): a 401 is final."""
         raise RuntimeError("an API key cannot be refreshed")
 
     def __repr__(self) -> str:
@@ -82,16 +86,20 @@ class AccessToken:
 
     @property
     def refreshable(self) -> bool:
+        """Whether a 401 is worth one `refresh()` and retry: only with a token function."""
         return self._provider is not None
 
     def authorization(self) -> str:
+        """The Authorization header's value, with the current token."""
         return f"Bearer {self._token}"
 
     def default_account(self) -> str:
+        """The budget's key when the app names no `account=`: a hash of the first token."""
         # The first token: a refresh must not move the client to a budget of its own.
         return account_key(self._first)
 
     def secrets(self) -> tuple[str, ...]:
+        """Every token seen lately, none of which may appear in messages, logs or requests."""
         with self._lock:
             return tuple(self._seen)
 

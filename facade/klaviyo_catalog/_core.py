@@ -73,6 +73,7 @@ class Deadline:
 
     @classmethod
     def start(cls, clock: Callable[[], float], budget: float | None) -> Deadline:
+        """A deadline `budget` seconds from now on `clock` (None: no deadline)."""
         return cls(clock, budget, math.inf if budget is None else clock() + budget)
 
     def remaining(self) -> float:
@@ -84,6 +85,7 @@ class Deadline:
         return None if self.budget is None else self.at - self.clock()
 
     def exceeded(self, what: str) -> DeadlineExceededError:
+        """The error for a call that ran out of time, naming what it was doing."""
         assert self.budget is not None
         last_error = self.last_error
         error = DeadlineExceededError(
@@ -242,6 +244,8 @@ class Send:
 
 @attrs.frozen
 class Sleep:
+    """Wait this long (the driver's time.sleep or asyncio.sleep, or a test's virtual clock)."""
+
     seconds: float
 
 
@@ -282,6 +286,7 @@ class Settings:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def headers(self, op: Operation) -> dict[str, str]:
+        """Every request's headers, the credential's included."""
         return {
             "Authorization": self.credential.authorization(),
             "Accept": op.accept,
@@ -295,6 +300,7 @@ class Settings:
         return self.credential.secrets()
 
     def rates(self, op: Operation) -> Sequence[Rate]:
+        """The limits this operation is held to: the app's override, else the spec's."""
         if self.rate_limits is None:
             return [Rate(count, seconds) for count, seconds in op.spec.rate_limits]
         if isinstance(self.rate_limits, Mapping):
@@ -332,6 +338,8 @@ class PageWalk:
         return not self.done
 
     def advance(self, page: Page[Any]) -> None:
+        """Take the page that came back: its next cursor leads on; an unusable next link or a
+        repeated cursor stops the walk after this page (raised by the next `proceed()`)."""
         self.pages += 1
         try:
             next_cursor = page.next_cursor
@@ -381,6 +389,8 @@ def _materialised(fields: Fields) -> Fields:
 
 
 class Core:
+    """The flows of every public call, shared by the sync and the async client."""
+
     def __init__(self, settings: Settings, build_request: Callable[..., httpx.Request]) -> None:
         self.settings = settings
         self._build_request = build_request
@@ -390,6 +400,7 @@ class Core:
     def get_job(
         self, name: str, job_id: str, include: Iterable[str] | None, fields: Fields
     ) -> Flow[BulkJob]:
+        """One job by its operation's GET, checked to be the job asked for."""
         op = operation(name)
         parts, included = op.build(
             revision=self.settings.revision, job_id=job_id, include=include, fields=fields
@@ -439,6 +450,7 @@ class Core:
     def list_page(
         self, name: str, *, status: str | None, cursor: str | None, fields: Fields
     ) -> Flow[Page[BulkJob]]:
+        """One page of a listing; an error carries the cursor to resume from."""
         try:
             op = operation(name)
             parts, _ = op.build(
