@@ -322,3 +322,31 @@ def test_an_unreachable_redis_is_a_transport_error_of_the_call() -> None:
         pytest.raises(TransportError, match="rate limiter failed"),
     ):
         kc.get_item_update_job(fake.add_job("item-update"))
+
+
+def test_a_redis_that_never_answers_fails_the_round_trip_after_socket_timeout() -> None:
+    # redis-py's own default is to wait forever, which would strand the worker thread that
+    # runs limiter calls long after the call's deadline has given up on it.
+    with socket.socket() as mute:  # accepts connections (the backlog) and never answers
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        limiter = RedisRateLimiter(
+            f"redis://127.0.0.1:{mute.getsockname()[1]}/0", socket_timeout=0.2
+        )
+        started = time.monotonic()
+        with pytest.raises(redis.exceptions.TimeoutError):
+            limiter.try_acquire("an-account", "get_item_update_job", RATES)
+        assert time.monotonic() - started < 2
+
+
+def test_the_urls_own_socket_timeout_wins_and_a_ready_client_keeps_its_settings() -> None:
+    def timeouts(limiter: RedisRateLimiter) -> tuple[object, object]:
+        options = limiter.client.connection_pool.connection_kwargs
+        return options.get("socket_timeout"), options.get("socket_connect_timeout")
+
+    assert timeouts(RedisRateLimiter("redis://127.0.0.1:9/0")) == (5.0, 5.0)
+    assert timeouts(RedisRateLimiter("redis://127.0.0.1:9/0?socket_timeout=0.5"))[0] == 0.5
+    ready = redis.Redis(port=9, socket_timeout=7, socket_connect_timeout=8)
+    assert timeouts(RedisRateLimiter(client=ready)) == (7, 8)
+    with pytest.raises(ValueError, match="socket_timeout"):
+        RedisRateLimiter("redis://127.0.0.1:9/0", socket_timeout=0)

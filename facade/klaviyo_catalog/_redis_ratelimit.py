@@ -174,9 +174,11 @@ class RedisRateLimiter:
     and hosts; one round trip to admit a request and one to complete it.
 
     Pass `redis_url` (e.g. "redis://localhost:6379/0") or a ready redis-py `client` (its
-    connection pool is thread-safe and survives fork). Redis errors propagate from
-    `try_acquire`: failing closed is the caller's choice to make. A child process forked from
-    one holding this limiter keeps sharing the same budget.
+    connection pool is thread-safe and survives fork). A client made from `redis_url` gives up
+    on a Redis round trip after `socket_timeout` seconds (redis-py's default is never);
+    `?socket_timeout=…` in the URL overrides it, and a ready `client` keeps its own settings.
+    Redis errors propagate from `try_acquire`: failing closed is the caller's choice to make. A
+    child process forked from one holding this limiter keeps sharing the same budget.
 
     Admission and completion are stamped with the Redis server's clock, so clock skew between
     client hosts cannot stretch or shrink a window. A request whose process died before
@@ -200,6 +202,7 @@ class RedisRateLimiter:
         prefix: str = "klaviyo-catalog",
         margin: float = DEFAULT_MARGIN,
         stale_after: float = 600.0,
+        socket_timeout: float = 5.0,
     ) -> None:
         if (redis_url is None) == (client is None):
             raise ValueError("pass exactly one of redis_url or client")
@@ -207,6 +210,8 @@ class RedisRateLimiter:
             raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
         if not (math.isfinite(stale_after) and stale_after > 0):
             raise ValueError(f"stale_after must be finite and > 0, got {stale_after!r}")
+        if not (math.isfinite(socket_timeout) and socket_timeout > 0):
+            raise ValueError(f"socket_timeout must be finite and > 0, got {socket_timeout!r}")
         if client is None:
             try:
                 import redis
@@ -215,7 +220,11 @@ class RedisRateLimiter:
                     "RedisRateLimiter needs redis-py: pip install 'klaviyo-catalog-jobs[redis]'"
                 ) from exc
             assert redis_url is not None
-            client = redis.Redis.from_url(redis_url)
+            # redis-py waits forever by default: a Redis that accepts and never answers would
+            # hold every thread that shares the budget. Options in the URL's query win.
+            client = redis.Redis.from_url(
+                redis_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+            )
         self._client = client
         self._prefix = prefix
         self._margin_us = round(margin * 1_000_000)
