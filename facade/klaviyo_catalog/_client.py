@@ -33,13 +33,16 @@ from ._auth import TokenSource, checked_account, credential
 from ._core import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_RESPONSE_BYTES,
+    Action,
     Call,
     Core,
+    Done,
     Flow,
     PageWalk,
     RateLimits,
     Send,
     Settings,
+    step,
 )
 from ._methods import Methods
 from ._models import BulkJob, Page
@@ -397,20 +400,19 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
         # Closing the flow on any way out (KeyboardInterrupt included) lets it hand back its
         # rate-limit ticket.
         with contextlib.closing(flow):
-            outcome: Any = None
-            while True:
-                try:
-                    action = flow.send(outcome)
-                except StopIteration as done:
-                    result: T = done.value
-                    return result
-                if isinstance(action, Send):
-                    outcome = self._send(action)
-                elif isinstance(action, Call):
-                    outcome = _call(action)
-                else:
-                    time.sleep(action.seconds)
-                    outcome = None
+            state = step(flow, None)
+            while not isinstance(state, Done):
+                state = step(flow, self._perform(state))
+            return state.value
+
+    def _perform(self, action: Action) -> Any:
+        """Do what the flow asked, blocking; the outcome it is sent back (see `Flow`)."""
+        if isinstance(action, Send):
+            return self._send(action)
+        if isinstance(action, Call):
+            return _call(action)
+        time.sleep(action.seconds)
+        return None
 
     def _send(self, send: Send) -> Any:
         """The response, its body read into the flow's Body; or the exception (the flow types
@@ -491,31 +493,30 @@ class AsyncCatalogJobs(
     _slots: asyncio.Semaphore
 
     async def _run(self, flow: Flow[T]) -> T:
+        # A cancelled task closes the flow, which hands back its rate-limit ticket.
+        with contextlib.closing(flow):
+            state = step(flow, None)
+            while not isinstance(state, Done):
+                state = step(flow, await self._perform(state))
+            return state.value
+
+    async def _perform(self, action: Action) -> Any:
+        """Do what the flow asked, awaiting; the outcome it is sent back (see `Flow`)."""
         # Imported here: asyncio costs sync-only apps ~25 ms of start-up, and an async app has
         # it loaded already.
         import asyncio
 
-        # A cancelled task closes the flow, which hands back its rate-limit ticket.
-        with contextlib.closing(flow):
-            outcome: Any = None
-            while True:
-                try:
-                    action = flow.send(outcome)
-                except StopIteration as done:
-                    result: T = done.value
-                    return result
-                if isinstance(action, Send):
-                    outcome = await self._send(action)
-                elif isinstance(action, Call):
-                    try:  # off the event loop: it blocks on I/O
-                        # Shielded: a timed-out round trip still finishes (a ticket completes).
-                        future = asyncio.wrap_future(_calls().submit(action.function))
-                        outcome = await asyncio.wait_for(asyncio.shield(future), action.timeout)
-                    except Exception as exc:
-                        outcome = exc
-                else:
-                    await asyncio.sleep(action.seconds)
-                    outcome = None
+        if isinstance(action, Send):
+            return await self._send(action)
+        if isinstance(action, Call):
+            try:  # off the event loop: it blocks on I/O
+                # Shielded: a timed-out round trip still finishes (a ticket completes).
+                future = asyncio.wrap_future(_calls().submit(action.function))
+                return await asyncio.wait_for(asyncio.shield(future), action.timeout)
+            except Exception as exc:
+                return exc
+        await asyncio.sleep(action.seconds)
+        return None
 
     async def _send(self, send: Send) -> Any:
         """As `CatalogJobs._send`; the whole exchange, a wait for a connection slot included,

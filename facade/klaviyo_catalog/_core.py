@@ -19,7 +19,7 @@ import time
 import traceback
 import zlib
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 import httpx
@@ -267,6 +267,23 @@ REDACTED = "[redacted]"
 Flow = Generator[Action, Any, T]
 Fields = Mapping[str, Iterable[str]] | None
 RateLimits = Sequence[Rate] | Mapping[str, Sequence[Rate]] | None
+
+
+@attrs.frozen
+class Done(Generic[T]):
+    """A flow has returned `value`: what `step` gives instead of a next action."""
+
+    value: T
+
+
+def step(flow: Flow[T], outcome: Any) -> Action | Done[T]:
+    """Hand the last action's outcome to `flow` (None to start it); its next action, or its
+    result. Each driver's loop is only this and how it performs the action, sync or async:
+    `with closing(flow): ... while not isinstance(s, Done): s = step(flow, perform(s))`."""
+    try:
+        return flow.send(outcome)
+    except StopIteration as done:
+        return Done(done.value)
 
 
 @attrs.frozen
