@@ -91,6 +91,11 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _seconds(parser: argparse.ArgumentParser, flag: str, default: float, help: str) -> None:
+    """Add an option taking a positive number of seconds, shown as S in --help."""
+    parser.add_argument(flag, metavar="S", type=_positive(float), default=default, help=help)
+
+
 def _revision(text: str) -> str:
     try:
         return str(Revision.parse(text))
@@ -168,19 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("kind", metavar="KIND", choices=WAIT_KINDS, help=", ".join(WAIT_KINDS))
     wait.add_argument("job_ids", metavar="JOB_ID", nargs="+")
-    wait.add_argument(
-        "--timeout",
-        metavar="S",
-        type=_positive(float),
-        default=600.0,
-        help="give up after S seconds (600)",
-    )
-    wait.add_argument(
+    _seconds(wait, "--timeout", 600.0, "give up after S seconds (600)")
+    _seconds(
+        wait,
         "--poll-interval",
-        metavar="S",
-        type=_positive(float),
-        default=2.0,
-        help="seconds between polls (2; longer when the rate limits need it)",
+        2.0,
+        "seconds between polls (2; longer when the rate limits need it)",
     )
     wait.add_argument(
         "--json", action="store_true", help="one JSON line per poll and per finished job"
@@ -192,13 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[client],
         help="show every running item-create and variant-update job, live, until Ctrl-C",
     )
-    watch.add_argument(
-        "--interval",
-        metavar="S",
-        type=_positive(float),
-        default=5.0,
-        help="seconds between polls (5)",
-    )
+    _seconds(watch, "--interval", 5.0, "seconds between polls (5)")
     watch.add_argument("--count", metavar="N", type=_positive(int), help="stop after N polls")
     watch.add_argument(
         "--json", action="store_true", help="JSON lines even on a terminal (the default in a pipe)"
