@@ -426,6 +426,14 @@ def test_bad_arguments_are_refused_before_any_request(mode: str, sim: Sim) -> No
 
         with pytest.raises(InvalidRequestError):
             run(mode, sim, call)
+        if "quota_share" in kwargs:
+            continue
+
+        def call_one(kc: Any, kw: dict[str, Any] = kwargs) -> Any:
+            return kc.wait_for_job(job, **kw)  # checks its schedule the same way
+
+        with pytest.raises(InvalidRequestError):
+            run(mode, sim, call_one)
     with pytest.raises(InvalidRequestError, match="BulkJob"):
         run(mode, sim, lambda kc: kc.wait_for_jobs(["A"]))
     assert sim.log == []

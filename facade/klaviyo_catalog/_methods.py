@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 from ._core import Core, Fields, Flow, PageWalk
 from ._models import BulkJob, Page
-from ._waiting import JobsWait, WaitProgress, wait_for_job
+from ._waiting import JobsWait, Schedule, WaitProgress, wait_for_job
 from .errors import InvalidRequestError
 
 __all__ = ["Methods"]
@@ -183,18 +183,11 @@ class Methods(Generic[JobR, PageR, JobsR]):
         and NotFoundError if the job is gone. A 429, 5xx or network failure that outlasts the
         client's retries or its per-call `deadline` skips that poll; the wait goes on.
         """
-        return self._job(
-            wait_for_job(
-                self._core,
-                job,
-                poll_interval=poll_interval,
-                max_poll_interval=max_poll_interval,
-                timeout=timeout,
-                on_progress=on_progress,
-                include=include,
-                fields=fields,
-            )
+        schedule = Schedule(poll_interval, max_poll_interval, timeout, backoff=1.5)
+        flow = wait_for_job(
+            self._core, job, schedule, on_progress=on_progress, include=include, fields=fields
         )
+        return self._job(flow)
 
     def wait_for_jobs(
         self,
@@ -230,13 +223,5 @@ class Methods(Generic[JobR, PageR, JobsR]):
         gone. A 429, 5xx or network failure that outlasts the retries or the per-call
         `deadline`, or a cursor that breaks, only costs that round.
         """
-        wait = JobsWait(
-            self._core,
-            jobs,
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            timeout=timeout,
-            quota_share=quota_share,
-            on_progress=on_progress,
-        )
-        return self._drain(wait)
+        schedule = Schedule(poll_interval, max_poll_interval, timeout, quota_share)
+        return self._drain(JobsWait(self._core, jobs, schedule, on_progress=on_progress))

@@ -46,7 +46,7 @@ from .errors import (
     WaitTimeoutError,
 )
 
-__all__ = ["JobsWait", "WaitProgress", "wait_for_job"]
+__all__ = ["JobsWait", "Schedule", "WaitProgress", "wait_for_job"]
 
 logger = logging.getLogger("klaviyo_catalog")
 
@@ -155,6 +155,44 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fe
     return _Fetch(held_include, inferred or None)
 
 
+@attrs.frozen
+class Schedule:
+    """When a wait polls, and for how long; checked when the call is made, before any request.
+
+    The first round comes `poll_interval` seconds in, and each interval is `backoff` times the
+    one before, up to `max_poll_interval` (None: `poll_interval`, a fixed interval). The wait
+    gives up after `timeout` seconds, and uses at most `quota_share` of each rate limit.
+    """
+
+    poll_interval: float
+    max_poll_interval: float | None
+    timeout: float
+    quota_share: float = 0.5
+    backoff: float = 1.0
+
+    def __attrs_post_init__(self) -> None:
+        if not _positive(self.poll_interval):
+            raise InvalidRequestError(f"poll_interval must be > 0, got {self.poll_interval!r}")
+        ceiling = self.max_poll_interval
+        if ceiling is not None and (not _positive(ceiling) or ceiling < self.poll_interval):
+            raise InvalidRequestError(
+                f"max_poll_interval must be >= poll_interval, got {ceiling!r}"
+            )
+        timeout = self.timeout
+        if not (isinstance(timeout, int | float) and timeout >= 0 and not math.isnan(timeout)):
+            raise InvalidRequestError(f"timeout must be >= 0, got {timeout!r}")
+        share = self.quota_share
+        if not (isinstance(share, int | float) and 0 < share <= 1):
+            raise InvalidRequestError(f"quota_share must be in (0, 1], got {share!r}")
+
+    @property
+    def ceiling(self) -> float:
+        """The longest interval between rounds."""
+        return float(
+            self.poll_interval if self.max_poll_interval is None else self.max_poll_interval
+        )
+
+
 class JobsWait:
     """The state of one wait for many jobs; see the module docstring and `wait_for_jobs`.
 
@@ -165,40 +203,24 @@ class JobsWait:
         self,
         core: Core,
         jobs: Iterable[BulkJob],
+        schedule: Schedule,
         *,
-        poll_interval: float,
-        max_poll_interval: float | None,
-        timeout: float,
-        quota_share: float,
         on_progress: Callable[[WaitProgress], object] | None = None,
         include: Iterable[str] | None = None,
         fields: Fields = None,
-        backoff: float = 1.0,
     ) -> None:
         if isinstance(jobs, BulkJob):
             jobs = [jobs]
-        if not _positive(poll_interval):
-            raise InvalidRequestError(f"poll_interval must be > 0, got {poll_interval!r}")
-        if max_poll_interval is None:
-            max_poll_interval = poll_interval
-        if not _positive(max_poll_interval) or max_poll_interval < poll_interval:
-            raise InvalidRequestError(
-                f"max_poll_interval must be >= poll_interval, got {max_poll_interval!r}"
-            )
-        if not (isinstance(timeout, int | float) and timeout >= 0 and not math.isnan(timeout)):
-            raise InvalidRequestError(f"timeout must be >= 0, got {timeout!r}")
-        if not (isinstance(quota_share, int | float) and 0 < quota_share <= 1):
-            raise InvalidRequestError(f"quota_share must be in (0, 1], got {quota_share!r}")
         self._core = core
         self._clock = core.settings.clock
         self._started = self._clock()
-        self._deadline = self._started + timeout
-        self._timeout = timeout
-        self._poll_interval = float(poll_interval)
-        self._max_interval = float(max_poll_interval)
-        self._backoff = backoff
+        self._deadline = self._started + schedule.timeout
+        self._timeout = schedule.timeout
+        self._poll_interval = float(schedule.poll_interval)
+        self._max_interval = schedule.ceiling
+        self._backoff = schedule.backoff
         self._base_interval = self._poll_interval
-        self._share = float(quota_share)
+        self._share = float(schedule.quota_share)
         self._on_progress = on_progress
         self._latest: dict[Key, BulkJob] = {}  # every tracked job's latest state
         self._pending: dict[Key, BulkJob] = {}
@@ -537,29 +559,16 @@ def _transient(error: KlaviyoError, cursor: str | None) -> bool:
 def wait_for_job(
     core: Core,
     job: BulkJob,
+    schedule: Schedule,
     *,
-    poll_interval: float,
-    max_poll_interval: float,
-    timeout: float,
     on_progress: Callable[[BulkJob], object] | None,
     include: Iterable[str] | None,
     fields: Fields,
-    quota_share: float = 0.5,
 ) -> Flow[BulkJob]:
-    """One job, through the same machinery: the interval grows x1.5 per round."""
+    """One job, through the same machinery as many; `on_progress` gets each state of it."""
     if not isinstance(job, BulkJob):
         raise InvalidRequestError(f"wait_for_job takes a BulkJob, not {job!r:.60}")
-    wait = JobsWait(
-        core,
-        [job],
-        poll_interval=poll_interval,
-        max_poll_interval=max_poll_interval,
-        timeout=timeout,
-        quota_share=quota_share,
-        include=include,
-        fields=fields,
-        backoff=1.5,
-    )
+    wait = JobsWait(core, [job], schedule, include=include, fields=fields)
     if on_progress is not None:
         on_progress(job)  # the starting state too, so that a display starts at once
     if job.is_done:
