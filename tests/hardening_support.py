@@ -1,20 +1,20 @@
-"""Shared helpers of the hardening tests: a sync/async call runner that can take an app-supplied
-httpx client, a recording listener on any loopback address, and transports that make real
-connections fail.
+"""Shared helpers of the tests: the one sync/async runner (`use`, `call`, `Loop`, `run_async`),
+which can take an app-supplied httpx client, and transports that make real connections fail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 import httpx
@@ -33,6 +33,7 @@ settings.register_profile("ci", max_examples=200, **_COMMON)
 settings.register_profile("fuzz", max_examples=5000, **_COMMON)
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+T = TypeVar("T")
 Mode = Literal["sync", "async"]
 MODES: tuple[Mode, ...] = ("sync", "async")
 # Distinctive, so that a search for it in logs or tracebacks cannot match anything else.
@@ -54,6 +55,99 @@ def options(base_url: str, api_key: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
+class Loop:
+    """The one event loop runner of the tests: every coroutine a test runs goes through one.
+
+    `with Loop() as loop:` keeps one loop for a whole test, so that an async client made in one
+    step is used in the next; `run_async(coro)` is a loop of its own for one coroutine, as
+    `asyncio.run` (each closes its loop, and the async client's connections with it).
+    """
+
+    def __init__(self) -> None:
+        self._runner = asyncio.Runner()
+
+    def __enter__(self) -> Loop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancel what is left on the loop and close it."""
+        self._runner.close()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run `awaitable` to its end on this loop."""
+
+        async def main() -> T:
+            return await awaitable
+
+        return self._runner.run(main())
+
+    def settle(self, result: Any) -> Any:
+        """What a call of either client returned, finished: an awaitable awaited, an async
+        iterator or an iterator collected into a list, anything else as it is."""
+        if inspect.isawaitable(result) or hasattr(result, "__aiter__"):
+            return self.run(_settled(result))
+        return _collected(result)
+
+
+def _collected(result: Any) -> Any:
+    return list(result) if isinstance(result, Iterator) else result
+
+
+async def _settled(result: Any) -> Any:
+    if hasattr(result, "__aiter__"):
+        return [item async for item in result]
+    if inspect.isawaitable(result):
+        return await result
+    return _collected(result)
+
+
+def run_async(awaitable: Awaitable[T]) -> T:
+    """Run `awaitable` on a fresh event loop, closed after it (what `asyncio.run` does)."""
+    with Loop() as loop:
+        return loop.run(awaitable)
+
+
+def use(
+    mode: Mode,
+    client_options: dict[str, Any],
+    work: Callable[[Any], Any],
+    *,
+    http: HttpFactory | None = None,
+) -> Any:
+    """`work(kc)` on a fresh CatalogJobs or AsyncCatalogJobs, per `mode`, closed after it.
+
+    What `work` returns is settled (`Loop.settle`): awaited, or collected if an iterator, so
+    `lambda kc: kc.iter_item_create_jobs()` gives a list in either mode. A `work` that needs
+    its own async code returns a coroutine (e.g. of an inner `async def`) when `kc` is async.
+    `http`, if given, makes the app's own httpx client for the mode, closed after the call.
+    """
+    if mode == "sync":
+        app_client = http("sync") if http is not None else None
+        extra: dict[str, Any] = {"http_client": app_client} if app_client is not None else {}
+        try:
+            with CatalogJobs(**client_options, **extra) as kc:
+                return _collected(work(kc))
+        finally:
+            if isinstance(app_client, httpx.Client):
+                app_client.close()
+
+    async def main() -> Any:
+        # Built inside the loop: an async client belongs to the loop it is first used on.
+        app_client = http("async") if http is not None else None
+        extra: dict[str, Any] = {"http_client": app_client} if app_client is not None else {}
+        try:
+            async with AsyncCatalogJobs(**client_options, **extra) as kc:
+                return await _settled(work(kc))
+        finally:
+            if isinstance(app_client, httpx.AsyncClient):
+                await app_client.aclose()
+
+    return run_async(main())
+
+
 def call(
     mode: Mode,
     client_options: dict[str, Any],
@@ -63,30 +157,7 @@ def call(
     **kwargs: Any,
 ) -> Any:
     """Run `name(*args, **kwargs)` on a fresh sync or async client; `iter_*` are collected."""
-    if mode == "sync":
-        app_client = http("sync") if http is not None else None
-        extra: dict[str, Any] = {"http_client": app_client} if app_client is not None else {}
-        try:
-            with CatalogJobs(**client_options, **extra) as kc:
-                result = getattr(kc, name)(*args, **kwargs)
-                return list(result) if name.startswith("iter_") else result
-        finally:
-            if isinstance(app_client, httpx.Client):
-                app_client.close()
-
-    async def run() -> Any:
-        app_client = http("async") if http is not None else None
-        extra: dict[str, Any] = {"http_client": app_client} if app_client is not None else {}
-        try:
-            async with AsyncCatalogJobs(**client_options, **extra) as kc:
-                if name.startswith("iter_"):
-                    return [job async for job in getattr(kc, name)(*args, **kwargs)]
-                return await getattr(kc, name)(*args, **kwargs)
-        finally:
-            if isinstance(app_client, httpx.AsyncClient):
-                await app_client.aclose()
-
-    return asyncio.run(run())
+    return use(mode, client_options, lambda kc: getattr(kc, name)(*args, **kwargs), http=http)
 
 
 def json_body(document: Any, status: int = 200, **headers: str) -> Fault:
