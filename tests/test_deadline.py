@@ -82,7 +82,7 @@ def test_a_body_that_trickles_in_stops_at_the_deadline() -> None:
 def test_a_rate_limit_wait_past_the_deadline_fails_at_once() -> None:
     clock = VirtualClock()
     limiter = MemoryRateLimiter(clock=clock)
-    core = virtual_core(clock, limiter=limiter, rates=[Rate(1, 60.0)], deadline=5)
+    core = virtual_core(clock, limiter=limiter, rate_limits=[Rate(1, 60.0)], deadline=5)
     driver = VirtualDriver(clock, lambda send: Served.job())
     driver.run(get(core))  # takes the one slot of the minute
     with pytest.raises(DeadlineExceededError, match="rate limit") as caught:
@@ -94,7 +94,7 @@ def test_a_rate_limit_wait_past_the_deadline_fails_at_once() -> None:
 def test_a_rate_limit_wait_within_the_deadline_leaves_the_rest_to_the_attempt() -> None:
     clock = VirtualClock()
     limiter = MemoryRateLimiter(clock=clock, margin=0)
-    core = virtual_core(clock, limiter=limiter, rates=[Rate(1, 7.0)], deadline=10)
+    core = virtual_core(clock, limiter=limiter, rate_limits=[Rate(1, 7.0)], deadline=10)
     driver = VirtualDriver(clock, lambda send: Served.job())
     driver.run(get(core))
     driver.run(get(core))

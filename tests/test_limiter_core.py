@@ -16,7 +16,7 @@ from klaviyo_catalog._ratelimit import MemoryRateLimiter, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents
-from tests.virtual_time import VirtualClock, job_response, make_core
+from tests.virtual_clock import VirtualClock, job_response, virtual_core
 
 RATES = [Rate(1, 10.0)]
 
@@ -37,7 +37,7 @@ OUTCOMES: dict[str, Any] = {
 def test_the_ticket_is_completed_when_the_outcome_arrives(outcome: str) -> None:
     clock = VirtualClock()
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
-    core = make_core(clock, limiter, rate_limits=RATES, max_retries=0)
+    core = virtual_core(clock, limiter=limiter, rate_limits=RATES, max_retries=0)
     flow = core.get_job("get_item_update_job", "JOB1", None, None)
     send = next(flow)
     assert isinstance(send, Send)
@@ -53,7 +53,7 @@ def test_the_ticket_is_completed_when_the_outcome_arrives(outcome: str) -> None:
 def test_a_flow_closed_mid_request_completes_its_ticket() -> None:
     clock = VirtualClock()
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
-    core = make_core(clock, limiter, rate_limits=RATES)
+    core = virtual_core(clock, limiter=limiter, rate_limits=RATES)
     flow = core.get_job("get_item_update_job", "JOB1", None, None)
     assert isinstance(next(flow), Send)
     clock.now += 3.0

@@ -18,7 +18,7 @@ from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate, RateLimitError
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Observation, Ticket, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
-from tests.virtual_time import max_in_window
+from tests.virtual_clock import max_in_window
 
 WINDOWS = [(5, 0.25), (12, 1.0)]  # burst and steady, scaled down
 RATES = [Rate(count, seconds) for count, seconds in WINDOWS]

@@ -24,15 +24,7 @@ from klaviyo_catalog._ratelimit import (
     default_limiter,
 )
 
-from tests.virtual_time import Simulation, VirtualClock, WindowServer, make_core, max_in_window
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.virtual_clock import Simulation, VirtualClock, WindowServer, max_in_window, virtual_core
 
 
 def admit(limiter: MemoryRateLimiter, rates: Sequence[Rate], op: str = "op") -> Ticket:
@@ -63,7 +55,7 @@ def simulate(
     clock = VirtualClock()
     rng = random.Random(seed)
     server = WindowServer([(r.count, r.per_seconds) for r in rates])
-    core = make_core(clock, MemoryRateLimiter(clock=clock), rate_limits=list(rates))
+    core = virtual_core(clock, rate_limits=list(rates))
     sim = Simulation(
         clock,
         server,
@@ -103,7 +95,7 @@ def test_the_readme_override_runs_at_its_own_rate_beside_klaviyo_headers() -> No
     # a window much longer than ours, and must not be mistaken for foreign usage.
     clock = VirtualClock()
     server = WindowServer([(75, 1.0), (700, 60.0)])
-    core = make_core(clock, MemoryRateLimiter(clock=clock), rate_limits=[Rate(10, 1.0)])
+    core = virtual_core(clock, rate_limits=[Rate(10, 1.0)])
     rng = random.Random(3)
     sim = Simulation(clock, server, uplink=lambda: rng.uniform(0, 0.02))
 
@@ -123,7 +115,7 @@ def test_the_readme_override_runs_at_its_own_rate_beside_klaviyo_headers() -> No
 
 
 def test_a_request_in_flight_holds_its_slot_until_a_window_after_it_completes() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(2, 1.0),)
     first = admit(limiter, rates)
@@ -141,7 +133,7 @@ def test_a_request_in_flight_holds_its_slot_until_a_window_after_it_completes() 
 
 
 def test_a_slot_frees_with_the_oldest_completions() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(3, 1.0),)
     tickets = [admit(limiter, rates) for _ in range(3)]
@@ -156,7 +148,7 @@ def test_a_slot_frees_with_the_oldest_completions() -> None:
 
 
 def test_the_margin_lengthens_every_window() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.01, clock=clock)
     rates = (Rate(1, 1.0),)
     limiter.complete(admit(limiter, rates))
@@ -164,7 +156,7 @@ def test_the_margin_lengthens_every_window() -> None:
 
 
 def test_both_windows_bind_and_the_longer_wait_wins() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(2, 1.0), Rate(3, 60.0))
     for t in (0.0, 0.0, 1.0):
@@ -176,7 +168,7 @@ def test_both_windows_bind_and_the_longer_wait_wins() -> None:
 
 
 def test_a_refused_request_is_not_recorded() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(1, 1.0),)
     limiter.complete(admit(limiter, rates))
@@ -187,7 +179,7 @@ def test_a_refused_request_is_not_recorded() -> None:
 
 
 def test_changed_rates_keep_the_requests_in_flight_and_the_history() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     for _ in range(3):
         admit(limiter, [Rate(3, 1.0)])
@@ -199,7 +191,7 @@ def test_changed_rates_keep_the_requests_in_flight_and_the_history() -> None:
 
 
 def test_a_ticket_from_before_a_reset_or_of_another_limiter_is_ignored() -> None:
-    limiter = MemoryRateLimiter(clock=FakeClock())
+    limiter = MemoryRateLimiter(clock=VirtualClock(start=0.0))
     limiter.complete(Ticket("a", "op", 1, 0.0))  # nothing in flight: no effect, no error
     admit(limiter, (Rate(1, 1.0),))
 
@@ -208,7 +200,7 @@ def test_a_ticket_from_before_a_reset_or_of_another_limiter_is_ignored() -> None
 
 
 def test_operations_and_accounts_have_separate_budgets() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(clock=clock)
     rates = (Rate(1, 10.0),)
     admit(limiter, rates, "op1")
@@ -218,7 +210,7 @@ def test_operations_and_accounts_have_separate_budgets() -> None:
 
 
 def test_pause_blocks_every_operation_of_the_account_and_no_other_account() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(clock=clock)
     rates = (Rate(100, 1.0),)
     limiter.pause("a", 2.0)
@@ -232,7 +224,7 @@ def test_pause_blocks_every_operation_of_the_account_and_no_other_account() -> N
 
 
 def test_a_later_pause_extends_and_an_earlier_one_never_shortens() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(clock=clock)
     rates = (Rate(100, 1.0),)
     limiter.pause("a", 5.0)
@@ -246,7 +238,7 @@ def test_a_later_pause_extends_and_an_earlier_one_never_shortens() -> None:
 
 
 def test_pause_does_not_consume_quota() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(2, 10.0),)
     limiter.pause("a", 1.0)
@@ -300,7 +292,7 @@ def test_a_paused_and_a_saturated_key_never_stall_another_key() -> None:
 
 
 def test_the_servers_remaining_budget_binds_until_its_window_resets() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(30, 1.0),)
     ticket = admit(limiter, rates)
@@ -316,7 +308,7 @@ def test_the_servers_remaining_budget_binds_until_its_window_resets() -> None:
 
 
 def test_our_own_usage_is_never_taken_for_someone_elses() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(30, 1.0),)
     tickets = [admit(limiter, rates) for _ in range(5)]
@@ -327,7 +319,7 @@ def test_our_own_usage_is_never_taken_for_someone_elses() -> None:
 
 
 def test_while_our_requests_are_in_flight_a_spent_budget_is_rechecked_soon() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(30, 1.0),)
     first, second = admit(limiter, rates), admit(limiter, rates)
@@ -339,7 +331,7 @@ def test_while_our_requests_are_in_flight_a_spent_budget_is_rechecked_soon() -> 
 
 
 def test_a_spent_server_window_stops_the_key_until_its_reset() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(30, 1.0),)
     limiter.complete(admit(limiter, rates), Observation(30, 0, reset_seconds=0.3))
@@ -350,7 +342,7 @@ def test_a_spent_server_window_stops_the_key_until_its_reset() -> None:
 
 
 def test_a_lower_limit_from_the_server_binds() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(10, 0.1), Rate(30, 1.0))
     limiter.complete(admit(limiter, rates), Observation(limit=3, remaining=2, reset_seconds=0.9))
@@ -360,7 +352,7 @@ def test_a_lower_limit_from_the_server_binds() -> None:
 
 
 def test_an_overtaken_response_does_not_loosen_a_fresher_budget() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(30, 1.0),)
     older, newer = admit(limiter, rates), admit(limiter, rates)
@@ -372,7 +364,7 @@ def test_an_overtaken_response_does_not_loosen_a_fresher_budget() -> None:
 
 
 def test_the_next_server_window_replaces_the_budget() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(30, 60.0),)
     limiter.complete(admit(limiter, rates), Observation(30, 0, reset_seconds=1.0))
@@ -384,7 +376,7 @@ def test_the_next_server_window_replaces_the_budget() -> None:
 
 def test_the_earliest_window_end_seen_wins() -> None:
     # RateLimit-Reset is rounded up to whole seconds: each answer overestimates the end.
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(30, 60.0),)
     limiter.complete(admit(limiter, rates), Observation(30, 5, reset_seconds=10.0))
@@ -398,7 +390,7 @@ def test_the_earliest_window_end_seen_wins() -> None:
     [(0, 0, 1.0), (-1, 0, 1.0), (30, 0, 0.0), (30, 0, -1.0), (30, 0, math.nan), (30, 0, math.inf)],
 )
 def test_nonsense_headers_are_ignored(limit: int, remaining: int, reset_seconds: float) -> None:
-    limiter = MemoryRateLimiter(clock=FakeClock())
+    limiter = MemoryRateLimiter(clock=VirtualClock(start=0.0))
     rates = (Rate(30, 1.0),)
     limiter.complete(admit(limiter, rates), Observation(limit, remaining, reset_seconds))
     admit(limiter, rates)
@@ -408,7 +400,7 @@ def test_nonsense_headers_are_ignored(limit: int, remaining: int, reset_seconds:
 
 
 def test_keys_that_went_quiet_are_pruned_to_nothing() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(clock=clock)
     rates = (Rate(5, 1.0), Rate(50, 60.0))
     for n in range(10_000):
@@ -430,7 +422,7 @@ def test_keys_that_went_quiet_are_pruned_to_nothing() -> None:
 
 
 def test_a_request_in_flight_is_never_pruned() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.0, clock=clock)
     rates = (Rate(1, 1.0),)
     ticket = admit(limiter, rates)

@@ -21,7 +21,7 @@ from klaviyo_catalog.testing import FakeKlaviyo, Fault
 from tests import documents
 from tests.facade_harness import Api
 from tests.hardening_support import Mode
-from tests.virtual_time import Simulation, Task, VirtualClock, job_response, make_core
+from tests.virtual_clock import Simulation, Task, VirtualClock, job_response, virtual_core
 
 OP = "get_item_update_job"
 
@@ -50,7 +50,8 @@ def run(
     and whether the account is still paused at the end."""
     clock = VirtualClock()
     limiter = MemoryRateLimiter(clock=clock)
-    core = make_core(clock, limiter, **options)
+    options.setdefault("rate_limits", None)  # the spec's
+    core = virtual_core(clock, limiter=limiter, **options)
     sim = Simulation(clock, server, uplink=lambda: 0.01)
 
     def call() -> Flow[object]:
@@ -128,7 +129,7 @@ def test_retry_after_is_honoured_in_every_form(form: str) -> None:
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
 def test_a_bad_ceiling_is_a_configuration_error(bad: float) -> None:
     with pytest.raises(ConfigurationError):
-        make_core(VirtualClock(), MemoryRateLimiter(), max_retry_after=bad)
+        virtual_core(VirtualClock(), limiter=MemoryRateLimiter(), max_retry_after=bad)
 
 
 @pytest.mark.parametrize(

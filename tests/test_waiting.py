@@ -24,7 +24,9 @@ from klaviyo_catalog import (
     WaitTimeoutError,
 )
 
-from tests.waiting_sim import Clock, Sim, run, status_reply, virtual_time
+from tests.hardening_support import Mode
+from tests.virtual_clock import VirtualClock, patched_sleeps
+from tests.waiting_sim import Sim, run, status_reply
 
 ITEM_CREATE = "catalog-item-bulk-create-jobs"
 VARIANT = "catalog-variant-bulk-update-jobs"
@@ -32,15 +34,10 @@ ITEM_UPDATE = "catalog-item-bulk-update-jobs"
 CATEGORY = "catalog-category-bulk-update-jobs"
 
 
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sim]:
-    clock = Clock()
-    with virtual_time(clock, monkeypatch):
+    clock = VirtualClock()
+    with patched_sleeps(clock, monkeypatch):
         yield Sim(clock)
 
 
@@ -68,7 +65,7 @@ def jobs_of(sim: Sim, ids: list[str]) -> list[BulkJob]:
 # --- the common case ----------------------------------------------------------------------------
 
 
-def test_many_jobs_of_every_kind_are_reported_once_as_they_finish(mode: str, sim: Sim) -> None:
+def test_many_jobs_of_every_kind_are_reported_once_as_they_finish(mode: Mode, sim: Sim) -> None:
     rng = random.Random(7)
     start = sim.clock()
     ids: list[str] = []
@@ -103,7 +100,7 @@ def test_many_jobs_of_every_kind_are_reported_once_as_they_finish(mode: str, sim
     assert [p.done for p in progress] == sorted(p.done for p in progress)
 
 
-def test_jobs_already_done_are_reported_first_without_a_request(mode: str, sim: Sim) -> None:
+def test_jobs_already_done_are_reported_first_without_a_request(mode: Mode, sim: Sim) -> None:
     sim.add("variant-update", "done", finishes_at=sim.clock() - 1)
     sim.add("variant-update", "running", finishes_at=sim.clock() + 3)
     reported = run(
@@ -114,7 +111,7 @@ def test_jobs_already_done_are_reported_first_without_a_request(mode: str, sim: 
     assert reported[0][1] < first_request
 
 
-def test_the_same_job_given_twice_is_reported_once(mode: str, sim: Sim) -> None:
+def test_the_same_job_given_twice_is_reported_once(mode: Mode, sim: Sim) -> None:
     sim.add("item-create", "A", finishes_at=sim.clock() + 3)
     job = sim.bulk_job("A")
     reported = run(mode, sim, lambda kc: kc.wait_for_jobs([job, job], poll_interval=2))
@@ -124,7 +121,7 @@ def test_the_same_job_given_twice_is_reported_once(mode: str, sim: Sim) -> None:
 # --- churn ----------------------------------------------------------------------------------------
 
 
-def test_a_job_finishing_between_two_pages_of_a_round(mode: str, sim: Sim) -> None:
+def test_a_job_finishing_between_two_pages_of_a_round(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     ids = [f"J{i}" for i in range(250)]
     for job_id in ids:
@@ -147,7 +144,7 @@ def test_a_job_finishing_between_two_pages_of_a_round(mode: str, sim: Sim) -> No
     assert max(delays) <= 7
 
 
-def test_offset_cursors_that_skip_a_running_job_never_report_it_early(mode: str, sim: Sim) -> None:
+def test_offset_cursors_that_skip_a_running_job_never_report_it_early(mode: Mode, sim: Sim) -> None:
     sim.offset_cursors = True  # a departure shifts every later job one place forward
     start = sim.clock()
     ids = [f"J{i}" for i in range(200)]
@@ -166,7 +163,7 @@ def test_offset_cursors_that_skip_a_running_job_never_report_it_early(mode: str,
     check_reports(sim, reported, ids, slack=5 + 2)  # J100 not reported before t+50
 
 
-def test_other_apps_jobs_appearing_and_finishing_meanwhile(mode: str, sim: Sim) -> None:
+def test_other_apps_jobs_appearing_and_finishing_meanwhile(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     rng = random.Random(3)
     ids = [f"ours-{i}" for i in range(80)]
@@ -186,7 +183,7 @@ def test_other_apps_jobs_appearing_and_finishing_meanwhile(mode: str, sim: Sim) 
     check_reports(sim, reported, ids, slack=5 + 2)
 
 
-def test_cancelled_jobs_are_found_in_the_cancelled_list(mode: str, sim: Sim) -> None:
+def test_cancelled_jobs_are_found_in_the_cancelled_list(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     sim.add("item-create", "C", finishes_at=start + 4, final="cancelled")
     sim.add("item-create", "D", finishes_at=start + 4)
@@ -198,7 +195,7 @@ def test_cancelled_jobs_are_found_in_the_cancelled_list(mode: str, sim: Sim) -> 
 
 
 def test_a_job_in_no_list_is_never_reported_and_is_searched_for_less_and_less(
-    mode: str, sim: Sim
+    mode: Mode, sim: Sim
 ) -> None:
     start = sim.clock()
     sim.add("item-create", "ghost", listed=False)
@@ -219,7 +216,7 @@ def test_a_job_in_no_list_is_never_reported_and_is_searched_for_less_and_less(
     assert 3 <= len(unfiltered) <= 15, len(unfiltered)
 
 
-def test_a_job_in_no_list_is_reported_once_it_shows_up_done(mode: str, sim: Sim) -> None:
+def test_a_job_in_no_list_is_reported_once_it_shows_up_done(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     odd = sim.add("item-create", "odd", status_override="paused")
     sim.add("item-create", "real", finishes_at=start + 60)
@@ -242,7 +239,7 @@ def test_a_job_in_no_list_is_reported_once_it_shows_up_done(mode: str, sim: Sim)
     assert max(p.missing for p in progress) == 1
 
 
-def test_a_cursor_that_breaks_mid_round_costs_only_that_round(mode: str, sim: Sim) -> None:
+def test_a_cursor_that_breaks_mid_round_costs_only_that_round(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     ids = [f"J{i}" for i in range(230)]
     for i, job_id in enumerate(ids):
@@ -267,7 +264,7 @@ def test_a_cursor_that_breaks_mid_round_costs_only_that_round(mode: str, sim: Si
     ],
 )
 def test_a_next_link_that_cannot_be_followed_costs_only_that_round(
-    mode: str, sim: Sim, link: str
+    mode: Mode, sim: Sim, link: str
 ) -> None:
     start = sim.clock()
     ids = [f"J{i}" for i in range(250)]
@@ -279,7 +276,7 @@ def test_a_next_link_that_cannot_be_followed_costs_only_that_round(
     assert sim.bad_next_links == []  # every bad link was served, and survived
 
 
-def test_429s_and_5xx_in_the_middle(mode: str, sim: Sim) -> None:
+def test_429s_and_5xx_in_the_middle(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     rng = random.Random(11)
     ids = []
@@ -308,7 +305,7 @@ def test_429s_and_5xx_in_the_middle(mode: str, sim: Sim) -> None:
     assert any(r.status >= 500 for r in sim.log) and any(r.status == 429 for r in sim.log)
 
 
-def test_a_poll_that_outlasts_the_call_deadline_only_costs_that_round(mode: str, sim: Sim) -> None:
+def test_a_poll_that_outlasts_the_call_deadline_only_costs_that_round(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     for job_id in ("A", "B", "C"):
         sim.add("item-update", job_id, finishes_at=start + 10)
@@ -333,7 +330,7 @@ def test_a_poll_that_outlasts_the_call_deadline_only_costs_that_round(mode: str,
     assert sim.clock() - start >= 60  # after the minute the app had used up
 
 
-def test_a_gone_job_raises_not_found(mode: str, sim: Sim) -> None:
+def test_a_gone_job_raises_not_found(mode: Mode, sim: Sim) -> None:
     sim.add("item-update", "A", finishes_at=None)
     job = sim.bulk_job("A")
     sim.job("A").gone = True
@@ -341,7 +338,7 @@ def test_a_gone_job_raises_not_found(mode: str, sim: Sim) -> None:
         run(mode, sim, lambda kc: kc.wait_for_jobs([job]))
 
 
-def test_timeout_lists_the_pending_jobs_and_keeps_what_was_reported(mode: str, sim: Sim) -> None:
+def test_timeout_lists_the_pending_jobs_and_keeps_what_was_reported(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     sim.add("variant-update", "fast", finishes_at=start + 3)
     sim.add("variant-update", "slow", finishes_at=start + 1000)
@@ -371,7 +368,7 @@ def test_timeout_lists_the_pending_jobs_and_keeps_what_was_reported(mode: str, s
 # --- quota ----------------------------------------------------------------------------------------
 
 
-def test_polling_stays_within_its_share_of_each_limit(mode: str, sim: Sim) -> None:
+def test_polling_stays_within_its_share_of_each_limit(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     rng = random.Random(2)
     ids = [f"U{i}" for i in range(120)]
@@ -389,7 +386,7 @@ def test_polling_stays_within_its_share_of_each_limit(mode: str, sim: Sim) -> No
     assert sim.max_in_window(60.0, ITEM_UPDATE, listing=False) <= 60
 
 
-def test_a_larger_share_polls_faster(mode: str, sim: Sim) -> None:
+def test_a_larger_share_polls_faster(mode: Mode, sim: Sim) -> None:
     for job_id in ("A", "B"):
         sim.add("item-update", job_id)
     limits = [Rate(60, 60.0)]
@@ -409,7 +406,7 @@ def test_a_larger_share_polls_faster(mode: str, sim: Sim) -> None:
     assert per_minute[0.25] <= 15 < per_minute[1.0] <= 60
 
 
-def test_bad_arguments_are_refused_before_any_request(mode: str, sim: Sim) -> None:
+def test_bad_arguments_are_refused_before_any_request(mode: Mode, sim: Sim) -> None:
     sim.add("item-update", "A")
     job = sim.bulk_job("A")
     kwargs: dict[str, Any]
@@ -442,7 +439,7 @@ def test_bad_arguments_are_refused_before_any_request(mode: str, sim: Sim) -> No
 # --- wait_for_job ---------------------------------------------------------------------------------
 
 
-def test_wait_for_job_takes_item_create_jobs(mode: str, sim: Sim) -> None:
+def test_wait_for_job_takes_item_create_jobs(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     for i in range(150):
         sim.add("item-create", f"other-{i}", finishes_at=start + 500)
@@ -453,7 +450,7 @@ def test_wait_for_job_takes_item_create_jobs(mode: str, sim: Sim) -> None:
     assert all(r.collection == ITEM_CREATE and r.is_list for r in sim.log)
 
 
-def test_wait_for_job_backs_off_as_documented(mode: str, sim: Sim) -> None:
+def test_wait_for_job_backs_off_as_documented(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     sim.add("item-update", "A", finishes_at=start + 100)
     run(mode, sim, lambda kc: kc.wait_for_job(sim.bulk_job("A")))
@@ -472,7 +469,7 @@ def test_wait_for_job_backs_off_as_documented(mode: str, sim: Sim) -> None:
 
 
 def test_wait_for_job_reports_the_starting_state_and_keeps_include_and_fields(
-    mode: str, sim: Sim
+    mode: Mode, sim: Sim
 ) -> None:
     from klaviyo_catalog._jsonapi import job_document
 
@@ -510,7 +507,7 @@ def test_wait_for_job_reports_the_starting_state_and_keeps_include_and_fields(
     assert sim.log[-1].query["fields[catalog-item]"] == "price"
 
 
-def test_wait_for_job_polls_a_variant_update_job_by_its_get(mode: str, sim: Sim) -> None:
+def test_wait_for_job_polls_a_variant_update_job_by_its_get(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     for i in range(300):  # three pages of running jobs: one GET is cheaper than the list
         sim.add("variant-update", f"other-{i}", finishes_at=start + 500)
@@ -522,7 +519,7 @@ def test_wait_for_job_polls_a_variant_update_job_by_its_get(mode: str, sim: Sim)
     assert polls == [(False, "mine")] * 3
 
 
-def test_running_jobs_counts_are_updated_while_none_finishes(mode: str, sim: Sim) -> None:
+def test_running_jobs_counts_are_updated_while_none_finishes(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     ids = [f"J{i}" for i in range(150)]
     for job_id in ids:

@@ -1,31 +1,29 @@
-"""A virtual clock and a simulated Klaviyo for driving the waiting flow without real time.
+"""A simulated Klaviyo for driving the waiting flow on the virtual clock, without real time.
 
 `Sim` answers the five GET endpoints from jobs whose status depends on the virtual time (or
 on hooks that change them between two requests), serves lists 100 a page with cursors of
 either kind Klaviyo could use (stable "after job N", or a plain offset that shifts when a job
-leaves the list), and records every request. `virtual_clients` builds a real `CatalogJobs` or
-`AsyncCatalogJobs` on it: an httpx.MockTransport instead of the network, and the clock
-advanced by the sleeps the client asks for, instead of sleeping.
+leaves the list), and records every request. `run` calls a real `CatalogJobs` or
+`AsyncCatalogJobs` on it: an httpx.MockTransport instead of the network, on the tests' one
+`VirtualClock` (advanced by the sleeps the client asks for, with `patched_sleeps`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 import httpx
-import pytest
 from klaviyo_catalog import AsyncCatalogJobs, BulkJob, CatalogJobs
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Rate
 
 from tests import documents as docs
+from tests.hardening_support import Mode, use
+from tests.virtual_clock import VirtualClock
 
 KINDS = {
     "item-create": ("catalog-item-bulk-create-job", "catalog-item-bulk-create-jobs"),
@@ -39,20 +37,6 @@ GETTABLE = {
     "catalog-item-bulk-update-jobs",
     "catalog-category-bulk-update-jobs",
 }
-
-
-class Clock:
-    """Virtual monotonic time: it moves only when a sleep advances it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        assert seconds >= 0, seconds
-        self.now += seconds
 
 
 @dataclass
@@ -119,7 +103,7 @@ Hook = Callable[["Sim", httpx.Request, int], httpx.Response | None]
 
 @dataclass
 class Sim:
-    clock: Clock
+    clock: VirtualClock
     page_size: int = 100
     offset_cursors: bool = False  # a cursor that is a position, shifted by departures
     jobs: dict[tuple[str, str], SimJob] = field(default_factory=dict)
@@ -254,49 +238,38 @@ def options(sim: Sim, **extra: Any) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def virtual_time(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """time.sleep and asyncio.sleep advance the virtual clock instead of waiting."""
-
-    async def async_sleep(seconds: float, result: Any = None) -> Any:
-        clock.advance(seconds)
-        return result
-
-    monkeypatch.setattr(time, "sleep", clock.advance)
-    monkeypatch.setattr(asyncio, "sleep", async_sleep)
-    yield
-
-
-def _on_clock(client: CatalogJobs | AsyncCatalogJobs, clock: Clock) -> None:
+def _on_clock(client: CatalogJobs | AsyncCatalogJobs, clock: VirtualClock) -> None:
     settings = attrs.evolve(client._settings, clock=clock)
     client._settings = settings
     client._core.settings = settings
 
 
-def run(mode: str, sim: Sim, call: Callable[[Any], Any], **extra: Any) -> Any:
-    """`call(client)` on a sync or async client over `sim`. An awaitable it returns is
-    awaited; an iterator (or async iterator) is consumed into (job, virtual time) pairs."""
+def run(mode: Mode, sim: Sim, call: Callable[[Any], Any], **extra: Any) -> Any:
+    """`call(client)` on a sync or async client over `sim`, through the tests' one runner. An
+    awaitable it returns is awaited; an iterator (or async iterator) is consumed into (job,
+    virtual time) pairs."""
     transport = httpx.MockTransport(sim.handle)
-    if mode == "sync":
-        with CatalogJobs(
-            http_client=httpx.Client(transport=transport), **options(sim, **extra)
-        ) as kc:
-            _on_clock(kc, sim.clock)
-            result = call(kc)
-            if isinstance(result, Iterator):
-                return [(job, sim.clock()) for job in result]
-            return result
 
-    async def main() -> Any:
-        http = httpx.AsyncClient(transport=transport)
-        async with AsyncCatalogJobs(http_client=http, **options(sim, **extra)) as kc:
-            _on_clock(kc, sim.clock)
-            result = call(kc)
-            if hasattr(result, "__aiter__"):
-                return [(job, sim.clock()) async for job in result]
-            return await result
+    def http(mode: Mode) -> httpx.Client | httpx.AsyncClient:
+        if mode == "sync":
+            return httpx.Client(transport=transport)
+        return httpx.AsyncClient(transport=transport)
 
-    return asyncio.run(main())
+    def work(kc: CatalogJobs | AsyncCatalogJobs) -> Any:
+        _on_clock(kc, sim.clock)
+        result = call(kc)
+        if isinstance(result, Iterator):
+            return ((job, sim.clock()) for job in result)
+        if hasattr(result, "__aiter__"):
+            return _stamped(result, sim.clock)
+        return result
+
+    return use(mode, options(sim, **extra), work, http=http)
 
 
-__all__ = ["Clock", "Rate", "Sim", "SimJob", "options", "run", "status_reply", "virtual_time"]
+async def _stamped(jobs: AsyncIterator[BulkJob], clock: VirtualClock) -> AsyncIterator[Any]:
+    async for job in jobs:
+        yield job, clock()
+
+
+__all__ = ["Rate", "Sim", "SimJob", "options", "run", "status_reply"]
