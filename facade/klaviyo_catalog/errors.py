@@ -116,7 +116,25 @@ class PageLimitExceededError(KlaviyoError):
         self.cursor = cursor
 
 
-class InvalidResponseError(KlaviyoError):
+class _ResponseError(KlaviyoError):
+    """What an error about a response keeps of it, alike on `APIError` and
+    `InvalidResponseError`: `excerpt`, the body's first 200 characters, and `response`, the
+    `httpx.Response` (None for an error made without one), whose `headers` it shows."""
+
+    def __init__(
+        self, message: str, *, excerpt: str = "", response: httpx.Response | None = None
+    ) -> None:
+        super().__init__(message)
+        self.excerpt = excerpt
+        self.response = response
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The response's headers (empty for an error made without a response)."""
+        return self.response.headers if self.response is not None else httpx.Headers()
+
+
+class InvalidResponseError(_ResponseError):
     """The server answered with something this client cannot read as the documented response:
     not JSON, truncated, or not matching the schema.
 
@@ -133,15 +151,8 @@ class InvalidResponseError(KlaviyoError):
         excerpt: str = "",
         response: httpx.Response | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, excerpt=excerpt, response=response)
         self.status_code = status_code
-        self.excerpt = excerpt
-        self.response = response
-
-    @property
-    def headers(self) -> httpx.Headers:
-        """The response's headers (empty without a response)."""
-        return self.response.headers if self.response is not None else httpx.Headers()
 
 
 class PaginationError(InvalidResponseError):
@@ -214,7 +225,7 @@ class APIErrorDetail:
         return _serialize.dumps(self.to_dict(), indent)
 
 
-class APIError(KlaviyoError):
+class APIError(_ResponseError):
     """Klaviyo answered with an error status.
 
     `status_code`; `errors`, the JSON:API error objects of the body; `request_id`, Klaviyo's
@@ -233,17 +244,10 @@ class APIError(KlaviyoError):
         excerpt: str = "",
         response: httpx.Response | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, excerpt=excerpt, response=response)
         self.status_code = status_code
         self.errors = list(errors)
         self.request_id = request_id
-        self.excerpt = excerpt
-        self.response = response
-
-    @property
-    def headers(self) -> httpx.Headers:
-        """The response's headers (empty for an error made without a response)."""
-        return self.response.headers if self.response is not None else httpx.Headers()
 
 
 class BadRequestError(APIError):
