@@ -31,7 +31,7 @@ def _cursor(cursor: str | None, start_cursor: str | None) -> str | None:
     warnings.warn(
         "start_cursor= is deprecated; pass cursor=, as to list_*",
         DeprecationWarning,
-        stacklevel=3,  # the caller of iter_*
+        stacklevel=4,  # the caller of iter_* (which calls _iter_jobs, which calls this)
     )
     return start_cursor
 
@@ -127,14 +127,9 @@ class Methods(Generic[JobR, PageR, JobsR]):
         `cursor` (an error's `.cursor` resumes a walk) or the first page. With `max_pages`, at
         most that many pages: if the server has more, PageLimitExceededError, whose `.cursor`
         goes on. `start_cursor` is the deprecated name of `cursor`."""
-        walk = self._core.walk(
-            "list_item_create_jobs",
-            status=status,
-            cursor=_cursor(cursor, start_cursor),
-            fields=fields,
-            max_pages=max_pages,
+        return self._iter_jobs(
+            "list_item_create_jobs", status, cursor, fields, max_pages, start_cursor
         )
-        return self._walk(walk)
 
     def iter_variant_update_jobs(
         self,
@@ -146,8 +141,23 @@ class Methods(Generic[JobR, PageR, JobsR]):
         start_cursor: str | None = None,
     ) -> JobsR:
         """Every variant-update job of every page; as `iter_item_create_jobs`."""
+        return self._iter_jobs(
+            "list_variant_update_jobs", status, cursor, fields, max_pages, start_cursor
+        )
+
+    def _iter_jobs(
+        self,
+        name: str,
+        status: str | None,
+        cursor: str | None,
+        fields: Fields,
+        max_pages: int | None,
+        start_cursor: str | None,
+    ) -> JobsR:
+        """`iter_*` of the list operation `name`: a walk, its arguments checked now, that the
+        client drives page by page."""
         walk = self._core.walk(
-            "list_variant_update_jobs",
+            name,
             status=status,
             cursor=_cursor(cursor, start_cursor),
             fields=fields,
