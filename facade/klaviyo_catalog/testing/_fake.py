@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from types import TracebackType
 from typing import Any, Self, TypedDict, Unpack
 from urllib.parse import parse_qsl, quote
 
@@ -146,12 +145,7 @@ class FakeKlaviyo:
         """Start the fake (`with FakeKlaviyo() as fake:`); it stops at the end of the block."""
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
