@@ -196,45 +196,43 @@ CURATION_NOTES: tuple[tuple[str, str], ...] = (
     ),
 )
 
+
+def _error_source() -> JSON:
+    """A JSON:API error's `source`: the JSON pointer or the query parameter it concerns."""
+    return {
+        "type": "object",
+        "properties": {"pointer": {"type": "string"}, "parameter": {"type": "string"}},
+    }
+
+
+def _error_members(source: str, *, status: bool) -> JSON:
+    """The members of a JSON:API error object, `source` naming its source's schema. A job's
+    errors and an error response's are the same object, but only the latter has the HTTP
+    `status`. Fresh dicts each call: a shared one would be dumped as a YAML alias."""
+    members: JSON = {"id": {"type": "string"}}
+    if status:
+        members["status"] = {"type": "integer"}
+    members.update({name: {"type": "string"} for name in ("code", "title", "detail")})
+    members["source"] = {"$ref": f"#/components/schemas/{source}"}
+    members["meta"] = {"type": "object", "additionalProperties": True}
+    return members
+
+
 # Schemas that are ours outright: the published ones are wrong or unstable in these places.
 LINK = {"type": "string", "nullable": True}
 COLLECTION_LINKS = ("self", "first", "last", "prev", "next")
 FIXED_COMPONENTS: dict[str, JSON] = {
     "ResourceLinks": {"type": "object", "properties": {"self": LINK}},
     "RelationshipLinks": {"type": "object", "properties": {"self": LINK, "related": LINK}},
-    "JobErrorSource": {
-        "type": "object",
-        "properties": {"pointer": {"type": "string"}, "parameter": {"type": "string"}},
-    },
+    "JobErrorSource": _error_source(),
     "JobError": {
         "type": "object",
         "description": "One failure inside a bulk job. Only `detail` is always present.",
         "required": ["detail"],
-        "properties": {
-            "id": {"type": "string"},
-            "code": {"type": "string"},
-            "title": {"type": "string"},
-            "detail": {"type": "string"},
-            "source": {"$ref": "#/components/schemas/JobErrorSource"},
-            "meta": {"type": "object", "additionalProperties": True},
-        },
+        "properties": _error_members("JobErrorSource", status=False),
     },
-    "ApiErrorSource": {
-        "type": "object",
-        "properties": {"pointer": {"type": "string"}, "parameter": {"type": "string"}},
-    },
-    "ApiError": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "status": {"type": "integer"},
-            "code": {"type": "string"},
-            "title": {"type": "string"},
-            "detail": {"type": "string"},
-            "source": {"$ref": "#/components/schemas/ApiErrorSource"},
-            "meta": {"type": "object", "additionalProperties": True},
-        },
-    },
+    "ApiErrorSource": _error_source(),
+    "ApiError": {"type": "object", "properties": _error_members("ApiErrorSource", status=True)},
     "ErrorDocument": {
         "type": "object",
         "required": ["errors"],
