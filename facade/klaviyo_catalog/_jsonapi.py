@@ -44,6 +44,8 @@ class Invalid(Exception):
 
 
 def excerpt(body: bytes) -> str:
+    """The body's first 200 bytes as one line of text ("…" if there is more): an error's
+    `excerpt`, enough to recognise an HTML error page or a truncated document."""
     text = body[:EXCERPT_CHARS].decode("utf-8", errors="replace")
     return " ".join(text.split()) + ("…" if len(body) > EXCERPT_CHARS else "")
 
@@ -64,6 +66,8 @@ def decode(response: httpx.Response, what: str) -> Any:
 
 
 def invalid(response: httpx.Response, what: str, problem: str) -> InvalidResponseError:
+    """The InvalidResponseError for a body that is JSON but not the documented shape, `problem`
+    saying where."""
     return InvalidResponseError(
         f"{what}: HTTP {response.status_code} response does not match the schema: {problem}",
         status_code=response.status_code,
@@ -76,18 +80,21 @@ def invalid(response: httpx.Response, what: str, problem: str) -> InvalidRespons
 
 
 def obj(value: Any, where: str) -> Mapping[str, Any]:
+    """`value` if it is a JSON object, else Invalid naming `where`."""
     if not isinstance(value, dict):
         raise Invalid(f"{where} should be an object, got {type(value).__name__}")
     return value
 
 
 def seq(value: Any, where: str) -> list[Any]:
+    """`value` if it is a JSON array, else Invalid naming `where`."""
     if not isinstance(value, list):
         raise Invalid(f"{where} should be a list, got {type(value).__name__}")
     return value
 
 
 def opt_str(d: Mapping[str, Any], key: str, where: str) -> str | None:
+    """`d[key]` if a string, None if absent or null; any other type is Invalid."""
     value = d.get(key)
     if value is None or isinstance(value, str):
         return value
@@ -95,6 +102,7 @@ def opt_str(d: Mapping[str, Any], key: str, where: str) -> str | None:
 
 
 def req_str(d: Mapping[str, Any], key: str, where: str) -> str:
+    """`d[key]`, which must be a string: absent, null or another type is Invalid."""
     value = opt_str(d, key, where)
     if value is None:
         raise Invalid(f"{where}.{key} is missing")
@@ -102,6 +110,8 @@ def req_str(d: Mapping[str, Any], key: str, where: str) -> str:
 
 
 def count(d: Mapping[str, Any], key: str, where: str) -> int:
+    """A job's count `d[key]`: 0 when null or absent (as the spec defaults it); a bool or any
+    other non-integer is Invalid."""
     value = d.get(key)
     if value is None:
         return 0  # nullable with a default of 0 from revision 2024-02-15
@@ -111,6 +121,8 @@ def count(d: Mapping[str, Any], key: str, where: str) -> int:
 
 
 def opt_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime | None:
+    """`d[key]` as a timezone-aware datetime (a naive one read as UTC), None if absent or null; a
+    string that is no ISO 8601 date-time is Invalid."""
     text = opt_str(d, key, where)
     if text is None:
         return None
@@ -121,6 +133,7 @@ def opt_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime | No
 
 
 def req_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime:
+    """As `opt_datetime`, but the date-time must be there."""
     value = opt_datetime(d, key, where)
     if value is None:
         raise Invalid(f"{where}.{key} is missing")
@@ -131,6 +144,8 @@ def req_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime:
 
 
 def job_errors(attributes: Mapping[str, Any], where: str) -> list[APIErrorDetail]:
+    """A job's `errors` as APIErrorDetails, checked as the rest of the job is: `detail` is
+    required, the other members are strings or absent, `meta` an object."""
     out = []
     for i, raw in enumerate(seq(attributes.get("errors") or [], f"{where}.errors")):
         here = f"{where}.errors[{i}]"
@@ -318,5 +333,7 @@ def error_details(response: httpx.Response) -> list[APIErrorDetail]:
 
 
 def _text(d: Mapping[str, Any], key: str) -> str | None:
+    """`d[key]` if it is a string, else None: `error_details` reads an error response leniently,
+    so that a malformed one is still reported."""
     value = d.get(key)
     return value if isinstance(value, str) else None

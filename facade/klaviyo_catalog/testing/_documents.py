@@ -15,16 +15,21 @@ Fields = Mapping[str, Collection[str]]  # sparse fieldsets: JSON:API type -> att
 
 
 def _restrict(attributes: Mapping[str, Any], allowed: Collection[str] | None) -> JSON:
+    """`attributes` cut to a sparse fieldset (None: all of them), in their served order."""
     if allowed is None:
         return dict(attributes)
     return {k: v for k, v in attributes.items() if k in allowed}
 
 
 def resource_url(base_url: str, shape: Shape, collection: str, resource_id: str, *rest: str) -> str:
+    """The absolute URL of a resource, or of one of its sub-paths (`relationships/...`), in the
+    revision's slash style."""
     return base_url + shape.path(collection, quote(resource_id, safe=""), *rest)
 
 
 def job_resource(job: Job, shape: Shape, base_url: str, fields: Fields) -> JSON:
+    """One job's resource object as the revision lays it out: job_id attribute or id, the
+    requested fields, the relationship's linkage and links."""
     kind = job.kind
     # What the spec's revision serves, in its order.
     attributes = {k: job.attributes[k] for k in shape.job_attributes if k in job.attributes}
@@ -51,6 +56,8 @@ def job_resource(job: Job, shape: Shape, base_url: str, fields: Fields) -> JSON:
 def related_resource(
     related: Related, json_type: str, collection: str, shape: Shape, base_url: str, fields: Fields
 ) -> JSON:
+    """One included catalog item, variant or category, with the requested fields and its self
+    link."""
     return {
         "type": json_type,
         "id": related.id,
@@ -60,6 +67,8 @@ def related_resource(
 
 
 def job_document(job: Job, shape: Shape, base_url: str, fields: Fields, include: bool) -> JSON:
+    """The document of a single-job GET: the job and, with `include`, its related resources (each
+    once, in linkage order)."""
     document: JSON = {"data": job_resource(job, shape, base_url, fields)}
     if include:
         kind = job.kind
@@ -78,6 +87,7 @@ def job_document(job: Job, shape: Shape, base_url: str, fields: Fields, include:
 def list_document(
     jobs: list[Job], shape: Shape, base_url: str, fields: Fields, links: Mapping[str, str | None]
 ) -> JSON:
+    """A page of a job list: its jobs and the pagination links the revision serves."""
     wanted = (
         ("self", "first", "last", "prev", "next")
         if shape.first_last_links
@@ -109,6 +119,7 @@ def error_document(
 
 
 def throttled_document(retry_after: int | None) -> JSON:
+    """Klaviyo's 429 body, whose detail says when capacity returns."""
     when = f"in {retry_after} second(s)" if retry_after is not None else "later"
     detail = f"Too many requests for this account; capacity returns {when}."
     return error_document(429, "throttled", "Rate limit exceeded.", detail)

@@ -301,12 +301,15 @@ class FakeKlaviyo:
             del self._jobs[job_id]
 
     def _job(self, job_id: str) -> Job:
+        """The job with this id, or a KeyError that names it (for the public job methods)."""
         try:
             return self._jobs[job_id]
         except KeyError:
             raise KeyError(f"no job with id {job_id!r}") from None
 
     def _new_id(self) -> str:
+        """A fresh job id in Klaviyo's ULID-like form, reproducible across runs (seeded) and
+        unique in this fake."""
         while True:  # ULID-like, as Klaviyo's job ids look
             job_id = "01J" + "".join(self._ids.choice(_CROCKFORD) for _ in range(23))
             if job_id not in self._jobs:
@@ -349,6 +352,7 @@ class FakeKlaviyo:
             self._limiter = self._quotas(rate_limits)
 
     def _quotas(self, rate_limits: Limits | Mapping[str, Limits] | None) -> Quotas | None:
+        """The rate limiter for `rate_limits` over the served operations; None for no limits."""
         operations = [endpoint.operation for endpoint in self.shape.endpoints]
         return Quotas(rate_limits, operations) if rate_limits else None
 
@@ -430,6 +434,8 @@ class FakeKlaviyo:
         return Reply(reply.status, reply.body, reply.headers + quota), True
 
     def _shape(self, revision: str | None) -> Shape | None:
+        """The shape a request with this revision header is served in (the spec's, for any valid
+        revision); None for a missing or malformed header."""
         if revision is None or not valid_revision(revision):
             return None
         return self.shape
@@ -451,6 +457,7 @@ class FakeKlaviyo:
             raise ApiError.of(410, "gone", "Revision retired.", detail, "revision")
 
     def _authenticate(self, authorization: str | None) -> None:
+        """Accept the fake's API key or one of its access tokens; otherwise raise Klaviyo's 401."""
         if not authorization:
             detail = "Send Authorization: Klaviyo-API-Key <private key>, or Bearer <token>."
             raise ApiError.of(401, "not_authenticated", "Not authenticated.", detail)
@@ -465,6 +472,8 @@ class FakeKlaviyo:
             raise ApiError.of(401, "authentication_failed", "Authentication failed.", detail)
 
     def _admit(self, now: float, endpoint: Endpoint | None) -> tuple[tuple[str, str], ...]:
+        """Count a request against its operation's windows: the RateLimit-* headers to send back
+        (none when unlimited), or raise a 429 when a window is full."""
         if self._limiter is None:
             return ()
         decision = self._limiter.acquire(endpoint.operation if endpoint else None, now)
@@ -476,6 +485,8 @@ class FakeKlaviyo:
         return decision.headers
 
     def _single(self, endpoint: Endpoint, job_id: str, query: Query, shape: Shape) -> JSON:
+        """The document of one job, which counts as a poll (a job with `polls_to_complete`
+        advances); a 404 when the endpoint's kind has no such job."""
         job = self._jobs.get(job_id)
         if job is None or job.kind is not endpoint.kind:
             detail = f"There is no {endpoint.kind.type} with id {job_id!r}."
@@ -484,6 +495,8 @@ class FakeKlaviyo:
         return job_document(job, shape, self.base_url, query.fields, query.include)
 
     def _page(self, endpoint: Endpoint, query: Query, shape: Shape) -> JSON:
+        """The document of the requested page of a list; being listed counts as a poll of each
+        job on it, as a GET does."""
         page, links = self._pager.page(endpoint, self._jobs.values(), query, shape, self.base_url)
         for job in page:
             job.poll()
@@ -507,6 +520,8 @@ class FakeKlaviyo:
         counted: bool,
         request_id: str | None = None,
     ) -> None:
+        """Append one request to the log `request_log` returns, as it was received and how it was
+        answered."""
         query = dict(parse_qsl(incoming.query, keep_blank_values=True))
         record = RequestRecord(
             at,
@@ -524,6 +539,8 @@ class FakeKlaviyo:
 
 
 def _require_revision(shape: Shape | None, revision: str | None) -> Shape:
+    """The shape a request is served in, or Klaviyo's 400 for a missing or malformed revision
+    header."""
     if shape is not None:
         return shape
     if revision is None:

@@ -22,6 +22,8 @@ ResetStage = Literal["before_response", "mid_body"]
 
 @dataclass(frozen=True)
 class Incoming:
+    """A request as the fake's logic sees it: no socket, no body."""
+
     method: str
     path: str  # still percent-encoded
     query: str  # raw query string
@@ -30,6 +32,8 @@ class Incoming:
 
 @dataclass(frozen=True)
 class Reply:
+    """What to send back; `reset` breaks the connection instead, to imitate a network failure."""
+
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
@@ -40,6 +44,9 @@ App = Callable[[Incoming], Reply]
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """Serves each request of a connection by handing an `Incoming` to the server's app and
+    writing its `Reply`."""
+
     protocol_version = "HTTP/1.1"  # keep-alive; every reply carries Content-Length
     server_version = "FakeKlaviyo"
     sys_version = ""
@@ -55,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: tests read fake.request_log instead
 
     def _dispatch(self) -> None:
+        """Any method: read the request, drain its body, and send the app's reply."""
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)  # drain a body so the connection stays usable
@@ -65,6 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
 
     def _send(self, reply: Reply) -> None:
+        """Write `reply`, or reset the connection before the response or midway through the body."""
         if reply.reset == "before_response":
             self._abort()
             return
@@ -89,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """A threaded HTTP server that keeps its open connections, so that stopping it can close them
+    too."""
+
     daemon_threads = True
     block_on_close = False
     # socketserver's backlog of 5 overflows when 50 clients connect at once: the kernel drops
@@ -115,6 +127,8 @@ class _Server(ThreadingHTTPServer):
         pass  # a client hanging up mid-reply is routine here; never print tracebacks
 
     def close_connections(self) -> None:
+        """Shut every open connection down, so that a stopped fake serves no kept-alive client
+        again."""
         with self._open_lock:
             sockets, self._open = list(self._open), set()
         for sock in sockets:
@@ -134,10 +148,13 @@ class HttpServer:
 
     @property
     def address(self) -> tuple[str, int]:
+        """The (host, port) it listens on; the port is the one chosen when port 0 was asked for."""
         host, port = self._server.server_address[:2]
         return str(host), int(port)
 
     def stop(self) -> None:
+        """Stop serving and close every connection, kept-alive ones included; waits up to 5 s for
+        the thread."""
         self._server.shutdown()
         self._server.server_close()
         self._server.close_connections()

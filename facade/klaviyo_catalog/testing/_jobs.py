@@ -114,6 +114,7 @@ class Job:
     finishes_at: float | None = None
 
     def related_resources(self) -> list[Related]:
+        """The job's catalog resources, generated on demand when only their count was given."""
         if isinstance(self.related, int):
             return [
                 generated_resource(self.kind.related_type, i + 1, self.schemas)
@@ -188,6 +189,8 @@ def new_job(
     completed_at: str | datetime | None,
     expires_at: str | datetime | None,
 ) -> Job:
+    """A job as `FakeKlaviyo.add_job` describes it: related resources given or generated, counts
+    settled for its status, timestamps in the style given."""
     if polls_to_complete is not None and polls_to_complete < 1:
         raise ValueError("polls_to_complete must be at least 1")
     related: Sequence[Related] | int

@@ -54,6 +54,8 @@ class Endpoint:
 
 
 def valid_revision(revision: str) -> bool:
+    """Whether `revision` is one Klaviyo accepts: YYYY-MM-DD (with an optional .suffix),
+    2022-10-17 or later."""
     match = _REVISION.match(revision)
     return match is not None and match.group(1) >= FIRST_REVISION
 
@@ -73,6 +75,7 @@ def generated_spec_path() -> Path:
 
 @functools.cache
 def _default_spec() -> Mapping[str, Any]:
+    """The generated package's curated spec, read once per process."""
     loaded: Mapping[str, Any] = json.loads(generated_spec_path().read_text(encoding="utf-8"))
     return loaded
 
@@ -88,6 +91,7 @@ def load_spec(spec: SpecSource) -> Mapping[str, Any]:
 
 
 def _plural(json_type: str) -> str:
+    """The collection name of a JSON:API type (catalog-category: catalog-categories)."""
     return json_type[:-1] + "ies" if json_type.endswith("y") else json_type + "s"
 
 

@@ -20,6 +20,9 @@ _CURSOR_PREFIX = b"\xfb\xef\xbf"  # base64 "+++/": every cursor needs percent-en
 
 
 class Pager:
+    """Pages an endpoint's jobs and keeps the cursors it hands out, each naming the last job
+    served before its page."""
+
     def __init__(self, page_size: int) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -62,12 +65,16 @@ class Pager:
         return matching[start : start + size], links
 
     def _cursor(self, shape: Shape, endpoint: Endpoint, after: int) -> str:
+        """A new cursor for the jobs after `after`: opaque, one needing percent-encoding (as
+        Klaviyo's do), and valid for this endpoint only."""
         raw = _CURSOR_PREFIX + self._salt + bytes([shape.endpoints.index(endpoint)])
         token = base64.b64encode(raw + after.to_bytes(7, "big")).decode()  # ends in "="
         self._cursors[token] = (endpoint, after)
         return token
 
     def _resolve(self, cursor: str | None, endpoint: Endpoint) -> int:
+        """The sequence number a cursor starts after (0 for the first page); 400 for a cursor
+        this endpoint did not hand out."""
         if cursor is None:
             return 0
         found = self._cursors.get(cursor)

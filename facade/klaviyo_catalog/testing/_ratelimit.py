@@ -15,23 +15,29 @@ DEFAULT_RATE_LIMITS: Mapping[str, tuple[tuple[int, float], ...]] = default_shape
 
 @dataclass
 class _Window:
+    """One fixed window: at most `limit` requests in `seconds`, counted from its first request."""
+
     limit: int
     seconds: float
     start: float = -math.inf
     count: int = 0
 
     def roll(self, now: float) -> None:
+        """Open a new window if the current one has ended by `now`."""
         # A window opens at the first request after the previous one ended, so a test's
         # burst never straddles a boundary it did not choose.
         if now >= self.start + self.seconds:
             self.start, self.count = now, 0
 
     def reset_in(self, now: float) -> float:
+        """Seconds from `now` until the window ends."""
         return self.start + self.seconds - now
 
 
 @dataclass(frozen=True)
 class Decision:
+    """Whether a request is admitted, with the headers to send about it."""
+
     admitted: bool
     headers: tuple[tuple[str, str], ...]  # Retry-After on refusal, RateLimit-* on admission
 
@@ -50,6 +56,8 @@ class FixedWindows:
         self._steady = max(self._windows, key=lambda w: w.seconds)
 
     def acquire(self, now: float) -> Decision:
+        """Admit and count a request if every window has room; else refuse it with a Retry-After
+        of the longest wait."""
         for window in self._windows:
             window.roll(now)
         full = [w for w in self._windows if w.count >= w.limit]

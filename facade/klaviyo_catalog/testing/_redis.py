@@ -36,6 +36,8 @@ class RedisServer:
 
 
 def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free when asked (redis-server binds it later, so it may
+    not be)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -43,6 +45,7 @@ def _free_port() -> int:
 
 
 def _ready(host: str, port: int) -> bool:
+    """Whether a Redis server on host:port answers PING."""
     try:
         with socket.create_connection((host, port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
@@ -94,6 +97,7 @@ def running_redis_server(startup_timeout: float = 10.0) -> Iterator[RedisServer]
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a redis-server: terminate, and kill it if it has not exited within 10 s."""
     if process.poll() is None:
         process.terminate()
         try:

@@ -26,25 +26,31 @@ class ApiError(Exception):
     def of(
         cls, status: int, code: str, title: str, detail: str, parameter: str | None = None
     ) -> ApiError:
+        """An error response in Klaviyo's layout; `parameter` is the query parameter it is about."""
         return cls(status, error_document(status, code, title, detail, parameter=parameter))
 
     @classmethod
     def bad_parameter(cls, parameter: str, detail: str) -> ApiError:
+        """Klaviyo's 400 for a query parameter it refuses."""
         return cls.of(400, "invalid", "Invalid input.", detail, parameter)
 
     def reply(self, content_type: str) -> Reply:
+        """The error as an HTTP reply with the revision's content type."""
         return json_reply(self.status, self.document, content_type, self.headers)
 
 
 def json_reply(
     status: int, document: Any, content_type: str, headers: tuple[tuple[str, str], ...] = ()
 ) -> Reply:
+    """A reply carrying `document` as compact JSON under `content_type`."""
     body = json.dumps(document, separators=(",", ":")).encode()
     return Reply(status, body, (("Content-Type", content_type), *headers))
 
 
 @dataclass(frozen=True)
 class Query:
+    """What a request's query asks for, once checked against the endpoint."""
+
     params: dict[str, str]  # as received; a repeated key keeps its last value
     fields: Fields
     include: bool = False
@@ -66,6 +72,8 @@ def route(path: str, shape: Shape) -> tuple[Endpoint, str | None]:
 
 
 def parse_query(query: str, endpoint: Endpoint, shape: Shape) -> Query:
+    """Check a query against the endpoint as Klaviyo does (every parameter known, every field and
+    include allowed, one status filter) and read it; a 400 naming the parameter otherwise."""
     params = dict(parse_qsl(query, keep_blank_values=True))
     kind = endpoint.kind
     fields: dict[str, frozenset[str]] = {}
@@ -89,6 +97,8 @@ def parse_query(query: str, endpoint: Endpoint, shape: Shape) -> Query:
 
 
 def _fieldset(name: str, value: str, endpoint: Endpoint, shape: Shape) -> frozenset[str]:
+    """The fields of a `fields[TYPE]` parameter, each one the endpoint serves for TYPE; a 400
+    otherwise."""
     json_type = name[7:-1]
     allowed = endpoint.fieldsets.get(json_type)
     if allowed is None:
@@ -103,6 +113,7 @@ def _fieldset(name: str, value: str, endpoint: Endpoint, shape: Shape) -> frozen
 
 
 def _include(value: str, relationship: str) -> bool:
+    """Whether the job's relationship is asked for: `include` may name only it; a 400 otherwise."""
     bad = [v for v in value.split(",") if v.strip() != relationship]
     if bad:
         raise ApiError.bad_parameter(

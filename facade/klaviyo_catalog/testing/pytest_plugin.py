@@ -21,6 +21,8 @@ FakeFactory = Callable[..., FakeKlaviyo]
 
 
 def _check(fake: FakeKlaviyo) -> None:
+    """Fail the test if the fake raised internally: such a bug is served as a 500, which the
+    code under test could otherwise take for Klaviyo's own failure and pass."""
     if fake.internal_errors:
         raise AssertionError(f"FakeKlaviyo failed internally: {fake.internal_errors!r}")
 
