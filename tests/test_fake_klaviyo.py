@@ -472,6 +472,129 @@ def test_delay_then_normal_answer(fake: FakeKlaviyo, client: httpx.Client) -> No
     assert (record.fault, record.counted, record.status) == ("delay", True, 200)
 
 
+def test_stall_never_answers_until_the_fake_stops(fake_klaviyo_factory: FakeFactory) -> None:
+    fake = fake_klaviyo_factory(rate_limits=None)
+    url = fake.url("item-create")
+    fake.inject(Fault.stall())
+    with httpx.Client(headers=fake.headers(), verify=TLS) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            client.get(url, timeout=0.3)
+        assert client.get(url, timeout=5).status_code == 200  # only that request stalls
+        (stalled, answered) = fake.request_log
+        assert (stalled.fault, stalled.status, stalled.counted) == ("stall", None, False)
+        assert answered.fault is None
+        fake.inject(Fault.stall())
+        failures: list[BaseException] = []
+
+        def stalled_request() -> None:
+            try:
+                client.get(url, timeout=30)
+            except httpx.HTTPError as exc:
+                failures.append(exc)
+
+        stuck = threading.Thread(target=stalled_request)
+        stuck.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        fake.stop()  # hangs up at once
+        stuck.join(timeout=2)
+        assert time.monotonic() - started < 1.0 and len(failures) == 1
+
+
+def test_trickle_sends_the_real_answer_a_byte_at_a_time(
+    fake: FakeKlaviyo, client: httpx.Client
+) -> None:
+    job_id = fake.add_job("item-update")
+    fake.inject(Fault.trickle(0.002))
+    arrivals: list[float] = []
+    with client.stream("GET", fake.url("item-update", job_id)) as response:
+        body = b""
+        for chunk in response.iter_raw():
+            arrivals.append(time.monotonic())
+            body += chunk
+    assert response.status_code == 200 and json.loads(body)["data"]
+    assert len(arrivals) > len(body) // 4  # in many small pieces, not one write
+    assert arrivals[-1] - arrivals[0] >= 0.002 * (len(body) - 1) * 0.9
+    (record,) = fake.request_log
+    assert (record.fault, record.status, record.counted) == ("trickle", 200, True)
+
+
+def test_endless_body_never_ends(fake: FakeKlaviyo, client: httpx.Client) -> None:
+    fake.inject(Fault.endless())
+    received = 0
+    with client.stream("GET", fake.url("item-create")) as response:
+        assert response.headers["transfer-encoding"] == "chunked"
+        for chunk in response.iter_bytes():
+            assert chunk.strip() == b""
+            received += len(chunk)
+            if received > 4_000_000:
+                break
+    assert received > 4_000_000
+    assert get(client, fake.url("item-create")).status_code == 200  # a new connection works
+    assert fake.request_log[0].fault == "endless"
+
+
+def test_oversized_declares_a_length_it_would_take_forever_to_send(
+    fake: FakeKlaviyo, client: httpx.Client
+) -> None:
+    fake.inject(Fault.oversized(10**9))
+    with client.stream("GET", fake.url("item-create")) as response:
+        assert response.headers["content-length"] == str(10**9)
+        first = next(response.iter_bytes())
+        assert first.strip() == b"" and len(first) > 0
+    assert get(client, fake.url("item-create")).status_code == 200
+    assert fake.request_log[0].fault == "oversized"
+
+
+def test_gzip_bomb_is_small_on_the_wire_and_huge_decoded(
+    fake: FakeKlaviyo, client: httpx.Client
+) -> None:
+    bomb = Fault.gzip_bomb(64 << 20)
+    assert len(bomb.payload) < 100_000
+    fake.inject(bomb)
+    with client.stream("GET", fake.url("item-create")) as response:
+        assert response.headers["content-encoding"] == "gzip"
+        assert int(response.headers["content-length"]) == len(bomb.payload)
+        decoded = sum(len(chunk) for chunk in response.iter_bytes())
+    assert decoded == 64 << 20  # the gzip trailer checks out too, or httpx would have raised
+    assert fake.request_log[0].fault == "gzip_bomb"
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (lambda: Fault.trickle(-1), ValueError),
+        (lambda: Fault.trickle(float("inf")), ValueError),
+        (lambda: Fault.trickle("1"), TypeError),  # type: ignore[arg-type]
+        (lambda: Fault.oversized(0), ValueError),
+        (lambda: Fault.oversized(1.5), TypeError),  # type: ignore[arg-type]
+        (lambda: Fault.gzip_bomb(1000), ValueError),
+        (lambda: Fault.gzip_bomb(True), TypeError),
+    ],
+)
+def test_hostile_faults_check_their_arguments(make: Callable[[], Fault], error: type) -> None:
+    with pytest.raises(error):
+        make()
+
+
+def test_connections_are_counted_and_kept_alive(fake_klaviyo_factory: FakeFactory) -> None:
+    fake = fake_klaviyo_factory(rate_limits=None)
+    assert fake.connections == 0
+    with httpx.Client(headers=fake.headers(), verify=TLS) as client:
+        for _ in range(3):
+            assert get(client, fake.url("item-create")).status_code == 200
+    assert fake.connections == 1
+    httpx.get(fake.url("item-create"), headers=fake.headers(), verify=TLS)
+    assert fake.connections == 2
+
+
+def test_another_loopback_address_is_another_origin(fake_klaviyo_factory: FakeFactory) -> None:
+    fake = fake_klaviyo_factory(host="127.0.0.2")
+    assert fake.base_url.startswith("http://127.0.0.2:")
+    response = httpx.get(fake.url("item-create"), headers=fake.headers(), verify=TLS)
+    assert response.status_code == 200
+
+
 @pytest.mark.parametrize("retry_after", ["1", "Wed, 21 Oct 2015 07:28:00 GMT", None])
 def test_injected_rate_limit(
     fake: FakeKlaviyo, client: httpx.Client, retry_after: str | None

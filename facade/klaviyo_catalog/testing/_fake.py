@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import ssl
 import threading
 import time
 import uuid
@@ -44,7 +45,7 @@ class RequestRecord:
     path: str  # as sent, still percent-encoded
     query: dict[str, str]  # decoded; a repeated key keeps its last value, as Klaviyo reads it
     headers: dict[str, str]  # lower-cased names
-    status: int | None  # None: the connection was reset before any response
+    status: int | None  # None: no response (the connection reset before one, or a stall)
     fault: str | None = None  # kind of the injected fault that answered or delayed it
     counted: bool = False  # passed the rate limiter and used quota
     request_id: str | None = None  # the X-Klaviyo-Req-Id sent back (none on injected faults)
@@ -62,6 +63,10 @@ class JobOptions(TypedDict, total=False):
     created_at: str | datetime | None
     completed_at: str | datetime | None
     expires_at: str | datetime | None
+
+
+# Faults that act on the fake's own answer (which then uses quota), not in place of it.
+_ON_THE_ANSWER = frozenset({"delay", "trickle"})
 
 
 @dataclass
@@ -85,6 +90,9 @@ class FakeKlaviyo:
     `Authorization: Bearer` (an OAuth app's tokens; see `add_access_token`).
     `retire_revisions_on=date(...)` answers 410 Gone, as Klaviyo does, to every revision
     retired by that day (two years after its date); off by default, so old shapes stay testable.
+    `host` may be any loopback address (on Linux all of 127/8), e.g. "127.0.0.2" for a second
+    origin; with `ssl_context` (a server-side `ssl.SSLContext` holding a certificate) it
+    serves HTTPS, to test a client's certificate checks.
     """
 
     def __init__(
@@ -99,6 +107,7 @@ class FakeKlaviyo:
         host: str = "127.0.0.1",
         port: int = 0,
         retire_revisions_on: date | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.shape = default_shape() if spec is None else Shape.from_spec(load_spec(spec))
         revision = self.shape.revision if revision is None else revision
@@ -109,6 +118,7 @@ class FakeKlaviyo:
         self.revision = revision
         self.retire_revisions_on = retire_revisions_on
         self._address = (host, port)
+        self._ssl_context = ssl_context
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: HttpServer | None = None
@@ -131,7 +141,7 @@ class FakeKlaviyo:
         if self._server is not None:
             raise RuntimeError("FakeKlaviyo is already running")
         self._stopping.clear()
-        self._server = HttpServer(*self._address, self._handle)
+        self._server = HttpServer(*self._address, self._handle, self._ssl_context)
         return self
 
     def stop(self) -> None:
@@ -150,11 +160,20 @@ class FakeKlaviyo:
 
     @property
     def base_url(self) -> str:
-        """`http://127.0.0.1:<port>`, to pass as a client's `base_url`; only while running."""
+        """`http://127.0.0.1:<port>` (https with `ssl_context`), to pass as a client's
+        `base_url`; only while running."""
         if self._server is None:
             raise RuntimeError("FakeKlaviyo is not running; call start() first")
         host, port = self._server.address
-        return f"http://{host}:{port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host}:{port}"
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted since `start()`: how well a client reuses its pool."""
+        if self._server is None:
+            raise RuntimeError("FakeKlaviyo is not running; call start() first")
+        return self._server.connections
 
     def headers(self, revision: str | None = None) -> dict[str, str]:
         """The headers a correct client sends: the API key and a revision."""
@@ -375,12 +394,16 @@ class FakeKlaviyo:
         shape = self._shape(incoming.headers.get("revision"))
         content_type = self.shape.content_type
         fault = self._next_fault()
-        if fault is not None and fault.kind != "delay":
+        if fault is not None and fault.kind == "stall":
+            self._record(arrival, incoming, None, fault.kind, counted=False)
+            self._stopping.wait()  # until the fake stops; then hang up
+            return Reply(0, reset="before_response")
+        if fault is not None and fault.kind not in _ON_THE_ANSWER:
             reply = fault.reply(content_type)
             sent = None if reply.reset == "before_response" else reply.status
             self._record(arrival, incoming, sent, fault.kind, counted=False)
             return reply
-        if fault is not None and self._stopping.wait(fault.seconds):
+        if fault is not None and fault.kind == "delay" and self._stopping.wait(fault.seconds):
             return Reply(0, reset="before_response")  # stopped while delaying: just hang up
         with self._lock:
             now = time.monotonic()
@@ -392,7 +415,9 @@ class FakeKlaviyo:
                 reply, counted = error.reply(content_type), False
             # Every answer of Klaviyo's own, errors included, names the request, as Klaviyo's do.
             request_id = str(uuid.uuid4())
-            reply = Reply(reply.status, reply.body, (*reply.headers, (REQUEST_ID, request_id)))
+            pace = fault.seconds if fault is not None and fault.kind == "trickle" else 0.0
+            headers = (*reply.headers, (REQUEST_ID, request_id))
+            reply = Reply(reply.status, reply.body, headers, pace=pace)
             self._record(
                 now, incoming, reply.status, fault.kind if fault else None, counted, request_id
             )

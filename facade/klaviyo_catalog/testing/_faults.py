@@ -1,11 +1,15 @@
-"""Faults: what the network, a CDN or an overloaded Klaviyo can do to one response."""
+"""Faults: what the network, a CDN, an overloaded Klaviyo or a hostile server can do to one
+response."""
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import json
 import math
+import struct
+import zlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Literal
@@ -14,7 +18,20 @@ from ._documents import error_document, throttled_document
 from ._http import Reply
 
 RetryAfter = int | float | dt.datetime | str | None
-FaultKind = Literal["status", "html", "truncated", "empty", "reset", "delay", "body"]
+FaultKind = Literal[
+    "status",
+    "html",
+    "truncated",
+    "empty",
+    "reset",
+    "delay",
+    "body",
+    "stall",
+    "trickle",
+    "endless",
+    "oversized",
+    "gzip_bomb",
+]
 
 _CHALLENGE_PAGE = b"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>One moment, please</title></head>
@@ -49,6 +66,7 @@ class Fault:
     headers: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
     mid_body: bool = True
+    declared_length: int | None = None
 
     @classmethod
     def status(cls, status: int, *, retry_after: RetryAfter = None) -> Fault:
@@ -97,11 +115,51 @@ class Fault:
     def delay(cls, seconds: float) -> Fault:
         """Wait `seconds` (a number), then answer normally; the request then counts against
         the rate limits. Stopping the fake ends the wait at once."""
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise TypeError(f"Fault.delay takes a number of seconds, got {seconds!r}")
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"Fault.delay seconds must be finite and >= 0, got {seconds!r}")
-        return cls("delay", seconds=float(seconds))
+        return cls("delay", seconds=_seconds("Fault.delay", seconds))
+
+    @classmethod
+    def stall(cls) -> Fault:
+        """Read the request, then never answer: the connection stays open and silent until
+        the client hangs up or the fake stops. For a client's timeouts and deadlines. The
+        request is logged (status None) and uses no quota."""
+        return cls("stall")
+
+    @classmethod
+    def trickle(cls, seconds_per_byte: float) -> Fault:
+        """Answer normally, but send the body one byte at a time, `seconds_per_byte` apart
+        (the headers at once), as a congested or malicious server can; a read timeout alone
+        never fires. The request counts against the rate limits, as the normal answer does.
+        Stopping the fake ends it at once."""
+        return cls("trickle", seconds=_seconds("Fault.trickle", seconds_per_byte))
+
+    @classmethod
+    def endless(cls) -> Fault:
+        """A 200 whose chunked body never ends: blank space, 64 KiB at a time, until the
+        client hangs up. For a client's cap on the size of a response."""
+        return cls("endless")
+
+    @classmethod
+    def oversized(cls, declared_bytes: int = 500_000_000) -> Fault:
+        """A 200 declaring `Content-Length: declared_bytes`, then blank space as fast as the
+        client reads: for a client that should refuse a body too large before reading it."""
+        if isinstance(declared_bytes, bool) or not isinstance(declared_bytes, int):
+            raise TypeError(f"declared_bytes must be an int, got {declared_bytes!r}")
+        if declared_bytes < 1:
+            raise ValueError(f"declared_bytes must be positive, got {declared_bytes!r}")
+        return cls("oversized", declared_length=declared_bytes)
+
+    @classmethod
+    def gzip_bomb(cls, decoded_bytes: int = 1 << 30) -> Fault:
+        """A 200 with `Content-Encoding: gzip` whose body is small but decodes to
+        `decoded_bytes` of blank space (1 GiB, the default, is about 1 MB on the wire): for a
+        client that should cap what it decodes, not only what it receives. `decoded_bytes` is
+        rounded down to whole MiB (at least one)."""
+        if isinstance(decoded_bytes, bool) or not isinstance(decoded_bytes, int):
+            raise TypeError(f"decoded_bytes must be an int, got {decoded_bytes!r}")
+        if decoded_bytes < _MIB:
+            raise ValueError(f"decoded_bytes must be at least 1 MiB, got {decoded_bytes!r}")
+        encoding = (("Content-Encoding", "gzip"),)
+        return cls("gzip_bomb", payload=_gzip_bomb(decoded_bytes // _MIB), headers=encoding)
 
     @classmethod
     def body(
@@ -118,11 +176,14 @@ class Fault:
         )
 
     def reply(self, json_type: str) -> Reply:
-        """The response this fault sends in place of the real one (not for `delay`)."""
+        """The response this fault sends in place of the real one (not for `delay`, `stall`
+        or `trickle`, which act on the real one)."""
         body = self._error_body() if self.kind == "status" else self.payload
         headers = (("Content-Type", self.content_type or json_type), *self.headers)
         if self.kind == "reset":
             return Reply(200, body, headers, "mid_body" if self.mid_body else "before_response")
+        if self.kind in ("endless", "oversized"):
+            return Reply(200, b"", headers, endless=True, declared_length=self.declared_length)
         return Reply(self.http_status, body, headers)
 
     def _error_body(self) -> bytes:
@@ -138,6 +199,34 @@ class Fault:
         code = phrase.lower().replace(" ", "_").replace("-", "_")
         detail = f"The server answered {status} (an injected fault)."
         return json.dumps(error_document(status, code, f"{phrase}.", detail)).encode()
+
+
+_MIB = 1 << 20
+
+
+@functools.cache
+def _gzip_bomb(mebibytes: int) -> bytes:
+    """A valid gzip stream of `mebibytes` MiB of spaces, built the quick way: after a full
+    flush a deflate stream refers back to nothing, so every further MiB of spaces compresses
+    to the same bytes, which are repeated; the trailer is computed for the whole."""
+    block = b" " * _MIB
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    first = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeated = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    end = compressor.flush()  # the final empty block, and a trailer for two blocks only
+    crc = 0
+    for _ in range(mebibytes):
+        crc = zlib.crc32(block, crc)
+    trailer = struct.pack("<II", crc, (mebibytes * _MIB) & 0xFFFFFFFF)
+    return first + repeated * (mebibytes - 1) + end[:-8] + trailer
+
+
+def _seconds(what: str, seconds: float) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{what} takes a number of seconds, got {seconds!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{what} seconds must be finite and >= 0, got {seconds!r}")
+    return float(seconds)
 
 
 def _check_status(status: int) -> None:
