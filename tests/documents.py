@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 OLD = "2023-01-24"  # attributes.job_id, trailing slashes, application/json
@@ -63,6 +64,11 @@ def single(
     if included is not None:
         doc["included"] = included
     return doc
+
+
+def job_body(job_id: str = "JOB1", **attributes: Any) -> bytes:
+    """The JSON bytes of a single-job document for `job_id`, as a server sends them."""
+    return json.dumps(single(job(job_id, **attributes))).encode()
 
 
 def collection(resources: list[dict[str, Any]], next_url: str | None) -> dict[str, Any]:

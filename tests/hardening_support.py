@@ -9,14 +9,10 @@ import inspect
 import json
 import os
 import socket
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Literal, TypeVar
 
-import attrs
 import httpx
 from hypothesis import HealthCheck, settings
 from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate
@@ -148,6 +144,22 @@ def use(
     return run_async(main())
 
 
+def consume(items: Iterator[T] | AsyncIterator[T], each: Callable[[T], object]) -> Any:
+    """`each(item)` for every item of a sync or async iterator (e.g. an `iter_*` walk of either
+    client), as they come: for `use`, whose `work` it finishes. An error ends it after the
+    items before it were handed over, so a test sees how far a walk got."""
+    if isinstance(items, Iterator):
+        for item in items:
+            each(item)
+        return None
+
+    async def each_async() -> None:
+        async for item in items:
+            each(item)
+
+    return each_async()
+
+
 def call(
     mode: Mode,
     client_options: dict[str, Any],
@@ -181,74 +193,6 @@ def closed_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-# --- a listener on any loopback address ------------------------------------------------------
-
-
-@attrs.frozen
-class Seen:
-    method: str
-    path: str  # as sent, percent-encoded, with the query
-    headers: dict[str, str]  # lower-cased names
-
-
-@attrs.frozen
-class Answer:
-    status: int = 200
-    body: bytes = b"{}"
-    headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
-
-
-class Listener(ThreadingHTTPServer):
-    """Records every request it gets and answers each with `answer`."""
-
-    daemon_threads = True
-
-    def __init__(self, host: str, answer: Answer) -> None:
-        super().__init__((host, 0), _ListenerHandler)
-        self.answer = answer
-        self.requests: list[Seen] = []
-        self.lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-
-class _ListenerHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Listener
-
-    def _any(self) -> None:
-        with self.server.lock:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            self.server.requests.append(Seen(self.command, self.path, headers))
-        answer = self.server.answer
-        self.send_response(answer.status)
-        for name, value in answer.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.end_headers()
-        self.wfile.write(answer.body)
-
-    do_GET = do_POST = do_HEAD = _any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def listener(host: str = "127.0.0.2", answer: Answer | None = None) -> Iterator[Listener]:
-    server = Listener(host, answer or Answer())
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # --- transports whose first attempts meet a closed port -----------------------------------------

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import tracemalloc
@@ -13,40 +12,26 @@ from typing import Any
 
 import httpx
 import pytest
-from klaviyo_catalog import (
-    AsyncCatalogJobs,
-    CatalogJobs,
-    ConfigurationError,
-    InvalidResponseError,
-)
+from klaviyo_catalog import CatalogJobs, ConfigurationError, InvalidResponseError
 from klaviyo_catalog._core import DEFAULT_MAX_RESPONSE_BYTES, Deadline
-from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
-from tests.hostile_server import (
-    declared_huge,
-    endless,
-    gzip_bomb,
-    hostile,
-    job_document,
-    serve_bytes,
-)
+from tests.documents import job_body as job_document
+from tests.hardening_support import Mode, call, options
 from tests.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
 
-MODES = ["sync", "async"]
+
+@pytest.fixture
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    fake = make_fake(rate_limits=None)
+    fake.add_job("item-update", job_id="J1")
+    return fake
 
 
-def call(mode: str, base_url: str, **options: Any) -> Any:
-    kwargs: dict[str, Any] = {"base_url": base_url, "rate_limiter": MemoryRateLimiter()}
-    kwargs |= {"max_retries": 0, **options}
-    if mode == "sync":
-        with CatalogJobs("pk_x", **kwargs) as kc:
-            return kc.get_item_update_job("J1")
-
-    async def run() -> Any:
-        async with AsyncCatalogJobs("pk_x", **kwargs) as kc:
-            return await kc.get_item_update_job("J1")
-
-    return asyncio.run(run())
+def get_job(mode: Mode, fake: FakeKlaviyo, **overrides: Any) -> Any:
+    """get_item_update_job("J1") through either client, without retries."""
+    client_options = options(fake.base_url, fake.api_key, max_retries=0, **overrides)
+    return call(mode, client_options, "get_item_update_job", "J1")
 
 
 def gzip(data: bytes) -> bytes:
@@ -135,7 +120,7 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
 
 
 def test_a_gzip_bomb_costs_no_more_than_the_cap() -> None:
-    bomb = gzip_bomb(1 << 30)  # 1 GiB of spaces in about 1 MB
+    bomb = Fault.gzip_bomb(1 << 30).payload  # 1 GiB of spaces in about 1 MB
     assert len(bomb) < 1_100_000
     clock = VirtualClock()
     core = virtual_core(clock, max_response_bytes=10 * 1024 * 1024)
@@ -174,56 +159,51 @@ def test_max_response_bytes_must_be_a_positive_int(bad: Any) -> None:
 # --- over loopback HTTP ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_an_endless_body_is_an_invalid_response(mode: str) -> None:
-    with hostile(endless) as server:
-        started = time.monotonic()
-        with pytest.raises(InvalidResponseError, match="max_response_bytes=2000000"):
-            call(mode, server.base_url, max_response_bytes=2_000_000)
+def test_an_endless_body_is_an_invalid_response(mode: Mode, fake: FakeKlaviyo) -> None:
+    fake.inject(Fault.endless())
+    started = time.monotonic()
+    with pytest.raises(InvalidResponseError, match="max_response_bytes=2000000"):
+        get_job(mode, fake, max_response_bytes=2_000_000)
     assert time.monotonic() - started < 2.5
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_declared_500_mb_body_is_refused_before_reading(mode: str) -> None:
-    with hostile(declared_huge) as server:
-        tracemalloc.start()
-        try:
-            with pytest.raises(InvalidResponseError, match="larger than"):
-                call(mode, server.base_url)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+def test_a_declared_500_mb_body_is_refused_before_reading(mode: Mode, fake: FakeKlaviyo) -> None:
+    fake.inject(Fault.oversized(500 * 10**6))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidResponseError, match="larger than"):
+            get_job(mode, fake)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert peak < 8 * 1024 * 1024
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_one_megabyte_gzip_bomb_stays_within_the_default_cap(mode: str) -> None:
-    bomb = gzip_bomb(1 << 30)
-    headers = {"Content_Encoding": "gzip", "Content_Type": "application/json"}
-    with hostile(serve_bytes(bomb, **headers)) as server:
-        tracemalloc.start()
-        try:
-            with pytest.raises(InvalidResponseError, match="max_response_bytes"):
-                call(mode, server.base_url)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+def test_a_one_megabyte_gzip_bomb_stays_within_the_default_cap(
+    mode: Mode, fake: FakeKlaviyo
+) -> None:
+    bomb = Fault.gzip_bomb(1 << 30)
+    assert len(bomb.payload) < 1_100_000
+    fake.inject(bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidResponseError, match="max_response_bytes"):
+            get_job(mode, fake)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     # Before: 2.1 GB. Now the default cap (50 MiB) and a few MiB of decoding and buffers.
     assert peak < DEFAULT_MAX_RESPONSE_BYTES + 10 * 1024 * 1024
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_gzipped_job_reads_as_the_job(mode: str) -> None:
-    body = gzip(job_document("J1"))
-    headers = {"Content_Encoding": "gzip", "Content_Type": "application/json"}
-    with hostile(serve_bytes(body, **headers)) as server:
-        assert call(mode, server.base_url).id == "J1"
+def test_a_gzipped_job_reads_as_the_job(mode: Mode, fake: FakeKlaviyo) -> None:
+    fake.inject(Fault.body(200, gzip(job_document("J1")), headers=(("Content-Encoding", "gzip"),)))
+    assert get_job(mode, fake).id == "J1"
 
 
-def test_json_of_a_huge_body_under_the_cap_still_reads() -> None:
+def test_json_of_a_huge_body_under_the_cap_still_reads(fake: FakeKlaviyo) -> None:
     # A generous cap: a 2 MB document (far beyond Klaviyo's) passes.
     document = json.loads(job_document("J1"))
     document["data"]["attributes"]["errors"] = [{"detail": "x" * 1000}] * 2000
-    payload = json.dumps(document).encode()
-    with hostile(serve_bytes(payload, Content_Type="application/json")) as server:
-        assert len(call("sync", server.base_url).errors) == 2000
+    fake.inject(Fault.body(200, json.dumps(document).encode()))
+    assert len(get_job("sync", fake).errors) == 2000

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import httpcore
@@ -19,20 +21,39 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog._client import POOL_CONNECTIONS
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
-from tests.hostile_server import HostileServer, answer_job, head, hostile, job_document, job_id_of
+from tests.documents import job_body
+from tests.hardening_support import Mode, call, run_async
 
-MODES = ["sync", "async"]
 FAST: dict[str, Any] = {"rate_limiter": MemoryRateLimiter(), "rate_limits": [Rate(10**6, 1.0)]}
 
 
-def options(server: HostileServer, **overrides: Any) -> dict[str, Any]:
+@pytest.fixture
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    """A fake with no rate limits; it keeps connections alive and counts them."""
+    return make_fake(rate_limits=None)
+
+
+def options(fake: FakeKlaviyo, *job_ids: str, **overrides: Any) -> dict[str, Any]:
+    """Client options for `fake`, which gets an item-update job of each of `job_ids`."""
+    for job_id in job_ids:
+        fake.add_job("item-update", job_id=job_id)
     return {
-        "base_url": server.base_url,
+        "api_key": fake.api_key,
+        "base_url": fake.base_url,
         "rate_limiter": MemoryRateLimiter(),
         "rate_limits": [Rate(1_000_000, 1.0)],
         **overrides,
     }
+
+
+def asked_for(fake: FakeKlaviyo, job_id: str) -> int:
+    """How many requests the fake had for job `job_id`."""
+    return sum(
+        record.path.endswith(f"/{job_id}/") or record.path.endswith(f"/{job_id}")
+        for record in fake.request_log
+    )
 
 
 def in_child(work: Any) -> str:
@@ -54,71 +75,60 @@ def in_child(work: Any) -> str:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_a_client_built_before_fork_gets_fresh_connections_in_the_child() -> None:
-    with hostile(answer_job(), keep_alive=True) as server:
-        with CatalogJobs("pk_x", **options(server)) as kc:
-            assert kc.get_item_update_job("PARENT-1").id == "PARENT-1"
-            assert server.connections == 1  # now pooled, and inherited by the child
-            said = in_child(lambda: kc.get_item_update_job("CHILD").id)
-            assert kc.get_item_update_job("PARENT-2").id == "PARENT-2"
-        assert said == "CHILD"
-        # The child opened its own; the parent still had its pooled one.
-        assert server.connections == 2
-        assert sum("CHILD" in target for target in server.requests) == 1
+def test_a_client_built_before_fork_gets_fresh_connections_in_the_child(fake: FakeKlaviyo) -> None:
+    with CatalogJobs(**options(fake, "PARENT-1", "CHILD", "PARENT-2")) as kc:
+        assert kc.get_item_update_job("PARENT-1").id == "PARENT-1"
+        assert fake.connections == 1  # now pooled, and inherited by the child
+        said = in_child(lambda: kc.get_item_update_job("CHILD").id)
+        assert kc.get_item_update_job("PARENT-2").id == "PARENT-2"
+    assert said == "CHILD"
+    # The child opened its own; the parent still had its pooled one.
+    assert fake.connections == 2
+    assert asked_for(fake, "CHILD") == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_an_async_client_built_before_fork_gets_fresh_connections_in_the_child() -> None:
-    with hostile(answer_job(), keep_alive=True) as server:
-        kc = AsyncCatalogJobs("pk_x", **options(server))
+def test_an_async_client_built_before_fork_gets_fresh_connections_in_the_child(
+    fake: FakeKlaviyo,
+) -> None:
+    kc = AsyncCatalogJobs(**options(fake, "PARENT-1", "CHILD", "PARENT-2"))
 
-        async def get(job_id: str) -> str:
-            return (await kc.get_item_update_job(job_id)).id
+    async def get(job_id: str) -> str:
+        return (await kc.get_item_update_job(job_id)).id
 
-        async def twice() -> list[str]:
-            first = await get("PARENT-1")
-            said = in_child(lambda: asyncio.run(get("CHILD")))
-            return [first, said, await get("PARENT-2")]
+    async def twice() -> list[str]:
+        first = await get("PARENT-1")
+        said = in_child(lambda: run_async(get("CHILD")))
+        return [first, said, await get("PARENT-2")]
 
-        assert asyncio.run(twice()) == ["PARENT-1", "CHILD", "PARENT-2"]
-        assert server.connections == 2
+    assert run_async(twice()) == ["PARENT-1", "CHILD", "PARENT-2"]
+    assert fake.connections == 2
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_response_for_another_job_is_an_invalid_response(mode: str) -> None:
+def test_a_response_for_another_job_is_an_invalid_response(mode: Mode, fake: FakeKlaviyo) -> None:
     # What two processes reading one inherited socket got: each other's jobs.
-    with (
-        hostile(answer_job(swap=lambda job_id: "SOMEONE-ELSES")) as server,
-        pytest.raises(InvalidResponseError, match="asked for job 'MINE', got job"),
-    ):
-        if mode == "sync":
-            with CatalogJobs("pk_x", **options(server)) as kc:
-                kc.get_item_update_job("MINE")
-        else:
-
-            async def run() -> None:
-                async with AsyncCatalogJobs("pk_x", **options(server)) as kc:
-                    await kc.get_item_update_job("MINE")
-
-            asyncio.run(run())
+    client_options = options(fake, "MINE")
+    fake.inject(Fault.body(200, job_body("SOMEONE-ELSES")))
+    with pytest.raises(InvalidResponseError, match="asked for job 'MINE', got job"):
+        call(mode, client_options, "get_item_update_job", "MINE")
 
 
-def test_an_async_client_works_under_a_second_event_loop() -> None:
-    with hostile(answer_job(), keep_alive=True) as server:
-        kc = AsyncCatalogJobs("pk_x", **options(server))
-        for n in range(3):  # each asyncio.run() closes its loop, and the connections with it
-            assert asyncio.run(kc.get_item_update_job(f"J{n}")).id == f"J{n}"
-        asyncio.run(kc.aclose())
+def test_an_async_client_works_under_a_second_event_loop(fake: FakeKlaviyo) -> None:
+    kc = AsyncCatalogJobs(**options(fake, "J0", "J1", "J2"))
+    for n in range(3):  # each run_async() closes its loop, and the connections with it
+        assert run_async(kc.get_item_update_job(f"J{n}")).id == f"J{n}"
+    run_async(kc.aclose())
 
 
-def test_an_apps_async_client_used_under_a_closed_loop_is_a_configuration_error() -> None:
-    with hostile(answer_job(), keep_alive=True) as server:
-        app_client = httpx.AsyncClient()
-        kc = AsyncCatalogJobs("pk_x", http_client=app_client, **options(server))
-        assert asyncio.run(kc.get_item_update_job("J1")).id == "J1"
-        with pytest.raises(ConfigurationError, match="event loop") as caught:
-            asyncio.run(kc.get_item_update_job("J2"))
-        assert isinstance(caught.value.__cause__, RuntimeError)
+def test_an_apps_async_client_used_under_a_closed_loop_is_a_configuration_error(
+    fake: FakeKlaviyo,
+) -> None:
+    app_client = httpx.AsyncClient()
+    kc = AsyncCatalogJobs(http_client=app_client, **options(fake, "J1", "J2"))
+    assert run_async(kc.get_item_update_job("J1")).id == "J1"
+    with pytest.raises(ConfigurationError, match="event loop") as caught:
+        run_async(kc.get_item_update_job("J2"))
+    assert isinstance(caught.value.__cause__, RuntimeError)
 
 
 class InMemoryNetwork(httpcore.AsyncNetworkBackend):
@@ -145,9 +155,10 @@ class _InMemoryStream(httpcore.AsyncNetworkStream):
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if buffer.startswith(b"GET "):
-            target = buffer.split(b" ", 2)[1].decode()
-            body = job_document(job_id_of(target))
-            self._pending += head(Content_Length=str(len(body))) + body
+            path = urllib.parse.urlsplit(buffer.split(b" ", 2)[1].decode()).path
+            body = job_body(urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1]))
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+            self._pending += head + body
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         await asyncio.sleep(0.001)
@@ -175,7 +186,7 @@ async def calls_at_once(
 
 def test_five_hundred_tasks_queue_in_the_client_not_in_the_pool() -> None:
     network = InMemoryNetwork()
-    asyncio.run(calls_at_once(None, network))
+    run_async(calls_at_once(None, network))
     assert network.connections == POOL_CONNECTIONS
 
 
@@ -190,7 +201,7 @@ def test_without_the_queue_httpxs_default_pool_opens_a_connection_per_task() -> 
             http._transport._pool._network_backend = network  # type: ignore[attr-defined]
             await asyncio.gather(*(http.get(f"http://127.0.0.1:9/x/J{n}") for n in range(100)))
 
-    asyncio.run(unqueued())
+    run_async(unqueued())
     assert network.connections == 100
     # Through AsyncCatalogJobs the same kind of client keeps its 20.
     queued = InMemoryNetwork()
@@ -199,31 +210,33 @@ def test_without_the_queue_httpxs_default_pool_opens_a_connection_per_task() -> 
         async with httpx.AsyncClient() as http:
             await calls_at_once(http, queued, 100)
 
-    asyncio.run(through_the_client())
+    run_async(through_the_client())
     assert queued.connections == 20
 
 
-def test_many_tasks_over_real_sockets_share_the_pool() -> None:
-    with hostile(answer_job(), keep_alive=True) as server:
+def test_many_tasks_over_real_sockets_share_the_pool(fake: FakeKlaviyo) -> None:
+    client_options = options(fake, *(f"J{n}" for n in range(100)))
 
-        async def run() -> list[str]:
-            async with AsyncCatalogJobs("pk_x", **options(server)) as kc:
-                jobs = await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(100)))
-                return [job.id for job in jobs]
+    async def run() -> list[str]:
+        async with AsyncCatalogJobs(**client_options) as kc:
+            jobs = await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(100)))
+            return [job.id for job in jobs]
 
-        assert asyncio.run(run()) == [f"J{n}" for n in range(100)]
-        # httpcore may replace the odd connection it finds expired; never one per call.
-        assert server.connections < 2 * POOL_CONNECTIONS
+    assert run_async(run()) == [f"J{n}" for n in range(100)]
+    # httpcore may replace the odd connection it finds expired; never one per call.
+    assert fake.connections < 2 * POOL_CONNECTIONS
 
 
-def test_an_apps_async_client_gets_slots_the_size_of_its_keep_alive_pool() -> None:
-    with hostile(answer_job(), keep_alive=True) as server:
-        limits = httpx.Limits(max_connections=30, max_keepalive_connections=8)
+def test_an_apps_async_client_gets_slots_the_size_of_its_keep_alive_pool(
+    fake: FakeKlaviyo,
+) -> None:
+    client_options = options(fake, *(f"J{n}" for n in range(200)))
+    limits = httpx.Limits(max_connections=30, max_keepalive_connections=8)
 
-        async def run() -> None:
-            async with httpx.AsyncClient(limits=limits) as http:
-                kc = AsyncCatalogJobs("pk_x", http_client=http, **options(server))
-                await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(200)))
+    async def run() -> None:
+        async with httpx.AsyncClient(limits=limits) as http:
+            kc = AsyncCatalogJobs(http_client=http, **client_options)
+            await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(200)))
 
-        asyncio.run(run())
-        assert server.connections < 2 * 8  # not one per call beyond the 8 kept alive
+    run_async(run())
+    assert fake.connections < 2 * 8  # not one per call beyond the 8 kept alive

@@ -2,15 +2,15 @@
 the reading of a body that trickles in.
 
 The waiting logic runs on a virtual clock (tests/virtual_clock.py); a few real-clock tests
-against hostile loopback servers check that the drivers keep the promise too.
+against FakeKlaviyo's hostile faults (a stall, a trickle) check that the drivers keep the
+promise too.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -27,9 +27,10 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog._core import DEFAULT_DEADLINE, Call, Send
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Ticket, Wait
+from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents as docs
-from tests.hostile_server import answer_job, hostile, silent, trickle
+from tests.hardening_support import Mode, call, options
 from tests.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
 
 
@@ -216,77 +217,59 @@ def test_deadline_and_timeout_must_be_finite_and_positive(
 # --- real clock: the drivers keep the promise against hostile servers --------------------------
 
 
-def call_through(mode: str, base_url: str, deadline: float, **options: Any) -> float:
-    """Seconds until the call raised DeadlineExceededError."""
-    kwargs: dict[str, Any] = {
-        "base_url": base_url,
-        "deadline": deadline,
-        "rate_limiter": MemoryRateLimiter(),
-        "retry_backoff": 0.01,
-        **options,
-    }
+@pytest.fixture
+def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    fake = make_fake(rate_limits=None)
+    fake.add_job("item-update", job_id="J1")
+    return fake
+
+
+def call_through(mode: Mode, fake: FakeKlaviyo, deadline: float, **overrides: Any) -> float:
+    """Seconds until get_item_update_job("J1") raised DeadlineExceededError."""
+    client_options = options(fake.base_url, fake.api_key, deadline=deadline, **overrides)
     started = time.monotonic()
-    if mode == "sync":
-        with CatalogJobs("pk_x", **kwargs) as kc, pytest.raises(DeadlineExceededError):
-            kc.get_item_update_job("J1")
-    else:
-
-        async def run() -> None:
-            async with AsyncCatalogJobs("pk_x", **kwargs) as kc:
-                await kc.get_item_update_job("J1")
-
-        with pytest.raises(DeadlineExceededError):
-            asyncio.run(run())
+    with pytest.raises(DeadlineExceededError):
+        call(mode, client_options, "get_item_update_job", "J1")
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_body_trickling_at_a_byte_a_second_stops_at_the_deadline(mode: str) -> None:
-    with hostile(trickle(1.0)) as server:
-        elapsed = call_through(mode, server.base_url, 1.5, timeout=30)
+def test_a_body_trickling_at_a_byte_a_second_stops_at_the_deadline(
+    mode: Mode, fake: FakeKlaviyo
+) -> None:
+    fake.inject(Fault.trickle(1.0))
+    elapsed = call_through(mode, fake, 1.5, timeout=30)
     assert 1.5 <= elapsed < 1.9
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_body_trickling_through_an_apps_client_stops_within_a_byte_of_the_deadline(
-    mode: str,
+    mode: Mode, fake: FakeKlaviyo
 ) -> None:
     # An app's http_client keeps httpx's own sockets: the deadline is checked per chunk.
-    with hostile(trickle(0.25)) as server:
-        if mode == "sync":
-            with httpx.Client() as http:
-                elapsed = call_through(mode, server.base_url, 1.0, http_client=http)
-        else:
-            elapsed = call_through(mode, server.base_url, 1.0, http_client=httpx.AsyncClient())
+    fake.inject(Fault.trickle(0.25))
+    client_options = options(fake.base_url, fake.api_key, deadline=1.0)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError):
+        call(mode, client_options, "get_item_update_job", "J1", http=plain_http_client)
+    elapsed = time.monotonic() - started
     assert 1.0 <= elapsed < 1.0 + 0.25 + 0.4
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_server_that_never_answers_stops_at_the_deadline(mode: str) -> None:
-    with hostile(silent) as server:
-        elapsed = call_through(mode, server.base_url, 1.0, timeout=30)
-        assert len(server.requests) == 1
+def plain_http_client(mode: Mode) -> httpx.Client | httpx.AsyncClient:
+    """An app's own httpx client, with httpx's defaults."""
+    return httpx.Client() if mode == "sync" else httpx.AsyncClient()
+
+
+def test_a_server_that_never_answers_stops_at_the_deadline(mode: Mode, fake: FakeKlaviyo) -> None:
+    fake.inject(Fault.stall())
+    elapsed = call_through(mode, fake, 1.0, timeout=30)
+    assert len(fake.request_log) == 1
     assert 1.0 <= elapsed < 1.4
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_slow_but_timely_answer_is_not_cut_short(mode: str) -> None:
-    with hostile(answer_job(delay=0.3)) as server:
-        options: dict[str, Any] = {
-            "base_url": server.base_url,
-            "deadline": 2.0,
-            "rate_limiter": MemoryRateLimiter(),
-        }
-        if mode == "sync":
-            with CatalogJobs("pk_x", **options) as kc:
-                assert kc.get_item_update_job("J1").id == "J1"
-        else:
-
-            async def run() -> str:
-                async with AsyncCatalogJobs("pk_x", **options) as kc:
-                    return (await kc.get_item_update_job("J1")).id
-
-            assert asyncio.run(run()) == "J1"
+def test_a_slow_but_timely_answer_is_not_cut_short(mode: Mode, fake: FakeKlaviyo) -> None:
+    fake.inject(Fault.delay(0.3))
+    client_options = options(fake.base_url, fake.api_key, deadline=2.0)
+    assert call(mode, client_options, "get_item_update_job", "J1").id == "J1"
 
 
 class SlowRedis(MemoryRateLimiter):
@@ -303,11 +286,9 @@ class SlowRedis(MemoryRateLimiter):
         return super().try_acquire(account, operation, rates)
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_stalled_limiter_round_trip_stops_at_the_deadline(mode: str) -> None:
-    with hostile(answer_job()) as server:
-        elapsed = call_through(mode, server.base_url, 0.5, rate_limiter=SlowRedis(2.0))
-        assert server.requests == []
+def test_a_stalled_limiter_round_trip_stops_at_the_deadline(mode: Mode, fake: FakeKlaviyo) -> None:
+    elapsed = call_through(mode, fake, 0.5, rate_limiter=SlowRedis(2.0))
+    assert fake.request_log == []
     assert 0.5 <= elapsed < 0.9
 
 

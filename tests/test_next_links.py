@@ -3,21 +3,19 @@ another host, and going past it fails with `PaginationError` carrying the page's
 
 Klaviyo's published spec allows any URI in `links.next`. The rule lives in the sans-I/O core
 (`_jsonapi.next_page`, `Page.next_cursor`, `PageWalk`); these tests drive it directly, then
-through both clients against FakeKlaviyo and a listener standing for another host.
+through both clients against FakeKlaviyo, with a second FakeKlaviyo on 127.0.0.2 standing for
+another host.
 """
 
 from __future__ import annotations
 
-import asyncio
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from klaviyo_catalog import (
-    AsyncCatalogJobs,
-    CatalogJobs,
     InvalidResponseError,
     KlaviyoError,
     Page,
@@ -28,7 +26,7 @@ from klaviyo_catalog._core import PageWalk
 from klaviyo_catalog.testing import FakeKlaviyo
 
 from tests import documents as docs
-from tests.hardening_support import Listener, Mode, json_body, listener, options
+from tests.hardening_support import Mode, call, consume, json_body, options, use
 
 CREATE = "catalog-item-bulk-create-job"
 
@@ -128,9 +126,9 @@ def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
 
 
 @pytest.fixture
-def other_host() -> Iterator[Listener]:
-    with listener("127.0.0.2") as server:
-        yield server
+def other_host(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    """A fake on 127.0.0.2, another origin on loopback; its request log must stay empty."""
+    return make_fake(host="127.0.0.2")
 
 
 def raw_pages(fake: FakeKlaviyo) -> list[dict[str, Any]]:
@@ -150,29 +148,20 @@ def cursor_in(link: str) -> str:
 def walk(mode: Mode, fake: FakeKlaviyo, start: str | None) -> tuple[list[str], KlaviyoError | None]:
     """The job ids an iter_* walk yields, and the error that ended it, if any."""
     seen: list[str] = []
-    opts = options(fake.base_url, fake.api_key, max_retries=0)
-    if mode == "sync":
-        try:
-            with CatalogJobs(**opts) as kc:
-                seen.extend(job.id for job in kc.iter_item_create_jobs(cursor=start))
-        except KlaviyoError as error:
-            return seen, error
-        return seen, None
-
-    async def run() -> KlaviyoError | None:
-        try:
-            async with AsyncCatalogJobs(**opts) as kc:
-                async for job in kc.iter_item_create_jobs(cursor=start):
-                    seen.append(job.id)
-        except KlaviyoError as error:
-            return error
-        return None
-
-    return seen, asyncio.run(run())
+    client_options = options(fake.base_url, fake.api_key, max_retries=0)
+    try:
+        use(
+            mode,
+            client_options,
+            lambda kc: consume(kc.iter_item_create_jobs(cursor=start), lambda j: seen.append(j.id)),
+        )
+    except KlaviyoError as error:
+        return seen, error
+    return seen, None
 
 
 def test_a_walk_yields_every_job_up_to_an_unusable_link_then_resumes(
-    mode: Mode, fake: FakeKlaviyo, other_host: Listener
+    mode: Mode, fake: FakeKlaviyo, other_host: FakeKlaviyo
 ) -> None:
     wanted = fake.add_jobs("item-create", 250)
     pages = raw_pages(fake)
@@ -186,12 +175,12 @@ def test_a_walk_yields_every_job_up_to_an_unusable_link_then_resumes(
     assert seen == wanted[:200]  # both pages delivered in full
     assert isinstance(error, PaginationError) and error.cursor == second
     assert error.next_link == other_host.base_url + "/x"
-    assert len(fake.request_log) == 2 and other_host.requests == []
+    assert len(fake.request_log) == 2 and other_host.request_log == []
     # Resuming from the error's cursor reads the second page again, then goes on.
     rest, error = walk(mode, fake, second)
     assert error is None and rest == wanted[100:]
     assert fake.request_log[2].query.get("page[cursor]") == second
-    assert other_host.requests == []
+    assert other_host.request_log == []
 
 
 def test_list_gives_the_page_and_asking_for_the_next_one_fails(
@@ -199,16 +188,7 @@ def test_list_gives_the_page_and_asking_for_the_next_one_fails(
 ) -> None:
     fake.inject(json_body(document({"next": "https://elsewhere.example/"})), times=2)
     opts = options(fake.base_url, fake.api_key, max_retries=0)
-
-    async def async_list() -> Page[Any]:
-        async with AsyncCatalogJobs(**opts) as kc:
-            return await kc.list_item_create_jobs(cursor="c7")
-
-    if mode == "sync":
-        with CatalogJobs(**opts) as kc:
-            page = kc.list_item_create_jobs(cursor="c7")
-    else:
-        page = asyncio.run(async_list())
+    page: Page[Any] = call(mode, opts, "list_item_create_jobs", cursor="c7")
     assert [job.id for job in page] == ["A", "B"] and page.has_next and page.cursor == "c7"
     with pytest.raises(PaginationError, match=r"no page\[cursor\]") as caught:
         _ = page.next_cursor

@@ -4,15 +4,12 @@ be asked, and which arguments may never change a request's path or query.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import json
 import logging
 import pickle
 import shutil
 import ssl
 import subprocess
-import threading
 import traceback
 import types
 import urllib.parse
@@ -57,14 +54,12 @@ from tests.hardening_support import (
     FAST_RATES,
     PROFILE,
     SECRET_KEY,
-    Answer,
-    Listener,
     Mode,
     call,
     closed_port,
     json_body,
-    listener,
     options,
+    run_async,
 )
 from tests.spec_facts import SLASH, path_prefix
 
@@ -79,11 +74,10 @@ def fake(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
 
 
 @pytest.fixture
-def other_host() -> Iterator[Listener]:
-    """A listener on 127.0.0.2: Linux routes all of 127/8 to loopback, so it is another host
-    to httpx (another origin) without leaving the machine."""
-    with listener("127.0.0.2") as server:
-        yield server
+def other_host(make_fake: Callable[..., FakeKlaviyo]) -> FakeKlaviyo:
+    """A fake on 127.0.0.2: Linux routes all of 127/8 to loopback, so it is another host to
+    httpx (another origin) without leaving the machine. Its request log must stay empty."""
+    return make_fake(host="127.0.0.2", api_key=SECRET_KEY)
 
 
 def opts(fake: FakeKlaviyo, **overrides: Any) -> dict[str, Any]:
@@ -110,7 +104,7 @@ def test_repr_and_attributes_of_a_client_never_show_the_key(
         if isinstance(client, CatalogJobs):
             client.close()
         else:
-            asyncio.run(client.aclose())
+            run_async(client.aclose())
 
 
 def test_no_log_record_at_any_level_carries_the_key(
@@ -346,7 +340,7 @@ def all_pages(fake: FakeKlaviyo) -> list[dict[str, Any]]:
     return pages
 
 
-def test_links_next_on_another_host_is_never_requested(mode: Mode, other_host: Listener) -> None:
+def test_links_next_on_another_host_is_never_requested(mode: Mode, other_host: FakeKlaviyo) -> None:
     with FakeKlaviyo(api_key=SECRET_KEY, page_size=100) as fake:
         wanted = fake.add_jobs("item-create", 250)
         pages = all_pages(fake)
@@ -367,12 +361,12 @@ def test_links_next_on_another_host_is_never_requested(mode: Mode, other_host: L
         assert [job.id for job in jobs] == wanted
         # The walk went on against base_url, taking only the cursor from each link.
         assert [r.query.get("page[cursor]") for r in fake.request_log] == cursors
-    assert other_host.requests == []
+    assert other_host.request_log == []
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirect_is_not_followed_by_default(
-    mode: Mode, fake: FakeKlaviyo, other_host: Listener, status: int
+    mode: Mode, fake: FakeKlaviyo, other_host: FakeKlaviyo, status: int
 ) -> None:
     location = other_host.base_url + UPDATE_PATH + "J" + SLASH
     fake.inject(Fault.body(status, b"", headers=(("Location", location),)), times=5)
@@ -380,26 +374,26 @@ def test_a_redirect_is_not_followed_by_default(
         call(mode, opts(fake), "get_item_update_job", "J")
     assert caught.value.status_code == status
     assert len(fake.request_log) == 1  # not retried either
-    assert other_host.requests == []
+    assert other_host.request_log == []
 
 
 def test_an_app_client_that_follows_redirects_does_not_make_the_facade_follow_them(
-    mode: Mode, fake: FakeKlaviyo
+    mode: Mode, fake: FakeKlaviyo, other_host: FakeKlaviyo
 ) -> None:
-    answer = Answer(body=json.dumps(docs.single(docs.job("J"))).encode())
-    with listener("127.0.0.2", answer) as elsewhere:
-        location = elsewhere.base_url + UPDATE_PATH + "J" + SLASH
-        fake.inject(Fault.body(302, b"", headers=(("Location", location),)))
+    elsewhere = other_host
+    elsewhere.inject(json_body(docs.single(docs.job("J"))))  # what following would get
+    location = elsewhere.base_url + UPDATE_PATH + "J" + SLASH
+    fake.inject(Fault.body(302, b"", headers=(("Location", location),)))
 
-        def following(mode: Mode) -> httpx.Client | httpx.AsyncClient:
-            if mode == "sync":
-                return httpx.Client(follow_redirects=True)
-            return httpx.AsyncClient(follow_redirects=True)
+    def following(mode: Mode) -> httpx.Client | httpx.AsyncClient:
+        if mode == "sync":
+            return httpx.Client(follow_redirects=True)
+        return httpx.AsyncClient(follow_redirects=True)
 
-        with pytest.raises(InvalidResponseError, match="unexpected HTTP 302") as caught:
-            call(mode, opts(fake), "get_item_update_job", "J", http=following)
-        assert len(fake.request_log) == 1
-        assert elsewhere.requests == []
+    with pytest.raises(InvalidResponseError, match="unexpected HTTP 302") as caught:
+        call(mode, opts(fake), "get_item_update_job", "J", http=following)
+    assert len(fake.request_log) == 1
+    assert elsewhere.request_log == []
     response = caught.value.response
     assert response is not None and response.headers["location"] == location
     # httpx's ready-made follow-up request (headers copied, key and all) is dropped.
@@ -567,7 +561,7 @@ def test_tls_verification_is_on_by_default_and_no_option_turns_it_off(
         if isinstance(client, CatalogJobs):
             client.close()
         else:
-            asyncio.run(client.aclose())
+            run_async(client.aclose())
     # Only an app-supplied http_client can change TLS settings: that choice stays the app's.
     parameters = set(inspect.signature(client_class).parameters)
     assert parameters == {
@@ -606,21 +600,21 @@ def test_a_self_signed_server_is_refused_before_any_request(
     mode: Mode, self_signed: tuple[Path, Path]
 ) -> None:
     cert, key = self_signed
-    server = Listener("127.0.0.1", Answer(body=json.dumps(docs.single(docs.job("J"))).encode()))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        port = server.server_address[1]
-        https = options(f"https://127.0.0.1:{port}", SECRET_KEY, max_retries=0)
+    with FakeKlaviyo(api_key=SECRET_KEY, ssl_context=context) as server:
+        server.add_job("item-update", job_id="J")
+        assert server.base_url.startswith("https://127.0.0.1:")
+        https = options(server.base_url, SECRET_KEY, max_retries=0)
         with pytest.raises(TransportError, match="ConnectError") as caught:
             call(mode, https, "get_item_update_job", "J")
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert server.requests == []  # the key never went out: the handshake failed first
+        assert server.request_log == []  # the key never went out: the handshake failed first
+        # The fake does speak TLS: a client trusting its certificate gets the job.
+        trusting = ssl.create_default_context(cafile=str(cert))
+        response = httpx.get(
+            server.url("item-update", "J"), headers=server.headers(), verify=trusting
+        )
+        assert response.status_code == 200
     # Why it failed is kept: the httpx error, with the TLS detail, is the cause.
     cause = caught.value.__cause__
     assert isinstance(cause, httpx.ConnectError)
@@ -674,7 +668,7 @@ def test_repr_and_attributes_of_a_token_client_never_show_the_token(
         if isinstance(client, CatalogJobs):
             client.close()
         else:
-            asyncio.run(client.aclose())
+            run_async(client.aclose())
 
 
 def test_no_log_record_or_url_carries_the_token(
