@@ -9,7 +9,9 @@ the ruff post-hooks from openapi/config.yml; then this script adds, from the sam
   query parameters, sparse fields, includes, core job fields and rate limits; the job kinds and
   their relationships), which the facade builds requests from and the CLI its tables;
 - `views.py`: the typed views over included resources (`Item`, `Variant`, `Category`, ...) with
-  one typed attribute per attribute of the spec, and the relationships a job can include;
+  one typed attribute per attribute of the spec, the relationships a job can include, and
+  `JobFields`, the typed base of the facade's `BulkJob` (one field per job attribute of the
+  spec) with `JOB_ATTRIBUTES`, how each is read;
 - `openapi.json`: the curated spec itself, which the fake (`klaviyo_catalog.testing`) reads;
 then a DO NOT EDIT header on every module, and `py.typed`. Only the generator's command line
 and its output files are used, never its Python internals.
@@ -153,6 +155,7 @@ def operation_facts(path: str, op: dict[str, Any], schemas: dict[str, Any]) -> d
         "job_model": job_model,
         "relationships": relationships,
         "included": included,
+        "job_attributes": job_attributes,
     }
 
 
@@ -183,6 +186,52 @@ def job_statuses(schemas: dict[str, Any]) -> tuple[str, ...]:
 
 
 RESERVED = frozenset({"raw", "type", "id", "attributes", "model", "json_type", "model_name"})
+# Names a job attribute cannot take on `JobFields`: its identity (`id`; `job_id`, where revisions
+# before 2023-12-15 put the id, which the facade reads as `BulkJob.id`) and the members the
+# facade's `BulkJob` adds. An attribute skipped here stays in `BulkJob.raw` and `.model`.
+JOB_RESERVED = RESERVED | {
+    "kind",
+    "job_id",
+    "response_info",
+    "progress",
+    "is_done",
+    "failures",
+    "to_dict",
+    "to_json",
+}
+# The curated spec's schema of one item of a job's `errors` (a JSON:API error object).
+JOB_ERROR_SCHEMA = "JobError"
+
+
+def job_attribute(schema: dict[str, Any], statuses: tuple[str, ...]) -> tuple[str, str, bool]:
+    """(kind, annotation, required) of one attribute of the curated job schema, by its type.
+
+    See `JobAttribute` (scripts/templates/views_base.py) for the kinds. Only a scalar can be
+    required: a sparse fieldset may leave out a list (`core_fields` are the scalars).
+    """
+    kind = schema.get("type")
+    items = schema.get("items", {})
+    if kind == "string" and tuple(schema.get("x-known-values", ())) == statuses:
+        found = ("status", "StatusT")
+    elif kind == "string" and "date-time" in (schema.get("x-format"), schema.get("format")):
+        found = ("datetime", "dt.datetime")
+    elif kind == "array" and "$ref" in items and ref_name(items) == JOB_ERROR_SCHEMA:
+        return "errors", "Sequence[ErrorT]", False  # absent or null: no errors
+    elif kind == "integer":
+        return "integer", "int", False  # absent or null: 0
+    else:
+        found = {
+            "string": ("string", "str"),
+            "number": ("number", "float"),
+            "boolean": ("boolean", "bool"),
+            "object": ("object", "dict[str, Any]"),
+            "array": ("strings", "list[str]")
+            if items.get("type") == "string"
+            else ("list", "list[Any]"),
+        }.get(str(kind), ("any", "Any"))
+    required = not schema.get("nullable", False) and is_scalar(schema) and found[0] != "any"
+    annotation = found[1] if required or found[1] == "Any" else f"{found[1]} | None"
+    return found[0], annotation, required
 
 
 class Schema:
@@ -204,7 +253,11 @@ class Schema:
         self.kinds: dict[str, dict[str, Any]] = {}
         self.relationships: dict[str, str] = {}
         included: dict[str, str] = {}
+        job_schemas: dict[str, Any] = {}  # every kind's job attributes, in the spec's order
         for fact in facts:
+            for name, schema in fact["job_attributes"].items():
+                if job_schemas.setdefault(name, schema) != schema:
+                    raise GenerationError(f"job attribute {name!r} differs between job kinds")
             op = fact["operation"]
             kind = self.kinds.setdefault(
                 kind_name(op["job_type"]),
@@ -220,6 +273,16 @@ class Schema:
             kind["list_operation" if op["is_list"] else "get_operation"] = op["name"]
             self.relationships.update(fact["relationships"])
             included.update(fact["included"])
+        # name -> (kind, annotation, required): one typed field of JobFields each.
+        self.job_attributes = {
+            name: job_attribute(schema, self.job_statuses)
+            for name, schema in job_schemas.items()
+            if name.isidentifier()
+            and not keyword.iskeyword(name)
+            and name not in JOB_RESERVED
+            and name not in self.relationships
+            and not name.startswith("_")
+        }
         # One view per related type; without a schema for the included resource (some early
         # snapshots publish none) the view has no typed attributes and no model.
         self.views: dict[str, dict[str, Any]] = {}
@@ -368,8 +431,35 @@ class Schema:
                 f"    {rel}: Sequence[{view} | ResourceRef] | None = "
                 "attrs.field(default=None, repr=False)"
             )
+        lines += [
+            "",
+            "",
+            "@attrs.frozen",
+            "class JobFields(JobRelationships, Generic[StatusT, ErrorT]):",
+            '    """A job: its id, its JSON:API type (`kind`) and one typed field per attribute',
+            "    of the spec's job resources (keyword-only; `JOB_ATTRIBUTES` says how each is",
+            "    read). The facade's `BulkJob` is one, reading `StatusT` as its `JobStatus`",
+            "    (or the string of a newer status) and `ErrorT` as its error-object type.",
+            '    """',
+            "",
+            "    id: str",
+            '    kind: str  # the JSON:API type, e.g. "catalog-item-bulk-update-job"',
+        ]
+        defaults = {"errors": "()", "integer": "0"}
+        for name, (kind, annotation, required) in self.job_attributes.items():
+            default = "" if required else f"default={defaults.get(kind, 'None')}, "
+            lines.append(f"    {name}: {annotation} = attrs.field({default}kw_only=True)")
         job_models = " | ".join(str(k["model"]) for k in self.kinds.values())
         lines += [
+            "",
+            "",
+            "# How each attribute of JobFields is read from a job resource, in the spec's order.",
+            "JOB_ATTRIBUTES: Mapping[str, JobAttribute] = {",
+            *(
+                f"    {name!r}: JobAttribute({kind!r}, required={required}),"
+                for name, (kind, _, required) in self.job_attributes.items()
+            ),
+            "}",
             "",
             "",
             "if TYPE_CHECKING:",

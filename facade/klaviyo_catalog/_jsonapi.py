@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
-from klaviyo_catalog_api.views import parse_datetime
+from klaviyo_catalog_api.views import JOB_ATTRIBUTES, parse_datetime
 
 from ._models import BulkJob, JobStatus, Page, ResourceRef, ResponseInfo
 from ._resources import VIEWS, Resource
@@ -132,23 +132,66 @@ def opt_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime | No
         raise Invalid(f"{where}.{key} is not an ISO 8601 date-time: {text!r:.40}") from exc
 
 
-def req_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime:
-    """As `opt_datetime`, but the date-time must be there."""
-    value = opt_datetime(d, key, where)
+def opt_number(d: Mapping[str, Any], key: str, where: str) -> float | None:
+    """`d[key]` as a float (JSON does not tell 1 from 1.0), None if absent or null; a bool or
+    any other type is Invalid."""
+    value = d.get(key)
     if value is None:
-        raise Invalid(f"{where}.{key} is missing")
-    return value
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):  # JSON: no bool numbers
+        raise Invalid(f"{where}.{key} should be a number, got {value!r:.40}")
+    try:
+        return float(value)
+    except OverflowError as exc:  # an integer no float can hold
+        raise Invalid(f"{where}.{key} is out of range: {value!r:.40}") from exc
+
+
+def opt_bool(d: Mapping[str, Any], key: str, where: str) -> bool | None:
+    """`d[key]` if a boolean, None if absent or null; any other type is Invalid."""
+    value = d.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise Invalid(f"{where}.{key} should be a boolean, got {value!r:.40}")
+
+
+def opt_object(d: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
+    """`d[key]` if a JSON object (a copy), None if absent or null; any other type is Invalid."""
+    value = d.get(key)
+    return None if value is None else dict(obj(value, f"{where}.{key}"))
+
+
+def opt_list(d: Mapping[str, Any], key: str, where: str) -> list[Any] | None:
+    """`d[key]` if a JSON array, None if absent or null; any other type is Invalid."""
+    value = d.get(key)
+    return None if value is None else seq(value, f"{where}.{key}")
+
+
+def opt_strings(d: Mapping[str, Any], key: str, where: str) -> list[str] | None:
+    """`d[key]` if an array of strings, None if absent or null; anything else is Invalid."""
+    values = opt_list(d, key, where)
+    for i, value in enumerate(values or ()):
+        if not isinstance(value, str):
+            raise Invalid(f"{where}.{key}[{i}] should be a string, got {type(value).__name__}")
+    return values
+
+
+def opt_status(d: Mapping[str, Any], key: str, where: str) -> JobStatus | str | None:
+    """`d[key]` as a `JobStatus`, or the string of a status newer than this client; None if
+    absent or null; a non-string is Invalid."""
+    text = opt_str(d, key, where)
+    return None if text is None else JobStatus.parse(text)
 
 
 # --- documents ---------------------------------------------------------------------------------
 
 
-def job_errors(attributes: Mapping[str, Any], where: str) -> list[APIErrorDetail]:
-    """A job's `errors` as APIErrorDetails, checked as the rest of the job is: `detail` is
-    required, the other members are strings or absent, `meta` an object."""
+def job_errors(attributes: Mapping[str, Any], key: str, where: str) -> list[APIErrorDetail]:
+    """A job's errors (`attributes[key]`) as APIErrorDetails, checked as the rest of the job is:
+    `detail` is required, the other members are strings or absent, `meta` an object; a null or
+    absent list is no errors."""
     out = []
-    for i, raw in enumerate(seq(attributes.get("errors") or [], f"{where}.errors")):
-        here = f"{where}.errors[{i}]"
+    for i, raw in enumerate(seq(attributes.get(key) or [], f"{where}.{key}")):
+        here = f"{where}.{key}[{i}]"
         item = obj(raw, here)
         source = obj(item.get("source") or {}, f"{here}.source")
         meta = item.get("meta")
@@ -197,8 +240,33 @@ def resolve(
     return out
 
 
+Reader = Callable[[Mapping[str, Any], str, str], Any]
+
+# How a job attribute of each kind is read (the kinds of the generated JOB_ATTRIBUTES, which
+# follow the spec's types): the value, type-checked and converted, or None when absent.
+READERS: dict[str, Reader] = {
+    "status": opt_status,  # JobStatus, or the string of a status newer than this client
+    "errors": job_errors,  # APIErrorDetail, which may lack id/code/title and carry meta
+    "datetime": opt_datetime,  # timezone-aware: a naive value is read as UTC
+    "integer": count,  # a count: null or absent reads as 0
+    "string": opt_str,
+    "number": opt_number,
+    "boolean": opt_bool,
+    "object": opt_object,
+    "strings": opt_strings,
+    "list": opt_list,
+    "any": lambda d, key, where: d.get(key),
+}
+# (name, reader, required) per attribute of the generated JobFields, in the spec's order. An
+# unknown kind fails here, at import, not on the first job read.
+JOB_READERS = tuple(
+    (name, READERS[attribute.kind], attribute.required)
+    for name, attribute in JOB_ATTRIBUTES.items()
+)
+
+
 def job_fields(resource: Mapping[str, Any], where: str, job_type: str) -> dict[str, Any]:
-    """The `BulkJob` fields of a job resource, type-checked."""
+    """The `BulkJob` fields of a job resource, type-checked: one per generated job attribute."""
     kind = req_str(resource, "type", where)
     if kind != job_type:  # the strict `type` check the generated models would make
         raise Invalid(f"{where}.type is {kind!r}, expected {job_type!r}")
@@ -208,19 +276,13 @@ def job_fields(resource: Mapping[str, Any], where: str, job_type: str) -> dict[s
     job_id = opt_str(resource, "id", where) or opt_str(attributes, "job_id", here)
     if not job_id:
         raise Invalid(f"{where} has neither `id` nor `attributes.job_id`")
-    return {
-        "id": job_id,
-        "kind": kind,
-        "status": JobStatus.parse(req_str(attributes, "status", here)),
-        "created_at": req_datetime(attributes, "created_at", here),
-        "completed_at": opt_datetime(attributes, "completed_at", here),
-        "expires_at": opt_datetime(attributes, "expires_at", here),
-        "total_count": count(attributes, "total_count", here),
-        "completed_count": count(attributes, "completed_count", here),
-        "failed_count": count(attributes, "failed_count", here),
-        "errors": job_errors(attributes, here),
-        "raw": resource,
-    }
+    fields: dict[str, Any] = {"id": job_id, "kind": kind, "raw": resource}
+    for name, read, required in JOB_READERS:
+        value = read(attributes, name, here)
+        if value is None and required:
+            raise Invalid(f"{here}.{name} is missing")
+        fields[name] = value
+    return fields
 
 
 def included_index(document: Mapping[str, Any]) -> dict[tuple[str, str], Resource[Any]]:

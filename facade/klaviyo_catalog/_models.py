@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import importlib
 import re
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
-from klaviyo_catalog_api.views import JOB_MODELS, JobRelationships
+from klaviyo_catalog_api.views import JOB_ATTRIBUTES, JOB_MODELS, JobFields
 
 from . import _serialize
 from ._resources import Resource, ResourceRef
@@ -165,24 +164,21 @@ class JobFailure:
 
 
 @attrs.frozen
-class BulkJob(JobRelationships):
+class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
     """A catalog bulk job, whichever of the kinds the spec has.
+
+    `id`, `kind` (the JSON:API type) and one typed attribute per attribute the spec gives job
+    resources (generated from the spec, in `JobFields`; keyword-only): `status` (a
+    `JobStatus`, or the string of a status newer than this client), `created_at`,
+    `completed_at`, `expires_at` (timezone-aware), `total_count`, `completed_count`,
+    `failed_count` (0 when the server sends none), `errors` (`APIErrorDetail`s), and any
+    attribute a newer spec adds, once regenerated with `make gen`.
 
     Its relationships (`items`, `variants`, `categories`: generated from the spec, in
     `JobRelationships`) are None unless requested with `include=`; then they list the related
     resources in the server's order, with a `ResourceRef` where a resource was not included.
     """
 
-    id: str
-    kind: str  # the JSON:API type, e.g. "catalog-item-bulk-update-job"
-    status: JobStatus | str
-    created_at: dt.datetime
-    completed_at: dt.datetime | None
-    expires_at: dt.datetime | None
-    total_count: int
-    completed_count: int
-    failed_count: int
-    errors: Sequence[APIErrorDetail]
     #: The job resource as received (a dict); `model` is the generated model of it.
     raw: RawJSON = attrs.field(factory=RawJSON, converter=RawJSON, repr=False, eq=False)
     #: The response this job was read from (shared by the jobs of one page); None when the
@@ -198,24 +194,16 @@ class BulkJob(JobRelationships):
     def to_dict(self) -> dict[str, Any]:
         """The job as plain JSON, e.g. for `json.dumps` or an API of the app's own.
 
-        Keys: `id`, `kind`, `status` (a string), `created_at`, `completed_at`, `expires_at`
-        (ISO 8601 with the UTC offset, or None), the three counts, `progress` (0..1), `errors`
-        (each `APIErrorDetail.to_dict()`), and `items`/`variants`/`categories` only when requested
-        with `include=` (each resource's `to_dict()`: flat, like the job).
+        Keys: `id`, `kind`, then every job attribute of the spec in its order (`status` as a
+        string; `created_at`, `completed_at`, `expires_at` in ISO 8601 with the UTC offset, or
+        None; the three counts; `errors`, each `APIErrorDetail.to_dict()`), `progress` (0..1),
+        and `items`/`variants`/`categories` only when requested with `include=` (each
+        resource's `to_dict()`: flat, like the job).
         """
-        document: dict[str, Any] = {
-            "id": self.id,
-            "kind": self.kind,
-            "status": str(self.status),
-            "created_at": self.created_at.isoformat(),
-            "completed_at": _serialize.json_ready(self.completed_at),
-            "expires_at": _serialize.json_ready(self.expires_at),
-            "total_count": self.total_count,
-            "completed_count": self.completed_count,
-            "failed_count": self.failed_count,
-            "progress": round(self.progress, 4),
-            "errors": [error.to_dict() for error in self.errors],
-        }
+        document: dict[str, Any] = {"id": self.id, "kind": self.kind}
+        for name in JOB_ATTRIBUTES:
+            document[name] = _serialize.json_ready(getattr(self, name))
+        document["progress"] = round(self.progress, 4)
         for name in RELATIONSHIPS:
             related: Sequence[Any] | None = getattr(self, name, None)
             if related is not None:

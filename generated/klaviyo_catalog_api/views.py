@@ -16,7 +16,16 @@ import inspect
 import json
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    NamedTuple,
+    Self,
+    TypeVar,
+    overload,
+)
 
 import attrs
 
@@ -33,6 +42,10 @@ if TYPE_CHECKING:
 
 V = TypeVar("V")
 M = TypeVar("M")
+# What a job's status and its errors are read as: types of the package using these views (the
+# facade binds its `JobStatus | str` and `APIErrorDetail`), as imports run facade -> generated.
+StatusT = TypeVar("StatusT")
+ErrorT = TypeVar("ErrorT")
 
 # (message, excerpt) -> the exception to raise. The facade installs its own types here, since
 # imports run facade -> generated only; used alone, this package raises ValueError/LookupError.
@@ -75,6 +88,20 @@ def string_list(value: list[Any]) -> list[str]:
 def as_float(value: int | float) -> float:
     """A JSON number as a float (JSON does not tell 1 from 1.0)."""
     return float(value)
+
+
+class JobAttribute(NamedTuple):
+    """How one attribute of the spec's job resources is read (`JOB_ATTRIBUTES`, generated).
+
+    `kind` follows the attribute's schema: "status" (the job statuses, an open set), "errors"
+    (a list of JSON:API error objects), "datetime", "integer" (a count: null or absent reads
+    as 0, Klaviyo's documented default), "string", "number", "boolean", "object", "strings" (a
+    list of strings), "list" or "any". `required`: the spec does not allow null, so a job
+    document without it is invalid.
+    """
+
+    kind: str
+    required: bool
 
 
 @attrs.frozen
@@ -310,6 +337,39 @@ class JobRelationships:
     variants: Sequence[Variant | ResourceRef] | None = attrs.field(
         default=None, repr=False
     )
+
+
+@attrs.frozen
+class JobFields(JobRelationships, Generic[StatusT, ErrorT]):
+    """A job: its id, its JSON:API type (`kind`) and one typed field per attribute
+    of the spec's job resources (keyword-only; `JOB_ATTRIBUTES` says how each is
+    read). The facade's `BulkJob` is one, reading `StatusT` as its `JobStatus`
+    (or the string of a newer status) and `ErrorT` as its error-object type.
+    """
+
+    id: str
+    kind: str  # the JSON:API type, e.g. "catalog-item-bulk-update-job"
+    status: StatusT = attrs.field(kw_only=True)
+    created_at: dt.datetime = attrs.field(kw_only=True)
+    total_count: int = attrs.field(default=0, kw_only=True)
+    completed_count: int = attrs.field(default=0, kw_only=True)
+    failed_count: int = attrs.field(default=0, kw_only=True)
+    completed_at: dt.datetime | None = attrs.field(default=None, kw_only=True)
+    errors: Sequence[ErrorT] = attrs.field(default=(), kw_only=True)
+    expires_at: dt.datetime | None = attrs.field(default=None, kw_only=True)
+
+
+# How each attribute of JobFields is read from a job resource, in the spec's order.
+JOB_ATTRIBUTES: Mapping[str, JobAttribute] = {
+    "status": JobAttribute("status", required=True),
+    "created_at": JobAttribute("datetime", required=True),
+    "total_count": JobAttribute("integer", required=False),
+    "completed_count": JobAttribute("integer", required=False),
+    "failed_count": JobAttribute("integer", required=False),
+    "completed_at": JobAttribute("datetime", required=False),
+    "errors": JobAttribute("errors", required=False),
+    "expires_at": JobAttribute("datetime", required=False),
+}
 
 
 if TYPE_CHECKING:

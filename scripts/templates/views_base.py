@@ -15,12 +15,16 @@ import inspect
 import json
 import reprlib
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Generic, Self, TypeVar, overload
+from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar, overload
 
 import attrs
 
 V = TypeVar("V")
 M = TypeVar("M")
+# What a job's status and its errors are read as: types of the package using these views (the
+# facade binds its `JobStatus | str` and `APIErrorDetail`), as imports run facade -> generated.
+StatusT = TypeVar("StatusT")
+ErrorT = TypeVar("ErrorT")
 
 # (message, excerpt) -> the exception to raise. The facade installs its own types here, since
 # imports run facade -> generated only; used alone, this package raises ValueError/LookupError.
@@ -60,6 +64,20 @@ def string_list(value: list[Any]) -> list[str]:
 def as_float(value: int | float) -> float:
     """A JSON number as a float (JSON does not tell 1 from 1.0)."""
     return float(value)
+
+
+class JobAttribute(NamedTuple):
+    """How one attribute of the spec's job resources is read (`JOB_ATTRIBUTES`, generated).
+
+    `kind` follows the attribute's schema: "status" (the job statuses, an open set), "errors"
+    (a list of JSON:API error objects), "datetime", "integer" (a count: null or absent reads
+    as 0, Klaviyo's documented default), "string", "number", "boolean", "object", "strings" (a
+    list of strings), "list" or "any". `required`: the spec does not allow null, so a job
+    document without it is invalid.
+    """
+
+    kind: str
+    required: bool
 
 
 @attrs.frozen

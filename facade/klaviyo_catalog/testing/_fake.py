@@ -230,6 +230,7 @@ class FakeKlaviyo:
                 job_id,
                 self._seq,
                 schemas=self.shape.resources[job_kind.related_type],
+                job_schemas=self.shape.job_schemas,
                 status=status,
                 total=total,
                 items=items,

@@ -179,6 +179,7 @@ def new_job(
     seq: int,
     *,
     schemas: Schemas,
+    job_schemas: Schemas,
     status: str,
     total: int | None,
     items: Sequence[Mapping[str, Any]] | int | None,
@@ -224,6 +225,10 @@ def new_job(
         auto_errors=errors is None,
         schemas=schemas,
     )
+    # Any other attribute the spec gives jobs (one newer than this fake's progress logic)
+    # gets a plausible value of its type, as the related resources' attributes do.
+    for name, schema in job_schemas.items():
+        job.attributes.setdefault(name, sample_value(name, schema, 1))
     job.settle(status, PROGRESS_BY_STATUS.get(status, 0.0))
     if errors is not None:
         job.attributes["errors"] = [dict(e) for e in errors]

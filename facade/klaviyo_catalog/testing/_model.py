@@ -111,6 +111,8 @@ class Shape:
     first_last_links: bool  # a page's first and last links (up to 2026-04-15)
     # JSON:API type -> attribute name -> its schema, for every related resource type
     resources: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(repr=False)
+    # attribute name -> its schema, for every job attribute (no job_id), in the spec's order
+    job_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Shape:
@@ -127,7 +129,7 @@ class Shape:
 
         kinds: dict[str, JobKind] = {}
         endpoints: list[Endpoint] = []
-        job_attributes: dict[str, None] = {}
+        job_attributes: dict[str, Mapping[str, Any]] = {}
         resources: dict[str, Mapping[str, Mapping[str, Any]]] = {}
         content_types: set[str] = set()
         slashes: set[bool] = set()
@@ -175,7 +177,8 @@ class Shape:
             endpoints.append(
                 Endpoint(kind, is_list, fieldsets, query, str(op["operationId"]), windows)
             )
-            job_attributes.update(dict.fromkeys(deref(job["attributes"])["properties"]))
+            for name, schema in deref(job["attributes"])["properties"].items():
+                job_attributes.setdefault(name, deref(schema))
             included = document.get("included", {}).get("items")
             for member in included.get("oneOf", [included]) if included else []:
                 resource = deref(member)["properties"]
@@ -197,6 +200,7 @@ class Shape:
             document_self_link=links.get("document", False),
             first_last_links=links.get("first_last", False),
             resources=resources,
+            job_schemas={k: v for k, v in job_attributes.items() if k != "job_id"},
         )
 
     @property
