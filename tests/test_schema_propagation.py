@@ -1,9 +1,11 @@
 """One source of schema truth: a change to the curated spec reaches the whole client by `make gen`.
 
-Each test edits a copy of the committed curated spec, generates a package from it into a
-temporary directory (scripts/generate.py, as `make gen` does), and runs the facade, the CLI and
-the fake against that package in a subprocess with it first on PYTHONPATH, so nothing of the
-committed package is used. mypy checks the facade (and a caller) against it the same way.
+A new attribute of the included items, and new attributes of the jobs themselves, reach the
+views, `BulkJob`, the CLI's --json and the fake's documents, typed. Each test edits a copy of
+the committed curated spec, generates a package from it into a temporary directory
+(scripts/generate.py, as `make gen` does), and runs the facade, the CLI and the fake against
+that package in a subprocess with it first on PYTHONPATH, so nothing of the committed package
+is used. mypy checks the facade (and a caller) against it the same way.
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ def item_fieldsets(spec: dict[str, Any]) -> list[dict[str, Any]]:
         for item in spec["paths"].values()
         for param in item["get"]["parameters"]
         if param["name"] == "fields[catalog-item]"
+    ]
+
+
+def job_fieldsets(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each operation's sparse fieldset of its own job type."""
+    return [
+        param
+        for item in spec["paths"].values()
+        for param in item["get"]["parameters"]
+        if param["name"].startswith("fields[") and param["name"].endswith("-job]")
     ]
 
 
@@ -112,9 +124,12 @@ PROPAGATION = """
     import contextlib, io, json, os
     import datetime as dt
     import httpx
+    import typing
+    import attrs
     import klaviyo_catalog_api
-    from klaviyo_catalog import CatalogJobs, Item
+    from klaviyo_catalog import BulkJob, CatalogJobs, InvalidResponseError, Item
     from klaviyo_catalog.cli import main
+    from klaviyo_catalog_api.views import JobFields
     from klaviyo_catalog.testing import FakeKlaviyo
 
     with FakeKlaviyo(rate_limits=None) as fake:
@@ -123,20 +138,34 @@ PROPAGATION = """
             status="complete",
             items=[{"external_id": "LAUNCHED", "launched_at": "2024-05-01T12:00:00"}, {}],
         )
+        fake.set_job(job_id, started_at="2024-05-01T11:00:00", skipped_count=3)
+        create_id = fake.add_job("item-create", status="complete")  # new attributes generated
+        bad_id = fake.add_job("item-update", status="complete")
+        fake.set_job(bad_id, started_at="yesterday")
         with CatalogJobs(fake.api_key, base_url=fake.base_url) as kc:
             job = kc.get_item_update_job(job_id, include=["items"])
             sparse = kc.get_item_update_job(
                 job_id, include=["items"], fields={"catalog-item": ["launched_at"]}
             )
+            (listed,) = kc.list_item_create_jobs()
+            try:
+                kc.get_item_update_job(bad_id)
+                refused = ""
+            except InvalidResponseError as exc:
+                refused = str(exc)
         served = httpx.get(
             fake.url("item-update", job_id), params={"include": "items"}, headers=fake.headers()
         ).json()
+        served_list = httpx.get(fake.url("item-create"), headers=fake.headers()).json()
         os.environ.update(KLAVIYO_API_KEY=fake.api_key, KLAVIYO_BASE_URL=fake.base_url)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = main(["jobs", "get", "item-update", job_id, "--include", "--json"])
     first, second = job.items
     assert isinstance(first, Item) and isinstance(second, Item)
+    assert listed.id == create_id
+    assert issubclass(BulkJob, JobFields)
+    hints = typing.get_type_hints(JobFields)  # BulkJob's `model` names a type-checking alias
     print(json.dumps({
         "package": klaviyo_catalog_api.__file__,
         "view_type": str(Item.__dict__["launched_at"].__orig_class__),
@@ -148,6 +177,22 @@ PROPAGATION = """
         "served": [r["attributes"].get("launched_at") for r in served["included"]],
         "cli_code": code,
         "cli": [r.get("launched_at") for r in json.loads(out.getvalue())["items"]],
+        "job_field_types": [
+            hints["started_at"] == dt.datetime | None, hints["skipped_count"].__name__
+        ],
+        "job_fields": [f.name for f in attrs.fields(BulkJob) if f.kw_only and f.repr],
+        "job": [job.started_at.isoformat(), job.skipped_count],
+        "job_value_types": [type(job.started_at).__name__, type(job.skipped_count).__name__],
+        "job_is_aware": job.started_at.tzinfo is not None,
+        "listed": [listed.started_at.isoformat(), listed.skipped_count],
+        "served_job": [
+            served["data"]["attributes"].get(n) for n in ("started_at", "skipped_count")
+        ],
+        "served_list": [
+            served_list["data"][0]["attributes"].get(n) for n in ("started_at", "skipped_count")
+        ],
+        "cli_job": [json.loads(out.getvalue()).get(n) for n in ("started_at", "skipped_count")],
+        "refused": refused,
     }))
 """
 
@@ -163,6 +208,13 @@ CALLER = """
 
     def wrong(item: Item) -> int:
         return item.launched_at  # not an int: mypy must say so
+
+    def started(job: BulkJob) -> str | None:
+        skipped: int = job.skipped_count  # an int, never None
+        return job.started_at.isoformat() if job.started_at and skipped >= 0 else None
+
+    def wrong_job(job: BulkJob) -> str:
+        return job.skipped_count  # not a str: mypy must say so
 """
 
 
@@ -172,6 +224,12 @@ def test_a_new_attribute_reaches_the_view_the_cli_and_the_fake(tmp_path: Path) -
     schemas["CatalogItemAttributes"]["properties"]["launched_at"] = copy.deepcopy(DATE_TIME)
     for fieldset in item_fieldsets(spec):
         fieldset["x-csv-enum"] = sorted([*fieldset["x-csv-enum"], "launched_at"])
+    # And two job attributes: a date-time and a count, as Klaviyo's jobs have.
+    job_attributes = schemas["JobAttributes"]["properties"]
+    job_attributes["started_at"] = copy.deepcopy(DATE_TIME)
+    job_attributes["skipped_count"] = {"type": "integer", "nullable": True}
+    for fieldset in job_fieldsets(spec):
+        fieldset["x-csv-enum"] = sorted([*fieldset["x-csv-enum"], "started_at", "skipped_count"])
     package_root = generate(spec, tmp_path)
 
     seen = run_python(package_root, PROPAGATION)
@@ -191,12 +249,29 @@ def test_a_new_attribute_reaches_the_view_the_cli_and_the_fake(tmp_path: Path) -
     # In the CLI's --json, read through the view: timezone-aware.
     assert seen["cli_code"] == 0 and seen["cli"][0] == "2024-05-01T12:00:00+00:00"
 
+    # The job attributes: typed fields of BulkJob, read (the naive date-time as UTC) from a
+    # single job and from a page, in the fake's documents (set, or generated from the spec for
+    # a new job) and in `jobs get --json`.
+    assert seen["job_field_types"] == [True, "int"]
+    assert seen["job_fields"][-2:] == ["started_at", "skipped_count"]  # after the spec's own
+    assert seen["job"] == ["2024-05-01T11:00:00+00:00", 3]
+    assert seen["job_value_types"] == ["datetime", "int"] and seen["job_is_aware"]
+    assert seen["served_job"] == ["2024-05-01T11:00:00", 3]
+    started_at, skipped_count = seen["served_list"]
+    assert isinstance(started_at, str) and isinstance(skipped_count, int)
+    assert seen["listed"][0].startswith(started_at[:19]) and seen["listed"][1] == skipped_count
+    assert seen["cli_job"] == ["2024-05-01T11:00:00+00:00", 3]
+    # A value not of its type is an invalid response naming the member, never a silent None.
+    assert "data.attributes.started_at is not an ISO 8601 date-time" in seen["refused"]
+
     caller = tmp_path / "caller.py"
     caller.write_text(textwrap.dedent(CALLER), encoding="utf-8")
     checked = run_mypy(package_root, tmp_path, str(caller))
     errors = [line for line in checked.stdout.splitlines() if ": error:" in line]
-    assert len(errors) == 1 and "caller.py:12" in errors[0], checked.stdout
+    assert len(errors) == 2, checked.stdout
+    assert "caller.py:12" in errors[0], checked.stdout
     assert '"datetime | None"' in errors[0] and '"int"' in errors[0]
+    assert "caller.py:19" in errors[1] and '"int"' in errors[1] and '"str"' in errors[1]
 
 
 REDUCED = """
