@@ -1,7 +1,10 @@
 """Fixtures every test module shares: the sync/async `mode` and a FakeKlaviyo factory.
 
-The runner of a call in either mode is `tests.hardening_support.call`; `mode` parametrizes a
-test over both clients, so that sync and async are proven by one test body.
+The one runner of either client is in `tests.hardening_support`: `use(mode, options, work)` and
+`call(mode, options, name, ...)` on a fresh client, `Loop` for a loop kept over a whole test,
+`run_async` for a coroutine of the test's own; no test module runs an event loop otherwise.
+`mode` parametrizes a test over both clients, so that sync and async are proven by one test
+body.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ from the environment; each through the sync and the async client against FakeKla
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import pickle
@@ -29,6 +28,7 @@ from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents as docs
+from tests.hardening_support import Loop
 from tests.spec_facts import SLASH
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -54,33 +54,26 @@ def make(mode: str, fake: FakeKlaviyo, **options: Any) -> Client:
 @pytest.fixture(autouse=True)
 def loop() -> Iterator[None]:
     """One event loop per test, so an async client's pool outlives a single call."""
-    global RUNNER
-    with asyncio.Runner() as runner:
-        RUNNER = runner
+    global LOOP
+    with Loop() as LOOP:
         yield
 
 
-RUNNER: asyncio.Runner | None = None
+LOOP: Loop | None = None
 
 
 def run(client: Client, call: Callable[[Any], Any]) -> Any:
     """call(client) on either client; an async result is awaited on the test's loop."""
-    if isinstance(client, CatalogJobs):
-        return call(client)
-
-    async def main() -> Any:
-        return await call(client)
-
-    assert RUNNER is not None
-    return RUNNER.run(main())
+    assert LOOP is not None
+    return LOOP.settle(call(client))
 
 
 def close(client: Client) -> None:
     if isinstance(client, CatalogJobs):
         client.close()
     else:
-        assert RUNNER is not None
-        RUNNER.run(client.aclose())
+        assert LOOP is not None
+        LOOP.run(client.aclose())
 
 
 def get(job_id: str, **kwargs: Any) -> Callable[[Any], Any]:

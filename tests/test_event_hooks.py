@@ -3,14 +3,17 @@ pattern) must not hang the facade, which otherwise streams the body itself."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 import httpx
-from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs
 from klaviyo_catalog.testing import FakeKlaviyo
 
+from tests.hardening_support import Mode, call, options
 
-def test_a_body_read_by_an_event_hook_is_used_sync_and_async() -> None:
+
+def test_a_body_read_by_an_event_hook_is_used(
+    mode: Mode, make_fake: Callable[..., FakeKlaviyo]
+) -> None:
     seen: list[int] = []
 
     def hook(response: httpx.Response) -> None:
@@ -19,23 +22,17 @@ def test_a_body_read_by_an_event_hook_is_used_sync_and_async() -> None:
     async def async_hook(response: httpx.Response) -> None:
         seen.append(len(await response.aread()))
 
-    with FakeKlaviyo(rate_limits=None) as fake:
-        job_id = fake.add_job("item-update", items=2)
+    def logging_client(mode: Mode) -> httpx.Client | httpx.AsyncClient:
         timeout = httpx.Timeout(5.0)
-        with (
-            httpx.Client(event_hooks={"response": [hook]}, timeout=timeout) as http,
-            CatalogJobs(fake.api_key, base_url=fake.base_url, http_client=http) as kc,
-        ):
-            job = kc.get_item_update_job(job_id, include=["items"])
-        assert job.id == job_id and job.items is not None and len(job.items) == 2
+        if mode == "sync":
+            return httpx.Client(event_hooks={"response": [hook]}, timeout=timeout)
+        return httpx.AsyncClient(event_hooks={"response": [async_hook]}, timeout=timeout)
 
-        async def run() -> None:
-            async with (
-                httpx.AsyncClient(event_hooks={"response": [async_hook]}, timeout=timeout) as ah,
-                AsyncCatalogJobs(fake.api_key, base_url=fake.base_url, http_client=ah) as akc,
-            ):
-                again = await akc.get_item_update_job(job_id, include=["items"])
-            assert again.id == job_id
-
-        asyncio.run(run())
-    assert len(seen) == 2 and all(n > 0 for n in seen)
+    fake = make_fake(rate_limits=None)
+    job_id = fake.add_job("item-update", items=2)
+    client_options = options(fake.base_url, fake.api_key)
+    job = call(
+        mode, client_options, "get_item_update_job", job_id, include=["items"], http=logging_client
+    )
+    assert job.id == job_id and job.items is not None and len(job.items) == 2
+    assert len(seen) == 1 and seen[0] > 0

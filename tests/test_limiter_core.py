@@ -16,6 +16,7 @@ from klaviyo_catalog._ratelimit import MemoryRateLimiter, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents
+from tests.hardening_support import run_async
 from tests.virtual_clock import VirtualClock, job_response, virtual_core
 
 RATES = [Rate(1, 10.0)]
@@ -84,4 +85,4 @@ def test_a_cancelled_task_frees_its_slot() -> None:
                 # The slot is free a window after the cancellation, not held forever.
                 await asyncio.wait_for(kc.get_item_update_job(job_id), timeout=2.0)
 
-        asyncio.run(run())
+        run_async(run())

@@ -18,6 +18,7 @@ from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate, RateLimitError
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Observation, Ticket, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
+from tests.hardening_support import Mode, run_async
 from tests.virtual_clock import max_in_window
 
 WINDOWS = [(5, 0.25), (12, 1.0)]  # burst and steady, scaled down
@@ -74,8 +75,7 @@ def assert_within_limits(fake: FakeKlaviyo, limiter: RecordingLimiter, requests:
 JITTER_WINDOWS = [(5, 0.1), (10, 0.3)]
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_60ms_of_jitter_between_admission_and_arrival_never_trips_a_window(mode: str) -> None:
+def test_60ms_of_jitter_between_admission_and_arrival_never_trips_a_window(mode: Mode) -> None:
     # Every request waits 0-60 ms in the fake before it is counted, as on a slow network path.
     with FakeKlaviyo(rate_limits=JITTER_WINDOWS) as fake:
         job_id = fake.add_job("item-update")
@@ -87,7 +87,7 @@ def test_60ms_of_jitter_between_admission_and_arrival_never_trips_a_window(mode:
                 async with async_client(fake, rate_limits=rates) as kc:
                     await asyncio.gather(*(kc.get_item_update_job(job_id) for _ in range(40)))
 
-            asyncio.run(burst())
+            run_async(burst())
         else:
             with client(fake, rate_limits=rates) as kc:
                 threads = [
@@ -223,7 +223,7 @@ def test_a_blocking_limiter_never_blocks_the_event_loop(fake: FakeKlaviyo) -> No
         return max(gaps)
 
     # Three 0.2 s limiter calls ran, yet the loop never stalled for anything like that long.
-    assert asyncio.run(run()) < 0.1
+    assert run_async(run()) < 0.1
     assert [r.status for r in fake.request_log] == [200, 200, 200]
 
 

@@ -3,7 +3,6 @@ by `account=`, and FakeKlaviyo's bearer tokens; sync and async alike."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, account_key
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
+
+from tests.hardening_support import run_async
 
 TOKEN = "kat_0123456789abcdefOLD"
 FRESH = "kat_0123456789abcdefNEW"
@@ -62,7 +63,7 @@ def get(kc: CatalogJobs | AsyncCatalogJobs, job_id: str) -> Any:
         async with kc:
             return await kc.get_item_update_job(job_id)
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def test_a_fixed_token_is_sent_as_bearer(mode: str, fake: FakeKlaviyo) -> None:

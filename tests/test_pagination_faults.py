@@ -7,15 +7,13 @@ starts from the wrong cursor.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from klaviyo_catalog import (
-    AsyncCatalogJobs,
-    CatalogJobs,
     KlaviyoError,
     RateLimitError,
     ServerError,
@@ -23,7 +21,7 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
-from tests.hardening_support import Mode, call, options
+from tests.hardening_support import Mode, call, consume, options, use
 
 PAGE_SIZE = 50
 RANDOM_FAULTS = [
@@ -82,29 +80,17 @@ def walk_until_error(
     burst = opts["max_retries"] + 1
     if after == 0:
         fake.inject(fault, times=burst)
-    if mode == "sync":
-        with CatalogJobs(**opts) as kc:
-            try:
-                for job in kc.iter_item_create_jobs():
-                    seen.append(job.id)
-                    if len(seen) == after:
-                        fake.inject(fault, times=burst)
-            except KlaviyoError as error:
-                return seen, error
-        return seen, None
 
-    async def run() -> KlaviyoError | None:
-        async with AsyncCatalogJobs(**opts) as kc:
-            try:
-                async for job in kc.iter_item_create_jobs():
-                    seen.append(job.id)
-                    if len(seen) == after:
-                        fake.inject(fault, times=burst)
-            except KlaviyoError as error:
-                return error
-        return None
+    def note(job: Any) -> None:
+        seen.append(job.id)
+        if len(seen) == after:
+            fake.inject(fault, times=burst)
 
-    return seen, asyncio.run(run())
+    try:
+        use(mode, opts, lambda kc: consume(kc.iter_item_create_jobs(), note))
+    except KlaviyoError as error:
+        return seen, error
+    return seen, None
 
 
 @pytest.mark.parametrize("after", [0, 3 * PAGE_SIZE, 20 * PAGE_SIZE], ids=["first", "4th", "last"])
@@ -139,12 +125,8 @@ def test_an_app_resume_loop_without_retries_loses_nothing(mode: Mode, fake: Fake
     errors: Counter[str] = Counter()
     for _ in range(200):  # bounded: a resume that never progressed would loop forever
         try:
-            if mode == "sync":
-                with CatalogJobs(**opts) as kc:
-                    for job in kc.iter_item_create_jobs(status="processing", cursor=cursor):
-                        seen.append(job.id)
-            else:
-                asyncio.run(collect_async(opts, cursor, seen))
+            walk = functools.partial(_walk_from, cursor=cursor, seen=seen)
+            use(mode, opts, walk)
             break
         except (ServerError, TransportError, RateLimitError) as error:
             errors[type(error).__name__] += 1
@@ -155,7 +137,7 @@ def test_an_app_resume_loop_without_retries_loses_nothing(mode: Mode, fake: Fake
     assert sum(errors.values()) >= 5 and len(errors) >= 2  # resumed often, after varied errors
 
 
-async def collect_async(opts: dict[str, Any], cursor: str | None, seen: list[str]) -> None:
-    async with AsyncCatalogJobs(**opts) as kc:
-        async for job in kc.iter_item_create_jobs(status="processing", cursor=cursor):
-            seen.append(job.id)
+def _walk_from(kc: Any, *, cursor: str | None, seen: list[str]) -> Any:
+    """Walk the processing item-create jobs from `cursor`, noting each id in `seen`."""
+    jobs = kc.iter_item_create_jobs(status="processing", cursor=cursor)
+    return consume(jobs, lambda job: seen.append(job.id))

@@ -14,7 +14,6 @@ Without Prism these tests skip, except in CI (`CI=true`), where they fail.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -52,6 +51,8 @@ from klaviyo_catalog._jsonapi import job_collection
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
 from klaviyo_catalog_api.views import Attr
+
+from tests.hardening_support import run_async
 
 ROOT = Path(__file__).resolve().parents[1]
 PRISM = ROOT / "tools" / "prism" / "node_modules" / ".bin" / "prism"
@@ -430,7 +431,7 @@ def test_every_call_parses_prisms_static_answers(prism: dict[str, str]) -> None:
     recorder = Recorder()
     check_round(sync_round(prism["static"], recorder, every), recorder, every)
     recorder = Recorder()
-    check_round(asyncio.run(async_round(prism["static"], recorder, every)), recorder, every)
+    check_round(run_async(async_round(prism["static"], recorder, every)), recorder, every)
 
 
 def test_every_call_parses_random_data_valid_per_the_spec(prism: dict[str, str]) -> None:
@@ -463,7 +464,7 @@ def test_every_call_parses_random_data_valid_per_the_spec(prism: dict[str, str])
 
     worker = threading.Thread(target=sync_rounds)
     worker.start()
-    asyncio.run(async_rounds())
+    run_async(async_rounds())
     worker.join()
     assert failures == [], f"{len(failures)} of {2 * ROUNDS} rounds failed:\n" + "\n".join(
         failures[:5]

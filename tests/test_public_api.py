@@ -13,7 +13,7 @@ import pytest
 from klaviyo_catalog import CatalogJobs, MemoryRateLimiter, Rate, RetryPolicy
 
 from tests import documents as docs
-from tests.hardening_support import MODES, SECRET_KEY, Mode, call
+from tests.hardening_support import SECRET_KEY, Mode, call
 
 DOCUMENT = docs.single(docs.job("J"))
 
@@ -43,14 +43,12 @@ def timeouts_sent(mode: Mode, app_timeout: httpx.Timeout, **options: Any) -> lis
     return seen
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_an_app_supplied_client_keeps_its_own_timeout(mode: Mode) -> None:
     own = httpx.Timeout(3.5, connect=1.25)
     (sent,) = timeouts_sent(mode, own)
     assert sent == {"connect": 1.25, "read": 3.5, "write": 3.5, "pool": 3.5}
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_a_timeout_passed_to_the_facade_wins_over_the_app_clients(mode: Mode) -> None:
     (sent,) = timeouts_sent(mode, httpx.Timeout(3.5), timeout=7)
     assert sent == {"connect": 7.0, "read": 7.0, "write": 7.0, "pool": 7.0}

@@ -24,6 +24,7 @@ from klaviyo_catalog._ratelimit import (
     default_limiter,
 )
 
+from tests.hardening_support import run_async
 from tests.virtual_clock import Simulation, VirtualClock, WindowServer, max_in_window, virtual_core
 
 
@@ -277,7 +278,7 @@ def test_a_paused_and_a_saturated_key_never_stall_another_key() -> None:
 
     try:
         started = time.monotonic()
-        grants = asyncio.run(fast_tasks())
+        grants = run_async(fast_tasks())
         grants += [limiter.try_acquire("free", "other-op", fast) for _ in range(200)]
         elapsed = time.monotonic() - started
     finally:

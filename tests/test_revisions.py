@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import os
@@ -24,6 +23,8 @@ from klaviyo_catalog import (
 from klaviyo_catalog._revisions import Revision
 from klaviyo_catalog.testing import FakeKlaviyo
 from klaviyo_catalog_api.catalog_spec import REVISION
+
+from tests.hardening_support import run_async
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
@@ -154,7 +155,7 @@ def test_410_gone_is_revision_retired_error_with_advice() -> None:
                 await kc.get_item_update_job(job_id)
 
         with pytest.warns(KlaviyoDeprecationWarning), pytest.raises(RevisionRetiredError):
-            asyncio.run(main())
+            run_async(main())
 
 
 def test_the_fake_serves_old_revisions_unless_asked_to_retire_them() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -11,9 +10,7 @@ from typing import Any
 import pytest
 from klaviyo_catalog import (
     APIErrorDetail,
-    AsyncCatalogJobs,
     BulkJob,
-    CatalogJobs,
     Category,
     InvalidResponseError,
     Item,
@@ -27,6 +24,7 @@ from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo
 
 from tests import documents as docs
+from tests.hardening_support import Mode, call
 
 UPDATE = "catalog-item-bulk-update-job"
 
@@ -194,21 +192,17 @@ def fake() -> Iterator[FakeKlaviyo]:
     assert running.internal_errors == []
 
 
-def fetch(mode: str, fake: FakeKlaviyo, job_id: str, **kwargs: Any) -> BulkJob:
-    options: dict[str, Any] = {"base_url": fake.base_url, "rate_limiter": MemoryRateLimiter()}
-    if mode == "sync":
-        with CatalogJobs(fake.api_key, **options) as kc:
-            return kc.get_variant_update_job(job_id, **kwargs)
-
-    async def run() -> BulkJob:
-        async with AsyncCatalogJobs(fake.api_key, **options) as kc:
-            return await kc.get_variant_update_job(job_id, **kwargs)
-
-    return asyncio.run(run())
+def fetch(mode: Mode, fake: FakeKlaviyo, job_id: str, **kwargs: Any) -> BulkJob:
+    client_options = {
+        "api_key": fake.api_key,
+        "base_url": fake.base_url,
+        "rate_limiter": MemoryRateLimiter(),
+    }
+    job: BulkJob = call(mode, client_options, "get_variant_update_job", job_id, **kwargs)
+    return job
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_failures_pair_each_error_with_its_variant(mode: str, fake: FakeKlaviyo) -> None:
+def test_failures_pair_each_error_with_its_variant(mode: Mode, fake: FakeKlaviyo) -> None:
     job_id = fake.add_job("variant-update", status="complete", items=4, failed=2)
     job = fetch(mode, fake, job_id, include=["variants"])
     assert job.variants is not None and len(job.failures) == 2
@@ -223,9 +217,8 @@ def test_failures_pair_each_error_with_its_variant(mode: str, fake: FakeKlaviyo)
     assert [f.error for f in plain.failures] == list(plain.errors)
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_failures_pair_when_the_external_id_attribute_was_not_requested(
-    mode: str, fake: FakeKlaviyo
+    mode: Mode, fake: FakeKlaviyo
 ) -> None:
     job_id = fake.add_job("variant-update", status="complete", items=3, failed=1)
     job = fetch(mode, fake, job_id, include=["variants"], fields={"catalog-variant": ["sku"]})

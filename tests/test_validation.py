@@ -3,7 +3,6 @@ that says what is allowed, before any request, and without echoing a secret."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -19,7 +18,8 @@ from klaviyo_catalog._operations import MAX_CURSOR_URL_CHARS, MAX_JOB_ID_CHARS
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo
 
-MODES = ["sync", "async"]
+from tests.hardening_support import Mode, call
+
 CLIENTS = [CatalogJobs, AsyncCatalogJobs]
 
 
@@ -29,23 +29,16 @@ def fake() -> Any:
         yield server
 
 
-def call(mode: str, fake: FakeKlaviyo, name: str, *args: Any, **kwargs: Any) -> Any:
-    options: dict[str, Any] = {"base_url": fake.base_url, "rate_limiter": MemoryRateLimiter()}
-    if mode == "sync":
-        with CatalogJobs(fake.api_key, **options) as kc:
-            result = getattr(kc, name)(*args, **kwargs)
-            return list(result) if name.startswith("iter_") else result
-
-    async def run() -> Any:
-        async with AsyncCatalogJobs(fake.api_key, **options) as kc:
-            if name.startswith("iter_"):
-                return [job async for job in getattr(kc, name)(*args, **kwargs)]
-            return await getattr(kc, name)(*args, **kwargs)
-
-    return asyncio.run(run())
+def call_on(mode: Mode, fake: FakeKlaviyo, name: str, *args: Any, **kwargs: Any) -> Any:
+    """`name(*args, **kwargs)` on a fresh client of `mode` for `fake`, by the one runner."""
+    client_options = {
+        "api_key": fake.api_key,
+        "base_url": fake.base_url,
+        "rate_limiter": MemoryRateLimiter(),
+    }
+    return call(mode, client_options, name, *args, **kwargs)
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "name, args, kwargs, message",
     [
@@ -60,24 +53,23 @@ def call(mode: str, fake: FakeKlaviyo, name: str, *args: Any, **kwargs: Any) -> 
     ],
 )
 def test_arguments_that_cannot_be_sent_are_invalid_requests(
-    mode: str, fake: FakeKlaviyo, name: str, args: Any, kwargs: Any, message: str
+    mode: Mode, fake: FakeKlaviyo, name: str, args: Any, kwargs: Any, message: str
 ) -> None:
     before = len(fake.request_log)
     with pytest.raises(InvalidRequestError, match=message):
-        call(mode, fake, name, *args, **kwargs)
+        call_on(mode, fake, name, *args, **kwargs)
     assert len(fake.request_log) == before  # nothing went out
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_the_longest_accepted_job_id_and_cursor_reach_the_server(
-    mode: str, fake: FakeKlaviyo
+    mode: Mode, fake: FakeKlaviyo
 ) -> None:
     from klaviyo_catalog import BadRequestError, NotFoundError
 
     with pytest.raises(NotFoundError):  # sent, and answered: no such job
-        call(mode, fake, "get_item_update_job", "J" * MAX_JOB_ID_CHARS)
+        call_on(mode, fake, "get_item_update_job", "J" * MAX_JOB_ID_CHARS)
     with pytest.raises(BadRequestError):  # sent, and answered: no such cursor
-        call(mode, fake, "list_item_create_jobs", cursor="c" * MAX_CURSOR_URL_CHARS)
+        call_on(mode, fake, "list_item_create_jobs", cursor="c" * MAX_CURSOR_URL_CHARS)
 
 
 @pytest.mark.parametrize("client_class", CLIENTS)

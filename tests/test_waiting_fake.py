@@ -6,7 +6,6 @@ the fake's time-driven jobs, in about a second each.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +14,8 @@ import pytest
 from klaviyo_catalog import AsyncCatalogJobs, BulkJob, CatalogJobs, JobStatus, WaitProgress
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo
+
+from tests.hardening_support import run_async
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ def test_async_wait_for_jobs_on_the_fake(fake: FakeKlaviyo) -> None:
                 (job, time.monotonic()) async for job in kc.wait_for_jobs(given, poll_interval=0.25)
             ]
 
-    check(asyncio.run(main()), finishes)
+    check(run_async(main()), finishes)
 
 
 def test_wait_for_job_on_an_item_create_job_of_the_fake(fake: FakeKlaviyo) -> None:

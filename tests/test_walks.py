@@ -3,7 +3,6 @@ and read once, when the walk is made."""
 
 from __future__ import annotations
 
-import asyncio
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -20,9 +19,9 @@ from klaviyo_catalog._core import CURSOR_DIGEST_BYTES, Send
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo
 
+from tests.hardening_support import Mode, call
 from tests.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
 
-MODES = ["sync", "async"]
 LIST = "list_item_create_jobs"
 
 
@@ -120,21 +119,17 @@ def fake() -> Iterator[FakeKlaviyo]:
         yield server
 
 
-def collect(mode: str, fake: FakeKlaviyo, **kwargs: Any) -> list[str]:
-    options: dict[str, Any] = {"base_url": fake.base_url, "rate_limiter": MemoryRateLimiter()}
-    if mode == "sync":
-        with CatalogJobs(fake.api_key, **options) as kc:
-            return [job.id for job in kc.iter_item_create_jobs(**kwargs)]
-
-    async def run() -> list[str]:
-        async with AsyncCatalogJobs(fake.api_key, **options) as kc:
-            return [job.id async for job in kc.iter_item_create_jobs(**kwargs)]
-
-    return asyncio.run(run())
+def collect(mode: Mode, fake: FakeKlaviyo, **kwargs: Any) -> list[str]:
+    jobs = call(mode, client_options(fake), "iter_item_create_jobs", **kwargs)
+    return [job.id for job in jobs]
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_max_pages_then_resume_sees_every_job_once(mode: str, fake: FakeKlaviyo) -> None:
+def client_options(fake: FakeKlaviyo) -> dict[str, Any]:
+    """A client of `fake`, with a rate-limit budget of its own."""
+    return {"api_key": fake.api_key, "base_url": fake.base_url, "rate_limiter": MemoryRateLimiter()}
+
+
+def test_max_pages_then_resume_sees_every_job_once(mode: Mode, fake: FakeKlaviyo) -> None:
     ids = fake.add_jobs("item-create", 5)
     with pytest.raises(PageLimitExceededError) as caught:
         collect(mode, fake, max_pages=2)
@@ -143,8 +138,7 @@ def test_max_pages_then_resume_sees_every_job_once(mode: str, fake: FakeKlaviyo)
     assert len(rest) == 1 and rest[0] == ids[-1]
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_an_iterator_in_fields_serves_every_page(mode: str, fake: FakeKlaviyo) -> None:
+def test_an_iterator_in_fields_serves_every_page(mode: Mode, fake: FakeKlaviyo) -> None:
     fake.add_jobs("item-create", 5)
     names = iter(["completed_count"])
     jobs = collect(mode, fake, fields={"catalog-item-bulk-create-job": names})
@@ -154,24 +148,15 @@ def test_an_iterator_in_fields_serves_every_page(mode: str, fake: FakeKlaviyo) -
         assert fieldset[0] == "completed_count"  # not an empty list after the first page
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_an_iterator_in_fields_or_include_of_a_single_job_is_sent_whole(
-    mode: str, fake: FakeKlaviyo
+    mode: Mode, fake: FakeKlaviyo
 ) -> None:
     job_id = fake.add_job("item-update", items=2)
-    options: dict[str, Any] = {"base_url": fake.base_url, "rate_limiter": MemoryRateLimiter()}
     fields = {"catalog-item": (name for name in ["title", "price"])}
     include = (name for name in ["items"])
-    if mode == "sync":
-        with CatalogJobs(fake.api_key, **options) as kc:
-            job = kc.get_item_update_job(job_id, include=include, fields=fields)
-    else:
-
-        async def run() -> Any:
-            async with AsyncCatalogJobs(fake.api_key, **options) as kc:
-                return await kc.get_item_update_job(job_id, include=include, fields=fields)
-
-        job = asyncio.run(run())
+    job = call(
+        mode, client_options(fake), "get_item_update_job", job_id, include=include, fields=fields
+    )
     assert job.items is not None and len(job.items) == 2
     (record,) = fake.request_log
     assert record.query["fields[catalog-item]"] == "title,price"
