@@ -84,6 +84,8 @@ def _shown(base_url: object) -> str:
 
 
 def _checked_base_url(base_url: str) -> str:
+    """A base URL the key can safely be sent to: https (http only to a loopback host), no user or
+    password, no query or fragment; without its trailing slash."""
     if not isinstance(base_url, str):
         raise ConfigurationError(f"base_url must be a str, got {type(base_url).__name__}")
     try:
@@ -122,6 +124,7 @@ def _base_url(base_url: str | None) -> str:
 
 
 def _is_loopback(host: str) -> bool:
+    """Whether a host is this machine, by name or by address."""
     if host.lower() in LOOPBACK_NAMES:
         return True
     try:
@@ -131,6 +134,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
+    """`rate_limits` checked: lists of Rate, for known operations only; as a list, or a dict by
+    operation."""
+
     def check(rates: Any, where: str) -> list[Rate]:
         if isinstance(rates, Rate):
             rates = [rates]
@@ -194,6 +200,8 @@ def _default_timeout(http_client: object) -> httpx.Timeout:
 
 
 def _timeout(timeout: object) -> httpx.Timeout:
+    """An httpx.Timeout from a number of seconds, or one given whose phases are each a number of
+    seconds or None; all finite and > 0."""
     if isinstance(timeout, httpx.Timeout):
         for phase in ("connect", "read", "write", "pool"):
             _optional_seconds(getattr(timeout, phase), f"timeout.{phase}")
@@ -203,12 +211,14 @@ def _timeout(timeout: object) -> httpx.Timeout:
 
 
 def _retries(max_retries: object) -> int:
+    """A number of retries: an int >= 0."""
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r:.40}")
     return max_retries
 
 
 def _byte_count(value: object) -> int:
+    """A response size cap: an int >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"max_response_bytes must be an int >= 1, got {value!r:.40}")
     return value
@@ -316,6 +326,8 @@ class _ClientBase(Generic[H]):
         return derived
 
     def _new_http(self) -> H:
+        """The client's own pool: every connection kept alive; a sync one bounded by the call's
+        deadline (see `_sockets`)."""
         limits = httpx.Limits(
             max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
         )
@@ -342,10 +354,12 @@ class _ClientBase(Generic[H]):
 
     @property
     def revision(self) -> str:
+        """The API revision sent with every request."""
         return self._settings.revision
 
     @property
     def base_url(self) -> str:
+        """The API root requests go to, without a trailing slash."""
         return self._settings.base_url
 
     def __repr__(self) -> str:
@@ -607,6 +621,8 @@ class AsyncCatalogJobs(
 
 
 def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
+    """The response's raw stream; a TypeError for an async one, which an app's odd transport
+    could return."""
     stream = response.stream
     if not isinstance(stream, httpx.SyncByteStream):
         raise TypeError("an httpx.Client returned an async response stream")
@@ -614,6 +630,8 @@ def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
 
 
 def _async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
+    """The response's raw stream; a TypeError for a sync one, which an app's odd transport could
+    return."""
     stream = response.stream
     if not isinstance(stream, httpx.AsyncByteStream):
         raise TypeError("an httpx.AsyncClient returned a sync response stream")
@@ -638,6 +656,8 @@ _executor_lock = threading.Lock()
 
 
 def _call(call: Call) -> Any:
+    """Run a blocking call for the sync client, in the worker pool when it has a timeout; its
+    result or its exception, for the flow to type."""
     try:
         if call.timeout is None:
             return call.function()
@@ -647,6 +667,7 @@ def _call(call: Call) -> Any:
 
 
 def _calls() -> concurrent.futures.ThreadPoolExecutor:
+    """The worker pool of blocking rate-limiter calls, made at first use."""
     global _executor
     with _executor_lock:
         if _executor is None:

@@ -176,6 +176,8 @@ class Body:
         )
 
     def _decode(self, data: bytes) -> None:
+        """Decompress `data` into the body, never more than one byte past the cap however well it
+        compresses."""
         decoder = self._decoder
         while True:
             step = min(self._max - self._size + 1, _DECODE_STEP)
@@ -199,6 +201,7 @@ class Body:
                 return  # all input consumed and all of its output taken
 
     def _add(self, data: bytes) -> None:
+        """Keep a chunk of the decoded body, or stop at the first byte over max_response_bytes."""
         if data:
             self._size += len(data)
             if self._size > self._max:
@@ -206,11 +209,14 @@ class Body:
             self._chunks.append(data)
 
     def _too_large(self) -> InvalidResponseError:
+        """The error for a body over max_response_bytes."""
         return self._invalid(
             f"the response body is larger than max_response_bytes={self._max}; stopped reading"
         )
 
     def _invalid(self, problem: str) -> InvalidResponseError:
+        """An InvalidResponseError about this response's body, naming the operation and the
+        status."""
         return InvalidResponseError(
             f"{self._what}: HTTP {self._source.status_code}: {problem}",
             status_code=self._source.status_code,
@@ -389,6 +395,8 @@ class PageWalk:
 
 
 def _digest(cursor: str) -> bytes:
+    """A short digest of a cursor, for the walk's loop guard: a few bytes per page, whatever the
+    cursor's size."""
     return hashlib.blake2b(
         cursor.encode("utf-8", "surrogatepass"), digest_size=CURSOR_DIGEST_BYTES
     ).digest()
@@ -488,6 +496,8 @@ class Core:
     def _exchange(
         self, op: Operation, parts: RequestParts
     ) -> Flow[tuple[httpx.Response, ResponseInfo]]:
+        """One call's request to Klaviyo: every attempt through the rate limiter, retried as the
+        policy says, within the call's deadline; the successful response and its ResponseInfo."""
         s = self.settings
         deadline = Deadline.start(s.clock, s.retry.deadline)
         rates = s.rates(op)
@@ -615,6 +625,8 @@ class Core:
     def _complete(
         self, op: Operation, deadline: Deadline, ticket: Ticket, observation: Observation | None
     ) -> Flow[None]:
+        """Hand a ticket back to the limiter with what the response said of the server's budget;
+        a limiter that fails or is too slow costs the call nothing."""
         try:
             yield from self._limit(
                 op, deadline, self.settings.limiter.complete, ticket, observation, cleanup=True
@@ -701,6 +713,8 @@ class Core:
     def _api_error(
         self, op: Operation, response: httpx.Response, retry_after: float | None = None
     ) -> APIError:
+        """The APIError subclass for an error response, its message naming the operation, the
+        status and Klaviyo's first error."""
         details = jsonapi.error_details(response)
         reason = response.reason_phrase or "error"
         summary = details[0].describe() if details else jsonapi.excerpt(response.content)
@@ -725,6 +739,8 @@ class Core:
     def _info(
         self, response: httpx.Response, request_id: str | None, elapsed: float, attempts: int
     ) -> ResponseInfo:
+        """The response's metadata for the app, without cookies or any header that carries the
+        credential."""
         secrets = self.settings.secrets()
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
@@ -741,6 +757,8 @@ class Core:
         )
 
     def _parse(self, op: Operation, response: httpx.Response, parse: Callable[[Any], T]) -> T:
+        """A successful response's JSON read by `parse`; a body that is not the documented shape
+        is InvalidResponseError."""
         document = jsonapi.decode(response, op.name)
         try:
             return parse(document)
@@ -837,6 +855,7 @@ def _within(timeout: httpx.Timeout, remaining: float | None) -> httpx.Timeout:
 
 
 def _shorter(phase: float | None, remaining: float) -> float:
+    """A timeout phase cut to the seconds the deadline leaves (None: no limit but the deadline)."""
     return remaining if phase is None else min(phase, remaining)
 
 

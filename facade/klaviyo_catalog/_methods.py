@@ -48,15 +48,21 @@ class Methods(Generic[JobR, PageR, JobsR]):
     _core: Core
 
     def _job(self, flow: Flow[BulkJob]) -> JobR:
+        """Run a flow that ends in one job: the sync client returns the job, the async one a
+        coroutine."""
         raise NotImplementedError
 
     def _page(self, flow: Flow[Page[BulkJob]]) -> PageR:
+        """Run a flow that ends in one page, as `_job` does."""
         raise NotImplementedError
 
     def _walk(self, walk: PageWalk) -> JobsR:
+        """Drive a walk page by page: an iterator of its jobs, or an async iterator."""
         raise NotImplementedError
 
     def _drain(self, wait: JobsWait) -> JobsR:
+        """Drive a wait round by round: an iterator of the jobs as they finish, or an async
+        iterator."""
         raise NotImplementedError
 
     # --- single jobs ---

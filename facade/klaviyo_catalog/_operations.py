@@ -64,10 +64,15 @@ class RequestParts:
 
 @attrs.frozen
 class Operation:
+    """One endpoint of the curated spec, as the core uses it: `build` checks a call's arguments
+    against the spec and makes the request's parts."""
+
     spec: OperationSpec
 
     @property
     def name(self) -> str:
+        """The operation's id in the spec (get_item_update_job, ...), which names it in messages
+        and rate limits."""
         return self.spec.name
 
     def build(
@@ -131,6 +136,8 @@ class Operation:
         return MEDIA_TYPE
 
     def _include(self, include: Iterable[str] | None) -> tuple[str, ...]:
+        """The relationships to include, each one the spec allows, without repeats; a lone string
+        is taken as a list of one."""
         if include is None:
             return ()
         if isinstance(include, str):
@@ -147,6 +154,8 @@ class Operation:
         return tuple(dict.fromkeys(names))
 
     def _fields(self, json_type: str, names: Iterable[str]) -> str:
+        """The `fields[json_type]` value: the requested names, each one the spec allows, plus,
+        for the job's own type, the fields the facade always reads (status and counts)."""
         allowed = self.spec.fields.get(json_type) if isinstance(json_type, str) else None
         if allowed is None:
             types = ", ".join(self.spec.fields)
@@ -169,6 +178,8 @@ class Operation:
         return ",".join(dict.fromkeys(names))
 
     def _status(self, status: str) -> str:
+        """The list filter's status, one the spec knows; InvalidRequestError for anything else,
+        before any request."""
         if not self.spec.is_list:
             raise InvalidRequestError(f"{self.name} does not filter by status")
         # Only the statuses the spec knows: Klaviyo answers an unknown one with an empty list,
@@ -187,6 +198,8 @@ class Operation:
         return str(status)
 
     def _job_id(self, job_id: str | None) -> str:
+        """A job id that can be sent as one path segment: a non-empty, encodable string of
+        bounded length that is no path step."""
         if not isinstance(job_id, str) or not job_id.strip():
             raise InvalidRequestError(f"{self.name}: job_id must be a non-empty string")
         if len(job_id) > MAX_JOB_ID_CHARS:
@@ -212,6 +225,7 @@ def _utf8(text: str) -> bool:
 
 @functools.cache
 def operation(name: str) -> Operation:
+    """The Operation of a name in the spec, built once."""
     return Operation(OPERATIONS[name])
 
 

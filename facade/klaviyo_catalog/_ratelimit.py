@@ -139,11 +139,13 @@ def account_key(api_key: str) -> str:
 
 
 def _validate_pause(seconds: float) -> None:
+    """A pause must be finite and not negative: an infinite one would stop the account for good."""
     if not (math.isfinite(seconds) and seconds >= 0):
         raise ValueError(f"pause seconds must be finite and >= 0, got {seconds!r}")
 
 
 def _check_rates(rates: Sequence[Rate]) -> None:
+    """An operation needs at least one rate: with none, nothing would bound it."""
     if not rates:
         raise ValueError("rates must not be empty")
 
@@ -203,9 +205,12 @@ class _Log:
         self.hint: tuple[int, int, float] | None = None
 
     def longest(self) -> float:
+        """The longest window, margin included: how long a completion still counts."""
         return self.plan[-1][1]
 
     def idle(self, now: float) -> bool:
+        """Whether the log holds nothing that still matters at `now` (no request in flight, no
+        completion or hint still in a window), so it can be dropped."""
         return (
             self.in_flight == 0
             and (not self.done or self.done[-1] + self.longest() <= now)
@@ -214,6 +219,7 @@ class _Log:
 
 
 def _window(plan_entry: tuple[int, float]) -> float:
+    """A plan entry's window length, to sort the plan by."""
     return plan_entry[1]
 
 
@@ -221,6 +227,7 @@ _INSTANCES: weakref.WeakSet[MemoryRateLimiter] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    """Reset every live limiter in a forked child (see MemoryRateLimiter._after_fork)."""
     for limiter in list(_INSTANCES):
         limiter._after_fork()
 
@@ -364,6 +371,8 @@ class MemoryRateLimiter:
             self._prune(self._clock())
 
     def _prune(self, now: float) -> None:
+        """Drop the idle logs and the ended pauses, and schedule the next pruning; under the
+        lock."""
         self._next_prune = now + self._prune_every
         for key in [key for key, log in self._logs.items() if log.idle(now)]:
             del self._logs[key]
@@ -371,6 +380,8 @@ class MemoryRateLimiter:
             del self._paused_until[account]
 
     def _reset_rates(self, key: tuple[str, str], log: _Log | None, rates: Sequence[Rate]) -> _Log:
+        """A log for new rates of a key, keeping the old one's requests in flight, history and
+        hint: the same requests still count against the new rates."""
         _check_rates(rates)
         new = _Log(tuple(rates), self._margin)
         if log is not None:  # new rates, same requests: keep what is in flight and the history
@@ -379,6 +390,8 @@ class MemoryRateLimiter:
         return new
 
     def _after_fork(self) -> None:
+        """In a forked child: a fresh lock, and the requests in flight counted as completed now,
+        since their answers go to the parent."""
         # The lock may have been held by a thread that does not exist in the child.
         self._lock = threading.Lock()
         now = self._clock()

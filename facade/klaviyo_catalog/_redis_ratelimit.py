@@ -285,6 +285,7 @@ class RedisRateLimiter:
         self._pause(keys=[key], args=[math.ceil(seconds * 1_000_000)])
 
     def _plan(self, account: str, operation: str, rates: Sequence[Rate]) -> _Plan:
+        """The script keys and arguments of one (account, operation, rates), built once and kept."""
         key = (account, operation, plan_key(rates))
         plan = self._plans.get(key)
         if plan is None:
@@ -296,4 +297,5 @@ class RedisRateLimiter:
 
 
 def plan_key(rates: Sequence[Rate]) -> tuple[Rate, ...]:
+    """Rates as a hashable key of the plan cache."""
     return rates if isinstance(rates, tuple) else tuple(rates)

@@ -24,10 +24,14 @@ __all__ = ["VIEWS", "Category", "Item", "Resource", "ResourceRef", "Variant"]
 
 
 def _invalid(message: str, excerpt: str | None) -> Exception:
+    """The generated views' error for a value of the wrong type: an InvalidResponseError, as for
+    any response that does not match the schema."""
     return InvalidResponseError(message, excerpt=excerpt or "")
 
 
 def _unsupported(message: str, excerpt: str | None) -> Exception:
+    """The generated views' error for a resource type this generated package has no model of: a
+    ConfigurationError, since regenerating is the fix."""
     return ConfigurationError(message)
 
 

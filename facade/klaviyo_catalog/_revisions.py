@@ -107,6 +107,7 @@ class RevisionLifecycle:
 
 
 def _years_later(date: dt.date, years: int) -> dt.date:
+    """The same day `years` later; 29 February becomes 28 February in a year without it."""
     try:
         return date.replace(year=date.year + years)
     except ValueError:  # 29 February in a year that has none

@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 
 class Serializable(Protocol):
+    """An object with `to_dict()`, as the facade's results are; `json_ready` calls it (checking
+    by attribute, not by this protocol)."""
+
     def to_dict(self) -> dict[str, Any]: ...
 
 

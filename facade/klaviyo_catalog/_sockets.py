@@ -36,6 +36,8 @@ def deadline_in(seconds: float | None) -> Iterator[None]:
 
 
 def _capped(timeout: float | None) -> float | None:
+    """`timeout` shortened to what the current call's deadline leaves (never 0, which would
+    make the socket non-blocking)."""
     at: float | None = getattr(_local, "at", None)
     if at is None:
         return timeout
@@ -44,6 +46,9 @@ def _capped(timeout: float | None) -> float | None:
 
 
 class _Stream(httpcore.NetworkStream):
+    """A network stream whose every read, write and TLS handshake waits no longer than the call's
+    deadline."""
+
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
 
@@ -66,6 +71,9 @@ class _Stream(httpcore.NetworkStream):
 
 
 class _Backend(httpcore.NetworkBackend):
+    """httpcore's network backend, its connections opened and wrapped as deadline-bounded
+    streams."""
+
     def __init__(self, backend: httpcore.NetworkBackend) -> None:
         self._backend = backend
 

@@ -110,6 +110,7 @@ Done = dict[Key, BulkJob]  # the jobs a round saw finish
 
 
 def _key(job: BulkJob) -> Key:
+    """A job's key in a wait: (job type, id), since ids are unique per kind only."""
     return (job.kind, job.id)
 
 
@@ -439,11 +440,13 @@ class JobsWait:
             yield from self._walk(LIST_OPERATION[job_type], None, note, used, None)
 
     def _poll_each(self, job_type: str, done: Done, used: Counter[str]) -> Flow[None]:
+        """GET every pending job of a kind that has no list endpoint."""
         name = GET_OPERATION[job_type]
         for key in [k for k in self._pending if k[0] == job_type]:
             yield from self._get(name, key, done, used)
 
     def _get(self, name: str, key: Key, done: Done, used: Counter[str]) -> Flow[None]:
+        """Poll one job by its GET; a transient failure skips it this round."""
         yield from self._pace(name, used)
         fetch = self._fetch[key]
         try:
@@ -485,6 +488,7 @@ class JobsWait:
                 return True
 
     def _update(self, key: Key, job: BulkJob, done: Done) -> None:
+        """Record a job's latest state; one seen done joins `done`, once."""
         if key not in self._pending or key in done:
             return  # reported once, in the first state that showed it done
         self._latest[key] = job
@@ -496,6 +500,8 @@ class JobsWait:
     # --- pacing and timing --------------------------------------------------------------------
 
     def _rates(self, name: str) -> list[Rate]:
+        """An operation's rate limits cut to this wait's quota share (at least one request per
+        window)."""
         rates = self._core.settings.rates(operation(name))
         return [Rate(max(1, math.floor(r.count * self._share)), r.per_seconds) for r in rates]
 
@@ -515,6 +521,8 @@ class JobsWait:
             yield Sleep(wait)
 
     def _plan_next(self, started: float, used: Counter[str]) -> None:
+        """When the next round is due: the interval backed off, and lengthened if this round's
+        requests need more than the quota share allows."""
         self._base_interval = min(self._base_interval * self._backoff, self._max_interval)
         interval = self._base_interval
         for name, count in used.items():
@@ -525,10 +533,13 @@ class JobsWait:
         self._next_round_at = started + interval
 
     def _report(self) -> None:
+        """Tell `on_progress` where the wait stands."""
         if self._on_progress is not None:
             self._on_progress(self.progress())
 
     def _timeout_error(self) -> WaitTimeoutError:
+        """The WaitTimeoutError for the jobs still pending, with the first one's progress when it
+        is alone."""
         pending = tuple(self._pending.values())
         first = pending[0]
         if len(pending) == 1:
@@ -542,6 +553,7 @@ class JobsWait:
 
 
 def _positive(value: Any) -> bool:
+    """Whether `value` is a finite number > 0."""
     return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 

@@ -64,6 +64,7 @@ class KlaviyoError(Exception):
 
 
 def _restore(cls: type[KlaviyoError], args: tuple[Any, ...]) -> KlaviyoError:
+    """Rebuild an error from its message when unpickled; its attributes are restored after."""
     error = cls.__new__(cls, *args)
     error.args = args
     return error
