@@ -439,6 +439,16 @@ def test_bad_arguments_are_refused_before_any_request(mode: Mode, sim: Sim) -> N
 # --- wait_for_job ---------------------------------------------------------------------------------
 
 
+def test_wait_for_jobs_backs_off_to_max_poll_interval_as_documented(mode: Mode, sim: Sim) -> None:
+    start = sim.clock()
+    sim.add("item-update", "A", finishes_at=start + 40)
+    job = sim.bulk_job("A")
+    run(mode, sim, lambda kc: kc.wait_for_jobs([job], poll_interval=2, max_poll_interval=8))
+    times = [round(r.time - start, 2) for r in sim.log]
+    # x1.5 a round from 2 s, then every 8 s until the job is seen done.
+    assert times == [2.0, 5.0, 9.5, 16.25, 24.25, 32.25, 40.25]
+
+
 def test_wait_for_job_takes_item_create_jobs(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     for i in range(150):

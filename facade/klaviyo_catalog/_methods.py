@@ -199,7 +199,7 @@ class Methods(Generic[JobR, PageR, JobsR]):
         and NotFoundError if the job is gone. A 429, 5xx or network failure that outlasts the
         client's retries or its per-call `deadline` skips that poll; the wait goes on.
         """
-        schedule = Schedule(poll_interval, max_poll_interval, timeout, backoff=1.5)
+        schedule = Schedule(poll_interval, max_poll_interval, timeout)
         flow = wait_for_job(
             self._core, job, schedule, on_progress=on_progress, include=include, fields=fields
         )

@@ -160,8 +160,8 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fe
 class Schedule:
     """When a wait polls, and for how long; checked when the call is made, before any request.
 
-    The first round comes `poll_interval` seconds in, and each interval is `backoff` times the
-    one before, up to `max_poll_interval` (None: `poll_interval`, a fixed interval). The wait
+    The first round comes `poll_interval` seconds in, and each interval is `backoff` (1.5) times
+    the one before, up to `max_poll_interval` (None: `poll_interval`, a fixed interval). The wait
     gives up after `timeout` seconds, and uses at most `quota_share` of each rate limit.
     """
 
@@ -169,7 +169,7 @@ class Schedule:
     max_poll_interval: float | None
     timeout: float
     quota_share: float = 0.5
-    backoff: float = 1.0
+    backoff: float = 1.5
 
     def __attrs_post_init__(self) -> None:
         if not _positive(self.poll_interval):
