@@ -11,14 +11,7 @@ import datetime as dt
 import enum
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
-
-
-class Serializable(Protocol):
-    """An object with `to_dict()`, as the facade's results are; `json_ready` calls it (checking
-    by attribute, not by this protocol)."""
-
-    def to_dict(self) -> dict[str, Any]: ...
+from typing import Any
 
 
 def json_ready(value: Any) -> Any:
