@@ -420,6 +420,18 @@ def interrupt_in_terminal(
             assert select.select([leader], [], [], 20)[0], f"never printed {until!r}: {out!r}"
             out += os.read(leader, 4096)
         process.send_signal(signal.SIGINT)
+        # Keep reading while it winds down: a terminal nobody reads fills up and blocks the
+        # writer, and on a loaded machine the last frames may come late.
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
         code = process.wait(timeout=10)
         while select.select([leader], [], [], 0.2)[0]:
             try:
