@@ -9,7 +9,6 @@ import inspect
 import json
 import os
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Literal, TypeVar
 
@@ -18,6 +17,8 @@ from hypothesis import HealthCheck, settings
 from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import Fault
+
+from tests.virtual_clock import VirtualClock, put_on_clock
 
 # Hypothesis profiles of the hardening tests: "ci" by default, "fuzz" for `make fuzz`. Applied
 # per test (`@PROFILE`) rather than with load_profile, so that no other test module is affected.
@@ -112,6 +113,7 @@ def use(
     work: Callable[[Any], Any],
     *,
     http: HttpFactory | None = None,
+    clock: VirtualClock | None = None,
 ) -> Any:
     """`work(kc)` on a fresh CatalogJobs or AsyncCatalogJobs, per `mode`, closed after it.
 
@@ -119,12 +121,16 @@ def use(
     `lambda kc: kc.iter_item_create_jobs()` gives a list in either mode. A `work` that needs
     its own async code returns a coroutine (e.g. of an inner `async def`) when `kc` is async.
     `http`, if given, makes the app's own httpx client for the mode, closed after the call.
+    `clock`, if given, is the client's clock (its deadline, waits and retries): with
+    `patched_sleeps` on it, the waits cost no real time while the wire stays real.
     """
     if mode == "sync":
         app_client = http("sync") if http is not None else None
         extra: dict[str, Any] = {"http_client": app_client} if app_client is not None else {}
         try:
             with CatalogJobs(**client_options, **extra) as kc:
+                if clock is not None:
+                    put_on_clock(kc, clock)
                 return _collected(work(kc))
         finally:
             if isinstance(app_client, httpx.Client):
@@ -136,6 +142,8 @@ def use(
         extra: dict[str, Any] = {"http_client": app_client} if app_client is not None else {}
         try:
             async with AsyncCatalogJobs(**client_options, **extra) as kc:
+                if clock is not None:
+                    put_on_clock(kc, clock)
                 return await _settled(work(kc))
         finally:
             if isinstance(app_client, httpx.AsyncClient):
@@ -166,25 +174,18 @@ def call(
     name: str,
     *args: Any,
     http: HttpFactory | None = None,
+    clock: VirtualClock | None = None,
     **kwargs: Any,
 ) -> Any:
     """Run `name(*args, **kwargs)` on a fresh sync or async client; `iter_*` are collected."""
-    return use(mode, client_options, lambda kc: getattr(kc, name)(*args, **kwargs), http=http)
+    return use(
+        mode, client_options, lambda kc: getattr(kc, name)(*args, **kwargs), http=http, clock=clock
+    )
 
 
 def json_body(document: Any, status: int = 200, **headers: str) -> Fault:
     """A hand-made document served in place of the fake's own answer."""
     return Fault.body(status, json.dumps(document).encode(), headers=tuple(headers.items()))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll for something another thread does (e.g. the fake logging a delayed request)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def closed_port(host: str = "127.0.0.1") -> int:

@@ -29,6 +29,7 @@ from klaviyo_catalog import (
     ServerError,
     TransportError,
 )
+from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents as docs
@@ -40,8 +41,8 @@ from tests.hardening_support import (
     closed_port,
     json_body,
     options,
-    wait_until,
 )
+from tests.virtual_clock import VirtualClock, patched_sleeps
 
 MAX_RETRIES = 2  # so a persistent fault means exactly 3 requests
 RETRIED_5XX = [500, 502, 503, 504, 520]
@@ -279,29 +280,27 @@ def test_a_persistent_reset_is_a_transport_error(
     assert [r.fault for r in fake_klaviyo.request_log] == ["reset"] * (MAX_RETRIES + 1)
 
 
-DELAY, TIMEOUT = 0.6, 0.15
+TIMEOUT = 0.15  # the read timeout; a stalled request is one the server never answers
 
 
 def test_a_read_timeout_is_retried_then_succeeds(mode: Mode, fake_klaviyo: FakeKlaviyo) -> None:
     job_id = fake_klaviyo.add_job("item-update")
-    fake_klaviyo.inject(Fault.delay(DELAY))
+    fake_klaviyo.inject(Fault.stall())
     started = time.monotonic()
     job = call(mode, opts(fake_klaviyo, timeout=TIMEOUT), "get_item_update_job", job_id)
-    assert job.id == job_id and time.monotonic() - started < DELAY  # it did not wait it out
-    # The fake logs a delayed request only once its delay is over.
-    assert wait_until(lambda: len(fake_klaviyo.request_log) == 2)
-    assert sorted(str(r.fault) for r in fake_klaviyo.request_log) == ["None", "delay"]
+    assert job.id == job_id and time.monotonic() - started < 4 * TIMEOUT  # gave up at once
+    # The fake logs a stalled request when it arrives, so the log is complete now.
+    assert sorted(str(r.fault) for r in fake_klaviyo.request_log) == ["None", "stall"]
 
 
 def test_a_persistent_read_timeout_is_a_transport_error(
     mode: Mode, fake_klaviyo: FakeKlaviyo
 ) -> None:
-    fake_klaviyo.inject(Fault.delay(DELAY), times=50)
+    fake_klaviyo.inject(Fault.stall(), times=50)
     with pytest.raises(TransportError, match="timed out"):
         call(mode, opts(fake_klaviyo, timeout=TIMEOUT), "get_item_update_job", "J")
-    assert wait_until(lambda: len(fake_klaviyo.request_log) >= MAX_RETRIES + 1)
-    time.sleep(DELAY)  # a fourth attempt would have been logged by now
-    assert [r.fault for r in fake_klaviyo.request_log] == ["delay"] * (MAX_RETRIES + 1)
+    # Logged on arrival: a fourth attempt would have been logged before the call gave up.
+    assert [r.fault for r in fake_klaviyo.request_log] == ["stall"] * (MAX_RETRIES + 1)
 
 
 # --- 429 ----------------------------------------------------------------------------------------
@@ -322,14 +321,20 @@ def test_a_429_waits_then_succeeds(
     retry_after: str | None,
     at_least: float,
     below: float,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The wire is real, the wait virtual: the client sleeps on the virtual clock, so how long
+    # it waited is measured exactly, in no real time.
+    clock = VirtualClock()
     job_id = fake_klaviyo.add_job("item-update")
     # An HTTP-date has whole seconds: one second ahead is 0..1 s from now.
     header = http_date(1) if retry_after == "date" else retry_after
     fake_klaviyo.inject(Fault.rate_limited(header))
-    started = time.monotonic()
-    assert call(mode, opts(fake_klaviyo), "get_item_update_job", job_id).id == job_id
-    assert at_least <= time.monotonic() - started < below
+    client_options = opts(fake_klaviyo, rate_limiter=MemoryRateLimiter(clock=clock))
+    with patched_sleeps(clock, monkeypatch):
+        started = clock()
+        job = call(mode, client_options, "get_item_update_job", job_id, clock=clock)
+        assert job.id == job_id and at_least <= clock() - started < below
     assert statuses(fake_klaviyo) == [429, 200]
 
 

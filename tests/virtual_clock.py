@@ -11,8 +11,9 @@ Time passes only when the test or the simulation says so: no sockets, no real sl
   the client's own sockets do; `Call` asks the test's `calls` (or just runs the function).
 - `Simulation`: many flows at once, with network latency each way, against a server that sees
   each request at its arrival time (`WindowServer` counts arrivals in fixed windows).
-- `patched_sleeps(clock, monkeypatch)`: for a real client over an httpx.MockTransport,
-  `time.sleep` and `asyncio.sleep` advance the clock instead of waiting.
+- `patched_sleeps(clock, monkeypatch)` and `put_on_clock(client, clock)`: a real client (over
+  an httpx.MockTransport, or even FakeKlaviyo) whose `time.sleep` and `asyncio.sleep` advance
+  the clock instead of waiting, and whose deadline, retries and limiter read it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-from klaviyo_catalog import CatalogJobs, Rate
+from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate
 from klaviyo_catalog._core import Call, Core, Flow, Send, Sleep
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, RateLimiter
 from klaviyo_catalog.testing._ratelimit import FixedWindows
@@ -313,3 +314,11 @@ def patched_sleeps(clock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setattr(time, "sleep", clock.advance)
     monkeypatch.setattr(asyncio, "sleep", async_sleep)
     yield
+
+
+def put_on_clock(client: CatalogJobs | AsyncCatalogJobs, clock: VirtualClock) -> None:
+    """Make `client` read `clock`: its deadlines, retries and waits (its limiter too, if that
+    is a `MemoryRateLimiter` built with `clock=`)."""
+    settings = attrs.evolve(client._settings, clock=clock)
+    client._settings = settings
+    client._core.settings = settings

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import attrs
 import httpx
 from klaviyo_catalog import AsyncCatalogJobs, BulkJob, CatalogJobs
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Rate
@@ -238,12 +237,6 @@ def options(sim: Sim, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _on_clock(client: CatalogJobs | AsyncCatalogJobs, clock: VirtualClock) -> None:
-    settings = attrs.evolve(client._settings, clock=clock)
-    client._settings = settings
-    client._core.settings = settings
-
-
 def run(mode: Mode, sim: Sim, call: Callable[[Any], Any], **extra: Any) -> Any:
     """`call(client)` on a sync or async client over `sim`, through the tests' one runner. An
     awaitable it returns is awaited; an iterator (or async iterator) is consumed into (job,
@@ -256,7 +249,6 @@ def run(mode: Mode, sim: Sim, call: Callable[[Any], Any], **extra: Any) -> Any:
         return httpx.AsyncClient(transport=transport)
 
     def work(kc: CatalogJobs | AsyncCatalogJobs) -> Any:
-        _on_clock(kc, sim.clock)
         result = call(kc)
         if isinstance(result, Iterator):
             return ((job, sim.clock()) for job in result)
@@ -264,7 +256,7 @@ def run(mode: Mode, sim: Sim, call: Callable[[Any], Any], **extra: Any) -> Any:
             return _stamped(result, sim.clock)
         return result
 
-    return use(mode, options(sim, **extra), work, http=http)
+    return use(mode, options(sim, **extra), work, http=http, clock=sim.clock)
 
 
 async def _stamped(jobs: AsyncIterator[BulkJob], clock: VirtualClock) -> AsyncIterator[Any]:
