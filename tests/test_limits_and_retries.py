@@ -186,17 +186,20 @@ def test_clients_share_the_process_wide_limiter_by_default(fake: FakeKlaviyo) ->
         assert a._settings.account == b._settings.account != fake.api_key
 
 
+BLOCKS = 0.4  # each call of SlowSharedLimiter; far above a loaded machine's scheduling delays
+
+
 class SlowSharedLimiter(MemoryRateLimiter):
     """A limiter whose every call blocks on I/O for a while, as a remote one does."""
 
     blocking_io = True
 
     def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> Ticket | Wait:
-        time.sleep(0.1)
+        time.sleep(BLOCKS)
         return super().try_acquire(account, operation, rates)
 
     def complete(self, ticket: Ticket, observation: Observation | None = None) -> None:
-        time.sleep(0.1)
+        time.sleep(BLOCKS)
         super().complete(ticket, observation)
 
 
@@ -222,8 +225,8 @@ def test_a_blocking_limiter_never_blocks_the_event_loop(fake: FakeKlaviyo) -> No
         await tick
         return max(gaps)
 
-    # Three 0.2 s limiter calls ran, yet the loop never stalled for anything like that long.
-    assert run_async(run()) < 0.1
+    # Six blocking limiter calls ran, yet the loop never stalled for anything like one.
+    assert run_async(run()) < BLOCKS * 0.75
     assert [r.status for r in fake.request_log] == [200, 200, 200]
 
 

@@ -26,10 +26,11 @@ def fake() -> Iterator[FakeKlaviyo]:
 
 def test_a_job_given_a_finish_time_progresses_on_its_own(fake: FakeKlaviyo) -> None:
     job_id = fake.add_job("variant-update", status="queued", total=10)
-    finishes = fake.finish_in(job_id, 0.4)
-    assert finishes - time.monotonic() == pytest.approx(0.4, abs=0.05)
+    before = time.monotonic()
+    finishes = fake.finish_in(job_id, 2.0)
+    assert before + 2.0 <= finishes <= time.monotonic() + 2.0
     with CatalogJobs(fake.api_key, base_url=fake.base_url) as kc:
-        time.sleep(0.2)
+        time.sleep(0.5)  # well inside the 2 s, even on a loaded machine
         halfway = kc.get_variant_update_job(job_id)
         assert halfway.status is JobStatus.PROCESSING and 0 < halfway.completed_count < 10
         time.sleep(max(0.0, finishes - time.monotonic()))
@@ -77,7 +78,9 @@ def check(reported: list[tuple[BulkJob, float]], finishes: dict[str, float]) -> 
     assert Counter(job.id for job, _ in reported) == Counter(list(finishes))
     for job, at in reported:
         assert job.is_done and at >= finishes[job.id]
-        assert at - finishes[job.id] <= 0.25 + 1.0  # an interval, plus a round on loopback
+        # An interval, plus a round on loopback; generous, as a loaded machine may be slow to
+        # schedule it (test_waiting.py holds the exact bounds, on a virtual clock).
+        assert at - finishes[job.id] <= 0.25 + 2.5
 
 
 def test_sync_wait_for_jobs_on_the_fake(fake: FakeKlaviyo) -> None:
@@ -117,8 +120,8 @@ def test_async_wait_for_jobs_on_the_fake(fake: FakeKlaviyo) -> None:
 def test_wait_for_job_on_an_item_create_job_of_the_fake(fake: FakeKlaviyo) -> None:
     fake.add_jobs("item-create", 120, status="processing")
     mine = fake.add_job("item-create", status="processing")
-    fake.finish_in(mine, 0.3)
     with CatalogJobs(fake.api_key, base_url=fake.base_url, rate_limiter=MemoryRateLimiter()) as kc:
         (job,) = [j for j in kc.iter_item_create_jobs(status="processing") if j.id == mine]
+        fake.finish_in(mine, 0.3)
         done = kc.wait_for_job(job, poll_interval=0.1, max_poll_interval=0.1, timeout=10)
     assert done.id == mine and done.status is JobStatus.COMPLETE
