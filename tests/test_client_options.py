@@ -133,11 +133,11 @@ def test_with_options_timeout_gives_one_call_longer_or_shorter(
 def test_with_options_deadline_bounds_one_call(mode: str, fake: FakeKlaviyo) -> None:
     job_id = fake.add_job("item-update")
     base = make(mode, fake)
-    fake.inject(Fault.rate_limited(5))
+    fake.inject(Fault.rate_limited(30))
     started = time.monotonic()
     with pytest.raises(RateLimitError):
         run(base.with_options(deadline=0.5), get(job_id))
-    assert time.monotonic() - started < 1.0  # gave up at once instead of waiting 5 s
+    assert time.monotonic() - started < 10  # gave up at once instead of waiting 30 s
     close(base)
 
 

@@ -336,7 +336,7 @@ def test_a_redis_that_never_answers_fails_the_round_trip_after_socket_timeout() 
         started = time.monotonic()
         with pytest.raises(redis.exceptions.TimeoutError):
             limiter.try_acquire("an-account", "get_item_update_job", RATES)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 5  # redis-py retries a timeout a few times
 
 
 def test_the_urls_own_socket_timeout_wins_and_a_ready_client_keeps_its_settings() -> None:

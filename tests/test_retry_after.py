@@ -161,5 +161,5 @@ def test_a_day_long_retry_after_neither_waits_nor_holds_up_the_next_call(
         api.get_item_update_job(job_id)
     assert caught.value.retry_after == 86400.0
     assert api.get_item_update_job(job_id).id == job_id
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 20  # neither waited anything like a day
     assert [r.status for r in fake.request_log] == [429, 200]
