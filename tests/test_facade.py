@@ -1,4 +1,4 @@
-"""The facade against a loopback server answering canned Klaviyo documents, sync and async."""
+"""The facade against canned Klaviyo documents over an httpx.MockTransport, sync and async."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ from klaviyo_catalog_api.models import CatalogItem
 from tests import documents as docs
 from tests.facade_harness import API_KEY, Api
 from tests.hardening_support import Mode, closed_port
-from tests.recording_server import Recorder, Reply
 from tests.spec_facts import (
     MEDIA_TYPE,
     REVISION,
@@ -44,6 +43,7 @@ from tests.spec_facts import (
     rates,
     spec,
 )
+from tests.wire_recorder import Recorder, Reply
 
 ITEM = "catalog-item"
 

@@ -22,8 +22,8 @@ from klaviyo_catalog_api.models import (
 from klaviyo_catalog_api.types import Unset
 
 from scripts.generate import SPEC, parse_rate
-from tests.recording_server import Recorder, Reply
 from tests.spec_facts import SLASH, path_prefix
+from tests.wire_recorder import Recorder, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CURATED = Path(__file__).parent.parent / "openapi" / "klaviyo-catalog-jobs.yaml"
