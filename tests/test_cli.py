@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -578,6 +578,44 @@ def test_missing_key_exits_2(fake: FakeKlaviyo) -> None:
 
     assert run.code == 2
     assert run.err.startswith("error: no API key: set KLAVIYO_API_KEY")
+    assert fake.request_log == []
+
+
+TOKEN = "kat_cli_token_0123456789SECRET"  # an OAuth access token: never printed either
+
+
+def test_an_access_token_in_the_environment_is_sent_as_bearer(
+    make_fake: Callable[..., FakeKlaviyo],
+) -> None:
+    server = make_fake(access_tokens=[TOKEN])
+    server.add_job("item-create", status="processing")
+    env = {"KLAVIYO_ACCESS_TOKEN": TOKEN}
+
+    run = cli("jobs", "list", "item-create", fake=server, key=None, extra_env=env)
+
+    assert run.code == 0, run.err
+    assert len(data_lines(run.out)) == 1
+    assert [r.headers["authorization"] for r in server.request_log] == [f"Bearer {TOKEN}"]
+    assert TOKEN not in run.out + run.err
+
+
+def test_a_rejected_access_token_exits_1_without_printing_it(
+    make_fake: Callable[..., FakeKlaviyo],
+) -> None:
+    server = make_fake(access_tokens=["kat_another_token"])
+    env = {"KLAVIYO_ACCESS_TOKEN": TOKEN}
+
+    run = cli("jobs", "list", "item-create", fake=server, key=None, extra_env=env)
+
+    assert run.code == 1
+    assert "KLAVIYO_ACCESS_TOKEN" in run.err and TOKEN not in run.out + run.err
+
+
+def test_a_key_and_a_token_together_are_a_usage_error(fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "list", "item-create", fake=fake, extra_env={"KLAVIYO_ACCESS_TOKEN": TOKEN})
+
+    assert run.code == 2
+    assert "unset one of them" in run.err and TOKEN not in run.err
     assert fake.request_log == []
 
 

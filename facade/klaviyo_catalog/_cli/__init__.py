@@ -40,9 +40,14 @@ __all__ = ["CliError", "main"]
 
 OK, API_ERROR, USAGE, TIMEOUT, INTERRUPTED = 0, 1, 2, 3, 130
 KEY_VARIABLE = "KLAVIYO_API_KEY"
+TOKEN_VARIABLE = "KLAVIYO_ACCESS_TOKEN"  # an OAuth app's, instead of a key
 # What to do about each API error; the library's message already says what happened.
 HINTS: tuple[tuple[type[KlaviyoError], str], ...] = (
-    (AuthenticationError, f"check that {KEY_VARIABLE} holds a valid private API key"),
+    (
+        AuthenticationError,
+        f"check that {KEY_VARIABLE} holds a valid private API key "
+        f"(or {TOKEN_VARIABLE} a current access token)",
+    ),
     (PermissionDeniedError, "the key needs the catalogs:read scope"),
     (NotFoundError, "check the job id, and that KIND is the job's kind"),
     (BadRequestError, "check the arguments (see --help)"),
@@ -57,6 +62,7 @@ EPILOG = f"""\
 environment:
   {KEY_VARIABLE}   a private API key with the catalogs:read scope (required;
                     it is never taken as an option, so it stays out of shell history)
+  {TOKEN_VARIABLE}  instead of the key, an OAuth app's access token
   {BASE_URL_VARIABLE}  the default for --base-url
 
 exit status: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed out, 130 Ctrl-C
@@ -217,22 +223,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error already printed
         return exit_.code if isinstance(exit_.code, int) else USAGE
-    key = os.environ.get(KEY_VARIABLE, "")
+    key = os.environ.get(KEY_VARIABLE, "").strip()
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    secrets = [s for s in (key, token) if s]
     if args.verbose:
         _log_to_stderr()
     try:
-        return _run(args, key)
+        return _run(args, key, token)
     except CliError as exc:
-        return _fail(exc.code, str(exc), key)
+        return _fail(exc.code, str(exc), secrets)
     except WaitTimeoutError as exc:
-        return _fail(TIMEOUT, f"{exc}: wait longer with --timeout, or run `jobs wait` again", key)
+        message = f"{exc}: wait longer with --timeout, or run `jobs wait` again"
+        return _fail(TIMEOUT, message, secrets)
     except (ConfigurationError, InvalidRequestError) as exc:
-        return _fail(USAGE, str(exc), key)
+        return _fail(USAGE, str(exc), secrets)
     except KlaviyoError as exc:
         hint = next((text for cls, text in HINTS if isinstance(exc, cls)), "")
-        return _fail(API_ERROR, f"{exc}: {hint}" if hint else str(exc), key)
+        return _fail(API_ERROR, f"{exc}: {hint}" if hint else str(exc), secrets)
     except KeyboardInterrupt:
-        return _fail(INTERRUPTED, "interrupted", key)
+        return _fail(INTERRUPTED, "interrupted", secrets)
     except BrokenPipeError:
         # The reader (`| head`) has had enough; that is success, and must not print a traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -248,17 +257,22 @@ def _log_to_stderr() -> None:
     library.setLevel(logging.DEBUG)
 
 
-def _run(args: argparse.Namespace, key: str) -> int:
+def _run(args: argparse.Namespace, key: str, token: str) -> int:
     if args.command == "fake-server":
         from ._fake_server import serve  # the fake is only loaded for this command
 
         return serve(args.port, args.spec, args.ready_file)
-    if not key.strip():
+    if key and token:
+        raise CliError(f"both {KEY_VARIABLE} and {TOKEN_VARIABLE} are set: unset one of them")
+    if not (key or token):
         raise CliError(
-            f"no API key: set {KEY_VARIABLE} to a private key with the catalogs:read scope "
+            f"no API key: set {KEY_VARIABLE} to a private key with the catalogs:read scope, "
+            f"or {TOKEN_VARIABLE} to an OAuth app's access token "
             "(or run `klaviyo-catalog fake-server` for a local one)"
         )
     options: dict[str, Any] = {"base_url": args.base_url} if args.base_url else {}
+    if token:
+        options["access_token"] = token
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KlaviyoDeprecationWarning)
         client = CatalogJobs(revision=args.revision, **options)
@@ -270,9 +284,9 @@ def _run(args: argparse.Namespace, key: str) -> int:
         return code
 
 
-def _fail(code: int, message: str, key: str) -> int:
+def _fail(code: int, message: str, secrets: Sequence[str]) -> int:
     text = " ".join(message.split())  # one line, whatever the message held
-    if key.strip():
-        text = text.replace(key.strip(), "[redacted]")  # the library never quotes it; be sure
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")  # the library never quotes them; be sure
     print(f"error: {text}", file=sys.stderr)
     return code
