@@ -168,8 +168,9 @@ def cli_process(*args: str, fake: FakeKlaviyo | None, key: str | None = SECRET) 
     return check_output(without_revision_warning(done.returncode, done.stdout, done.stderr), key)
 
 
-def cli_in_terminal(*args: str, fake: FakeKlaviyo, columns: int = 120) -> Run:
-    """Run with stdout on a pseudo-terminal, as in an interactive shell."""
+def in_terminal(*args: str, fake: FakeKlaviyo, columns: int) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the CLI with stdout on a pseudo-terminal, as in an interactive shell; returns the
+    process and the terminal's end to read."""
     leader, follower = pty.openpty()
     env = {**environment(fake, SECRET), "COLUMNS": str(columns), "TERM": "xterm"}
     process = subprocess.Popen(
@@ -180,27 +181,43 @@ def cli_in_terminal(*args: str, fake: FakeKlaviyo, columns: int = 120) -> Run:
         env=env,
     )
     os.close(follower)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 20
-    try:
-        while time.monotonic() < deadline:
-            if select.select([leader], [], [], 0.1)[0]:
-                try:
-                    data = os.read(leader, 4096)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif process.poll() is not None:
+    return process, leader
+
+
+def read_to_exit(process: subprocess.Popen[bytes], leader: int, seconds: float) -> bytes:
+    """What the process writes to the terminal until it exits, read all along: a terminal
+    nobody reads fills up and blocks the writer."""
+    out = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if select.select([leader], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed the terminal
                 break
+            if not chunk:
+                break
+            out += chunk
+        elif process.poll() is not None:
+            break
+    return out
+
+
+def stderr_of(process: subprocess.Popen[bytes]) -> str:
+    assert process.stderr is not None
+    with process.stderr:
+        return process.stderr.read().decode()
+
+
+def cli_in_terminal(*args: str, fake: FakeKlaviyo, columns: int = 120) -> Run:
+    """Run with stdout on a pseudo-terminal until it exits."""
+    process, leader = in_terminal(*args, fake=fake, columns=columns)
+    try:
+        out = read_to_exit(process, leader, 20)
         code = process.wait(timeout=5)
     finally:
         os.close(leader)
-    assert process.stderr is not None
-    err = process.stderr.read().decode()
-    process.stderr.close()
-    return check_output(without_revision_warning(code, b"".join(chunks).decode(), err), SECRET)
+    return check_output(without_revision_warning(code, out.decode(), stderr_of(process)), SECRET)
 
 
 def data_lines(out: str) -> list[str]:
@@ -404,49 +421,18 @@ def interrupt_in_terminal(
     *args: str, fake: FakeKlaviyo, until: bytes, columns: int = 80
 ) -> tuple[int, bytes, str]:
     """Run on a pseudo-terminal until the output holds `until`, then press Ctrl-C."""
-    leader, follower = pty.openpty()
-    env = {**environment(fake, SECRET), "COLUMNS": str(columns), "TERM": "xterm"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "klaviyo_catalog", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    os.close(follower)
+    process, leader = in_terminal(*args, fake=fake, columns=columns)
     out = b""
     try:
         while until not in out:
             assert select.select([leader], [], [], 20)[0], f"never printed {until!r}: {out!r}"
             out += os.read(leader, 4096)
         process.send_signal(signal.SIGINT)
-        # Keep reading while it winds down: a terminal nobody reads fills up and blocks the
-        # writer, and on a loaded machine the last frames may come late.
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if select.select([leader], [], [], 0.1)[0]:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                out += chunk
+        out += read_to_exit(process, leader, 30)  # a loaded machine may take a while
         code = process.wait(timeout=10)
-        while select.select([leader], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
     finally:
         os.close(leader)
-    assert process.stderr is not None
-    err = process.stderr.read().decode()
-    process.stderr.close()
-    return code, out, err
+    return code, out, stderr_of(process)
 
 
 def test_wait_on_a_terminal_draws_one_bar_that_ticks_fits_and_ends_clean_on_ctrl_c(
