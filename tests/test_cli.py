@@ -168,13 +168,22 @@ def cli_process(*args: str, fake: FakeKlaviyo | None, key: str | None = SECRET) 
     return check_output(without_revision_warning(done.returncode, done.stdout, done.stderr), key)
 
 
+# `python -m klaviyo_catalog` with Ctrl-C raising KeyboardInterrupt, as in an interactive shell,
+# even where the tests run as a background job (which inherits SIGINT ignored, and so would
+# the CLI).
+AS_IN_A_SHELL = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('klaviyo_catalog', run_name='__main__', alter_sys=True)"
+)
+
+
 def in_terminal(*args: str, fake: FakeKlaviyo, columns: int) -> tuple[subprocess.Popen[bytes], int]:
     """Start the CLI with stdout on a pseudo-terminal, as in an interactive shell; returns the
     process and the terminal's end to read."""
     leader, follower = pty.openpty()
     env = {**environment(fake, SECRET), "COLUMNS": str(columns), "TERM": "xterm"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "klaviyo_catalog", *args],
+        [sys.executable, "-c", AS_IN_A_SHELL, *args],
         stdin=subprocess.DEVNULL,
         stdout=follower,
         stderr=subprocess.PIPE,
