@@ -137,7 +137,7 @@ def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
     """`rate_limits` checked: lists of Rate, for known operations only; as a list, or a dict by
     operation."""
 
-    def check(rates: Any, where: str) -> list[Rate]:
+    def check(rates: Any, where: str) -> tuple[Rate, ...]:
         if isinstance(rates, Rate):
             rates = [rates]
         if (
@@ -146,7 +146,7 @@ def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
             or not all(isinstance(r, Rate) for r in rates)
         ):
             raise ConfigurationError(f"{where} must be a non-empty list of klaviyo_catalog.Rate")
-        return list(rates)
+        return tuple(rates)  # the limiter knows a tuple it has seen by its identity
 
     if rate_limits is None:
         return None

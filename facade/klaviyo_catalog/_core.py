@@ -325,12 +325,19 @@ class Settings:
     def rates(self, op: Operation) -> Sequence[Rate]:
         """The limits this operation is held to: the app's override, else the spec's."""
         if self.rate_limits is None:
-            return [Rate(count, seconds) for count, seconds in op.spec.rate_limits]
+            return _spec_rates(op.spec.rate_limits)
         if isinstance(self.rate_limits, Mapping):
             if op.name in self.rate_limits:
                 return self.rate_limits[op.name]
-            return [Rate(count, seconds) for count, seconds in op.spec.rate_limits]
+            return _spec_rates(op.spec.rate_limits)
         return self.rate_limits
+
+
+@functools.cache
+def _spec_rates(rate_limits: tuple[tuple[int, float], ...]) -> tuple[Rate, ...]:
+    """The spec's limits of an operation as Rates, made once: the limiter knows a tuple it has
+    seen by its identity, where a new list each call cost a comparison of every Rate."""
+    return tuple(Rate(count, seconds) for count, seconds in rate_limits)
 
 
 @attrs.define
@@ -517,7 +524,8 @@ class Core:
                         parts.method,
                         url,
                         headers={**s.headers(op), **parts.headers},
-                        timeout=_within(s.timeout, remaining),
+                        # httpx's own form of a timeout, which build_request takes as it is.
+                        extensions={"timeout": _within(s.timeout, remaining)},
                     )
                 except httpx.InvalidURL:
                     raise InvalidRequestError(
@@ -741,12 +749,16 @@ class Core:
     ) -> ResponseInfo:
         """The response's metadata for the app, without cookies or any header that carries the
         credential."""
-        secrets = self.settings.secrets()
+        raw = response.headers.raw
+        # One search of all the values for each credential; only one found somewhere is looked
+        # for header by header. (A credential is printable ASCII: it cannot span the "\n".)
+        values = b"\n".join(value for _, value in raw).decode("latin-1")
+        secrets = [secret for secret in self.settings.secrets() if secret in values]
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in response.headers.raw
+            for name, value in raw
             if name.lower() not in SECRET_HEADERS
-            and not any(secret in value.decode("latin-1") for secret in secrets)
+            and not (secrets and any(secret in value.decode("latin-1") for secret in secrets))
         }
         return ResponseInfo(
             request_id=request_id,
@@ -842,16 +854,17 @@ _TIMEOUT_PHASES: Mapping[type[httpx.TimeoutException], str] = {
 }
 
 
-def _within(timeout: httpx.Timeout, remaining: float | None) -> httpx.Timeout:
-    """`timeout` with every phase shortened to the time the deadline leaves."""
+def _within(timeout: httpx.Timeout, remaining: float | None) -> dict[str, float | None]:
+    """`timeout` with every phase shortened to the time the deadline leaves, as the request
+    extension httpx makes of it (`Timeout.as_dict()`)."""
     if remaining is None:
-        return timeout
-    return httpx.Timeout(
-        connect=_shorter(timeout.connect, remaining),
-        read=_shorter(timeout.read, remaining),
-        write=_shorter(timeout.write, remaining),
-        pool=_shorter(timeout.pool, remaining),
-    )
+        return timeout.as_dict()
+    return {
+        "connect": _shorter(timeout.connect, remaining),
+        "read": _shorter(timeout.read, remaining),
+        "write": _shorter(timeout.write, remaining),
+        "pool": _shorter(timeout.pool, remaining),
+    }
 
 
 def _shorter(phase: float | None, remaining: float) -> float:

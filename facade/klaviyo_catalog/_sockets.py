@@ -10,10 +10,9 @@ most until the deadline of the call this thread is making (`deadline_in`). An ap
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import httpcore
@@ -24,15 +23,21 @@ _local = threading.local()
 _SOONEST = 1e-4
 
 
-@contextlib.contextmanager
-def deadline_in(seconds: float | None) -> Iterator[None]:
-    """Socket waits of this thread end by `seconds` from now (None: no deadline)."""
-    previous = getattr(_local, "at", None)
-    _local.at = None if seconds is None else time.monotonic() + seconds
-    try:
-        yield
-    finally:
-        _local.at = previous
+class deadline_in:  # lower case: used as a function, `with deadline_in(seconds):`
+    """Socket waits of this thread end by `seconds` from now (None: no deadline). A class
+    rather than a @contextmanager generator: it is entered once per request."""
+
+    __slots__ = ("_at", "_previous")
+
+    def __init__(self, seconds: float | None) -> None:
+        self._at = None if seconds is None else time.monotonic() + seconds
+
+    def __enter__(self) -> None:
+        self._previous: float | None = getattr(_local, "at", None)
+        _local.at = self._at
+
+    def __exit__(self, *exc: object) -> None:
+        _local.at = self._previous
 
 
 def _capped(timeout: float | None) -> float | None:
