@@ -616,8 +616,8 @@ def test_rate_limits_per_operation_override_the_spec(server: Recorder) -> None:
         API_KEY, base_url=server.base_url, rate_limits={"get_item_update_job": [Rate(2, 60.0)]}
     ) as kc:
         op = operation("get_item_update_job")
-        assert kc._settings.rates(op) == [Rate(2, 60.0)]
+        assert list(kc._settings.rates(op)) == [Rate(2, 60.0)]
         # Any other operation keeps the generated spec's limits.
-        assert kc._settings.rates(operation("list_item_create_jobs")) == rates(
+        assert list(kc._settings.rates(operation("list_item_create_jobs"))) == rates(
             "list_item_create_jobs"
         )
