@@ -224,6 +224,22 @@ def test_response_headers_leave_out_cookies_and_the_credential(
     close(client)
 
 
+def test_the_clients_own_pool_keeps_a_cookie_the_server_sets_and_sends_it_back(
+    mode: str, fake: FakeKlaviyo
+) -> None:
+    # httpx's cookie handling, which the own pool skips for responses that set none.
+    job_id = fake.add_job("item-update")
+    body = json.dumps(docs.single(docs.job(job_id, shape=docs.NEW))).encode()
+    fake.inject(Fault.body(200, body, headers=(("Set-Cookie", "lb=node-7; Path=/"),)))
+    client = make(mode, fake)
+    run(client, get(job_id))
+    run(client, get(job_id))
+    run(client, get(job_id))
+    cookies = [r.headers.get("cookie") for r in fake.request_log]
+    assert cookies == [None, "lb=node-7", "lb=node-7"]
+    close(client)
+
+
 def test_each_request_is_logged_at_debug_and_retries_carry_the_request_id(
     mode: str, fake: FakeKlaviyo, caplog: pytest.LogCaptureFixture
 ) -> None:

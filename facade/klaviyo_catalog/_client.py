@@ -50,7 +50,7 @@ from ._operations import OPERATIONS, REVISION
 from ._ratelimit import Rate, RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
-from ._sockets import bound_by_deadlines, deadline_in
+from ._sockets import bound_by_deadlines, cookies_parsed_when_set, deadline_in
 from ._version import __version__
 from ._waiting import JobsWait
 from .errors import ConfigurationError, KlaviyoError
@@ -332,6 +332,7 @@ class _ClientBase(Generic[H]):
             max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
         )
         http: H = self._http_class(limits=limits)  # type: ignore[assignment]
+        cookies_parsed_when_set(http)
         if isinstance(http, httpx.Client):
             bound_by_deadlines(http)
         return http
