@@ -8,12 +8,11 @@ with CatalogJobs() as kc:  # the key comes from KLAVIYO_API_KEY
 
 import logging
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._client import AsyncCatalogJobs, CatalogJobs
 from ._models import BulkJob, JobFailure, JobStatus, Page, ResourceRef, ResponseInfo
 from ._ratelimit import MemoryRateLimiter, Observation, Rate, RateLimiter, Ticket, Wait
-from ._redis_ratelimit import RedisRateLimiter
 from ._resources import Category, Item, Resource, Variant
 from ._retry import RetryPolicy
 from ._revisions import (
@@ -44,6 +43,9 @@ from .errors import (
     TransportError,
     WaitTimeoutError,
 )
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__): redis is an optional extra
+    from ._redis_ratelimit import RedisRateLimiter
 
 __all__ = [
     "APIError",
@@ -101,6 +103,12 @@ _DEPRECATED = {"JobError": ("APIErrorDetail", APIErrorDetail)}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "RedisRateLimiter":
+        # Imported when first asked for: most apps never share limits through Redis.
+        from ._redis_ratelimit import RedisRateLimiter
+
+        globals()[name] = RedisRateLimiter
+        return RedisRateLimiter
     if name in _DEPRECATED:
         new_name, value = _DEPRECATED[name]
         warnings.warn(
