@@ -239,7 +239,8 @@ def test_a_body_trickling_at_two_bytes_a_second_stops_at_the_deadline(
     # Each byte comes well within the read timeout: only the deadline can stop the call.
     fake.inject(Fault.trickle(0.5))
     elapsed = call_through(mode, fake, 0.75, timeout=30)
-    assert 0.75 <= elapsed < 1.15
+    # Upper bounds leave a loaded machine room, far below what a failure takes (minutes).
+    assert 0.75 <= elapsed < 0.75 + 1.5
 
 
 def test_a_body_trickling_through_an_apps_client_stops_within_a_byte_of_the_deadline(
@@ -252,7 +253,7 @@ def test_a_body_trickling_through_an_apps_client_stops_within_a_byte_of_the_dead
     with pytest.raises(DeadlineExceededError):
         call(mode, client_options, "get_item_update_job", "J1", http=plain_http_client)
     elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 1.0 + 0.25 + 0.4
+    assert 1.0 <= elapsed < 1.0 + 0.25 + 1.5
 
 
 def plain_http_client(mode: Mode) -> httpx.Client | httpx.AsyncClient:
@@ -264,7 +265,7 @@ def test_a_server_that_never_answers_stops_at_the_deadline(mode: Mode, fake: Fak
     fake.inject(Fault.stall())
     elapsed = call_through(mode, fake, 0.5, timeout=30)
     assert len(fake.request_log) == 1
-    assert 0.5 <= elapsed < 0.9
+    assert 0.5 <= elapsed < 0.5 + 1.5  # the failure: the 30 s read timeout
 
 
 def test_a_slow_but_timely_answer_is_not_cut_short(mode: Mode, fake: FakeKlaviyo) -> None:
@@ -290,7 +291,7 @@ class SlowRedis(MemoryRateLimiter):
 def test_a_stalled_limiter_round_trip_stops_at_the_deadline(mode: Mode, fake: FakeKlaviyo) -> None:
     elapsed = call_through(mode, fake, 0.5, rate_limiter=SlowRedis(2.0))
     assert fake.request_log == []
-    assert 0.5 <= elapsed < 0.9
+    assert 0.5 <= elapsed < 1.6  # the failure: the limiter's 2 s stall
 
 
 def test_send_defaults_carry_no_deadline() -> None:

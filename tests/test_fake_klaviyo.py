@@ -501,6 +501,16 @@ def test_stall_never_answers_until_the_fake_stops(fake_klaviyo_factory: FakeFact
         assert time.monotonic() - started < 1.0 and len(failures) == 1
 
 
+def test_a_timed_stall_hangs_up_after_its_seconds(fake: FakeKlaviyo, client: httpx.Client) -> None:
+    fake.inject(Fault.stall(0.2))
+    started = time.monotonic()
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        get(client, fake.url("item-create"))
+    assert 0.2 <= time.monotonic() - started < 5.0
+    assert get(client, fake.url("item-create")).status_code == 200  # a new connection works
+    assert [r.fault for r in fake.request_log] == ["stall", None]
+
+
 def test_trickle_sends_the_real_answer_a_byte_at_a_time(
     fake: FakeKlaviyo, client: httpx.Client
 ) -> None:
@@ -564,6 +574,8 @@ def test_gzip_bomb_is_small_on_the_wire_and_huge_decoded(
     ("make", "error"),
     [
         (lambda: Fault.trickle(-1), ValueError),
+        (lambda: Fault.stall(-1), ValueError),
+        (lambda: Fault.stall(float("nan")), ValueError),
         (lambda: Fault.trickle(float("inf")), ValueError),
         (lambda: Fault.trickle("1"), TypeError),  # type: ignore[arg-type]
         (lambda: Fault.oversized(0), ValueError),

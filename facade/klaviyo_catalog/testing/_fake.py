@@ -397,7 +397,8 @@ class FakeKlaviyo:
         fault = self._next_fault()
         if fault is not None and fault.kind == "stall":
             self._record(arrival, incoming, None, fault.kind, counted=False)
-            self._stopping.wait()  # until the fake stops; then hang up
+            # Until the fake stops or the stall's time is up; then hang up.
+            self._stopping.wait(None if math.isinf(fault.seconds) else fault.seconds)
             return Reply(0, reset="before_response")
         if fault is not None and fault.kind not in _ON_THE_ANSWER:
             reply = fault.reply(content_type)

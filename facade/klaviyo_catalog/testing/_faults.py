@@ -118,11 +118,14 @@ class Fault:
         return cls("delay", seconds=_seconds("Fault.delay", seconds))
 
     @classmethod
-    def stall(cls) -> Fault:
+    def stall(cls, seconds: float | None = None) -> Fault:
         """Read the request, then never answer: the connection stays open and silent until
-        the client hangs up or the fake stops. For a client's timeouts and deadlines. The
-        request is logged (status None) and uses no quota."""
-        return cls("stall")
+        the client hangs up or the fake stops, or, with `seconds`, until the fake hangs up
+        after that long (as a proxy's idle timeout does). For a client's timeouts and
+        deadlines. The request is logged when it arrives (status None) and uses no quota."""
+        if seconds is None:
+            return cls("stall", seconds=math.inf)
+        return cls("stall", seconds=_seconds("Fault.stall", seconds))
 
     @classmethod
     def trickle(cls, seconds_per_byte: float) -> Fault:
