@@ -858,6 +858,26 @@ def test_stop_is_fast_and_final(fake_klaviyo_factory: FakeFactory) -> None:
     client.close()
 
 
+def test_stopping_while_a_request_is_answered_is_no_failure_of_the_fake(
+    fake_klaviyo_factory: FakeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_klaviyo_factory(rate_limits=None)
+    url = fake.url("item-create")
+    page = fake._pager.page
+
+    def stopped_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        # stop() overtakes the request: it returns before the document is built.
+        stopper = threading.Thread(target=fake.stop)
+        stopper.start()
+        stopper.join(timeout=5)
+        return page(*args, **kwargs)
+
+    monkeypatch.setattr(fake._pager, "page", stopped_meanwhile)
+    with pytest.raises(httpx.HTTPError):  # cut off, as every request in flight at stop()
+        httpx.get(url, headers=fake.headers(), timeout=5, verify=TLS)
+    assert fake.internal_errors == []
+
+
 def test_log_records_requests_and_can_be_reset(fake: FakeKlaviyo, client: httpx.Client) -> None:
     get(client, fake.url("item-create"), filter='equals(status,"queued")')
     (record,) = fake.request_log

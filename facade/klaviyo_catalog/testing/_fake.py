@@ -122,6 +122,7 @@ class FakeKlaviyo:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: HttpServer | None = None
+        self._links_base = ""
         if rate_limits is DEFAULT_RATE_LIMITS:
             rate_limits = self.shape.rate_limits  # the served spec's, which may be another's
         self._limiter = self._quotas(rate_limits)
@@ -142,6 +143,9 @@ class FakeKlaviyo:
             raise RuntimeError("FakeKlaviyo is already running")
         self._stopping.clear()
         self._server = HttpServer(*self._address, self._handle, self._ssl_context)
+        # What served documents link to; kept past stop(), which can overtake a request that
+        # is still being answered (it is cut off, and must not count as the fake's failure).
+        self._links_base = self.base_url
         return self
 
     def stop(self) -> None:
@@ -519,15 +523,17 @@ class FakeKlaviyo:
             detail = f"There is no {endpoint.kind.type} with id {job_id!r}."
             raise ApiError.of(404, "not_found", "Not found.", detail)
         job.poll()
-        return job_document(job, shape, self.base_url, query.fields, query.include)
+        return job_document(job, shape, self._links_base, query.fields, query.include)
 
     def _page(self, endpoint: Endpoint, query: Query, shape: Shape) -> JSON:
         """The document of the requested page of a list; being listed counts as a poll of each
         job on it, as a GET does."""
-        page, links = self._pager.page(endpoint, self._jobs.values(), query, shape, self.base_url)
+        page, links = self._pager.page(
+            endpoint, self._jobs.values(), query, shape, self._links_base
+        )
         for job in page:
             job.poll()
-        return list_document(page, shape, self.base_url, query.fields, links)
+        return list_document(page, shape, self._links_base, query.fields, links)
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
