@@ -14,7 +14,6 @@ CI runs the "ci" profile; `HYPOTHESIS_PROFILE=fuzz` (`make fuzz`) runs 25 times 
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import copy
 import datetime as dt
@@ -53,7 +52,7 @@ from klaviyo_catalog.testing import FakeKlaviyo, Fault
 from klaviyo_catalog_api.views import Attr, parse_datetime
 from openapi_schema_validator import OAS30Validator
 
-from tests.hardening_support import FAST_RATES, PROFILE
+from tests.hardening_support import FAST_RATES, PROFILE, Loop
 
 # Each HTTP example costs a round trip: a quarter as many, and the sans-I/O ones cover the rest.
 HTTP_PROFILE = settings(PROFILE, max_examples=max(1, PROFILE.max_examples // 4))
@@ -864,22 +863,18 @@ def sync_client(fake: FakeKlaviyo) -> Iterator[CatalogJobs]:
 
 
 @pytest.fixture(scope="module")
-def async_runner(fake: FakeKlaviyo) -> Iterator[tuple[asyncio.Runner, AsyncCatalogJobs]]:
+def async_runner(fake: FakeKlaviyo) -> Iterator[tuple[Loop, AsyncCatalogJobs]]:
     # One loop for the module: the client's connection pool belongs to it.
-    with asyncio.Runner() as runner:
-
-        async def make() -> AsyncCatalogJobs:
-            return AsyncCatalogJobs(
-                fake.api_key,
-                base_url=fake.base_url,
-                rate_limiter=MemoryRateLimiter(),
-                rate_limits=FAST_RATES,
-                max_retries=0,
-            )
-
-        client = runner.run(make())
-        yield runner, client
-        runner.run(client.aclose())
+    with Loop() as loop:
+        client = AsyncCatalogJobs(
+            fake.api_key,
+            base_url=fake.base_url,
+            rate_limiter=MemoryRateLimiter(),
+            rate_limits=FAST_RATES,
+            max_retries=0,
+        )
+        yield loop, client
+        loop.run(client.aclose())
 
 
 @HTTP_PROFILE
@@ -902,7 +897,7 @@ def test_http_sync(
 @given(CASES, st.randoms(use_true_random=False))
 def test_http_async(
     fake: FakeKlaviyo,
-    async_runner: tuple[asyncio.Runner, AsyncCatalogJobs],
+    async_runner: tuple[Loop, AsyncCatalogJobs],
     case: Case,
     rng: random.Random,
 ) -> None:
