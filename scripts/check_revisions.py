@@ -110,7 +110,7 @@ def check(source: Path, work: Path, facade_tests: bool) -> Result:
         run(
             "facade tests",
             result,
-            [py, "-m", "pytest", "-q", *FACADE_TESTS],
+            [py, "-m", "pytest", "-q", "-n", "2", *FACADE_TESTS],  # two revisions at once
             env=env,
             cwd=ROOT,
         )

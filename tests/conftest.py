@@ -9,6 +9,8 @@ body.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,3 +42,26 @@ def make_fake() -> Iterator[Callable[..., FakeKlaviyo]]:
     for fake in started:
         fake.stop()
     assert [error for fake in started for error in fake.internal_errors] == []
+
+
+# --- no silent skips in CI ------------------------------------------------------------------------
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Note every skipped test (on the xdist controller too, where the reports arrive)."""
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With CI=true a skip is a failure: what a test needs (redis-server, Prism, openssl, the
+    spec extracts) is installed by .ci/run or is in the repository, so a skip there means a
+    test did not run that CI claims to have run."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller decides
+        return
+    if os.environ.get("CI") == "true" and _skipped and exitstatus == pytest.ExitCode.OK:
+        names = "\n  ".join(sorted(set(_skipped)))
+        print(f"\nCI=true, and {len(_skipped)} tests were skipped:\n  {names}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
