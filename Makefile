@@ -81,7 +81,7 @@ test-lowest:
 	$(LOWEST_VENV)/bin/python scripts/lowest_deps.py --check
 	$(LOWEST_VENV)/bin/python -m pytest -q
 
-## Long fuzzing run: 25x the CI profile's examples (see RELIABILITY.md).
+## Long fuzzing run: 50x the CI profile's examples (see RELIABILITY.md).
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_security.py
 

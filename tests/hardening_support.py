@@ -26,7 +26,7 @@ _COMMON: dict[str, Any] = {
     "deadline": None,  # loopback HTTP has the odd slow example; only the total matters
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
-settings.register_profile("ci", max_examples=200, **_COMMON)
+settings.register_profile("ci", max_examples=100, **_COMMON)  # make fuzz: 50x as many
 settings.register_profile("fuzz", max_examples=5000, **_COMMON)
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

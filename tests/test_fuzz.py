@@ -8,7 +8,7 @@ Strategies are the project's own (no hypothesis-jsonschema): they follow the cur
 schemas for the default revision's shape (`attributes.job_id`) and the newer one (`data.id`),
 and `test_valid_documents_conform_to_the_curated_spec` checks that they really do.
 
-CI runs the "ci" profile; `HYPOTHESIS_PROFILE=fuzz` (`make fuzz`) runs 25 times as many
+CI runs the "ci" profile; `HYPOTHESIS_PROFILE=fuzz` (`make fuzz`) runs 50 times as many
 (the profiles are in tests/hardening_support.py).
 """
 
