@@ -330,6 +330,5 @@ def test_the_facade_works_without_included_schemas_or_price(tmp_path: Path) -> N
     assert not seen["has_price"]
     assert "has no field 'price'" in seen["refused_price"]
     assert "no schema for 'catalog-item'" in seen["refused_model"]
-
-    checked = run_mypy(package_root, tmp_path, "-p", "klaviyo_catalog")
-    assert checked.returncode == 0, checked.stdout
+    # That the facade type-checks against such a package is `make check-revisions`' (CI) proof,
+    # on the published revisions that have this shape (2022-10-17, 2023-01-24).
