@@ -314,7 +314,9 @@ EXTRACT_REVISIONS = sorted(
 
 
 @pytest.mark.parametrize("revision", EXTRACT_REVISIONS)
-def test_every_extract_curates_and_the_oldest_and_newest_generate(revision: str, tmp_path: Path) -> None:
+def test_every_extract_curates_and_the_oldest_and_newest_generate(
+    revision: str, tmp_path: Path
+) -> None:
     out = curate.curate(curate.load_source(str(extract(revision))))
     validate(out)
     assert names(out) == names(COMMITTED)  # the facade imports the same names at every revision
