@@ -46,6 +46,17 @@ def constant(answer: Served) -> Callable[[Any], Served]:
     return lambda send: answer
 
 
+def peak_memory_refusing(match: str, call: Callable[[], object]) -> int:
+    """The most memory Python held while `call` raised InvalidResponseError matching `match`."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidResponseError, match=match):
+            call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def served(payload: bytes, *headers: tuple[str, str], pieces: int = 1) -> Served:
     step = max(1, -(-len(payload) // pieces))
     chunks = [(0.0, payload[i : i + step]) for i in range(0, len(payload), step)]
@@ -127,13 +138,8 @@ def test_a_gzip_bomb_costs_no_more_than_the_cap() -> None:
     pieces = [(0.0, bomb[i : i + 65536]) for i in range(0, len(bomb), 65536)]
     answer = Served(chunks=pieces, headers=[("Content-Encoding", "gzip")])
     driver = VirtualDriver(clock, lambda send: answer)
-    tracemalloc.start()
-    try:
-        with pytest.raises(InvalidResponseError, match="max_response_bytes"):
-            driver.run(core.get_job("get_item_update_job", "JOB1", None, None))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    get = core.get_job("get_item_update_job", "JOB1", None, None)
+    peak = peak_memory_refusing("max_response_bytes", lambda: driver.run(get))
     assert peak < 10 * 1024 * 1024 + 4 * 1024 * 1024  # the cap, plus a decoding step or two
 
 
@@ -169,13 +175,7 @@ def test_an_endless_body_is_an_invalid_response(mode: Mode, fake: FakeKlaviyo) -
 
 def test_a_declared_500_mb_body_is_refused_before_reading(mode: Mode, fake: FakeKlaviyo) -> None:
     fake.inject(Fault.oversized(500 * 10**6))
-    tracemalloc.start()
-    try:
-        with pytest.raises(InvalidResponseError, match="larger than"):
-            get_job(mode, fake)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_memory_refusing("larger than", lambda: get_job(mode, fake))
     assert peak < 8 * 1024 * 1024
 
 
@@ -185,13 +185,7 @@ def test_a_one_megabyte_gzip_bomb_stays_within_the_default_cap(
     bomb = Fault.gzip_bomb(1 << 30)
     assert len(bomb.payload) < 1_100_000
     fake.inject(bomb)
-    tracemalloc.start()
-    try:
-        with pytest.raises(InvalidResponseError, match="max_response_bytes"):
-            get_job(mode, fake)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_memory_refusing("max_response_bytes", lambda: get_job(mode, fake))
     # Before: 2.1 GB. Now the default cap (50 MiB) and a few MiB of decoding and buffers.
     assert peak < DEFAULT_MAX_RESPONSE_BYTES + 10 * 1024 * 1024
 
