@@ -216,12 +216,8 @@ class JobsWait:
         self._clock = core.settings.clock
         self._started = self._clock()
         self._deadline = self._started + schedule.timeout
-        self._timeout = schedule.timeout
-        self._poll_interval = float(schedule.poll_interval)
-        self._max_interval = schedule.ceiling
-        self._backoff = schedule.backoff
-        self._base_interval = self._poll_interval
-        self._share = float(schedule.quota_share)
+        self._schedule = schedule
+        self._base_interval = float(schedule.poll_interval)  # backed off round by round
         self._on_progress = on_progress
         self._latest: dict[Key, BulkJob] = {}  # every tracked job's latest state
         self._pending: dict[Key, BulkJob] = {}
@@ -234,8 +230,8 @@ class JobsWait:
         self._running_pages: dict[str, int] = {}  # job type -> pages of its running lists
         self._finishing: dict[str, bool] = {}  # job type -> jobs left the running lists
         self._pacer = MemoryRateLimiter(clock=self._clock)
-        self._next_round_at = self._started + self._poll_interval
-        self._interval = self._poll_interval
+        self._next_round_at = self._started + self._base_interval
+        self._interval = self._base_interval
         self._rounds = 0
         self._requests = 0
         self._announced = False
@@ -503,7 +499,10 @@ class JobsWait:
         """An operation's rate limits cut to this wait's quota share (at least one request per
         window)."""
         rates = self._core.settings.rates(operation(name))
-        return [Rate(max(1, math.floor(r.count * self._share)), r.per_seconds) for r in rates]
+        return [
+            Rate(max(1, math.floor(r.count * self._schedule.quota_share)), r.per_seconds)
+            for r in rates
+        ]
 
     def _pace(self, name: str, used: Counter[str]) -> Flow[None]:
         """Hold this wait to its share of the operation's limits."""
@@ -523,7 +522,8 @@ class JobsWait:
     def _plan_next(self, started: float, used: Counter[str]) -> None:
         """When the next round is due: the interval backed off, and lengthened if this round's
         requests need more than the quota share allows."""
-        self._base_interval = min(self._base_interval * self._backoff, self._max_interval)
+        schedule = self._schedule
+        self._base_interval = min(self._base_interval * schedule.backoff, schedule.ceiling)
         interval = self._base_interval
         for name, count in used.items():
             for rate in self._rates(name):
@@ -544,11 +544,11 @@ class JobsWait:
         first = pending[0]
         if len(pending) == 1:
             message = (
-                f"job {first.id} is still {first.status} after {self._timeout:g}s "
+                f"job {first.id} is still {first.status} after {self._schedule.timeout:g}s "
                 f"({first.completed_count + first.failed_count}/{first.total_count} processed)"
             )
         else:
-            message = f"{len(pending)} jobs are still running after {self._timeout:g}s"
+            message = f"{len(pending)} jobs are still running after {self._schedule.timeout:g}s"
         return WaitTimeoutError(message, job=first, pending=pending)
 
 
