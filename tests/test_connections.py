@@ -19,7 +19,7 @@ from klaviyo_catalog import (
     InvalidResponseError,
     Rate,
 )
-from klaviyo_catalog._client import POOL_CONNECTIONS
+from klaviyo_catalog._pool import POOL_CONNECTIONS
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 

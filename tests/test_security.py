@@ -621,6 +621,31 @@ def test_a_self_signed_server_is_refused_before_any_request(
     assert "CERTIFICATE_VERIFY_FAILED" in str(cause)
 
 
+def test_ssl_cert_file_is_honoured_though_clients_share_one_tls_context(
+    mode: Mode, self_signed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients share a TLS context (loading the CA bundle costs ~20 ms a client), yet one
+    built after SSL_CERT_FILE changes trusts what it names, as httpx's own clients do."""
+    cert, key = self_signed
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with FakeKlaviyo(api_key=SECRET_KEY, ssl_context=context) as server:
+        server.add_job("item-update", job_id="J")
+        https = options(server.base_url, SECRET_KEY, max_retries=0)
+        with pytest.raises(TransportError, match="ConnectError"):
+            call(mode, https, "get_item_update_job", "J")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert call(mode, https, "get_item_update_job", "J").id == "J"
+        clients = [CatalogJobs(SECRET_KEY), CatalogJobs(SECRET_KEY)]
+        assert ssl_context_of(clients[0]) is ssl_context_of(clients[1])
+        for client in clients:
+            client.close()
+        monkeypatch.delenv("SSL_CERT_FILE")
+        with pytest.raises(TransportError, match="ConnectError"):
+            call(mode, https, "get_item_update_job", "J")
+    assert len(server.request_log) == 1  # only the trusting client's request got through
+
+
 # --- OAuth access tokens: kept out of everything the key is kept out of ------------------------
 
 SECRET_TOKEN = "kat_hardening_t0ken_51d2e3f4a5b6c7d8e9f0a1b2"

@@ -47,10 +47,11 @@ from ._core import (
 from ._methods import Methods
 from ._models import BulkJob, Page
 from ._operations import OPERATIONS, REVISION
+from ._pool import new_pool
 from ._ratelimit import Rate, RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
-from ._sockets import bound_by_deadlines, cookies_parsed_when_set, deadline_in
+from ._sockets import deadline_in
 from ._version import __version__
 from ._waiting import JobsWait
 from .errors import ConfigurationError, KlaviyoError
@@ -68,12 +69,6 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0)
 # environment (a staging proxy, a fake in CI), talk to the same server.
 BASE_URL_VARIABLE = "KLAVIYO_BASE_URL"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-#: Connections of the client's own pool, all kept alive: a pool that closes connections past
-#: its keep-alive count reopens them at once under load (httpx's default, 100 open but 20 kept,
-#: opened 1,960 connections for 2,000 calls of 500 tasks). 20 carry Klaviyo's steady limit
-#: (3,500/min, ~58/s) at up to ~340 ms per request; more would cost CPU, since httpcore's pool
-#: scans all its connections for each request (measured: 500 calls cost 1.9x the CPU at 50).
-POOL_CONNECTIONS = 20
 # Userinfo in a URL: never echoed, since it is a password.
 _USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 
@@ -326,15 +321,8 @@ class _ClientBase(Generic[H]):
         return derived
 
     def _new_http(self) -> H:
-        """The client's own pool: every connection kept alive; a sync one bounded by the call's
-        deadline (see `_sockets`)."""
-        limits = httpx.Limits(
-            max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
-        )
-        http: H = self._http_class(limits=limits)  # type: ignore[assignment]
-        cookies_parsed_when_set(http)
-        if isinstance(http, httpx.Client):
-            bound_by_deadlines(http)
+        """The client's own pool (see `_pool`)."""
+        http: H = new_pool(self._http_class)  # type: ignore[assignment]
         return http
 
     def _fresh_pool(self) -> None:

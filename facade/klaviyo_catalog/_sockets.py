@@ -114,23 +114,3 @@ def bound_by_deadlines(client: httpx.Client) -> bool:
             pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
             applied = True
     return applied
-
-
-class _Cookies(httpx.Cookies):
-    """httpx's cookie store, parsing a response for cookies only when it sets some. httpx
-    parses every response: it builds a urllib request and two email messages of the headers,
-    more of its own CPU per request than all the rest of `Client.send`, to find nothing when
-    there is no Set-Cookie (or Set-Cookie2, the only headers `http.cookiejar` reads)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        headers = response.headers
-        if "set-cookie" in headers or "set-cookie2" in headers:
-            super().extract_cookies(response)
-
-
-def cookies_parsed_when_set(client: httpx.Client | httpx.AsyncClient) -> None:
-    """Give a client built by this package the cookie store above (kept, with what it holds).
-    Left as it is if httpx keeps its cookies elsewhere than it does today."""
-    cookies = getattr(client, "_cookies", None)
-    if type(cookies) is httpx.Cookies:
-        client._cookies = _Cookies(cookies)
