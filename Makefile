@@ -81,9 +81,10 @@ test-lowest:
 	$(LOWEST_VENV)/bin/python scripts/lowest_deps.py --check
 	$(LOWEST_VENV)/bin/python -m pytest -q
 
-## Long fuzzing run: 50x the CI profile's examples (see RELIABILITY.md).
+## Long fuzzing run: 50x the CI profile's examples and Prism rounds (see RELIABILITY.md).
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_security.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_security.py \
+	  tests/test_prism_conformance.py
 
 ## The benchmark-only environment: the official SDK and pyinstrument live here, never in .venv.
 $(BENCH_STAMP): pyproject.toml requirements-bench.txt

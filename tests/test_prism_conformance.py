@@ -1,13 +1,15 @@
 """Conformance with Klaviyo's own spec, checked by a mock that nobody here wrote.
 
 Stoplight Prism (pinned in tools/prism/, installed by `make prism`) serves the published spec
-of the shipped revision, as extracted into tests/fixtures/klaviyo-openapi/, on 127.0.0.1: once
-in static mode (fixed answers Prism derives from the schemas; the extract keeps no examples)
-and once in dynamic mode (random data that conforms to the schemas). Every facade call, all
-five operations with include, fields, status and cursor, sync and async, must parse every
-answer, and what it returns must agree with the JSON Prism sent. Prism also validates the
-requests (`--errors`): a request the spec does not allow comes back as an error, which fails
-the test too.
+of the shipped revision, as extracted into tests/fixtures/klaviyo-openapi/, on 127.0.0.1. Each
+request picks its mode with a `Prefer` header: static (fixed answers Prism derives from the
+schemas; the extract keeps no examples) or dynamic (random data that conforms to the schemas).
+Every facade call, all five operations with include, fields, status and cursor, sync and
+async, must parse every answer, and what it returns must agree with the JSON Prism sent. Prism
+also validates the requests (`--errors`): a request the spec does not allow comes back as an
+error, which fails the test too.
+
+One Prism serves the whole run, all pytest-xdist workers included (see the `prism` fixture).
 
 Without Prism these tests skip, except in CI (`CI=true`), where they fail.
 """
@@ -15,6 +17,7 @@ Without Prism these tests skip, except in CI (`CI=true`), where they fail.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import signal
@@ -52,12 +55,13 @@ from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
 from klaviyo_catalog_api.views import Attr
 
-from tests.hardening_support import run_async
+from tests.hardening_support import PROFILE, run_async
 
 ROOT = Path(__file__).resolve().parents[1]
 PRISM = ROOT / "tools" / "prism" / "node_modules" / ".bin" / "prism"
 SPEC = ROOT / "tests" / "fixtures" / "klaviyo-openapi" / f"stable_{REVISION}.json"
-ROUNDS = 50
+# Rounds of random data each way: 25 with the "ci" profile, 50 times as many with `make fuzz`.
+ROUNDS = PROFILE.max_examples // 4
 JOB_ID = "01GSQPBF74KQ5YTDEPP41T1BZH"
 STARTUP_SECONDS = 60.0
 MAX_PAGES = 5  # a walk Prism keeps feeding usable cursors (never seen) is cut short here
@@ -76,7 +80,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_prism(*flags: str) -> Iterator[tuple[subprocess.Popen[bytes], str, IO[bytes]]]:
+def running_prism() -> Iterator[tuple[subprocess.Popen[bytes], str, IO[bytes]]]:
     """Start `prism mock` on a free loopback port; yields (process, base URL, log)."""
     port = free_port()
     # No telemetry: Prism's analytics dependency must not try to reach anything.
@@ -84,7 +88,7 @@ def running_prism(*flags: str) -> Iterator[tuple[subprocess.Popen[bytes], str, I
     command = [str(PRISM), "mock", str(SPEC), "-h", "127.0.0.1", "-p", str(port)]
     # --errors: a request the spec does not allow gets an error answer, failing the call.
     # -v error: logging every request costs Prism a third of its time.
-    command += ["--errors", "-v", "error", *flags]
+    command += ["--errors", "-v", "error"]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -120,23 +124,46 @@ def wait_ready(process: subprocess.Popen[bytes], base_url: str, log: IO[bytes]) 
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def prism() -> Iterator[dict[str, str]]:
-    """Both modes, started side by side (each takes a few seconds to load the spec)."""
+@contextmanager
+def flocked(path: Path, operation: int) -> Iterator[None]:
+    """Hold an flock on `path` (created if need be) for the block."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, operation)
+        yield  # closing the file releases it
+
+
+@pytest.fixture(scope="session")
+def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prism for the whole run, shared by pytest-xdist's workers: loading the spec costs
+    each Prism seconds of CPU. The first worker to need it starts it, and stops it once no
+    other worker uses it: every user holds a shared lock on `prism.users` until its session
+    ends."""
     if not PRISM.exists():
         message = f"Stoplight Prism is not installed at {PRISM}: npm ci --prefix tools/prism"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
     assert SPEC.exists(), f"no extract of the published {REVISION} spec: {SPEC.parent}/README.md"
+    basetemp = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's basetemp is a folder of the run's own.
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    lock, users, address = (shared / f"prism.{name}" for name in ("lock", "users", "url"))
+
+    def once_alone() -> None:
+        with flocked(lock, fcntl.LOCK_EX), flocked(users, fcntl.LOCK_EX):
+            address.unlink()  # a worker that comes later starts its own
+
     with ExitStack() as stack:
-        started = {
-            "static": stack.enter_context(running_prism()),
-            "dynamic": stack.enter_context(running_prism("--dynamic")),
-        }
-        for process, base_url, log in started.values():
-            wait_ready(process, base_url, log)
-        yield {mode: base_url for mode, (_, base_url, _) in started.items()}
+        with flocked(lock, fcntl.LOCK_EX):
+            if address.exists():
+                base_url = address.read_text()
+            else:
+                process, base_url, log = stack.enter_context(running_prism())
+                wait_ready(process, base_url, log)
+                address.write_text(base_url)
+                stack.callback(once_alone)  # before Prism stops, after this user lets go
+            stack.enter_context(flocked(users, fcntl.LOCK_SH))
+        yield base_url
 
 
 # --- the calls ----------------------------------------------------------------------------------
@@ -168,14 +195,18 @@ def calls(*, bare: bool) -> list[Call]:
 
 
 FAST = {"rate_limits": [Rate(1_000_000, 1.0)], "max_retries": 0}
+# What a request asks of Prism in its `Prefer` header: fixed or random answers.
+STATIC, DYNAMIC = "dynamic=false", "dynamic=true"
 
 
 class Recorder:
     """The JSON of every response, taken by a transport around httpx's before the facade
-    reads it. A single job's `data.id` is set to the id asked for: the spec cannot tie it to
-    the path, so Prism's random one would (rightly) be refused as another job's."""
+    reads it; its clients send `prefer` to Prism. A single job's `data.id` is set to the id
+    asked for: the spec cannot tie it to the path, so Prism's random one would (rightly) be
+    refused as another job's."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefer: str) -> None:
+        self.prefer = prefer
         self.responses: list[tuple[httpx.Request, Json]] = []
         self.violations: list[str] = []
 
@@ -194,7 +225,7 @@ class Recorder:
         headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-length"]
         return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 
-    def client(self, **options: Any) -> httpx.Client:
+    def client(self) -> httpx.Client:
         recorder, inner = self, httpx.HTTPTransport()
 
         class Recording(httpx.BaseTransport):
@@ -208,7 +239,7 @@ class Recorder:
             def close(self) -> None:
                 inner.close()
 
-        return httpx.Client(transport=Recording(), **options)
+        return httpx.Client(transport=Recording(), headers={"Prefer": self.prefer})
 
     def async_client(self) -> httpx.AsyncClient:
         recorder, inner = self, httpx.AsyncHTTPTransport()
@@ -224,7 +255,7 @@ class Recorder:
             async def aclose(self) -> None:
                 await inner.aclose()
 
-        return httpx.AsyncClient(transport=Recording())
+        return httpx.AsyncClient(transport=Recording(), headers={"Prefer": self.prefer})
 
 
 def sync_round(base_url: str, recorder: Recorder, calls: list[Call]) -> list[tuple[str, Any]]:
@@ -426,24 +457,23 @@ def test_the_extract_is_the_shipped_revision() -> None:
     assert len(spec["paths"]) == len(OPERATIONS)
 
 
-def test_every_call_parses_prisms_static_answers(prism: dict[str, str]) -> None:
+def test_every_call_parses_prisms_static_answers(prism: str) -> None:
     every = calls(bare=True)
-    recorder = Recorder()
-    check_round(sync_round(prism["static"], recorder, every), recorder, every)
-    recorder = Recorder()
-    check_round(run_async(async_round(prism["static"], recorder, every)), recorder, every)
+    recorder = Recorder(STATIC)
+    check_round(sync_round(prism, recorder, every), recorder, every)
+    recorder = Recorder(STATIC)
+    check_round(run_async(async_round(prism, recorder, every)), recorder, every)
 
 
-def test_every_call_parses_random_data_valid_per_the_spec(prism: dict[str, str]) -> None:
+def test_every_call_parses_random_data_valid_per_the_spec(prism: str) -> None:
     """ROUNDS rounds of every call with every option, sync and async side by side (the sync
     rounds in a thread: Prism's data generation, not the client, sets the pace); the first
     round also makes each call without options."""
-    url = prism["dynamic"]
     failures: list[str] = []
 
     def run(mode: str, round_number: int, go: Callable[[list[Call], Recorder], Any]) -> None:
         chosen = calls(bare=round_number == 0)
-        recorder = Recorder()
+        recorder = Recorder(DYNAMIC)
         try:
             check_round(go(chosen, recorder), recorder, chosen)
         except Exception as error:  # collected: the report lists every failing round
@@ -451,14 +481,14 @@ def test_every_call_parses_random_data_valid_per_the_spec(prism: dict[str, str])
 
     def sync_rounds() -> None:
         for n in range(ROUNDS):
-            run("sync", n, lambda chosen, recorder: sync_round(url, recorder, chosen))
+            run("sync", n, lambda chosen, recorder: sync_round(prism, recorder, chosen))
 
     async def async_rounds() -> None:
         for n in range(ROUNDS):
             chosen = calls(bare=n == 0)
-            recorder = Recorder()
+            recorder = Recorder(DYNAMIC)
             try:
-                check_round(await async_round(url, recorder, chosen), recorder, chosen)
+                check_round(await async_round(prism, recorder, chosen), recorder, chosen)
             except Exception as error:
                 failures.append(f"async round {n}: {type(error).__name__}: {error!s:.4000}")
 
@@ -483,17 +513,17 @@ ERRORS: dict[int, type[APIError]] = {
 
 
 @pytest.mark.parametrize("status", ERRORS)
-def test_every_documented_error_becomes_its_typed_error(prism: dict[str, str], status: int) -> None:
+def test_every_documented_error_becomes_its_typed_error(prism: str, status: int) -> None:
     """Asked by a `Prefer` header, Prism answers with the spec's own error response for the
     status (random, valid per its schema): each call raises its APIError subclass, with every
     error object the body held."""
-    recorder = Recorder()
-    http = recorder.client(headers={"Prefer": f"code={status}"})
+    recorder = Recorder(f"code={status}, {DYNAMIC}")
+    http = recorder.client()
     for label, method, kwargs in calls(bare=False):
         recorder.responses.clear()
         # A client per call: after a 429 the account pauses, which would slow the next call.
         with (
-            CatalogJobs("pk_prism", base_url=prism["dynamic"], http_client=http, **limiter()) as kc,
+            CatalogJobs("pk_prism", base_url=prism, http_client=http, **limiter()) as kc,
             pytest.raises(ERRORS[status]) as caught,
         ):
             result = getattr(kc, method)(**kwargs)
