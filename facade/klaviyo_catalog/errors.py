@@ -119,13 +119,20 @@ class PageLimitExceededError(KlaviyoError):
 
 class _ResponseError(KlaviyoError):
     """What an error about a response keeps of it, alike on `APIError` and
-    `InvalidResponseError`: `excerpt`, the body's first 200 characters, and `response`, the
-    `httpx.Response` (None for an error made without one), whose `headers` it shows."""
+    `InvalidResponseError`: `status_code`, `excerpt`, the body's first 200 characters, and
+    `response`, the `httpx.Response` (None for an error made without one), whose `headers` it
+    shows."""
 
     def __init__(
-        self, message: str, *, excerpt: str = "", response: httpx.Response | None = None
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        excerpt: str = "",
+        response: httpx.Response | None = None,
     ) -> None:
         super().__init__(message)
+        self.status_code = status_code
         self.excerpt = excerpt
         self.response = response
 
@@ -143,17 +150,6 @@ class InvalidResponseError(_ResponseError):
     `response` is the `httpx.Response` when the error was made from one (None for a value
     read later, e.g. a view's attribute), and `__cause__` the parser's own exception.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        excerpt: str = "",
-        response: httpx.Response | None = None,
-    ) -> None:
-        super().__init__(message, excerpt=excerpt, response=response)
-        self.status_code = status_code
 
 
 class PaginationError(InvalidResponseError):
@@ -235,6 +231,8 @@ class APIError(_ResponseError):
     `Authorization` header redacted), and `headers`, its headers.
     """
 
+    status_code: int  # always an error status here
+
     def __init__(
         self,
         message: str,
@@ -245,8 +243,7 @@ class APIError(_ResponseError):
         excerpt: str = "",
         response: httpx.Response | None = None,
     ) -> None:
-        super().__init__(message, excerpt=excerpt, response=response)
-        self.status_code = status_code
+        super().__init__(message, status_code=status_code, excerpt=excerpt, response=response)
         self.errors = list(errors)
         self.request_id = request_id
 
