@@ -4,6 +4,7 @@ that says what is allowed, before any request, and without echoing a secret."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -59,6 +60,27 @@ def test_arguments_that_cannot_be_sent_are_invalid_requests(
     with pytest.raises(InvalidRequestError, match=message):
         call_on(mode, fake, name, *args, **kwargs)
     assert len(fake.request_log) == before  # nothing went out
+
+
+@pytest.mark.parametrize(
+    "name, args, kwargs, message",
+    [
+        ("list_item_create_jobs", (), {"statuss": "queued"}, "list_item_create_jobs() got an"),
+        ("list_variant_update_jobs", (), {"max_pages": 2}, "keyword argument 'max_pages'"),
+        ("iter_item_create_jobs", (), {"page": 2}, "iter_item_create_jobs() got an unexpected"),
+        ("list_item_create_jobs", ("queued",), {}, "positional argument"),
+        ("iter_variant_update_jobs", ("queued",), {}, "positional argument"),
+    ],
+)
+def test_a_listing_option_it_does_not_take_is_a_type_error(
+    mode: Mode, fake: FakeKlaviyo, name: str, args: Any, kwargs: Any, message: str
+) -> None:
+    """As for a function with named parameters: the listings take their options by keyword
+    (`ListOptions`, `WalkOptions`), and a misspelt one is never silently dropped."""
+    before = len(fake.request_log)
+    with pytest.raises(TypeError, match=re.escape(message)):
+        call_on(mode, fake, name, *args, **kwargs)
+    assert len(fake.request_log) == before
 
 
 def test_the_longest_accepted_job_id_and_cursor_reach_the_server(

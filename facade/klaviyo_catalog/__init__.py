@@ -11,6 +11,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ._client import AsyncCatalogJobs, CatalogJobs
+from ._methods import ListOptions, WalkOptions
 from ._models import BulkJob, JobFailure, JobStatus, Page, ResourceRef, ResponseInfo
 from ._ratelimit import MemoryRateLimiter, Observation, Rate, RateLimiter, Ticket, Wait
 from ._resources import Category, Item, Resource, Variant
@@ -65,6 +66,7 @@ __all__ = [
     "JobStatus",
     "KlaviyoDeprecationWarning",
     "KlaviyoError",
+    "ListOptions",
     "MemoryRateLimiter",
     "NotFoundError",
     "Observation",
@@ -90,6 +92,7 @@ __all__ = [
     "Wait",
     "WaitProgress",
     "WaitTimeoutError",
+    "WalkOptions",
     "__version__",
     "revision_lifecycle",
 ]

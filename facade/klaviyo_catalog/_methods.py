@@ -7,19 +7,59 @@ the two clients cannot drift apart.
 """
 
 import warnings
-from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Generic, TypedDict, TypeVar, Unpack
 
 from ._core import Core, Fields, Flow, PageWalk
 from ._models import BulkJob, Page
 from ._waiting import JobsWait, Schedule, WaitProgress, wait_for_job
 from .errors import InvalidRequestError
 
-__all__ = ["Methods"]
+__all__ = ["ListOptions", "Methods", "WalkOptions"]
 
 JobR = TypeVar("JobR")  # what a call returning one job gives: BulkJob, or a coroutine of one
 PageR = TypeVar("PageR")  # the same for a Page
 JobsR = TypeVar("JobsR")  # an iterator of jobs, or an async iterator
+
+
+class ListOptions(TypedDict, total=False):
+    """The options of `list_*` (and `iter_*`), all passed by keyword and all optional.
+
+    - `status`: only jobs in this status, one the spec knows (e.g. "processing").
+    - `cursor`: the page to start at: a page's `next_cursor`, or an error's `.cursor` to
+      resume. Without it, the first page.
+    - `fields`: sparse fieldsets, e.g. `{"catalog-item-bulk-create-job": ["errors"]}` (the
+      job's status and counts are always asked for).
+
+    An unknown option is a TypeError; a bad value an InvalidRequestError, before any request.
+    """
+
+    status: str | None
+    cursor: str | None
+    fields: Fields
+
+
+class WalkOptions(ListOptions, total=False):
+    """The options of `iter_*`: those of `list_*`, and
+
+    - `max_pages`: at most this many pages; if the server has more, PageLimitExceededError,
+      whose `.cursor` goes on.
+    - `start_cursor`: the deprecated name of `cursor`.
+    """
+
+    max_pages: int | None
+    start_cursor: str | None
+
+
+_LIST_OPTIONS = frozenset(ListOptions.__annotations__)
+_WALK_OPTIONS = frozenset(WalkOptions.__annotations__)  # a TypedDict's include its bases'
+
+
+def _known(method: str, options: Mapping[str, object], accepted: frozenset[str]) -> None:
+    """A TypeError for an option `method` does not take, as Python gives for a named one."""
+    for name in options:
+        if name not in accepted:
+            raise TypeError(f"{method}() got an unexpected keyword argument {name!r}")
 
 
 def _cursor(cursor: str | None, start_cursor: str | None) -> str | None:
@@ -31,7 +71,7 @@ def _cursor(cursor: str | None, start_cursor: str | None) -> str | None:
     warnings.warn(
         "start_cursor= is deprecated; pass cursor=, as to list_*",
         DeprecationWarning,
-        stacklevel=4,  # the caller of iter_* (which calls _iter_jobs, which calls this)
+        stacklevel=4,  # the caller of iter_* (which calls _iter, which calls this)
     )
     return start_cursor
 
@@ -42,7 +82,10 @@ class Methods(Generic[JobR, PageR, JobsR]):
     Annotations are evaluated (no `from __future__ import annotations`), so that `help()` and
     `inspect.signature` show the argument types in full. In them, `JobR` is `BulkJob` on
     `CatalogJobs` and an awaitable `BulkJob` on `AsyncCatalogJobs`; `PageR` is `Page[BulkJob]`
-    or an awaitable one; `JobsR` is an iterator of `BulkJob`, or an async iterator.
+    or an awaitable one; `JobsR` is an iterator of `BulkJob`, or an async iterator. The four
+    listings take their options as `**options: Unpack[...]` of `ListOptions` or `WalkOptions`
+    (PEP 692, as stripe-python does), so those are written once; type checkers and IDEs
+    check and complete them as named keywords.
     """
 
     _core: Core
@@ -94,80 +137,56 @@ class Methods(Generic[JobR, PageR, JobsR]):
 
     # --- listings: one page, or every page lazily ---
 
-    def list_item_create_jobs(
-        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
-    ) -> PageR:
+    def list_item_create_jobs(self, **options: Unpack[ListOptions]) -> PageR:
         """One page (up to 100) of the account's item-create jobs, oldest first.
 
-        `status` filters by a status the spec knows (e.g. "processing"); `cursor` is a page's
-        `next_cursor`, or an error's `.cursor` to resume. `page.next_cursor` leads on;
+        Options (`ListOptions`), all by keyword: `status` filters by a status the spec knows
+        (e.g. "processing"); `cursor` is a page's `next_cursor`, or an error's `.cursor` to
+        resume; `fields` asks for sparse fieldsets. `page.next_cursor` leads on;
         `iter_item_create_jobs` walks every page for you.
         """
-        return self._page(
-            self._core.list_page(
-                "list_item_create_jobs", status=status, cursor=cursor, fields=fields
-            )
-        )
+        return self._list("list_item_create_jobs", options)
 
-    def list_variant_update_jobs(
-        self, *, status: str | None = None, cursor: str | None = None, fields: Fields = None
-    ) -> PageR:
-        """One page (up to 100) of the account's variant-update jobs, oldest first.
-        Arguments as for `list_item_create_jobs`."""
-        return self._page(
-            self._core.list_page(
-                "list_variant_update_jobs", status=status, cursor=cursor, fields=fields
-            )
-        )
+    def list_variant_update_jobs(self, **options: Unpack[ListOptions]) -> PageR:
+        """One page (up to 100) of the account's variant-update jobs, oldest first; as
+        `list_item_create_jobs`."""
+        return self._list("list_variant_update_jobs", options)
 
-    def iter_item_create_jobs(
-        self,
-        *,
-        status: str | None = None,
-        cursor: str | None = None,
-        fields: Fields = None,
-        max_pages: int | None = None,
-        start_cursor: str | None = None,
-    ) -> JobsR:
-        """Every item-create job of every page, one page in memory at a time, from
-        `cursor` (an error's `.cursor` resumes a walk) or the first page. With `max_pages`, at
-        most that many pages: if the server has more, PageLimitExceededError, whose `.cursor`
-        goes on. `start_cursor` is the deprecated name of `cursor`."""
-        return self._iter_jobs(
-            "list_item_create_jobs", status, cursor, fields, max_pages, start_cursor
-        )
+    def iter_item_create_jobs(self, **options: Unpack[WalkOptions]) -> JobsR:
+        """Every item-create job of every page, one page in memory at a time, from `cursor`
+        (an error's `.cursor` resumes a walk) or the first page.
 
-    def iter_variant_update_jobs(
-        self,
-        *,
-        status: str | None = None,
-        cursor: str | None = None,
-        fields: Fields = None,
-        max_pages: int | None = None,
-        start_cursor: str | None = None,
-    ) -> JobsR:
+        Options (`WalkOptions`), all by keyword: `status`, `cursor` and `fields` as for
+        `list_item_create_jobs`; with `max_pages`, at most that many pages: if the server has
+        more, PageLimitExceededError, whose `.cursor` goes on.
+        """
+        return self._iter("list_item_create_jobs", options)
+
+    def iter_variant_update_jobs(self, **options: Unpack[WalkOptions]) -> JobsR:
         """Every variant-update job of every page; as `iter_item_create_jobs`."""
-        return self._iter_jobs(
-            "list_variant_update_jobs", status, cursor, fields, max_pages, start_cursor
-        )
+        return self._iter("list_variant_update_jobs", options)
 
-    def _iter_jobs(
-        self,
-        name: str,
-        status: str | None,
-        cursor: str | None,
-        fields: Fields,
-        max_pages: int | None,
-        start_cursor: str | None,
-    ) -> JobsR:
+    def _list(self, name: str, options: ListOptions) -> PageR:
+        """`list_*` of the list operation `name`."""
+        _known(name, options, _LIST_OPTIONS)
+        flow = self._core.list_page(
+            name,
+            status=options.get("status"),
+            cursor=options.get("cursor"),
+            fields=options.get("fields"),
+        )
+        return self._page(flow)
+
+    def _iter(self, name: str, options: WalkOptions) -> JobsR:
         """`iter_*` of the list operation `name`: a walk, its arguments checked now, that the
         client drives page by page."""
+        _known(name.replace("list_", "iter_", 1), options, _WALK_OPTIONS)
         walk = self._core.walk(
             name,
-            status=status,
-            cursor=_cursor(cursor, start_cursor),
-            fields=fields,
-            max_pages=max_pages,
+            status=options.get("status"),
+            cursor=_cursor(options.get("cursor"), options.get("start_cursor")),
+            fields=options.get("fields"),
+            max_pages=options.get("max_pages"),
         )
         return self._walk(walk)
 

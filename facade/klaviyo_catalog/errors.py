@@ -109,7 +109,7 @@ class DeadlineExceededError(KlaviyoError, builtins.TimeoutError):
 
 class PageLimitExceededError(KlaviyoError):
     """A walk (`iter_*` with `max_pages=`) fetched its page budget and the server still had a
-    next page. `cursor` is that page's cursor: pass it as `start_cursor=` to go on."""
+    next page. `cursor` is that page's cursor: pass it as `cursor=` to go on."""
 
     def __init__(self, message: str, *, max_pages: int, cursor: str) -> None:
         super().__init__(message)
