@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import re
 import urllib.parse
 from typing import Any
 
@@ -18,14 +20,17 @@ from klaviyo_catalog import (
     InvalidResponseError,
     Item,
     JobStatus,
+    KlaviyoDeprecationWarning,
     NotFoundError,
     PermissionDeniedError,
     Rate,
     RateLimitError,
     ResourceRef,
+    RevisionStatus,
     ServerError,
     TransportError,
     WaitTimeoutError,
+    revision_lifecycle,
 )
 from klaviyo_catalog._operations import operation
 from klaviyo_catalog.testing import FakeKlaviyo
@@ -204,8 +209,16 @@ def test_headers_carry_key_revision_accept_and_user_agent(api: Api, server: Reco
 
 def test_revision_can_be_chosen(api: Api, server: Recorder) -> None:
     reply(server, docs.single(docs.job()))
-    api.with_options(revision="2023-06-15").get_item_update_job("JOB1")
+    with pytest.warns(KlaviyoDeprecationWarning, match="2023-06-15 was retired"):
+        api.with_options(revision="2023-06-15").get_item_update_job("JOB1")
     assert server.requests[0].headers["revision"] == "2023-06-15"
+
+
+def warned_if_not_stable(revision: str) -> contextlib.AbstractContextManager[object]:
+    """What building a client for `revision` must do: warn, unless it is stable today."""
+    if revision_lifecycle(revision).status is RevisionStatus.STABLE:
+        return contextlib.nullcontext()
+    return pytest.warns(KlaviyoDeprecationWarning, match=re.escape(revision))
 
 
 # --- what comes back --------------------------------------------------------------------------
@@ -565,7 +578,8 @@ def test_path_and_media_type_are_the_generated_revisions_whatever_revision_is_se
     # The shape of requests and responses is the generated one: another `revision` header
     # changes the header only, never the path style or the media type asked for.
     reply(server, docs.single(docs.job("J", shape=docs.NEW)))
-    assert api.with_options(revision=revision).get_item_update_job("J").id == "J"
+    with warned_if_not_stable(revision):
+        assert api.with_options(revision=revision).get_item_update_job("J").id == "J"
     request = server.requests[0]
     assert request.raw_path == OPERATIONS["get_item_update_job"].path.format(job_id="J")
     assert (request.headers["accept"], request.headers["revision"]) == (MEDIA_TYPE, revision)
