@@ -193,21 +193,34 @@ def job_errors(attributes: Mapping[str, Any], key: str, where: str) -> list[APIE
     for i, raw in enumerate(seq(attributes.get(key) or [], f"{where}.{key}")):
         here = f"{where}.{key}[{i}]"
         item = obj(raw, here)
+        req_str(item, "detail", here)  # what went wrong: the one member a job's error needs
         source = obj(item.get("source") or {}, f"{here}.source")
         meta = item.get("meta")
-        out.append(
-            APIErrorDetail(
-                detail=req_str(item, "detail", here),
-                id=opt_str(item, "id", here),
-                code=opt_str(item, "code", here),
-                title=opt_str(item, "title", here),
-                source_pointer=opt_str(source, "pointer", f"{here}.source"),
-                source_parameter=opt_str(source, "parameter", f"{here}.source"),
-                meta=obj(meta, f"{here}.meta") if meta is not None else None,
-                raw=item,
-            )
-        )
+        meta = obj(meta, f"{here}.meta") if meta is not None else None
+        out.append(_error_object(item, source, meta, here, opt_str))
     return out
+
+
+def _error_object(
+    item: Mapping[str, Any],
+    source: Mapping[str, Any],
+    meta: Mapping[str, Any] | None,
+    here: str,
+    text: Callable[[Mapping[str, Any], str, str], str | None],
+) -> APIErrorDetail:
+    """The APIErrorDetail of the JSON:API error object `item` (at `here`), whose `source` and
+    `meta` the caller has read; `text` reads its string members, strictly for a job's errors
+    (`opt_str`), leniently for an error response's (`_text`)."""
+    return APIErrorDetail(
+        detail=text(item, "detail", here),
+        id=text(item, "id", here),
+        code=text(item, "code", here),
+        title=text(item, "title", here),
+        source_pointer=text(source, "pointer", f"{here}.source"),
+        source_parameter=text(source, "parameter", f"{here}.source"),
+        meta=meta,
+        raw=item,
+    )
 
 
 def identify(raw: Any, where: str, i: int) -> tuple[str, str]:
@@ -386,33 +399,23 @@ def next_page(links: Any) -> tuple[str | None, tuple[str, str] | None]:
 def error_details(response: httpx.Response) -> list[APIErrorDetail]:
     """Klaviyo's `errors[]` from an error response, leniently: an error must never be masked."""
     try:
-        errors = json.loads(response.content).get("errors")
+        errors = loads(response.content).get("errors")
     except (ValueError, AttributeError, RecursionError):
         return []
     out = []
     for item in errors if isinstance(errors, list) else []:
         if not isinstance(item, dict):
             continue
-        source = item.get("source")
+        source, meta = item.get("source"), item.get("meta")
         source = source if isinstance(source, dict) else {}
-        meta = item.get("meta")
-        out.append(
-            APIErrorDetail(
-                detail=_text(item, "detail"),
-                id=_text(item, "id"),
-                code=_text(item, "code"),
-                title=_text(item, "title"),
-                source_pointer=_text(source, "pointer"),
-                source_parameter=_text(source, "parameter"),
-                meta=meta if isinstance(meta, dict) else None,
-                raw=item,
-            )
-        )
+        meta = meta if isinstance(meta, dict) else None
+        out.append(_error_object(item, source, meta, "errors", _text))
     return out
 
 
-def _text(d: Mapping[str, Any], key: str) -> str | None:
-    """`d[key]` if it is a string, else None: `error_details` reads an error response leniently,
-    so that a malformed one is still reported."""
+def _text(d: Mapping[str, Any], key: str, where: str) -> str | None:
+    """`d[key]` if it is a string, else None (`where` is not needed: nothing is refused).
+    `error_details` reads an error response leniently, so that a malformed one is still
+    reported."""
     value = d.get(key)
     return value if isinstance(value, str) else None
