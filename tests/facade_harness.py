@@ -9,6 +9,7 @@ from klaviyo_catalog import BulkJob
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 
 from tests.hardening_support import HttpFactory, Mode, call
+from tests.virtual_clock import VirtualClock
 
 API_KEY = "pk_test_0123456789abcdef"
 
@@ -17,14 +18,22 @@ class Api:
     """`api.get_item_update_job(...)` runs on a fresh sync or async client, per `mode`.
 
     `http`, if given, makes the app-supplied httpx client of each call for the mode (e.g. one
-    over an httpx.MockTransport); `with_options(http=None)` drops it.
+    over an httpx.MockTransport); `with_options(http=None)` drops it. `on(clock)` runs the
+    calls on a virtual clock (with `patched_sleeps` on it, their waits take no real time).
     """
 
     def __init__(
-        self, mode: Mode, base_url: str, *, http: HttpFactory | None = None, **options: Any
+        self,
+        mode: Mode,
+        base_url: str,
+        *,
+        http: HttpFactory | None = None,
+        clock: VirtualClock | None = None,
+        **options: Any,
     ) -> None:
         self.mode = mode
         self.http = http
+        self.clock = clock
         self.options: dict[str, Any] = {
             "api_key": API_KEY,
             "base_url": base_url,
@@ -36,12 +45,18 @@ class Api:
     def with_options(self, **options: Any) -> Api:
         http = options.pop("http", self.http)
         merged = {**self.options, **options}
-        return Api(self.mode, merged.pop("base_url"), http=http, **merged)
+        return Api(self.mode, merged.pop("base_url"), http=http, clock=self.clock, **merged)
+
+    def on(self, clock: VirtualClock) -> Api:
+        api = self.with_options()
+        api.clock = clock
+        return api
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
             # The one sync/async runner of the tests.
-            return call(self.mode, self.options, name, *args, http=self.http, **kwargs)
+            options, http, clock = self.options, self.http, self.clock
+            return call(self.mode, options, name, *args, http=http, clock=clock, **kwargs)
 
         return run
 

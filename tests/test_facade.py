@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -48,6 +49,7 @@ from tests.spec_facts import (
     rates,
     spec,
 )
+from tests.virtual_clock import VirtualClock, patched_sleeps
 from tests.wire_recorder import Recorder, Reply
 
 ITEM = "catalog-item"
@@ -450,7 +452,17 @@ def test_an_error_while_listing_carries_the_cursor_to_resume_from(
 # --- waiting ------------------------------------------------------------------------------------
 
 
-def test_wait_for_job_polls_until_done(api: Api, server: Recorder) -> None:
+# The waits run on a virtual clock: the client's sleeps advance it, the wire stays real.
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualClock]:
+    clock = VirtualClock()
+    with patched_sleeps(clock, monkeypatch):
+        yield clock
+
+
+def test_wait_for_job_polls_until_done(api: Api, server: Recorder, clock: VirtualClock) -> None:
     reply(
         server,
         docs.single(docs.job(status="queued", completed_count=0, failed_count=0)),
@@ -458,25 +470,33 @@ def test_wait_for_job_polls_until_done(api: Api, server: Recorder) -> None:
         docs.single(docs.job(status="complete", completed_count=9)),
     )
     job = api.get_item_update_job("JOB1")
-    seen: list[float] = []
-    done = api.wait_for_job(
-        job, poll_interval=0.01, timeout=5, on_progress=lambda j: seen.append(j.progress)
+    seen: list[tuple[float, float]] = []
+    start = clock.now
+    done = api.on(clock).wait_for_job(
+        job, on_progress=lambda j: seen.append((clock.now - start, j.progress))
     )
     assert done.status == JobStatus.COMPLETE and done.is_done
-    assert seen == [0.0, 0.7, 1.0]  # the starting state, then each poll
+    # The starting state, then each poll: 2 s after the call, then 3 s (x1.5) after that.
+    assert seen == [(0.0, 0.0), (2.0, 0.7), (5.0, 1.0)]
     assert len(server.requests) == 3
 
 
-def test_wait_for_job_times_out_with_the_last_job(api: Api, server: Recorder) -> None:
+def test_wait_for_job_times_out_with_the_last_job(
+    api: Api, server: Recorder, clock: VirtualClock
+) -> None:
     server.default = Reply.json(docs.single(docs.job(status="processing", completed_count=2)))
     job = api.get_item_update_job("JOB1")
+    start = clock.now
     with pytest.raises(WaitTimeoutError) as caught:
-        api.wait_for_job(job, poll_interval=0.01, timeout=0.05)
+        api.on(clock).wait_for_job(job, timeout=60)
+    assert clock.now - start == pytest.approx(60.0)
     assert isinstance(caught.value, TimeoutError)
     assert caught.value.job.completed_count == 2
 
 
-def test_item_create_jobs_are_polled_through_their_list(api: Api, server: Recorder) -> None:
+def test_item_create_jobs_are_polled_through_their_list(
+    api: Api, server: Recorder, clock: VirtualClock
+) -> None:
     kind = "catalog-item-bulk-create-job"
     reply(
         server,
@@ -485,7 +505,7 @@ def test_item_create_jobs_are_polled_through_their_list(api: Api, server: Record
         docs.collection([docs.job("1", kind, status="complete", completed_count=9)], None),
     )
     job = api.list_item_create_jobs().data[0]
-    done = api.wait_for_job(job, poll_interval=0.01)
+    done = api.on(clock).wait_for_job(job)
     assert done.id == "1" and done.status is JobStatus.COMPLETE and done.completed_count == 9
     filters = [query(server, i).get("filter") for i in (1, 2)]
     assert filters == ['equals(status,"processing")', 'equals(status,"complete")']
