@@ -161,6 +161,9 @@ PROPAGATION = """
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = main(["jobs", "get", "item-update", job_id, "--include", "--json"])
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            main(["jobs", "get", "item-update", job_id])
     first, second = job.items
     assert isinstance(first, Item) and isinstance(second, Item)
     assert listed.id == create_id
@@ -192,6 +195,7 @@ PROPAGATION = """
             served_list["data"][0]["attributes"].get(n) for n in ("started_at", "skipped_count")
         ],
         "cli_job": [json.loads(out.getvalue()).get(n) for n in ("started_at", "skipped_count")],
+        "cli_text": text.getvalue().splitlines(),
         "refused": refused,
     }))
 """
@@ -261,6 +265,10 @@ def test_a_new_attribute_reaches_the_view_the_cli_and_the_fake(tmp_path: Path) -
     assert isinstance(started_at, str) and isinstance(skipped_count, int)
     assert seen["listed"][0].startswith(started_at[:19]) and seen["listed"][1] == skipped_count
     assert seen["cli_job"] == ["2024-05-01T11:00:00+00:00", 3]
+    # And in `jobs get`'s text, each on a line of its own after the spec's own.
+    lines = [" ".join(line.split()) for line in seen["cli_text"]]
+    assert lines[-4].startswith("Expires ")
+    assert lines[-3:-1] == ["Started 2024-05-01 11:00:00 UTC", "Skipped count 3"]
     # A value not of its type is an invalid response naming the member, never a silent None.
     assert "data.attributes.started_at is not an ISO 8601 date-time" in seen["refused"]
 

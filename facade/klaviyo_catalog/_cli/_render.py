@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
-from klaviyo_catalog_api.views import VIEWS, Attr, parse_datetime
+from klaviyo_catalog_api.views import JOB_ATTRIBUTES, VIEWS, Attr, parse_datetime
 
 from .._models import BulkJob, ResourceRef
 from .._resources import Resource
@@ -157,18 +157,24 @@ class JobTable:
 
 
 def job_lines(job: BulkJob) -> list[str]:
-    """The `jobs get` view: the job's fields, its errors, then any included resources."""
-    fields = (
+    """The `jobs get` view: the job's fields, its errors, then any included resources.
+
+    After the status and progress (which sums up the counts), every other attribute of the
+    spec's jobs has a line, in the spec's order, so a regenerated one shows here too."""
+    fields = [
         ("Job", job.id),
         ("Kind", SHORT_KINDS.get(job.kind, job.kind)),
         ("Status", str(job.status)),
         ("Progress", f"{percent(job)}  ({counts(job)})"),
-        ("Created", when(job.created_at)),
-        ("Completed", when(job.completed_at)),
-        ("Expires", when(job.expires_at)),
+        *(
+            (_label(name), _job_value(getattr(job, name), attribute.kind))
+            for name, attribute in JOB_ATTRIBUTES.items()
+            if name not in _SUMMED_UP
+        ),
         ("Errors", str(len(job.errors))),
-    )
-    lines = [f"{name:<10} {value}" for name, value in fields]
+    ]
+    width = max(len(name) for name, _ in fields)
+    lines = [f"{name:<{width}}  {value}" for name, value in fields]
     lines += [f"  - {describe_error(error)}" for error in job.errors[:SHOWN_ERRORS]]
     if len(job.errors) > SHOWN_ERRORS:
         lines.append(f"  ... and {len(job.errors) - SHOWN_ERRORS} more (--json lists them all)")
@@ -177,6 +183,20 @@ def job_lines(job: BulkJob) -> list[str]:
         if related is not None:
             lines += ["", f"{name.capitalize()} ({len(related)})", *related_table(name, related)]
     return lines
+
+
+# Job attributes the first and last lines of `jobs get` show: its status, its counts as the
+# progress, and its errors.
+_SUMMED_UP = frozenset({"status", "total_count", "completed_count", "failed_count", "errors"})
+
+
+def _label(attribute: str) -> str:
+    """`created_at` -> "Created", `skipped_count` -> "Skipped count"."""
+    return attribute.removesuffix("_at").replace("_", " ").capitalize()
+
+
+def _job_value(value: Any, kind: str) -> str:
+    return when(value) if kind == "datetime" else _cell(value)
 
 
 def related_table(name: str, resources: Sequence[Resource[Any] | ResourceRef]) -> list[str]:
