@@ -203,8 +203,11 @@ JOB_RESERVED = RESERVED | {
 JOB_ERROR_SCHEMA = "JobError"
 
 
-def job_attribute(schema: dict[str, Any], statuses: tuple[str, ...]) -> tuple[str, str, bool]:
-    """(kind, annotation, required) of one attribute of the curated job schema, by its type.
+def job_attribute(
+    name: str, schema: dict[str, Any], statuses: tuple[str, ...]
+) -> tuple[str, str, bool]:
+    """(kind, annotation, required) of the attribute `name` of the curated job schema, by its
+    type (and, for an integer, its name: Klaviyo's `*_count`s are counts).
 
     See `JobAttribute` (scripts/templates/views_base.py) for the kinds. Only a scalar can be
     required: a sparse fieldset may leave out a list (`core_fields` are the scalars).
@@ -217,11 +220,12 @@ def job_attribute(schema: dict[str, Any], statuses: tuple[str, ...]) -> tuple[st
         found = ("datetime", "dt.datetime")
     elif kind == "array" and "$ref" in items and ref_name(items) == JOB_ERROR_SCHEMA:
         return "errors", "Sequence[ErrorT]", False  # absent or null: no errors
-    elif kind == "integer":
-        return "integer", "int", False  # absent or null: 0
+    elif kind == "integer" and name.endswith("_count"):
+        return "count", "int", False  # absent or null: 0
     else:
         found = {
             "string": ("string", "str"),
+            "integer": ("integer", "int"),
             "number": ("number", "float"),
             "boolean": ("boolean", "bool"),
             "object": ("object", "dict[str, Any]"),
@@ -275,7 +279,7 @@ class Schema:
             included.update(fact["included"])
         # name -> (kind, annotation, required): one typed field of JobFields each.
         self.job_attributes = {
-            name: job_attribute(schema, self.job_statuses)
+            name: job_attribute(name, schema, self.job_statuses)
             for name, schema in job_schemas.items()
             if name.isidentifier()
             and not keyword.iskeyword(name)
@@ -445,7 +449,7 @@ class Schema:
             "    id: str",
             '    kind: str  # the JSON:API type, e.g. "catalog-item-bulk-update-job"',
         ]
-        defaults = {"errors": "()", "integer": "0"}
+        defaults = {"errors": "()", "count": "0"}
         for name, (kind, annotation, required) in self.job_attributes.items():
             default = "" if required else f"default={defaults.get(kind, 'None')}, "
             lines.append(f"    {name}: {annotation} = attrs.field({default}kw_only=True)")

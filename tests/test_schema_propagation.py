@@ -138,7 +138,7 @@ PROPAGATION = """
             status="complete",
             items=[{"external_id": "LAUNCHED", "launched_at": "2024-05-01T12:00:00"}, {}],
         )
-        fake.set_job(job_id, started_at="2024-05-01T11:00:00", skipped_count=3)
+        fake.set_job(job_id, started_at="2024-05-01T11:00:00", skipped_count=3, priority=None)
         create_id = fake.add_job("item-create", status="complete")  # new attributes generated
         bad_id = fake.add_job("item-update", status="complete")
         fake.set_job(bad_id, started_at="yesterday")
@@ -181,10 +181,12 @@ PROPAGATION = """
         "cli_code": code,
         "cli": [r.get("launched_at") for r in json.loads(out.getvalue())["items"]],
         "job_field_types": [
-            hints["started_at"] == dt.datetime | None, hints["skipped_count"].__name__
+            hints["started_at"] == dt.datetime | None,
+            hints["skipped_count"].__name__,
+            hints["priority"] == int | None,
         ],
         "job_fields": [f.name for f in attrs.fields(BulkJob) if f.kw_only and f.repr],
-        "job": [job.started_at.isoformat(), job.skipped_count],
+        "job": [job.started_at.isoformat(), job.skipped_count, job.priority],
         "job_value_types": [type(job.started_at).__name__, type(job.skipped_count).__name__],
         "job_is_aware": job.started_at.tzinfo is not None,
         "listed": [listed.started_at.isoformat(), listed.skipped_count],
@@ -228,12 +230,15 @@ def test_a_new_attribute_reaches_the_view_the_cli_and_the_fake(tmp_path: Path) -
     schemas["CatalogItemAttributes"]["properties"]["launched_at"] = copy.deepcopy(DATE_TIME)
     for fieldset in item_fieldsets(spec):
         fieldset["x-csv-enum"] = sorted([*fieldset["x-csv-enum"], "launched_at"])
-    # And two job attributes: a date-time and a count, as Klaviyo's jobs have.
+    # And three job attributes: a date-time and a count, as Klaviyo's jobs have, and an
+    # integer that is not a count.
     job_attributes = schemas["JobAttributes"]["properties"]
     job_attributes["started_at"] = copy.deepcopy(DATE_TIME)
     job_attributes["skipped_count"] = {"type": "integer", "nullable": True}
+    job_attributes["priority"] = {"type": "integer", "nullable": True}
+    new = ["started_at", "skipped_count", "priority"]
     for fieldset in job_fieldsets(spec):
-        fieldset["x-csv-enum"] = sorted([*fieldset["x-csv-enum"], "started_at", "skipped_count"])
+        fieldset["x-csv-enum"] = sorted([*fieldset["x-csv-enum"], *new])
     package_root = generate(spec, tmp_path)
 
     seen = run_python(package_root, PROPAGATION)
@@ -256,9 +261,10 @@ def test_a_new_attribute_reaches_the_view_the_cli_and_the_fake(tmp_path: Path) -
     # The job attributes: typed fields of BulkJob, read (the naive date-time as UTC) from a
     # single job and from a page, in the fake's documents (set, or generated from the spec for
     # a new job) and in `jobs get --json`.
-    assert seen["job_field_types"] == [True, "int"]
-    assert seen["job_fields"][-2:] == ["started_at", "skipped_count"]  # after the spec's own
-    assert seen["job"] == ["2024-05-01T11:00:00+00:00", 3]
+    assert seen["job_field_types"] == [True, "int", True]
+    assert seen["job_fields"][-3:] == new  # after the spec's own
+    # A null integer that is not a count reads as None (a null count reads as 0).
+    assert seen["job"] == ["2024-05-01T11:00:00+00:00", 3, None]
     assert seen["job_value_types"] == ["datetime", "int"] and seen["job_is_aware"]
     assert seen["served_job"] == ["2024-05-01T11:00:00", 3]
     started_at, skipped_count = seen["served_list"]
@@ -267,8 +273,8 @@ def test_a_new_attribute_reaches_the_view_the_cli_and_the_fake(tmp_path: Path) -
     assert seen["cli_job"] == ["2024-05-01T11:00:00+00:00", 3]
     # And in `jobs get`'s text, each on a line of its own after the spec's own.
     lines = [" ".join(line.split()) for line in seen["cli_text"]]
-    assert lines[-4].startswith("Expires ")
-    assert lines[-3:-1] == ["Started 2024-05-01 11:00:00 UTC", "Skipped count 3"]
+    assert lines[-5].startswith("Expires ")
+    assert lines[-4:-1] == ["Started 2024-05-01 11:00:00 UTC", "Skipped count 3", "Priority -"]
     # A value not of its type is an invalid response naming the member, never a silent None.
     assert "data.attributes.started_at is not an ISO 8601 date-time" in seen["refused"]
 

@@ -109,15 +109,21 @@ def req_str(d: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
-def count(d: Mapping[str, Any], key: str, where: str) -> int:
-    """A job's count `d[key]`: 0 when null or absent (as the spec defaults it); a bool or any
-    other non-integer is Invalid."""
+def opt_int(d: Mapping[str, Any], key: str, where: str) -> int | None:
+    """`d[key]` if an integer, None if absent or null; a bool or any other type is Invalid."""
     value = d.get(key)
     if value is None:
-        return 0  # nullable with a default of 0 from revision 2024-02-15
+        return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid(f"{where}.{key} should be an integer, got {value!r:.40}")
     return value
+
+
+def count(d: Mapping[str, Any], key: str, where: str) -> int:
+    """A job's count `d[key]`: 0 when null or absent (as the spec defaults it); a bool or any
+    other non-integer is Invalid."""
+    value = opt_int(d, key, where)
+    return 0 if value is None else value  # nullable with a default of 0 from 2024-02-15
 
 
 def opt_datetime(d: Mapping[str, Any], key: str, where: str) -> dt.datetime | None:
@@ -267,7 +273,8 @@ READERS: dict[str, Reader] = {
     "status": opt_status,  # JobStatus, or the string of a status newer than this client
     "errors": job_errors,  # APIErrorDetail, which may lack id/code/title and carry meta
     "datetime": opt_datetime,  # timezone-aware: a naive value is read as UTC
-    "integer": count,  # a count: null or absent reads as 0
+    "count": count,  # null or absent reads as 0
+    "integer": opt_int,
     "string": opt_str,
     "number": opt_number,
     "boolean": opt_bool,

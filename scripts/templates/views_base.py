@@ -70,10 +70,10 @@ class JobAttribute(NamedTuple):
     """How one attribute of the spec's job resources is read (`JOB_ATTRIBUTES`, generated).
 
     `kind` follows the attribute's schema: "status" (the job statuses, an open set), "errors"
-    (a list of JSON:API error objects), "datetime", "integer" (a count: null or absent reads
-    as 0, Klaviyo's documented default), "string", "number", "boolean", "object", "strings" (a
-    list of strings), "list" or "any". `required`: the spec does not allow null, so a job
-    document without it is invalid.
+    (a list of JSON:API error objects), "datetime", "count" (an integer named `*_count`: null
+    or absent reads as 0, Klaviyo's documented default), "integer", "string", "number",
+    "boolean", "object", "strings" (a list of strings), "list" or "any". `required`: the spec
+    does not allow null, so a job document without it is invalid.
     """
 
     kind: str
