@@ -25,7 +25,7 @@ from klaviyo_catalog import (
     ServerError,
     TransportError,
 )
-from klaviyo_catalog._core import DEFAULT_DEADLINE, Call, Send
+from klaviyo_catalog._core import DEFAULT_DEADLINE, Call, Core, Send
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Ticket, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
@@ -157,6 +157,67 @@ def test_a_stalled_limiter_round_trip_is_a_deadline_error_at_the_deadline() -> N
         driver.run(get(core))
     assert driver.call_timeouts == [pytest.approx(4.0)]
     assert clock.now - 1000.0 == pytest.approx(4.0) and driver.sends == []
+
+
+ONE_A_SECOND = [Rate(1, 1.0)]
+
+
+def slot_is_free(core: Core, clock: VirtualClock) -> bool:
+    """Whether, a window from now, the core's one request a second can be admitted again:
+    only if the earlier ticket was handed back (one still out holds its slot)."""
+    clock.advance(1.0)
+    settings = core.settings
+    grant = settings.limiter.try_acquire(settings.account, "get_item_update_job", ONE_A_SECOND)
+    return isinstance(grant, Ticket)
+
+
+def test_a_ticket_that_arrives_after_the_deadline_is_handed_back() -> None:
+    clock = VirtualClock()
+    limiter = StalledLimiter(clock=clock, margin=0.0)
+    core = virtual_core(clock, limiter=limiter, deadline=4, rate_limits=ONE_A_SECOND)
+    stalled: list[Call] = []
+
+    def calls(call: Call, clock: VirtualClock) -> Any:
+        stalled.append(call)  # the worker thread goes on with it
+        assert call.timeout is not None
+        clock.advance(call.timeout)
+        return TimeoutError()
+
+    with pytest.raises(DeadlineExceededError, match="rate limiter"):
+        VirtualDriver(clock, lambda send: Served.job(), calls=calls).run(get(core))
+    assert isinstance(stalled[0].function(), Ticket)  # the round trip ends after all
+    assert slot_is_free(core, clock)
+
+
+@pytest.mark.parametrize("arrived", [False, True], ids=["on-its-way", "arrived"])
+def test_a_cancelled_call_hands_back_the_ticket_of_its_admission(arrived: bool) -> None:
+    """A task cancelled while its admission's round trip runs closes the flow, before the
+    ticket arrives or after it arrived but before the flow saw it."""
+    clock = VirtualClock()
+    limiter = StalledLimiter(clock=clock, margin=0.0)
+    core = virtual_core(clock, limiter=limiter, deadline=4, rate_limits=ONE_A_SECOND)
+    flow = get(core)
+    admission = next(flow)
+    assert isinstance(admission, Call)
+    if arrived:
+        admission.function()
+    flow.close()
+    if not arrived:
+        admission.function()
+    assert slot_is_free(core, clock)
+
+
+def test_an_admission_the_flow_receives_is_its_own_to_hand_back() -> None:
+    clock = VirtualClock()
+    limiter = StalledLimiter(clock=clock, margin=0.0)
+    core = virtual_core(clock, limiter=limiter, deadline=4, rate_limits=ONE_A_SECOND)
+    flow = get(core)
+    admission = next(flow)
+    assert isinstance(admission, Call)
+    assert isinstance(flow.send(admission.function()), Send)  # admitted: the request goes out
+    assert not slot_is_free(core, clock)  # in flight: still counted
+    flow.close()
+    assert slot_is_free(core, clock)
 
 
 def test_limiter_round_trips_get_the_time_that_remains() -> None:

@@ -25,6 +25,7 @@ import attrs
 import httpx
 
 from . import _jsonapi as jsonapi
+from ._admission import Admission
 from ._auth import Credential
 from ._models import BulkJob, Page, ResponseInfo
 from ._operations import Operation, RequestParts, operation
@@ -613,9 +614,12 @@ class Core:
         s = self.settings
         paused = 0.0
         while True:
-            grant = yield from self._limit(
-                op, deadline, s.limiter.try_acquire, s.account, op.name, rates
-            )
+            admission = Admission(s.limiter, self._complete_now, s.account, op.name, rates)
+            try:
+                grant = yield from self._limit(op, deadline, admission)
+            except BaseException:  # a deadline, a closed flow: a ticket on its way goes back
+                admission.abandon()
+                raise
             if isinstance(grant, Ticket):
                 if paused:
                     logger.warning(
