@@ -148,6 +148,21 @@ def test_a_slot_frees_with_the_oldest_completions() -> None:
     assert wait(limiter, rates) == pytest.approx(0.1)  # 0.2 + 1.0
 
 
+def test_the_arithmetic_holds_after_many_completions_have_expired() -> None:
+    """Thousands of completions leave the windows (the expired ones are dropped in bulk now
+    and then); the windows still count exactly the recent ones."""
+    clock = VirtualClock(start=0.0)
+    limiter = MemoryRateLimiter(margin=0.0, clock=clock, prune_every=1e9)
+    rates = (Rate(3, 1.0), Rate(100, 60.0))
+    for i in range(5_000):  # one every 0.7 s: neither window ever fills
+        clock.now = 0.7 * i
+        limiter.complete(admit(limiter, rates))
+    limiter.complete(admit(limiter, rates))  # the third within a second
+    assert wait(limiter, rates) == pytest.approx(0.3)  # the oldest of them is 0.7 s old
+    clock.now += 0.31
+    admit(limiter, rates)
+
+
 def test_the_margin_lengthens_every_window() -> None:
     clock = VirtualClock(start=0.0)
     limiter = MemoryRateLimiter(margin=0.01, clock=clock)
