@@ -67,7 +67,7 @@ def test_a_flow_closed_mid_request_completes_its_ticket() -> None:
 def test_a_cancelled_task_frees_its_slot() -> None:
     with FakeKlaviyo(rate_limits=None) as fake:
         job_id = fake.add_job("item-update")
-        fake.inject(Fault.delay(5.0))  # the first request hangs
+        fake.inject(Fault.stall())  # the first request hangs (logged as it arrives)
 
         async def run() -> None:
             limiter = MemoryRateLimiter()
@@ -78,7 +78,8 @@ def test_a_cancelled_task_frees_its_slot() -> None:
                 rate_limits=[Rate(1, 0.2)],
             ) as kc:
                 hanging = asyncio.create_task(kc.get_item_update_job(job_id))
-                await asyncio.sleep(0.2)
+                while not fake.request_log:  # cancelled once the fake holds it, however slow
+                    await asyncio.sleep(0.01)
                 hanging.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await hanging
