@@ -337,9 +337,14 @@ def read_everything(resource: Resource[Any]) -> None:
     assert resource.model is not None
 
 
+def job_id_of(resource: Json) -> Any:
+    """A job resource's id: `data.id` from revision 2023-12-15, `attributes.job_id` before."""
+    return resource.get("id", (resource.get("attributes") or {}).get("job_id"))
+
+
 def agree_job(job: BulkJob, resource: Json) -> None:
     attributes = resource.get("attributes") or {}
-    assert job.id == resource.get("id", attributes.get("job_id"))
+    assert job.id == job_id_of(resource)
     assert job.kind == resource["type"]
     assert job.status == attributes["status"]
     assert job.created_at == moment(attributes["created_at"])
@@ -385,7 +390,7 @@ def cursor_in(link: str) -> str | None:
 
 
 def agree_page(page: Page[BulkJob], request: httpx.Request, document: Json) -> None:
-    assert [job.id for job in page] == [r["id"] for r in document["data"]]
+    assert [job.id for job in page] == [job_id_of(r) for r in document["data"]]
     for job, resource in zip(page, document["data"], strict=True):
         agree_job(job, resource)
     sent_cursor = request.url.params.get("page[cursor]")
@@ -407,7 +412,7 @@ def agree(label: str, method: str, kwargs: Mapping[str, Any], outcome: Any) -> N
     assert responses, "no response was recorded"
     if method.startswith("iter_"):
         jobs, stop = result
-        expected = [r["id"] for _, document in responses for r in document["data"]]
+        expected = [job_id_of(r) for _, document in responses for r in document["data"]]
         assert [job.id for job in jobs][: len(expected)] == expected[: len(jobs)]
         request, last = responses[-1]
         link = next_of(last)
