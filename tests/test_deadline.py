@@ -25,7 +25,7 @@ from klaviyo_catalog import (
     ServerError,
     TransportError,
 )
-from klaviyo_catalog._core import DEFAULT_DEADLINE, Call, Core, Send
+from klaviyo_catalog._core import DEFAULT_DEADLINE, Call, Core, Flow, Send
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Ticket, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
@@ -171,10 +171,23 @@ def slot_is_free(core: Core, clock: VirtualClock) -> bool:
     return isinstance(grant, Ticket)
 
 
+def behind_a_round_trip(clock: VirtualClock) -> Core:
+    """A core whose limiter (one request a second) answers through a worker thread's round
+    trip, as a Redis does, with a 4 s deadline per call."""
+    limiter = StalledLimiter(clock=clock, margin=0.0)
+    return virtual_core(clock, limiter=limiter, deadline=4, rate_limits=ONE_A_SECOND)
+
+
+def first_admission(flow: Flow[Any]) -> Call:
+    """The flow's first action: its admission's round trip, not yet made."""
+    admission = next(flow)
+    assert isinstance(admission, Call)
+    return admission
+
+
 def test_a_ticket_that_arrives_after_the_deadline_is_handed_back() -> None:
     clock = VirtualClock()
-    limiter = StalledLimiter(clock=clock, margin=0.0)
-    core = virtual_core(clock, limiter=limiter, deadline=4, rate_limits=ONE_A_SECOND)
+    core = behind_a_round_trip(clock)
     stalled: list[Call] = []
 
     def calls(call: Call, clock: VirtualClock) -> Any:
@@ -194,11 +207,9 @@ def test_a_cancelled_call_hands_back_the_ticket_of_its_admission(arrived: bool) 
     """A task cancelled while its admission's round trip runs closes the flow, before the
     ticket arrives or after it arrived but before the flow saw it."""
     clock = VirtualClock()
-    limiter = StalledLimiter(clock=clock, margin=0.0)
-    core = virtual_core(clock, limiter=limiter, deadline=4, rate_limits=ONE_A_SECOND)
+    core = behind_a_round_trip(clock)
     flow = get(core)
-    admission = next(flow)
-    assert isinstance(admission, Call)
+    admission = first_admission(flow)
     if arrived:
         admission.function()
     flow.close()
@@ -209,11 +220,9 @@ def test_a_cancelled_call_hands_back_the_ticket_of_its_admission(arrived: bool) 
 
 def test_an_admission_the_flow_receives_is_its_own_to_hand_back() -> None:
     clock = VirtualClock()
-    limiter = StalledLimiter(clock=clock, margin=0.0)
-    core = virtual_core(clock, limiter=limiter, deadline=4, rate_limits=ONE_A_SECOND)
+    core = behind_a_round_trip(clock)
     flow = get(core)
-    admission = next(flow)
-    assert isinstance(admission, Call)
+    admission = first_admission(flow)
     assert isinstance(flow.send(admission.function()), Send)  # admitted: the request goes out
     assert not slot_is_free(core, clock)  # in flight: still counted
     flow.close()
