@@ -41,6 +41,11 @@ FAST_RATES = [Rate(100_000, 1.0)]  # the fuzz loops must never wait on the clien
 HttpFactory = Callable[[Mode], httpx.Client | httpx.AsyncClient]
 
 
+def app_http_client(mode: Mode) -> httpx.Client | httpx.AsyncClient:
+    """An app's own httpx client, with httpx's defaults (an `HttpFactory`)."""
+    return httpx.Client() if mode == "sync" else httpx.AsyncClient()
+
+
 def options(base_url: str, api_key: str, **overrides: Any) -> dict[str, Any]:
     """Client options with tiny retry waits and a rate-limit budget of the test's own."""
     return {

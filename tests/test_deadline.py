@@ -30,7 +30,7 @@ from klaviyo_catalog._ratelimit import MemoryRateLimiter, Ticket, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents as docs
-from tests.hardening_support import Mode, call, options
+from tests.hardening_support import Mode, app_http_client, call, options
 from tests.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
 
 
@@ -321,14 +321,9 @@ def test_a_body_trickling_through_an_apps_client_stops_within_a_byte_of_the_dead
     client_options = options(fake.base_url, fake.api_key, deadline=1.0)
     started = time.monotonic()
     with pytest.raises(DeadlineExceededError):
-        call(mode, client_options, "get_item_update_job", "J1", http=plain_http_client)
+        call(mode, client_options, "get_item_update_job", "J1", http=app_http_client)
     elapsed = time.monotonic() - started
     assert 1.0 <= elapsed < 1.0 + 0.25 + 1.5
-
-
-def plain_http_client(mode: Mode) -> httpx.Client | httpx.AsyncClient:
-    """An app's own httpx client, with httpx's defaults."""
-    return httpx.Client() if mode == "sync" else httpx.AsyncClient()
 
 
 def test_a_server_that_never_answers_stops_at_the_deadline(mode: Mode, fake: FakeKlaviyo) -> None:

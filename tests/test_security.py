@@ -55,6 +55,7 @@ from tests.hardening_support import (
     PROFILE,
     SECRET_KEY,
     Mode,
+    app_http_client,
     call,
     closed_port,
     json_body,
@@ -120,6 +121,10 @@ def test_no_log_record_at_any_level_carries_the_key(
     fake.inject(Fault.status(401), times=5)
     with pytest.raises(AuthenticationError):
         call(mode, opts(fake), "list_item_create_jobs")
+    # An app's own client goes through httpx's `send`, which logs each request (the client's
+    # own pool sends straight to its transport).
+    with pytest.raises(AuthenticationError):
+        call(mode, opts(fake), "list_item_create_jobs", http=app_http_client)
     names = {record.name.split(".")[0] for record in caplog.records}
     assert {"klaviyo_catalog", "httpx", "httpcore"} <= names  # everything was captured
     for record in caplog.records:
@@ -712,8 +717,11 @@ def test_no_log_record_or_url_carries_the_token(
     refreshing = token_opts(token_fake, access_token=lambda: next(tokens))
     call(mode, refreshing, "get_item_update_job", job_id)
     token_fake.revoke_access_token(FRESH_TOKEN)
+    expired = token_opts(token_fake, access_token=FRESH_TOKEN)
     with pytest.raises(AuthenticationError):
-        call(mode, token_opts(token_fake, access_token=FRESH_TOKEN), "list_item_create_jobs")
+        call(mode, expired, "list_item_create_jobs")
+    with pytest.raises(AuthenticationError):  # httpx logs the requests of an app's client
+        call(mode, expired, "list_item_create_jobs", http=app_http_client)
     names = {record.name.split(".")[0] for record in caplog.records}
     assert {"klaviyo_catalog", "httpx", "httpcore"} <= names
     for record in caplog.records:

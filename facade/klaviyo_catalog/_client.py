@@ -47,7 +47,7 @@ from ._core import (
 from ._methods import Methods
 from ._models import BulkJob, Page
 from ._operations import OPERATIONS, REVISION
-from ._pool import new_pool
+from ._pool import new_pool, opened, sole_transport
 from ._ratelimit import Rate, RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
@@ -69,6 +69,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0)
 # environment (a staging proxy, a fake in CI), talk to the same server.
 BASE_URL_VARIABLE = "KLAVIYO_BASE_URL"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+# A call on a closed client: its own pool would otherwise quietly open new connections.
+CLOSED = "the client is closed (its http_client too, if it was given one); make a new one"
 # Userinfo in a URL: never echoed, since it is a password.
 _USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 
@@ -223,6 +225,8 @@ class _ClientBase(Generic[H]):
     """Configuration shared by both clients, and their one constructor; no I/O."""
 
     _http_class: ClassVar[type[httpx.Client] | type[httpx.AsyncClient]]
+    _http: H
+    _direct: httpx.BaseTransport | httpx.AsyncBaseTransport | None
 
     def __init__(
         self,
@@ -278,8 +282,7 @@ class _ClientBase(Generic[H]):
                 f"http_client must be an httpx.{http_class.__name__} for {type(self).__name__}"
             )
         self._owns_http = http_client is None
-        self._http: H = http_client if http_client is not None else self._new_http()
-        self._core = Core(self._settings, self._http.build_request)
+        self._use_pool(http_client if http_client is not None else self._new_http())
         self._pid = os.getpid()
         # Last: a constructor that raised has warned about nothing. The stack level points the
         # warning at the app line that built the client.
@@ -325,6 +328,14 @@ class _ClientBase(Generic[H]):
         http: H = new_pool(self._http_class)  # type: ignore[assignment]
         return http
 
+    def _use_pool(self, http: H) -> None:
+        """Build requests with `http` and send them through it: straight to its transport when
+        the pool is this client's own (`sole_transport`), through `send` when it is the app's
+        (its auth, event hooks and mounts apply)."""
+        self._http = http
+        self._direct = sole_transport(http) if self._owns_http else None
+        self._core = Core(self._settings, http.build_request)
+
     def _fresh_pool(self) -> None:
         """Our own pool, rebuilt: its connections belong to another process (or event loop).
 
@@ -332,8 +343,7 @@ class _ClientBase(Generic[H]):
         close_notify included) that the parent process is still using.
         """
         if self._owns_http:
-            self._http = self._new_http()
-            self._core = Core(self._settings, self._http.build_request)
+            self._use_pool(self._new_http())
 
     def _after_fork(self) -> None:
         # After fork() the child shares the parent's sockets: two processes reading one socket
@@ -423,10 +433,16 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
         app's client, the deadline is checked as each chunk of the body arrives."""
         if self._pid != os.getpid():
             self._after_fork()
+        if self._http.is_closed:
+            return ConfigurationError(CLOSED)
         try:
             with deadline_in(send.timeout):
-                # Never a redirect, whatever the app's client says: it carries the key.
-                response = self._http.send(send.request, stream=True, follow_redirects=False)
+                if isinstance(self._direct, httpx.BaseTransport):
+                    request = send.request
+                    response = opened(self._http, request, self._direct.handle_request(request))
+                else:
+                    # Never a redirect, whatever the app's client says: it carries the key.
+                    response = self._http.send(send.request, stream=True, follow_redirects=False)
                 try:
                     body = send.receive(response)
                     # The raw stream itself: iter_raw() refuses a body a transport had already
@@ -527,10 +543,19 @@ class AsyncCatalogJobs(
         import asyncio
 
         slots = self._bind_loop(asyncio.get_running_loop())
+        if self._http.is_closed:
+            return ConfigurationError(CLOSED)
         try:
             async with asyncio.timeout(send.timeout), slots:
-                # Never a redirect, as above.
-                response = await self._http.send(send.request, stream=True, follow_redirects=False)
+                if isinstance(self._direct, httpx.AsyncBaseTransport):
+                    request = send.request
+                    received = await self._direct.handle_async_request(request)
+                    response = opened(self._http, request, received)
+                else:
+                    # Never a redirect, as above.
+                    response = await self._http.send(
+                        send.request, stream=True, follow_redirects=False
+                    )
                 try:
                     body = send.receive(response)
                     if response.is_stream_consumed:

@@ -2,7 +2,8 @@
 
 Every connection is kept alive, TLS uses one process-wide context, cookies are parsed only
 when a response sets some, and a sync pool's sockets wait no longer than the call's deadline
-(`_sockets`). An app's own client is used as it is.
+(`_sockets`). Requests go straight to the pool's transport (`sole_transport`). An app's own
+client is used as it is.
 """
 
 from __future__ import annotations
@@ -37,6 +38,35 @@ def new_pool(
     if isinstance(http, httpx.Client):
         bound_by_deadlines(http)
     return http
+
+
+def sole_transport(
+    client: httpx.Client | httpx.AsyncClient,
+) -> httpx.BaseTransport | httpx.AsyncBaseTransport | None:
+    """The transport that carries every request of a pool built here, when there is only the one
+    (no proxy mounted from the environment); None otherwise, or if httpx keeps it elsewhere
+    than it does today.
+
+    The client sends through it directly: `Client.send`'s auth, redirect and event-hook layers
+    have nothing to do for this pool, and cost about 50 µs of CPU per request (a sixth of an
+    exchange). The client keeps the rest of what `send` does: cookies, the closed check.
+    """
+    if getattr(client, "_mounts", None) != {}:
+        return None
+    transport = getattr(client, "_transport", None)
+    if isinstance(transport, httpx.BaseTransport | httpx.AsyncBaseTransport):
+        return transport
+    return None
+
+
+def opened(
+    client: httpx.Client | httpx.AsyncClient, request: httpx.Request, response: httpx.Response
+) -> httpx.Response:
+    """The response of a request sent straight to the transport, finished as `send` would: it
+    knows its request, and the client's cookie store has seen it."""
+    response.request = request
+    client.cookies.extract_cookies(response)
+    return response
 
 
 def tls_context() -> ssl.SSLContext:
