@@ -110,21 +110,37 @@ def cpu_us(fn: Callable[[], object], n: int, repeats: int = 1) -> float:
     return sorted(runs)[len(runs) // 2]
 
 
+def calls(call: Call, n: int) -> Json:
+    """CPU and wall µs per call over n calls, the items they read and their mean price sum."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    results = [call() for _ in range(n)]
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    items, prices = sum(n for n, _ in results), round(sum(s for _, s in results) / n, 6)
+    return {"cpu_us": cpu / n * 1e6, "wall_us": wall / n * 1e6, "items": items, "price_sum": prices}
+
+
 def task_cpu(a: Json) -> Json:
     """CPU and wall per single-job call, after a warm-up."""
     call, close = CLIENTS[a["client"]](a)
     for _ in range(a["warmup"]):
         call()
-    cpu0, wall0, calls = time.process_time(), time.perf_counter(), a["calls"]
-    results = [call() for _ in range(calls)]
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    out = calls(call, a["calls"])
     close()
-    items, prices = sum(n for n, _ in results), round(sum(s for _, s in results) / calls, 6)
-    out = {"cpu_us": cpu / calls * 1e6, "wall_us": wall / calls * 1e6, "items": items}
+    return out
+
+
+def task_batches(a: Json) -> None:
+    """A client, warmed up, then running batches of calls as the parent asks (`batch`, n), one
+    JSON line each way: the parent interleaves them with the other clients' batches."""
+    call, close = CLIENTS[a["client"]](a)
+    for _ in range(a["warmup"]):
+        call()
+    commands: dict[str, Callable[..., Any]] = {"batch": lambda n: calls(call, n)}
     if a["client"] == "sdk":  # what `client.Catalogs.<method>` costs when written on every call
         api = import_module("klaviyo_api").KlaviyoAPI(a["api_key"], test_host=a["base_url"])
-        out["catalogs_us"] = cpu_us(lambda: api.Catalogs, 200)
-    return out | {"price_sum": prices}
+        commands["catalogs"] = lambda: cpu_us(lambda: api.Catalogs, 200)
+    serve(commands, greeting=None)
+    close()
 
 
 def task_startup(a: Json) -> Json:
@@ -435,14 +451,19 @@ def task_fake(a: Json) -> None:
         "finish_randomly": lambda within, seed: fake.finish_randomly(within, seed=seed),
     }
     with fake:
-        print(json.dumps({"result": [fake.base_url, fake.api_key]}), flush=True)
-        for line in sys.stdin:
-            name, arguments = json.loads(line)
-            try:
-                reply = {"result": commands[name](**arguments)}
-            except Exception as exc:  # the parent raises it
-                reply = {"error": f"{name}: {exc!r}"}
-            print(json.dumps(reply, default=repr), flush=True)
+        serve(commands, greeting=[fake.base_url, fake.api_key])
+
+
+def serve(commands: dict[str, Callable[..., Any]], greeting: Any) -> None:
+    """Greet, then answer each command line (`[name, arguments]`) of stdin until it closes."""
+    print(json.dumps({"result": greeting}), flush=True)
+    for line in sys.stdin:
+        name, arguments = json.loads(line)
+        try:
+            reply = {"result": commands[name](**arguments)}
+        except Exception as exc:  # the parent raises it
+            reply = {"error": f"{name}: {exc!r}"}
+        print(json.dumps(reply, default=repr), flush=True)
 
 
 if __name__ == "__main__":
