@@ -89,7 +89,7 @@ def test_with_options_shares_the_pool_and_the_limiter_and_keeps_the_original(
     base = make(mode, fake, timeout=7.0, max_retries=3, deadline=30.0)
     derived = base.with_options(timeout=60, max_retries=0, deadline=None)
     assert type(derived) is type(base)
-    assert derived._http is base._http
+    assert derived._pool is base._pool
     assert derived._settings.limiter is base._settings.limiter
     assert derived._settings.account == base._settings.account
     assert (derived._settings.retry.max_retries, derived._settings.retry.deadline) == (0, None)

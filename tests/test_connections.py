@@ -120,6 +120,31 @@ def test_an_async_client_works_under_a_second_event_loop(fake: FakeKlaviyo) -> N
     run_async(kc.aclose())
 
 
+def test_a_derived_client_follows_its_origins_pool_under_a_second_event_loop(
+    fake: FakeKlaviyo,
+) -> None:
+    kc = AsyncCatalogJobs(**options(fake, "J0", "J1", "J2", "J3"))
+    slow = kc.with_options(timeout=60)
+    assert run_async(kc.get_item_update_job("J0")).id == "J0"
+    for n in (1, 2):  # each loop closes; its connections cannot serve the next one
+        assert run_async(slow.get_item_update_job(f"J{n}")).id == f"J{n}"
+    assert run_async(kc.get_item_update_job("J3")).id == "J3"
+    run_async(kc.aclose())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_derived_client_gets_fresh_connections_in_a_forked_child(fake: FakeKlaviyo) -> None:
+    with CatalogJobs(**options(fake, "PARENT-1", "CHILD", "PARENT-2")) as kc:
+        slow = kc.with_options(timeout=60)
+        assert slow.get_item_update_job("PARENT-1").id == "PARENT-1"
+        said = in_child(lambda: slow.get_item_update_job("CHILD").id)
+        assert kc.get_item_update_job("PARENT-2").id == "PARENT-2"
+        assert slow.get_item_update_job("PARENT-2").id == "PARENT-2"
+    assert said == "CHILD"
+    assert fake.connections == 2  # the parent's, and the child's own
+    assert asked_for(fake, "CHILD") == 1
+
+
 def test_an_apps_async_client_used_under_a_closed_loop_is_a_configuration_error(
     fake: FakeKlaviyo,
 ) -> None:
@@ -187,7 +212,7 @@ async def calls_at_once(
     http: httpx.AsyncClient | None, network: InMemoryNetwork, tasks: int = 500
 ) -> None:
     kc = AsyncCatalogJobs("pk_x", base_url="http://127.0.0.1:9", http_client=http, **FAST)
-    pool = kc._http._transport._pool  # type: ignore[attr-defined]
+    pool = kc._pool.http._transport._pool  # type: ignore[attr-defined]
     pool._network_backend = network
     jobs = await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(tasks)))
     assert [job.id for job in jobs] == [f"J{n}" for n in range(tasks)]

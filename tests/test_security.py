@@ -549,7 +549,7 @@ def test_a_key_or_revision_that_cannot_be_a_header_is_refused_at_once(
 
 def ssl_context_of(client: CatalogJobs | AsyncCatalogJobs) -> ssl.SSLContext:
     # httpx keeps it on the connection pool of its default transport.
-    context = client._http._transport._pool._ssl_context  # type: ignore[union-attr]
+    context = client._pool.http._transport._pool._ssl_context  # type: ignore[union-attr]
     assert isinstance(context, ssl.SSLContext)
     return context
 

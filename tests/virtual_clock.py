@@ -73,7 +73,7 @@ def virtual_core(
         **options,
     )
     client.close()  # only its request builder is used, which does no I/O
-    return Core(attrs.evolve(client._settings, clock=clock), client._build_request)
+    return Core(attrs.evolve(client._settings, clock=clock), client._pool.build_request)
 
 
 # --- one flow, a scripted server ---------------------------------------------------------------

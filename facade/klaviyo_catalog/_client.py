@@ -9,24 +9,21 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import copy
-import functools
 import ipaddress
 import math
 import os
 import re
 import threading
 import time
-import weakref
 from collections.abc import (
     AsyncIterator,
-    Callable,
     Coroutine,
     Iterator,
     Mapping,
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import attrs
 import httpx
@@ -49,7 +46,7 @@ from ._core import (
 from ._methods import Methods
 from ._models import BulkJob, Page
 from ._operations import OPERATIONS, REVISION
-from ._pool import new_pool, opened, sole_transport
+from ._pool import Pool, opened
 from ._ratelimit import Rate, RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
@@ -57,9 +54,6 @@ from ._sockets import deadline_in
 from ._version import __version__
 from ._waiting import JobsWait
 from .errors import ConfigurationError, KlaviyoError
-
-if TYPE_CHECKING:
-    import asyncio
 
 __all__ = ["AsyncCatalogJobs", "CatalogJobs"]
 
@@ -227,9 +221,8 @@ class _ClientBase(Generic[H]):
     """Configuration shared by both clients, and their one constructor; no I/O."""
 
     _http_class: ClassVar[type[httpx.Client] | type[httpx.AsyncClient]]
-    _http: H
-    _direct: httpx.BaseTransport | httpx.AsyncBaseTransport | None
-    _build_request: Callable[..., httpx.Request]
+    _pool: Pool[H]
+    _closes: bool  # closing this client closes the pool (its own, not a with_options() copy)
 
     def __init__(
         self,
@@ -284,9 +277,9 @@ class _ClientBase(Generic[H]):
             raise ConfigurationError(
                 f"http_client must be an httpx.{http_class.__name__} for {type(self).__name__}"
             )
-        self._owns_http = http_client is None
-        self._use_pool(http_client if http_client is not None else self._new_http())
-        self._pid = os.getpid()
+        self._pool = Pool(http_class, http_client)
+        self._closes = self._pool.owned
+        self._core = Core(self._settings, self._pool.build_request)
         # Last: a constructor that raised has warned about nothing. The stack level points the
         # warning at the app line that built the client.
         warn_if_not_stable(chosen_revision, stacklevel=2)
@@ -322,43 +315,9 @@ class _ClientBase(Generic[H]):
             changes["timeout"] = _timeout(timeout)
         derived = copy.copy(self)  # every attribute, so the pool and limiter are shared
         derived._settings = attrs.evolve(settings, **changes)
-        derived._owns_http = False
-        derived._core = Core(derived._settings, self._build_request)
+        derived._closes = False
+        derived._core = Core(derived._settings, self._pool.build_request)
         return derived
-
-    def _new_http(self) -> H:
-        """The client's own pool (see `_pool`)."""
-        http: H = new_pool(self._http_class)  # type: ignore[assignment]
-        return http
-
-    def _use_pool(self, http: H) -> None:
-        """Send through `http`: straight to its transport when the pool is this client's own
-        (`sole_transport`), through `send` when it is the app's (its auth, event hooks and
-        mounts apply). Likewise requests: `build_request` merges an app's client's defaults
-        (headers, params, base URL); the own pool has none the requests need but its cookies,
-        so they are made as `httpx.Request`s directly (~12 µs less per request)."""
-        self._http = http
-        self._direct = sole_transport(http) if self._owns_http else None
-        if self._direct is None:
-            self._build_request = http.build_request
-        else:
-            self._build_request = functools.partial(httpx.Request, cookies=http.cookies)
-        self._core = Core(self._settings, self._build_request)
-
-    def _fresh_pool(self) -> None:
-        """Our own pool, rebuilt: its connections belong to another process (or event loop).
-
-        The old client is dropped, not closed: closing would shut down connections (TLS
-        close_notify included) that the parent process is still using.
-        """
-        if self._owns_http:
-            self._use_pool(self._new_http())
-
-    def _after_fork(self) -> None:
-        # After fork() the child shares the parent's sockets: two processes reading one socket
-        # get each other's responses.
-        self._pid = os.getpid()
-        self._fresh_pool()
 
     @property
     def revision(self) -> str:
@@ -440,18 +399,19 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
         """The response, its body read into the flow's Body; or the exception (the flow types
         it). The client's own sockets wait no longer than the deadline (`_sockets`); with an
         app's client, the deadline is checked as each chunk of the body arrives."""
-        if self._pid != os.getpid():
-            self._after_fork()
-        if self._http.is_closed:
+        pool = self._pool
+        pool.in_this_process()
+        http = pool.http
+        if http.is_closed:
             return ConfigurationError(CLOSED)
         try:
             with deadline_in(send.timeout):
-                if isinstance(self._direct, httpx.BaseTransport):
+                if isinstance(pool.direct, httpx.BaseTransport):
                     request = send.request
-                    response = opened(self._http, request, self._direct.handle_request(request))
+                    response = opened(http, request, pool.direct.handle_request(request))
                 else:
                     # Never a redirect, whatever the app's client says: it carries the key.
-                    response = self._http.send(send.request, stream=True, follow_redirects=False)
+                    response = http.send(send.request, stream=True, follow_redirects=False)
                 try:
                     body = send.receive(response)
                     # The raw stream itself: iter_raw() refuses a body a transport had already
@@ -484,8 +444,8 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
 
     def close(self) -> None:
         """Close the client's own connections (an app's `http_client` stays open)."""
-        if self._owns_http:
-            self._http.close()
+        if self._closes:
+            self._pool.http.close()
 
     def __enter__(self) -> Self:
         return self
@@ -517,8 +477,6 @@ class AsyncCatalogJobs(
     """
 
     _http_class = httpx.AsyncClient
-    _loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
-    _slots: asyncio.Semaphore
 
     async def _run(self, flow: Flow[T]) -> T:
         # A cancelled task closes the flow, which hands back its rate-limit ticket.
@@ -551,20 +509,20 @@ class AsyncCatalogJobs(
         is also cut off at the deadline to the instant."""
         import asyncio
 
-        slots = self._bind_loop(asyncio.get_running_loop())
-        if self._http.is_closed:
+        pool = self._pool
+        slots = pool.slots(asyncio.get_running_loop())
+        http = pool.http
+        if http.is_closed:
             return ConfigurationError(CLOSED)
         try:
             async with asyncio.timeout(send.timeout), slots:
-                if isinstance(self._direct, httpx.AsyncBaseTransport):
+                if isinstance(pool.direct, httpx.AsyncBaseTransport):
                     request = send.request
-                    received = await self._direct.handle_async_request(request)
-                    response = opened(self._http, request, received)
+                    received = await pool.direct.handle_async_request(request)
+                    response = opened(http, request, received)
                 else:
                     # Never a redirect, as above.
-                    response = await self._http.send(
-                        send.request, stream=True, follow_redirects=False
-                    )
+                    response = await http.send(send.request, stream=True, follow_redirects=False)
                 try:
                     body = send.receive(response)
                     if response.is_stream_consumed:
@@ -591,21 +549,6 @@ class AsyncCatalogJobs(
             error.__cause__ = exc
             return error
 
-    def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
-        """The connection slots of this event loop, rebuilding what belongs to another loop or
-        to the process this one was forked from."""
-        if self._loop is not None and self._loop() is loop and self._pid == os.getpid():
-            return self._slots
-        import asyncio
-
-        if self._pid != os.getpid():
-            self._after_fork()
-        elif self._loop is not None:
-            self._fresh_pool()  # connections are bound to the loop that opened them
-        self._loop = weakref.ref(loop)
-        self._slots = asyncio.Semaphore(_pool_size(self._http))
-        return self._slots
-
     def _job(self, flow: Flow[BulkJob]) -> Coroutine[Any, Any, BulkJob]:
         return self._run(flow)
 
@@ -624,12 +567,12 @@ class AsyncCatalogJobs(
 
     async def aclose(self) -> None:
         """Close the client's own connections (an app's `http_client` stays open)."""
-        if self._owns_http:
+        if self._closes:
             import asyncio
 
             # Connections opened under another (closed) loop cannot be closed from this one.
-            self._bind_loop(asyncio.get_running_loop())
-            await self._http.aclose()
+            self._pool.slots(asyncio.get_running_loop())
+            await self._pool.http.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -659,16 +602,6 @@ def _async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
     if not isinstance(stream, httpx.AsyncByteStream):
         raise TypeError("an httpx.AsyncClient returned a sync response stream")
     return stream
-
-
-def _pool_size(http: httpx.AsyncClient) -> int:
-    """How many requests the client's pool serves without closing connections: its keep-alive
-    limit (read from httpcore's pool, where httpx keeps it; 20, httpx's default, if hidden)."""
-    pool = getattr(getattr(http, "_transport", None), "_pool", None)
-    sizes = [getattr(pool, "_max_keepalive_connections", None)]
-    sizes.append(getattr(pool, "_max_connections", None))
-    known = [n for n in sizes if isinstance(n, int) and n > 0]
-    return min(known) if known else 20
 
 
 # Blocking rate-limiter calls run here (for both clients), so that a stalled server (Redis)
