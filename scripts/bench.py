@@ -85,9 +85,9 @@ class Config:
 
 
 QUICK = Config(True, cpu_rounds=1, cpu_cycles=2, cpu_batch=15, warmup=5, listing=(200, 1_000))
-QUICK = replace(QUICK, rounds=1)
-QUICK = replace(QUICK, startup_rounds=1, async_calls=100, latency_calls=100, tasks=(5, 20, 50))
-QUICK = replace(QUICK, tasks_calls=200, rl_seconds=1.0, diag_seconds=1.0, limiter_n=5_000)
+QUICK = replace(QUICK, rounds=1, startup_rounds=1, async_calls=100, latency_calls=100)
+QUICK = replace(QUICK, tasks=(5, 20, 50), tasks_calls=200, rl_seconds=1.0, diag_seconds=1.0)
+QUICK = replace(QUICK, limiter_n=5_000)
 QUICK = replace(QUICK, redis_n=200, profile_calls=30, micro_n=50, wait_jobs=40, wait_span=3.0)
 QUICK = replace(QUICK, wait_interval=1.0, wait_setup=3.0)
 

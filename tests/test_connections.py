@@ -132,6 +132,15 @@ def test_a_derived_client_follows_its_origins_pool_under_a_second_event_loop(
     run_async(kc.aclose())
 
 
+def test_a_closed_async_client_stays_closed_under_another_event_loop(fake: FakeKlaviyo) -> None:
+    kc = AsyncCatalogJobs(**options(fake, "J1"))
+    assert run_async(kc.get_item_update_job("J1")).id == "J1"
+    run_async(kc.aclose())
+    with pytest.raises(ConfigurationError, match="the client is closed"):
+        run_async(kc.get_item_update_job("J1"))
+    assert fake.connections == 1
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_derived_client_gets_fresh_connections_in_a_forked_child(fake: FakeKlaviyo) -> None:
     with CatalogJobs(**options(fake, "PARENT-1", "CHILD", "PARENT-2")) as kc:

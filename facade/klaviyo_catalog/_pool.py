@@ -96,10 +96,10 @@ class Pool(Generic[H]):
         return self._slots
 
     def _renew(self) -> None:
-        """Our own pool, rebuilt; an app's client stays the app's to replace. The old one is
-        dropped, not closed: closing would shut down connections (TLS close_notify included)
-        that the parent process is still using."""
-        if self.owned:
+        """Our own pool, rebuilt; an app's client stays the app's to replace, and a closed pool
+        stays closed. The old one is dropped, not closed: closing would shut down connections
+        (TLS close_notify included) that the parent process is still using."""
+        if self.owned and not self.http.is_closed:
             self._use(self._new())
 
 

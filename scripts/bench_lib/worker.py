@@ -1,6 +1,7 @@
 """What `make bench` measures, and its fake: `python -m scripts.bench_lib.worker TASK JSON`.
 
-Each task runs in a fresh interpreter and prints one JSON line; module-level imports are the
+Each task runs in a fresh interpreter and prints one JSON line, or serves the parent's commands
+a JSON line each way (the fake; a client's batches of calls); module-level imports are the
 lightest of the standard library, so a task pays only for what its client imports. The fake has
 a process of its own, so a client's `time.process_time` is the client's only. Every single-job
 call reads what an app would: the job's status and dates, each item's title and price.
@@ -115,7 +116,8 @@ def calls(call: Call, n: int) -> Json:
     cpu0, wall0 = time.process_time(), time.perf_counter()
     results = [call() for _ in range(n)]
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    items, prices = sum(n for n, _ in results), round(sum(s for _, s in results) / n, 6)
+    items = sum(count for count, _ in results)
+    prices = round(sum(total for _, total in results) / n, 6)
     return {"cpu_us": cpu / n * 1e6, "wall_us": wall / n * 1e6, "items": items, "price_sum": prices}
 
 
