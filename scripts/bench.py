@@ -387,8 +387,9 @@ def bench_async(cfg: Config) -> str:
                     runs[latency, tasks, c].append(result)
                 if tasks == 1 or latency:  # the sync client, one call at a time
                     calls = cfg.latency_calls // 50 if latency else calls // 3
-                    more = {"client": "facade", "warmup": 5, "calls": calls}
-                    result = run(PY, "cpu", args | more)
+                    sync = Worker("batches", args | {"client": "facade", "warmup": 5})
+                    result = sync.do("batch", n=calls)
+                    sync.close()
                     result |= {"per_s": 1e6 / result["wall_us"], "fake_us": math.nan}
                     runs[latency, 1, "facade (sync CatalogJobs)"].append(result)
         fake.do("delay", low=0, high=0)

@@ -121,16 +121,6 @@ def calls(call: Call, n: int) -> Json:
     return {"cpu_us": cpu / n * 1e6, "wall_us": wall / n * 1e6, "items": items, "price_sum": prices}
 
 
-def task_cpu(a: Json) -> Json:
-    """CPU and wall per single-job call, after a warm-up."""
-    call, close = CLIENTS[a["client"]](a)
-    for _ in range(a["warmup"]):
-        call()
-    out = calls(call, a["calls"])
-    close()
-    return out
-
-
 def task_batches(a: Json) -> None:
     """A client, warmed up, then running batches of calls as the parent asks (`batch`, n), one
     JSON line each way: the parent interleaves them with the other clients' batches."""
