@@ -78,6 +78,9 @@ def test_a_refused_connection_keeps_the_operating_systems_reason(mode: Mode) -> 
     assert isinstance(cause, httpx.ConnectError)
     # The OSError itself is down the chain httpx keeps (anyio's async connect wraps it).
     assert errno.ECONNREFUSED in [getattr(e, "errno", None) for e in chain(cause)]
+    # Sent through the client's own pool, the error knows its request too, the key redacted.
+    assert cause.request.url.path.endswith("/J" + SLASH)
+    assert cause.request.headers["authorization"] == "[redacted]"
 
 
 def chain(error: BaseException) -> list[BaseException]:

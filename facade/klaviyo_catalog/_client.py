@@ -46,7 +46,7 @@ from ._core import (
 from ._methods import Methods
 from ._models import BulkJob, Page
 from ._operations import OPERATIONS, REVISION
-from ._pool import Pool, opened
+from ._pool import Pool, opened, sent
 from ._ratelimit import Rate, RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
@@ -426,7 +426,7 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
                     response.close()
             return body.response()
         except (httpx.HTTPError, KlaviyoError) as exc:
-            return exc
+            return sent(exc, send.request)
 
     def _job(self, flow: Flow[BulkJob]) -> BulkJob:
         return self._run(flow)
@@ -534,7 +534,7 @@ class AsyncCatalogJobs(
                     await response.aclose()
             return body.response()
         except (httpx.HTTPError, KlaviyoError) as exc:
-            return exc
+            return sent(exc, send.request)
         except TimeoutError as exc:  # asyncio.timeout's: the deadline passed
             return exc
         except RuntimeError as exc:

@@ -156,6 +156,17 @@ def opened(
     return response
 
 
+def sent(error: Exception, request: httpx.Request) -> Exception:
+    """`error` as `send` would give it: an httpx error of a request sent straight to the
+    transport is told its request too (apps read `error.request.url`)."""
+    if isinstance(error, httpx.RequestError):
+        try:
+            error.request  # noqa: B018 (a property that raises when it was never set)
+        except RuntimeError:
+            error.request = request
+    return error
+
+
 def tls_context() -> ssl.SSLContext:
     """httpx's default TLS context, built once per process (per value of the variables httpx
     reads): loading the CA bundle costs ~20 ms of CPU, which httpx spends on every client,
