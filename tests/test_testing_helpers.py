@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import subprocess
+import sys
 import time
 
 import httpx
@@ -61,6 +63,61 @@ def test_isolated_rate_limits_swaps_the_default_and_restores_it() -> None:
         with FakeKlaviyo() as fake, CatalogJobs(fake.api_key, base_url=fake.base_url) as kc:
             assert kc._settings.limiter is fresh
     assert default_limiter() is before
+
+
+# --- the plugin costs nothing until a fixture is used ------------------------------------------
+
+FAKE_MODULE = "klaviyo_catalog.testing._fake"
+
+
+def test_importing_the_plugin_does_not_import_the_fake() -> None:
+    script = f"""
+import sys
+import klaviyo_catalog.testing.pytest_plugin
+print({FAKE_MODULE!r} in sys.modules)
+from klaviyo_catalog.testing import FakeKlaviyo  # the public name still works, on first use
+print({FAKE_MODULE!r} in sys.modules, FakeKlaviyo.__name__)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "FakeKlaviyo"]
+
+
+LAZY_SESSION = f"""
+import sys
+
+from klaviyo_catalog import CatalogJobs
+
+
+def test_1_a_test_without_the_fixtures_has_not_loaded_the_fake():
+    assert "klaviyo_catalog.testing.pytest_plugin" in sys.modules  # loaded by its entry point
+    assert {FAKE_MODULE!r} not in sys.modules
+
+
+def test_2_the_fixture_serves_a_working_fake(fake_klaviyo):
+    job_id = fake_klaviyo.add_job("item-update", status="complete", items=2)
+    with CatalogJobs(fake_klaviyo.api_key, base_url=fake_klaviyo.base_url) as kc:
+        assert len(kc.get_item_update_job(job_id, include=["items"]).items) == 2
+
+
+def test_3_the_factory_too(fake_klaviyo_factory):
+    fake = fake_klaviyo_factory(api_key="pk_other")
+    with CatalogJobs("pk_other", base_url=fake.base_url) as kc:
+        assert kc.get_item_update_job(fake.add_job("item-update", status="complete")).is_done
+    assert {FAKE_MODULE!r} in sys.modules
+"""
+
+
+def test_an_apps_session_loads_the_fake_only_when_a_fixture_is_used(
+    pytester: pytest.Pytester,
+) -> None:
+    # As in an app's test run: the plugin comes from the installed `pytest11` entry point, in a
+    # fresh process, and the tests run in file order.
+    pytester.makepyfile(LAZY_SESSION)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
+    result.assert_outcomes(passed=3)
 
 
 # --- faults take numbers -----------------------------------------------------------------------

@@ -6,18 +6,23 @@ more, configured ones. Each is stopped at teardown, and a test fails if the fake
 Both give the test its own client-side rate-limit state: clients built during the test with
 the default limiter share a fresh, empty one, dropped at teardown. So a 429 (and the pause it
 causes) or a spent budget in one test never slows another.
+
+Loading the plugin costs next to nothing: pytest loads it in every test session of every app
+that installs the library, so the fake (its server, spec model and documents) is imported only
+when a test first asks for one of these fixtures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from klaviyo_catalog.testing import FakeKlaviyo, isolated_rate_limits
+if TYPE_CHECKING:
+    from klaviyo_catalog.testing import FakeKlaviyo
 
-FakeFactory = Callable[..., FakeKlaviyo]
+FakeFactory = Callable[..., "FakeKlaviyo"]
 
 
 def _check(fake: FakeKlaviyo) -> None:
@@ -35,6 +40,8 @@ def fake_klaviyo() -> Iterator[FakeKlaviyo]:
     base_url=fake_klaviyo.base_url)`. The test runs with a fresh process-wide rate limiter
     (see `isolated_rate_limits`), and fails at teardown if the fake raised internally.
     """
+    from klaviyo_catalog.testing import FakeKlaviyo, isolated_rate_limits  # on first use
+
     with isolated_rate_limits(), FakeKlaviyo() as fake:
         yield fake
     _check(fake)
@@ -48,6 +55,8 @@ def fake_klaviyo_factory() -> Iterator[FakeFactory]:
     Every fake it started is stopped after the test; the test runs with a fresh process-wide
     rate limiter, as with `fake_klaviyo`.
     """
+    from klaviyo_catalog.testing import FakeKlaviyo, isolated_rate_limits  # on first use
+
     started: list[FakeKlaviyo] = []
 
     def start(**kwargs: Any) -> FakeKlaviyo:
