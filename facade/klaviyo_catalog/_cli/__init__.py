@@ -215,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument(
         "--ready-file", help="write {base_url, api_key, examples} as JSON here once listening"
     )
+    fake.add_argument(
+        "--finish-within",
+        metavar="S",
+        type=_positive(float),
+        help="each running job of the backlog finishes within S seconds of the first time a "
+        "client lists or gets it (default: they stay running)",
+    )
     return parser
 
 
@@ -261,7 +268,7 @@ def _run(args: argparse.Namespace, key: str, token: str) -> int:
     if args.command == "fake-server":
         from ._fake_server import serve  # the fake is only loaded for this command
 
-        return serve(args.port, args.spec, args.ready_file)
+        return serve(args.port, args.spec, args.ready_file, args.finish_within)
     if key and token:
         raise CliError(f"both {KEY_VARIABLE} and {TOKEN_VARIABLE} are set: unset one of them")
     if not (key or token):

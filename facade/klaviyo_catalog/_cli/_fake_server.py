@@ -2,7 +2,10 @@
 
 The seed reads like a store mid-backfill: hundreds of listable jobs, the old ones done and the
 recent ones still running, plus a few update jobs with real-looking related resources. Some
-jobs advance each time they are served, so `jobs wait` has something to watch.
+jobs advance each time they are served, so `jobs wait` has something to watch. With
+`--finish-within S` the running backlog drains too: each of its jobs finishes at a random
+moment within S seconds of the first time a client sees it, so waiting for the running jobs
+(the README's first example) ends in seconds, whenever it is run.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ class _Stopped(Exception):
     """Raised by the SIGTERM handler, so SIGTERM unwinds like Ctrl-C does."""
 
 
-def serve(port: int, spec: str | None, ready_file: str | None) -> int:
+def serve(
+    port: int, spec: str | None, ready_file: str | None, finish_within: float | None = None
+) -> int:
     try:
         # By default the fake serves the generated revision's shape; --spec another curated one.
         fake = FakeKlaviyo(port=port, spec=spec)
@@ -58,8 +63,8 @@ def serve(port: int, spec: str | None, ready_file: str | None) -> int:
                 f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): "
                 "choose another --port, or --port 0 for any free one"
             ) from exc
-        examples = seed(fake)  # nobody knows the port before the announcement below
-        _announce(fake, examples)
+        examples = seed(fake, finish_within)  # nobody knows the port before the announcement
+        _announce(fake, examples, finish_within)
         if ready is not None:
             info = {"base_url": fake.base_url, "api_key": fake.api_key, "examples": examples}
             partial = ready.with_name(ready.name + ".partial")
@@ -84,10 +89,12 @@ def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise _Stopped
 
 
-def seed(fake: FakeKlaviyo) -> dict[str, str]:
-    """Add the demo jobs; return the notable ones' ids by role."""
+def seed(fake: FakeKlaviyo, finish_within: float | None = None) -> dict[str, str]:
+    """Add the demo jobs; return the notable ones' ids by role. With `finish_within`, the
+    backlog's running jobs finish within that many seconds of being first served."""
     rng = random.Random(2024)  # the same store every run
     now = datetime.now(UTC)
+    backlog: list[str] = []
     for kind, count in LISTED.items():
         done = count * 4 // 9  # the oldest finished; the backlog after them is still running
         for i in range(count):
@@ -112,6 +119,10 @@ def seed(fake: FakeKlaviyo) -> dict[str, str]:
                 # The fake stops all of these half-way; a real backlog is spread out.
                 remaining = total - fake.job_attributes(job_id)["failed_count"]
                 fake.set_job(job_id, completed_count=int(remaining * rng.uniform(0.02, 0.97)))
+            if status in ("queued", "processing"):
+                backlog.append(job_id)
+    if finish_within is not None:  # the examples below keep their roles (one never ends)
+        fake.finish_when_seen(finish_within, seed=2024, job_ids=backlog)
     items: list[dict[str, Any]] = [
         {"external_id": sku, "title": title, "price": price} for sku, title, price in PRODUCTS
     ]
@@ -155,8 +166,14 @@ def seed(fake: FakeKlaviyo) -> dict[str, str]:
     }
 
 
-def _announce(fake: FakeKlaviyo, examples: dict[str, str]) -> None:
+def _announce(fake: FakeKlaviyo, examples: dict[str, str], finish_within: float | None) -> None:
     listed = ", ".join(f"{n} {kind}" for kind, n in LISTED.items())
+    drains = (
+        f"The running {' and '.join(LISTED)} jobs each finish within {finish_within:g} s "
+        "of being first listed or fetched."
+        if finish_within is not None
+        else "The running backlog stays running (--finish-within S lets it finish)."
+    )
     lines = [
         f"Fake Klaviyo listening on {fake.base_url} (revision {fake.shape.revision}'s shape)",
         f"API key: {fake.api_key} (the fake's own; it opens nothing else)",
@@ -166,6 +183,7 @@ def _announce(fake: FakeKlaviyo, examples: dict[str, str]) -> None:
         f"  export KLAVIYO_API_KEY={fake.api_key}",
         "",
         f"Seeded: {listed} jobs, and update jobs with items, variants and categories.",
+        drains,
         "Try:",
         "  klaviyo-catalog jobs list item-create --status processing --limit 20",
         f"  klaviyo-catalog jobs get item-update {examples['item-update']} --include",

@@ -265,7 +265,7 @@ class FakeKlaviyo:
             job = self._job(job_id)
             for name, value in attributes.items():
                 job.attributes[name] = timestamp(value) if isinstance(value, datetime) else value
-            job.polls_to_complete = None
+            job.polls_to_complete = job.finish_when_seen = None
             job.finishes_at = job.scheduled_at = None
             if "errors" in attributes:
                 job.auto_errors = False
@@ -278,7 +278,7 @@ class FakeKlaviyo:
         with self._lock:
             job = self._job(job_id)
             now = time.monotonic()
-            job.polls_to_complete = None  # time drives it now, not polls
+            job.polls_to_complete = job.finish_when_seen = None  # time drives it now
             job.scheduled_at, job.finishes_at = now, now + seconds
             job.advance(now)
             return job.finishes_at if job.finishes_at is not None else now
@@ -302,6 +302,32 @@ class FakeKlaviyo:
             else:
                 ids = list(job_ids)
             return {job_id: self.finish_in(job_id, rng.uniform(0, within)) for job_id in ids}
+
+    def finish_when_seen(
+        self, within: float, *, seed: int | None = 0, job_ids: Iterable[str] | None = None
+    ) -> dict[str, float]:
+        """As `finish_randomly`, but each job's clock starts the first time it is served
+        (listed or fetched), not now: a client that finds a job running sees it finish within
+        `within` seconds, however long after this call it comes. Until then a job stays as it
+        is, and then goes on from the progress it shows. Returns each job's delay in seconds.
+        """
+        if not (math.isfinite(within) and within >= 0):
+            raise ValueError(f"within must be finite and >= 0, got {within!r}")
+        rng = random.Random(seed)
+        with self._lock:
+            if job_ids is None:
+                jobs = [
+                    j
+                    for j in self._jobs.values()
+                    if j.attributes.get("status") in ("queued", "processing")
+                ]
+            else:
+                jobs = [self._job(job_id) for job_id in job_ids]
+            delays = {}
+            for job in jobs:
+                job.polls_to_complete = job.finishes_at = job.scheduled_at = None
+                job.finish_when_seen = delays[job.id] = rng.uniform(0, within)
+            return delays
 
     def add_access_token(self, token: str) -> None:
         """Accept `Authorization: Bearer <token>` from now on, as an OAuth app's token."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,8 @@ class Job:
     # Progress over time (time.monotonic()): from `scheduled_at` to completion at `finishes_at`.
     scheduled_at: float | None = None
     finishes_at: float | None = None
+    # Progress over time once served: the first poll schedules completion this many seconds on.
+    finish_when_seen: float | None = None
 
     def related_resources(self) -> list[Related]:
         """The job's catalog resources, generated on demand when only their count was given."""
@@ -146,7 +149,12 @@ class Job:
         self.settle("processing", (now - self.scheduled_at) / span if span > 0 else 0.0)
 
     def poll(self) -> None:
-        """Advance one step: the first poll shows the job as created, the Nth shows it complete."""
+        """Advance one step: the first poll shows the job as created, the Nth shows it complete.
+        A job with `finish_when_seen` instead starts its clock (see `advance`)."""
+        if self.finish_when_seen is not None:
+            self._start_clock(time.monotonic(), self.finish_when_seen)
+            self.finish_when_seen = None
+            return
         if self.polls_to_complete is None:
             return
         self.polls += 1
@@ -154,6 +162,16 @@ class Job:
             self.settle("complete", 1.0)
         elif self.polls > 1:
             self.settle("processing", (self.polls - 1) / (self.polls_to_complete - 1))
+
+    def _start_clock(self, now: float, seconds: float) -> None:
+        """Complete `seconds` from now, from the progress shown so far (a seeded job half done
+        goes on from half, rather than back to 0)."""
+        total = int(self.attributes["total_count"] or 0) - self.failed
+        done = int(self.attributes["completed_count"] or 0) / total if total > 0 else 0.0
+        done = min(max(done, 0.0), 0.99)  # 0.99: a job shown complete but running still moves
+        self.scheduled_at = now - seconds * done / (1 - done)
+        self.finishes_at = now + seconds
+        self.advance(now)
 
     def _failure_errors(self, count: int) -> list[dict[str, Any]]:
         """Errors in the minimal shape live jobs use: detail, meta.external_id, source."""
