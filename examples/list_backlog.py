@@ -3,17 +3,29 @@
     KLAVIYO_API_KEY=pk_... python examples/list_backlog.py
 
 Only each job's status is fetched (a sparse fieldset), and one page is in memory at a time.
+Exits 2 on a usage error (an argument, or no key).
 """
 
 from __future__ import annotations
 
+import argparse
 from collections import Counter
+from collections.abc import Sequence
 
-from klaviyo_catalog import CatalogJobs
+from klaviyo_catalog import CatalogJobs, ConfigurationError
 
 
-def main() -> int:
-    with CatalogJobs() as kc:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        usage="KLAVIYO_API_KEY=pk_... python %(prog)s",
+        description="Count the account's item-create and variant-update jobs by status.",
+    )
+    parser.parse_args(argv)
+    try:
+        kc = CatalogJobs()  # the key from KLAVIYO_API_KEY
+    except ConfigurationError as exc:  # no key, or a malformed one: a usage error, exit 2
+        parser.error(str(exc))
+    with kc:
         creates = Counter(
             str(job.status)
             for job in kc.iter_item_create_jobs(fields={"catalog-item-bulk-create-job": ["status"]})

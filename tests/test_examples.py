@@ -21,13 +21,18 @@ def fake() -> Iterator[FakeKlaviyo]:
 
 
 def run(
-    script: str, *args: str, fake: FakeKlaviyo, env: Mapping[str, str] = {}
+    script: str, *args: str, fake: FakeKlaviyo | None, env: Mapping[str, str] = {}
 ) -> tuple[int, str, str]:
-    """The script's exit status, stdout and stderr."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KLAVIYO_")}
+    """The script's exit status, stdout and stderr; without a fake, with no KLAVIYO_ variable
+    and a base URL nothing listens on (so nothing can reach Klaviyo)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KLAVIYO_", "REDIS_"))}
+    if fake is None:
+        base["KLAVIYO_BASE_URL"] = "http://127.0.0.1:9"  # discard: refused at once
+    else:
+        base.update(KLAVIYO_API_KEY=fake.api_key, KLAVIYO_BASE_URL=fake.base_url)
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        env={**base, "KLAVIYO_API_KEY": fake.api_key, "KLAVIYO_BASE_URL": fake.base_url, **env},
+        env={**base, **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -66,3 +71,38 @@ def test_shared_limits_fetches_jobs_from_four_processes(fake: FakeKlaviyo) -> No
         code, out, err = run("shared_limits.py", *job_ids, fake=fake, env={"REDIS_URL": redis.url})
     assert code == 0, err
     assert [line.split(":")[0] for line in out.splitlines()] == job_ids
+
+
+def test_monitor_job_exits_3_when_the_job_outlives_the_timeout(fake: FakeKlaviyo) -> None:
+    job_id = fake.add_job("item-update", status="processing")
+    code, out, err = run("monitor_job.py", job_id, "--timeout", "0.3", fake=fake)
+    assert code == 3, out + err
+    assert "still processing after 0.3 s" in err
+
+
+KEY = {"KLAVIYO_API_KEY": "pk_example_key_never_sent"}
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "env", "says"),
+    [
+        ("monitor_job.py", [], KEY, "the following arguments are required: JOB_ID"),
+        ("monitor_job.py", ["01JOB"], {}, "KLAVIYO_API_KEY"),
+        ("monitor_job.py", ["01JOB", "--timeout", "0"], KEY, "not a positive number"),
+        ("monitor_job.py", [""], KEY, "job_id must be a non-empty string"),
+        ("list_backlog.py", [], {}, "KLAVIYO_API_KEY"),
+        ("list_backlog.py", ["extra"], KEY, "unrecognized arguments: extra"),
+        ("shared_limits.py", [], KEY, "the following arguments are required: JOB_ID"),
+        ("shared_limits.py", ["01JOB"], KEY, "set REDIS_URL"),
+        ("shared_limits.py", ["01JOB"], {"REDIS_URL": "redis://127.0.0.1:9/0"}, "KLAVIYO_API_KEY"),
+        ("shared_limits.py", ["01JOB"], {**KEY, "REDIS_URL": "nonsense"}, "Redis URL must"),
+    ],
+)
+def test_an_example_run_wrongly_prints_its_usage_and_exits_2(
+    script: str, args: list[str], env: dict[str, str], says: str
+) -> None:
+    code, out, err = run(script, *args, fake=None, env=env)
+    assert code == 2, out + err
+    assert err.startswith("usage: KLAVIYO_API_KEY=pk_... ") and f"python {script}" in err
+    assert says in err and "Traceback" not in err
+    assert out == ""
