@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make demo`: a fake Klaviyo on 127.0.0.1 and a short tour of the klaviyo-catalog CLI against
 # it. No account and no network: the real client talks HTTP to the fake, which serves seeded
-# jobs. Assumes the project is installed in .venv (the Makefile target depends on install).
+# jobs. Runs with $PY: by default .venv-demo's, where `make demo` installs the package and its
+# runtime dependencies only (no development toolchain).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
+PY=${PY:-.venv-demo/bin/python}
+[[ -x "$PY" ]] || { echo "demo: no $PY; run \`make demo\`, which installs it" >&2; exit 2; }
 work=$(mktemp -d)
 server=""
 
@@ -94,6 +96,8 @@ kc_fails jobs wait variant-update "$(ready examples.variant-update-stuck)" --tim
 note "and with KLAVIYO_API_KEY unset:"
 (unset KLAVIYO_API_KEY && kc_fails jobs list item-create --base-url "$base_url")
 
+bin=$(dirname "$PY")
 step "Done. Next:"
-echo "  .venv/bin/klaviyo-catalog fake-server     # keep a fake running and try your own commands"
-echo "  .venv/bin/klaviyo-catalog --help"
+echo "  $bin/klaviyo-catalog fake-server --finish-within 5   # keep a fake running; its jobs finish"
+echo "      # then, in another shell, the README's first example against it (the README says how)"
+echo "  $bin/klaviyo-catalog --help"
