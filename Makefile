@@ -32,9 +32,17 @@ prism:
 demo: $(DEMO_STAMP)
 	PY=$(DEMO_VENV)/bin/python bash scripts/demo.sh
 
+# With a pip of its own (>= 22.3, for --python), python3 installs into a venv made without one:
+# ensurepip (pip and setuptools into the venv) would take most of the time. Else, the usual way.
+DEMO_PIP := install -q --disable-pip-version-check -e .
 $(DEMO_STAMP): pyproject.toml
-	test -d $(DEMO_VENV) || $(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_VENV)/bin/python -m pip install -q --disable-pip-version-check -e .
+	rm -rf $(DEMO_VENV)
+	if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
+	  $(PYTHON) -m venv --without-pip $(DEMO_VENV) && \
+	  $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python $(DEMO_PIP); \
+	else \
+	  $(PYTHON) -m venv $(DEMO_VENV) && $(DEMO_VENV)/bin/python -m pip $(DEMO_PIP); \
+	fi
 	touch $(DEMO_STAMP)
 
 ## Regenerate generated/klaviyo_catalog_api from openapi/klaviyo-catalog-jobs.yaml.
