@@ -32,16 +32,17 @@ prism:
 demo: $(DEMO_STAMP)
 	PY=$(DEMO_VENV)/bin/python bash scripts/demo.sh
 
-# With a pip of its own (>= 22.3, for --python), python3 installs into a venv made without one:
-# ensurepip (pip and setuptools into the venv) would take most of the time. Else, the usual way.
+# python3's own pip, if it has one that takes --python (22.3+), installs into a venv made
+# without pip: ensurepip (pip and setuptools into the venv) would take most of the time.
+# Otherwise the venv gets a pip of its own.
 DEMO_PIP := install -q --disable-pip-version-check -e .
 $(DEMO_STAMP): pyproject.toml
 	rm -rf $(DEMO_VENV)
-	if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
-	  $(PYTHON) -m venv --without-pip $(DEMO_VENV) && \
+	$(PYTHON) -m venv --without-pip $(DEMO_VENV)
+	if $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python --version >/dev/null 2>&1; then \
 	  $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python $(DEMO_PIP); \
 	else \
-	  $(PYTHON) -m venv $(DEMO_VENV) && $(DEMO_VENV)/bin/python -m pip $(DEMO_PIP); \
+	  $(DEMO_VENV)/bin/python -m ensurepip >/dev/null && $(DEMO_VENV)/bin/python -m pip $(DEMO_PIP); \
 	fi
 	touch $(DEMO_STAMP)
 

@@ -24,7 +24,7 @@ def test_make_demo_installs_the_package_alone_in_a_venv_of_its_own() -> None:
     installs = re.findall(r"-m pip (?:--python \S+ )?install ([^;&|\n]*)", recipe)
     # Two ways (with the host's pip, or the venv's own), each the package alone, no extras.
     assert installs == ["-q --disable-pip-version-check -e ."] * 2, recipe
-    assert "-m venv --without-pip .venv-demo" in recipe and "-m venv .venv-demo" in recipe
+    assert "-m venv --without-pip .venv-demo" in recipe and "ensurepip" in recipe
     assert ".venv/" not in recipe and "[dev]" not in recipe  # not the development toolchain
     assert recipe.splitlines()[-1] == "PY=.venv-demo/bin/python bash scripts/demo.sh"
     clean = subprocess.run(
