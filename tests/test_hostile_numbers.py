@@ -20,14 +20,17 @@ import logging
 import math
 import uuid
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from klaviyo_catalog import (
+    AuthenticationError,
     CatalogJobs,
     ConfigurationError,
+    KlaviyoError,
     Rate,
 )
 from klaviyo_catalog._header_numbers import (
@@ -389,3 +392,64 @@ def test_the_draft_form_limit_holds_later_calls_until_the_reset(
 def test_max_retry_after_beyond_a_year_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="max_retry_after"):
         CatalogJobs("pk_test", max_retry_after=1e9)
+
+
+# --- 12. a fresh OAuth token in no frame of a traceback -----------------------------------------
+
+TOKEN = "kat_hostile_0123456789abcdefOLD"
+FRESH = "kat_hostile_9f3a1c7e2b4d6f80NEW"
+
+
+def frames_of(error: BaseException) -> Iterator[FrameType]:
+    """Every frame of `error`'s traceback and of the exceptions chained to it."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            yield tb.tb_frame
+            tb = tb.tb_next
+        todo += [current.__cause__, current.__context__]
+
+
+def frames_showing(error: BaseException, secret: str) -> list[str]:
+    """The frames outside the tests whose locals show `secret`, as an error tracker that
+    records locals (their reprs) would: "function: name" for each."""
+    shown = []
+    for frame in frames_of(error):
+        if "/tests/" in frame.f_code.co_filename:
+            continue  # the test's own frames: the app's code, which made the token
+        for name, value in frame.f_locals.items():
+            if secret in repr(value):
+                shown.append(f"{frame.f_code.co_name}: {name}")
+    return shown
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [FRESH, FRESH + "\n", {"access_token": FRESH}, FRESH + "\x00"],
+    ids=["valid-then-401", "trailing-newline", "a-dict", "a-nul"],
+)
+def test_a_fresh_token_is_in_no_frame_of_the_error(
+    mode: Mode, make_fake: FakeFactory, returned: object
+) -> None:
+    # Before: the refresh's frame (`fresh`) and checked_secret's (`value`) kept it.
+    fake = make_fake(access_tokens=[TOKEN])
+    job_id = fake.add_job("item-update")
+    handed_out = iter([TOKEN, returned])
+    settings = {
+        "access_token": lambda: next(handed_out),
+        "base_url": fake.base_url,
+        "rate_limiter": MemoryRateLimiter(),
+        "max_retries": 0,
+    }
+    fake.revoke_access_token(TOKEN)  # the first token expired: a refresh, then an error
+    with pytest.raises(KlaviyoError) as caught:
+        call(mode, settings, OP, job_id)
+    expected = AuthenticationError if returned == FRESH else ConfigurationError
+    assert isinstance(caught.value, expected)
+    assert frames_showing(caught.value, FRESH) == []
