@@ -121,12 +121,12 @@ def test_retry_after_is_honoured_in_every_form(form: str, monkeypatch: pytest.Mo
     # at least a second, the smallest window.
     wall = time.time()
     monkeypatch.setattr(time, "time", lambda: wall)
-    value = {"seconds": "2.5", "http-date": email.utils.formatdate(wall + 3, usegmt=True)}
+    value = {"seconds": "2", "http-date": email.utils.formatdate(wall + 3, usegmt=True)}
     server = Throttling(value.get(form))
     (task,), elapsed, _ = run(server)
     assert task.error is None
     assert [status for _, status in server.served] == [429, 200]
-    low, high = {"seconds": (2.5, 2.8), "http-date": (2.0, 3.3), "absent": (1.0, 31.0)}[form]
+    low, high = {"seconds": (2.0, 2.3), "http-date": (2.0, 3.3), "absent": (1.0, 31.0)}[form]
     assert low <= elapsed < high
 
 
@@ -138,7 +138,7 @@ def test_a_bad_ceiling_is_a_configuration_error(bad: float) -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("0", 0.0), ("2.5", 2.5), (" 7 ", 7.0), ("31622400", 31622400.0), ("31622401", None)],
+    [("0", 0.0), ("2.5", None), (" 7 ", 7.0), ("31622400", 31622400.0), ("31622401", None)],
 )
 def test_retry_after_values(value: str, seconds: float | None) -> None:
     assert retry_after_seconds({"retry-after": value}) == seconds

@@ -17,18 +17,29 @@ TokenSource = str | Callable[[], str]
 REMEMBERED_TOKENS = 8
 
 
-def checked_secret(value: object, what: str) -> str:
-    """`value` stripped, if it can be sent in a header; ConfigurationError naming `what` (the
-    message never quotes the value)."""
+def secret_problem(value: object) -> str | None:
+    """Why `value` cannot be sent in a header as a credential (never quoting it), or None."""
     if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"the {what} is empty or not a string")
+        return "is empty or not a string"
     if any(c in value for c in "\r\n"):
-        raise ConfigurationError(f"the {what} contains a line break")
+        return "contains a line break"
     if not value.isascii() or not value.strip().isprintable():
         # It is sent as a header: httpx would fail on it at request time, with an encoding
         # error that carries the whole header, secret included, in its `object` attribute.
-        raise ConfigurationError(f"the {what} contains a control or non-ASCII character")
-    return value.strip()
+        return "contains a control or non-ASCII character"
+    return None
+
+
+def checked_secret(value: object, what: str) -> str:
+    """`value` stripped, if it can be sent in a header; ConfigurationError naming `what` (the
+    message never quotes the value)."""
+    problem = secret_problem(value)
+    if problem is None and isinstance(value, str):
+        return value.strip()
+    # This frame stays in the error's traceback, whose locals error trackers record: without
+    # the secret (a key or token with a stray newline is still the key or token).
+    del value
+    raise ConfigurationError(f"the {what} {problem}")
 
 
 class ApiKey:
@@ -111,14 +122,21 @@ class AccessToken:
             raise RuntimeError("a fixed access token cannot be refreshed")
         failure = None
         try:
-            fresh = self._provider()
+            fresh: object = self._provider()
         except Exception as exc:
             failure = type(exc).__name__
         if failure is not None:
             # Raised outside the handler, so that the app's exception (whose message may quote
             # a token) is not kept as this one's context, where error trackers would find it.
             raise ConfigurationError(f"the access_token function failed: {failure}")
-        self._set(checked_secret(fresh, "access token the access_token function returned"))
+        problem = secret_problem(fresh)
+        if problem is None and isinstance(fresh, str):
+            self._set(fresh.strip())
+            return
+        # As in checked_secret: the frames an error tracker records keep no token (a dict
+        # holding one, a token with a trailing newline read from a file).
+        del fresh
+        raise ConfigurationError(f"the access token the access_token function returned {problem}")
 
     def _set(self, token: str) -> None:
         with self._lock:

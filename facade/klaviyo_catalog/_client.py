@@ -361,7 +361,9 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
     - `max_retries`: extra attempts after 429, 5xx, connection errors and timeouts;
       `retry_backoff`: the first backoff step, in seconds. `max_retry_after`: the longest
       `Retry-After` (seconds) a 429 is waited out for; beyond it the call raises
-      `RateLimitError` at once, with the server's `retry_after`, and nothing else waits.
+      `RateLimitError` at once, with the server's `retry_after`, and nothing else waits. It
+      also caps a success's `RateLimit-Reset`, how long a budget the server calls spent holds
+      the account's calls; at most a year.
     - `rate_limits`: a list of `Rate` for every operation, or a mapping from operation name to
       such a list; defaults to the spec's `x-klaviyo-ratelimit`. `rate_limiter`: where the
       budget is kept; the default is shared by every client of this process, and

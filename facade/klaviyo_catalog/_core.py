@@ -27,6 +27,7 @@ import httpx
 from . import _jsonapi as jsonapi
 from ._admission import Admission
 from ._auth import Credential
+from ._header_numbers import rate_limit_observation
 from ._models import BulkJob, Page, ResponseInfo
 from ._operations import Operation, RequestParts, operation
 from ._ratelimit import Observation, Rate, RateLimiter, Ticket
@@ -552,7 +553,9 @@ class Core:
             elapsed = s.clock() - sent_at
             request_id = _log_attempt(parts, result, retries + 1, elapsed)
             if isinstance(result, httpx.Response) and result.is_success:
-                yield from self._complete(op, deadline, ticket, _observation(result))
+                yield from self._complete(
+                    op, deadline, ticket, _observation(result, s.retry.max_retry_after)
+                )
                 return result, self._info(result, request_id, elapsed, retries + 1)
             yield from self._complete(op, deadline, ticket, None)
             if isinstance(result, KlaviyoError):
@@ -782,17 +785,11 @@ class Core:
             raise jsonapi.invalid(response, op.name, str(exc)) from exc
 
 
-def _observation(response: httpx.Response) -> Observation | None:
-    """The RateLimit-* headers of a success, for the limiter's budget hint."""
-    headers = response.headers
-    try:
-        return Observation(
-            int(headers["ratelimit-limit"]),
-            int(headers["ratelimit-remaining"]),
-            float(headers["ratelimit-reset"]),
-        )
-    except (KeyError, ValueError):
-        return None
+def _observation(response: httpx.Response, max_reset: float) -> Observation | None:
+    """The RateLimit-* headers of a success, for the limiter's budget hint; None unless all
+    three read per their grammar. The reset is capped at `max_reset`, the client's
+    `max_retry_after`, so that no response holds the account's calls longer than a 429 may."""
+    return rate_limit_observation(response.headers, max_reset)
 
 
 def _without_locals(error: BaseException) -> BaseException:

@@ -36,6 +36,7 @@ import attrs
 
 __all__ = [
     "DEFAULT_MARGIN",
+    "MAX_WAIT",
     "MemoryRateLimiter",
     "Observation",
     "Rate",
@@ -52,6 +53,16 @@ DEFAULT_MARGIN = 0.001
 
 #: The resolution of the RateLimit-Reset header (whole seconds, rounded up).
 RESET_GRANULARITY = 1.0
+
+#: No pause or budget hint lasts longer than this (a year), whoever asks for it. What a response
+#: says is capped far lower, at the client's `max_retry_after`, where the headers are read; this
+#: is the limiters' own ceiling for what reaches them otherwise (an app's own `Observation`),
+#: and it keeps the Redis scripts' arithmetic in µs exact (Lua numbers are doubles).
+MAX_WAIT = 366 * 86400.0
+
+#: The largest request count a budget hint takes from the server: the biggest published tier is
+#: 3,500 a minute; a billion is past any quota, and keeps the admission numbers small.
+MAX_BUDGET = 10**9
 
 #: While our own requests are in flight, a budget the server reported may be lifted by their
 #: answers (see `budget_hint`), so a wait on it is re-checked this often.
@@ -97,7 +108,9 @@ class Wait:
 @attrs.frozen
 class Observation:
     """The RateLimit-Limit/-Remaining/-Reset headers of a success: the account's steady window
-    as the server counts it, everyone's usage included."""
+    as the server counts it, everyone's usage included. The client reads them per their
+    grammar, and caps `reset_seconds` at its `max_retry_after`; a limiter ignores figures that
+    make no sense and holds no hint longer than `MAX_WAIT`."""
 
     limit: int
     remaining: int
@@ -137,10 +150,12 @@ def account_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
-def _validate_pause(seconds: float) -> None:
-    """A pause must be finite and not negative: an infinite one would stop the account for good."""
+def _validate_pause(seconds: float) -> float:
+    """A pause must be finite and not negative: an infinite one would stop the account for good.
+    The seconds to pause for: at most `MAX_WAIT`."""
     if not (math.isfinite(seconds) and seconds >= 0):
         raise ValueError(f"pause seconds must be finite and >= 0, got {seconds!r}")
+    return min(seconds, MAX_WAIT)
 
 
 def _check_rates(rates: Sequence[Rate]) -> None:
@@ -149,9 +164,10 @@ def _check_rates(rates: Sequence[Rate]) -> None:
         raise ValueError("rates must not be empty")
 
 
-def budget_hint(ticket: Ticket, observation: Observation) -> int | None:
-    """The highest admission number the server's figures allow until its window resets, or
-    None for headers that make no sense (they come from the network, so they are ignored).
+def budget_hint(ticket: Ticket, observation: Observation) -> tuple[int, float] | None:
+    """The highest admission number the server's figures allow, and for how many seconds (until
+    its window resets, at most `MAX_WAIT`); None for figures that make no sense (they come from
+    the network, so they are ignored). Never raises, whatever the observation holds.
 
     The server counted `limit - remaining` requests in its steady window when this ticket's
     request arrived: everyone's, ours and other integrations' on the account alike, against a
@@ -161,12 +177,25 @@ def budget_hint(ticket: Ticket, observation: Observation) -> int | None:
     in flight may not have been counted yet: the figure can be that many too generous, and a
     429 then pauses the account. Both limiters store the result as they are, with `merge_hint`.
     """
-    if observation.limit <= 0 or not (
-        math.isfinite(observation.reset_seconds) and observation.reset_seconds > 0
-    ):
+    limit, remaining, reset = observation.limit, observation.remaining, observation.reset_seconds
+    if not (_is_int(limit) and _is_int(remaining) and limit > 0):
         return None
-    remaining = min(max(observation.remaining, 0), observation.limit)
-    return ticket.seq + remaining
+    if isinstance(reset, bool) or not isinstance(reset, int | float):
+        return None
+    if isinstance(reset, float) and not math.isfinite(reset):
+        return None
+    if reset > MAX_WAIT:  # before any float(): an int past the float range would overflow
+        seconds = MAX_WAIT
+    elif reset > 0:  # False for nan
+        seconds = float(reset)
+    else:
+        return None
+    return ticket.seq + min(max(remaining, 0), limit, MAX_BUDGET), seconds
+
+
+def _is_int(value: object) -> bool:
+    """An int and not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def merge_hint(
@@ -382,15 +411,14 @@ class MemoryRateLimiter:
             now = self._clock()
             log.in_flight -= 1
             log.done.append(now)
-            if observation is not None:
-                max_seq = budget_hint(ticket, observation)
-                if max_seq is not None:
-                    until = now + observation.reset_seconds
-                    log.hint = merge_hint(log.hint, ticket.seq, max_seq, until, now)
+            hint = None if observation is None else budget_hint(ticket, observation)
+            if hint is not None:
+                max_seq, seconds = hint
+                log.hint = merge_hint(log.hint, ticket.seq, max_seq, now + seconds, now)
 
     def pause(self, account: str, seconds: float) -> None:
         """See `RateLimiter.pause`."""
-        _validate_pause(seconds)
+        seconds = _validate_pause(seconds)
         with self._lock:
             until = self._clock() + seconds
             if until > self._paused_until.get(account, -math.inf):

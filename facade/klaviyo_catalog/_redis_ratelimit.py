@@ -267,20 +267,17 @@ class RedisRateLimiter:
         member, _, longest_us = ticket.token.rpartition("|")
         base = f"{self._prefix}:{{{ticket.account}}}:{ticket.operation}"
         keys = [f"{base}:{k}" for k in _PER_OPERATION]
-        max_seq = budget_hint(ticket, observation) if observation is not None else None
-        reset_us = 0 if observation is None else round(observation.reset_seconds * 1e6)
-        args: list[int | str] = [
-            member,
-            int(longest_us or 0),
-            ticket.seq,
-            -1 if max_seq is None else max_seq,
-        ]
+        # Bounded by budget_hint (MAX_WAIT at most), so the µs stay exact in Lua and the state
+        # key's TTL is as long as the hint, never decades; garbage is no hint, never an error.
+        hint = budget_hint(ticket, observation) if observation is not None else None
+        max_seq, reset_us = (-1, 0) if hint is None else (hint[0], round(hint[1] * 1e6))
+        args: list[int | str] = [member, int(longest_us or 0), ticket.seq, max_seq]
         args += [reset_us, round(RESET_GRANULARITY * 1e6)]
         self._complete(keys=keys, args=args)
 
     def pause(self, account: str, seconds: float) -> None:
         """See `RateLimiter.pause`."""
-        _validate_pause(seconds)
+        seconds = _validate_pause(seconds)
         key = f"{self._prefix}:{{{account}}}:pause"
         self._pause(keys=[key], args=[math.ceil(seconds * 1_000_000)])
 

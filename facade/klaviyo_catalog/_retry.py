@@ -16,36 +16,34 @@ from collections.abc import Mapping
 
 import attrs
 
+from ._header_numbers import http_date, read_digits
+from ._ratelimit import MAX_WAIT
+
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 
-#: A Retry-After beyond this (a year) is not a wait but garbage, and is treated as absent.
-ABSURD_RETRY_AFTER = 366 * 86400.0
+#: A Retry-After beyond this (a year) is not a wait but garbage, and is treated as absent; it is
+#: also the largest `max_retry_after`, and the limiters' own ceiling on any pause or hint.
+ABSURD_RETRY_AFTER = MAX_WAIT
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """`Retry-After` in seconds, given as a number or as an HTTP-date; None if absent, or if it
-    is not a finite, non-negative number of seconds within a year (`nan`, `1e308`, `-5`)."""
+    """`Retry-After` in seconds, per RFC 9110: `delay-seconds` (ASCII digits only: not "2.5",
+    "5_0", "1e3" or "+5", which Python's float() would take) or an HTTP-date (`now`: the wall
+    clock to count from, time.time() by default; a date past means 0). None if absent, if it
+    is neither, or if it is more than a year away."""
     value = headers.get("retry-after")
     if value is None:
         return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            import email.utils  # rare (an HTTP-date), and costly to import at start-up
-
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, OverflowError):
+    seconds: float | None = read_digits(value)
+    if seconds is None:
+        when = http_date(value)
+        if when is None:
             return None
-        if when.tzinfo is None:
-            return None
-        # A date already past means "now".
         seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
-    if not (math.isfinite(seconds) and 0 <= seconds <= ABSURD_RETRY_AFTER):
+    if seconds > ABSURD_RETRY_AFTER:
         return None
-    return seconds
+    return float(seconds)
 
 
 @attrs.frozen
@@ -54,7 +52,9 @@ class RetryPolicy:
 
     `deadline` (seconds) caps the total time of one call, waits included. A 429 asking for
     more than `max_retry_after` seconds is not waited for: the call raises `RateLimitError`
-    at once.
+    at once. `max_retry_after` also caps a success's `RateLimit-Reset`: a budget the server
+    says is spent holds the account's later calls no longer than that. It is at most a year
+    (`ABSURD_RETRY_AFTER`), beyond which no Retry-After is believed anyway.
     """
 
     max_retries: int = 4
@@ -73,8 +73,13 @@ class RetryPolicy:
             raise ValueError("retry_backoff must be finite and positive")
         if self.deadline is not None and not (math.isfinite(self.deadline) and self.deadline > 0):
             raise ValueError("deadline must be finite and positive")
-        if not (math.isfinite(self.max_retry_after) and self.max_retry_after >= 0):
-            raise ValueError("max_retry_after must be finite and >= 0")
+        if not (
+            isinstance(self.max_retry_after, int | float)
+            and 0 <= self.max_retry_after <= ABSURD_RETRY_AFTER
+        ):
+            raise ValueError(
+                f"max_retry_after must be between 0 and {ABSURD_RETRY_AFTER:.0f} seconds (a year)"
+            )
 
     def backoff(self, retry_number: int) -> float:
         """The wait before retry number `retry_number` (1-based) of a 5xx or transport error."""
