@@ -13,6 +13,7 @@ import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
@@ -403,6 +404,11 @@ def job_collection(
 def next_page(links: Any) -> tuple[str | None, tuple[str, str] | None]:
     """(the next page's cursor, None), or (None, (why it cannot be asked for, the link)).
 
+    The cursor is the percent-decoded `page[cursor]` of `links.next` ("+" read as a space, as
+    in any query string): UTF-8 as text, and any byte that is not UTF-8 as a surrogate escape
+    ("%FF" as "\\udcff", Python's `errors="surrogateescape"`), so that every cursor round-trips
+    byte for byte: sent back, it is percent-encoded to exactly the bytes the server sent.
+
     Only the `page[cursor]` of `links.next` is used, never its host or path: a link to another
     host (a proxy's base_url, say) still yields its cursor, sent to base_url. A link that names
     no usable cursor does not cost the page its data (Klaviyo's spec allows any URI there): it
@@ -421,9 +427,16 @@ def next_page(links: Any) -> tuple[str | None, tuple[str, str] | None]:
             f"{link!r:.200}",
         )
     try:
-        cursors = httpx.URL(link).params.get_list("page[cursor]")
+        query = httpx.URL(link).query.decode("ascii")  # percent-encoded by httpx if it was not
     except (httpx.InvalidURL, ValueError, TypeError):
         return None, (f"links.next is not a URL: {link!r:.80}", link)
+    cursors = [
+        value
+        # Undecodable bytes as surrogate escapes, so that they go back as they came (quote()
+        # with the same errors=, in RequestParts.target), where httpx's params make them U+FFFD.
+        for name, value in parse_qsl(query, keep_blank_values=True, errors="surrogateescape")
+        if name == "page[cursor]"
+    ]
     if not cursors or not cursors[0]:
         return None, (f"links.next has no page[cursor]: {link!r:.80}", link)
     if len(set(cursors)) > 1:
