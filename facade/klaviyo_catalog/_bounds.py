@@ -30,7 +30,7 @@ MAX_DEPTH = 64
 #: holds took 1.5 s and 420 MiB.
 MAX_CONTAINERS = 100_000
 #: The most values (array elements and object members, counted by their separating commas).
-#: That page of 100 failed jobs has about 91,000. 500,000 floats take json.loads about 0.1 s;
+#: That page of 100 failed jobs has about 91,000. 500,000 floats take json.loads about 0.15 s;
 #: the 4.2 million that 16 MiB of `0.5,` holds took 1.3 s and 200 MiB.
 MAX_VALUES = 500_000
 #: The longest integer literal, in digits: CPython's own default `sys.set_int_max_str_digits`,
@@ -40,7 +40,7 @@ MAX_INT_DIGITS = 4_300
 
 #: The most included resources a single-job document may hold. A bulk job takes at most 100
 #: resources (and a 5 MB payload), so a job's `included` has at most a few hundred: a document
-#: that claims 2,000 is not a job. (500,000 took 7 s to index.)
+#: that claims more than 2,000 is not a job. (One with 500,000 took a call 7.2 s.)
 MAX_INCLUDED = 2_000
 #: The most jobs a page may hold: Klaviyo's pages hold 100.
 MAX_PAGE_JOBS = 1_000
