@@ -356,7 +356,7 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
       that runs out raises `DeadlineExceededError`. None lifts it (then only `timeout`
       bounds each attempt, per phase). `timeout`: per attempt and per phase (connect, each
       read, ...), seconds or an httpx.Timeout; shortened to what the deadline leaves.
-    - `max_response_bytes`: the largest response body accepted, decoded (50 MB by default);
+    - `max_response_bytes`: the largest response body accepted, decoded (16 MiB by default);
       a larger one, or a gzip bomb, is `InvalidResponseError`, read no further.
     - `max_retries`: extra attempts after 429, 5xx, connection errors and timeouts;
       `retry_backoff`: the first backoff step, in seconds. `max_retry_after`: the longest

@@ -13,11 +13,13 @@ import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
 from klaviyo_catalog_api.views import JOB_ATTRIBUTES, parse_datetime
 
+from . import _bounds as bounds
 from ._models import BulkJob, JobStatus, Page, ResourceRef, ResponseInfo
 from ._resources import VIEWS, Resource
 from .errors import APIErrorDetail, InvalidResponseError
@@ -51,18 +53,33 @@ def excerpt(body: bytes) -> str:
 
 
 def decode(response: httpx.Response, what: str) -> Any:
-    """The JSON body of a response, or InvalidResponseError naming the status and content."""
+    """The JSON body of a response, or InvalidResponseError naming the status and content: a
+    body that is not JSON, or one past the bounds of `_bounds` (depth, objects, values, digits),
+    which is refused before it is decoded."""
     body = response.content
     try:
-        return loads(body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
-        kind = response.headers.get("content-type", "no content type")
+        bounds.check(body)
+        return bounds.loads(loads, body)
+    except bounds.Refused as exc:
         raise InvalidResponseError(
-            f"{what}: HTTP {response.status_code} with a body that is not JSON ({kind})",
+            f"{what}: HTTP {response.status_code}: the response document is refused: {exc}",
             status_code=response.status_code,
             excerpt=excerpt(body),
             response=response,
-        ) from exc
+        ) from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError too
+        raise _not_json(response, what) from exc
+
+
+def _not_json(response: httpx.Response, what: str) -> InvalidResponseError:
+    """The error for a body that is not JSON, naming its content type."""
+    kind = response.headers.get("content-type", "no content type")
+    return InvalidResponseError(
+        f"{what}: HTTP {response.status_code} with a body that is not JSON ({kind})",
+        status_code=response.status_code,
+        excerpt=excerpt(response.content),
+        response=response,
+    )
 
 
 def invalid(response: httpx.Response, what: str, problem: str) -> InvalidResponseError:
@@ -74,6 +91,18 @@ def invalid(response: httpx.Response, what: str, problem: str) -> InvalidRespons
         excerpt=excerpt(response.content),
         response=response,
     )
+
+
+def check_counts(document: Any, listing: bool) -> None:
+    """Invalid when a document holds more resources than a Klaviyo job or page could, before
+    any is read: a page over `MAX_PAGE_JOBS` jobs, a job with over `MAX_INCLUDED` included
+    resources. (A list's `included`, which old revisions may send, is never read.)"""
+    if type(document) is not dict:
+        return  # the reader names the shape
+    key, limit = ("data", bounds.MAX_PAGE_JOBS) if listing else ("included", bounds.MAX_INCLUDED)
+    found = document.get(key)
+    if type(found) is list and len(found) > limit:
+        raise Invalid(f"{key} holds {len(found):,} resources; at most {limit:,} are read")
 
 
 # --- typed readers over plain dicts --------------------------------------------------------------
@@ -375,6 +404,11 @@ def job_collection(
 def next_page(links: Any) -> tuple[str | None, tuple[str, str] | None]:
     """(the next page's cursor, None), or (None, (why it cannot be asked for, the link)).
 
+    The cursor is the percent-decoded `page[cursor]` of `links.next` ("+" read as a space, as
+    in any query string): UTF-8 as text, and any byte that is not UTF-8 as a surrogate escape
+    ("%FF" as "\\udcff", Python's `errors="surrogateescape"`), so that every cursor round-trips
+    byte for byte: sent back, it is percent-encoded to exactly the bytes the server sent.
+
     Only the `page[cursor]` of `links.next` is used, never its host or path: a link to another
     host (a proxy's base_url, say) still yields its cursor, sent to base_url. A link that names
     no usable cursor does not cost the page its data (Klaviyo's spec allows any URI there): it
@@ -393,9 +427,16 @@ def next_page(links: Any) -> tuple[str | None, tuple[str, str] | None]:
             f"{link!r:.200}",
         )
     try:
-        cursors = httpx.URL(link).params.get_list("page[cursor]")
+        query = httpx.URL(link).query.decode("ascii")  # percent-encoded by httpx if it was not
     except (httpx.InvalidURL, ValueError, TypeError):
         return None, (f"links.next is not a URL: {link!r:.80}", link)
+    cursors = [
+        value
+        # Undecodable bytes as surrogate escapes, so that they go back as they came (quote()
+        # with the same errors=, in RequestParts.target), where httpx's params make them U+FFFD.
+        for name, value in parse_qsl(query, keep_blank_values=True, errors="surrogateescape")
+        if name == "page[cursor]"
+    ]
     if not cursors or not cursors[0]:
         return None, (f"links.next has no page[cursor]: {link!r:.80}", link)
     if len(set(cursors)) > 1:
@@ -405,8 +446,10 @@ def next_page(links: Any) -> tuple[str | None, tuple[str, str] | None]:
 
 def error_details(response: httpx.Response) -> list[APIErrorDetail]:
     """Klaviyo's `errors[]` from an error response, leniently: an error must never be masked."""
+    body = response.content
     try:
-        errors = loads(response.content).get("errors")
+        bounds.check(body)  # past a bound: the status still tells the error
+        errors = bounds.loads(loads, body).get("errors")
     except (ValueError, AttributeError, RecursionError):
         return []
     out = []

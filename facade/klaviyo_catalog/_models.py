@@ -292,6 +292,10 @@ class Page(Generic[T]):
     def next_cursor(self) -> str | None:
         """The cursor of the next page; None on the last page.
 
+        The percent-decoded `page[cursor]` of the server's `links.next`, as text; a byte that
+        is not UTF-8 is held as a surrogate escape (`%FF` as `"\\udcff"`), so that the cursor
+        goes back, as `cursor=`, as exactly the bytes the server sent.
+
         Raises `PaginationError` (with `.cursor`, this page's own cursor) when the server
         pointed to a next page this client cannot ask for: never a silent end of the listing.
         """

@@ -39,6 +39,9 @@ STATUS_FILTER = 'equals(status,"{}")'
 # ids are 26 characters, its cursors a few hundred characters.
 MAX_JOB_ID_CHARS = 1_024
 MAX_CURSOR_URL_CHARS = 32_768  # once percent-encoded
+# How a cursor's bytes that are not UTF-8 are held in its str, both ways (see
+# `_jsonapi.next_page`): "%FF" is "\udcff", sent back as "%FF".
+CURSOR_ERRORS = "surrogateescape"
 
 
 @attrs.frozen
@@ -52,11 +55,12 @@ class RequestParts:
 
     @property
     def target(self) -> str:
-        """Path and query string, percent-encoded once, so httpx need not merge params."""
+        """Path and query string, percent-encoded once, so httpx need not merge params. A
+        value's surrogate escapes (a cursor's bytes that are not UTF-8) go out as those bytes."""
         if not self.params:
             return self.path
         query = "&".join(
-            f"{quote(name, safe='[]')}={quote(value, safe=',')}"
+            f"{quote(name, safe='[]')}={quote(value, safe=',', errors=CURSOR_ERRORS)}"
             for name, value in self.params.items()
         )
         return f"{self.path}?{query}"
@@ -104,9 +108,12 @@ class Operation:
         if status is not None:
             query["filter"] = STATUS_FILTER.format(self._status(status))
         if cursor is not None:
-            if not isinstance(cursor, str) or not cursor or not _utf8(cursor):
-                raise InvalidRequestError("cursor must be a non-empty string of valid Unicode")
-            encoded = len(quote(cursor, safe=","))
+            if not isinstance(cursor, str) or not cursor or not _cursor_bytes(cursor):
+                raise InvalidRequestError(
+                    "cursor must be a non-empty string of valid Unicode (or a Page.next_cursor, "
+                    "whose bytes that are not UTF-8 are surrogate escapes)"
+                )
+            encoded = len(quote(cursor, safe=",", errors=CURSOR_ERRORS))
             if encoded > MAX_CURSOR_URL_CHARS:
                 raise InvalidRequestError(
                     f"cursor is {encoded} characters long once URL-encoded; at most "
@@ -212,6 +219,18 @@ class Operation:
         if not _utf8(job_id):
             raise InvalidRequestError(f"{self.name}: job_id is not valid Unicode: {job_id!r:.60}")
         return job_id
+
+
+def _cursor_bytes(cursor: str) -> bool:
+    """True for a cursor that stands for one byte string: UTF-8 text, with any byte that is not
+    UTF-8 as a surrogate escape (as `Page.next_cursor` holds it). Other lone surrogates, or
+    escapes of bytes that would read as UTF-8 (which `next_cursor` never holds: they would
+    read back as text), are refused."""
+    try:
+        raw = cursor.encode("utf-8", CURSOR_ERRORS)
+    except UnicodeEncodeError:
+        return False
+    return raw.decode("utf-8", CURSOR_ERRORS) == cursor
 
 
 def _utf8(text: str) -> bool:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from klaviyo_catalog_api.views import json_text
 
 
 def json_ready(value: Any) -> Any:
@@ -35,5 +36,6 @@ def json_ready(value: Any) -> Any:
 
 
 def dumps(document: Mapping[str, Any], indent: int | None) -> str:
-    """JSON text; non-ASCII kept as is (item titles), and never NaN (not JSON)."""
-    return json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
+    """Strict JSON text, which never fails on what a server sent (`json_text`, shared with the
+    views): NaN and ±Infinity as null, a lone surrogate escaped; non-ASCII otherwise kept."""
+    return json_text(document, indent)

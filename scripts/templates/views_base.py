@@ -13,6 +13,7 @@ import datetime as dt
 import importlib
 import inspect
 import json
+import math
 import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar, overload
@@ -93,12 +94,37 @@ class ResourceRef:
 
     def to_json(self, *, indent: int | None = None) -> str:
         """`to_dict()` as JSON text."""
-        return _dumps(self.to_dict(), indent)
+        return json_text(self.to_dict(), indent)
 
 
-def _dumps(document: Mapping[str, Any], indent: int | None) -> str:
-    # Non-ASCII kept as is (titles), and never NaN, which is not JSON.
-    return json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
+def json_text(document: Mapping[str, Any], indent: int | None) -> str:
+    """Strict JSON text of plain JSON, which never fails on what a server sent: non-ASCII kept
+    as is (titles); NaN and ±Infinity (which JSON cannot hold, and json.loads reads) as null;
+    and when a string holds a lone surrogate (a JSON escape such as "\\ud800"), every
+    non-ASCII character escaped, so that the text encodes as UTF-8. The objects keep the exact
+    values (`to_dict()` too); only this text differs. Every `to_json()` writes with it."""
+    try:
+        text = json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a float out of JSON's range: rare, so the common case pays nothing
+        document = _finite(document)
+        text = json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: escaped, as "\\udcff"
+            text = json.dumps(document, indent=indent, ensure_ascii=True, allow_nan=False)
+    return text
+
+
+def _finite(value: Any) -> Any:
+    """`value` (plain JSON) with NaN and ±Infinity as None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 class Attr(Generic[V]):
@@ -211,7 +237,7 @@ class Resource(Generic[M]):
 
     def to_json(self, *, indent: int | None = None) -> str:
         """`to_dict()` as JSON text."""
-        return _dumps(self.to_dict(), indent)
+        return json_text(self.to_dict(), indent)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
