@@ -26,7 +26,11 @@ import pytest
 from klaviyo_catalog import BulkJob, CatalogJobs, Item, ResourceRef
 from klaviyo_catalog._cli import main
 from klaviyo_catalog._cli._render import job_json, related_table, table
+from klaviyo_catalog._retry import RetryPolicy
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog_api.catalog_spec import KINDS
+
+from tests.hardening_support import closed_port
 
 SECRET = "pk_test_cli_0123456789abcdefSECRET"  # must never appear in any output
 PROCESSING = 25  # item-create jobs listed as processing; pages of 10, so three pages
@@ -137,8 +141,10 @@ def cli(
 
     In-process keeps the suite fast (a fresh interpreter costs ~0.2 s of CPU a run); the entry
     point itself, signals and terminals are tested in real processes by `cli_process` below.
+    Both streams encode strictly to UTF-8, as a terminal's or a pipe's do: text that cannot be
+    encoded (a lone surrogate) fails the run, as it would for real.
     """
-    out, err = io.StringIO(), io.StringIO()
+    out, err = utf8_stream(), utf8_stream()
     library = logging.getLogger("klaviyo_catalog")
     handlers, level = list(library.handlers), library.level
     env = {**environment(fake, key), **(extra_env or {})}
@@ -152,7 +158,18 @@ def cli(
     finally:  # `-v` adds a handler on the library's logger: leave it as it was
         library.handlers[:] = handlers
         library.setLevel(level)
-    return check_output(without_revision_warning(code, out.getvalue(), err.getvalue()), key)
+    return check_output(without_revision_warning(code, written(out), written(err)), key)
+
+
+def utf8_stream() -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", newline="\n")
+
+
+def written(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode("utf-8")
 
 
 def cli_process(*args: str, fake: FakeKlaviyo | None, key: str | None = SECRET) -> Run:
@@ -523,7 +540,7 @@ def test_watch_on_a_terminal_redraws_a_table(fake: FakeKlaviyo) -> None:
 
     assert run.code == 0
     assert run.out.startswith("\x1b[H")
-    assert "running item-create and variant-update jobs" in run.out
+    assert "running jobs (" in run.out
     assert "KIND" in run.out and "item-create" in run.out
 
 
@@ -729,3 +746,184 @@ def test_a_wide_table_keeps_the_columns_that_fit_and_says_how_many_it_left_out()
         "id-22  s       3.00",
         "(and 1 more column: --json shows all)",
     ]
+
+
+# --- every kind of the generated table -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(name for name, k in KINDS.items() if k.get_operation))
+def test_get_errors_and_wait_take_every_kind_with_a_get(
+    make_fake: Callable[..., FakeKlaviyo], kind: str
+) -> None:
+    server = make_fake(api_key=SECRET, rate_limits=None)
+    job_id = server.add_job(kind, status="complete", failed=1)
+
+    get = cli("jobs", "get", kind, job_id, "--include", "--json", fake=server)
+    errors = cli("jobs", "errors", kind, job_id, "--json", fake=server)
+    wait = cli("jobs", "wait", kind, job_id, fake=server)
+
+    assert get.code == errors.code == wait.code == 0, get.err + errors.err + wait.err
+    assert json.loads(get.out)["id"] == job_id
+    assert len(errors.out.splitlines()) == 1
+    assert f"job {job_id} is complete" in wait.out
+
+
+@pytest.mark.parametrize("kind", sorted(name for name, k in KINDS.items() if k.list_operation))
+def test_list_wait_and_watch_take_every_listable_kind(
+    make_fake: Callable[..., FakeKlaviyo], kind: str
+) -> None:
+    server = make_fake(api_key=SECRET, rate_limits=None)
+    running = server.add_job(kind, status="processing", polls_to_complete=2)
+
+    listed = cli("jobs", "list", kind, "--json", fake=server)
+    watched = cli("jobs", "watch", "--count", "1", fake=server)
+    wait = cli("jobs", "wait", kind, running, "--poll-interval", "0.01", fake=server)
+
+    assert listed.code == watched.code == wait.code == 0, listed.err + watched.err + wait.err
+    assert [json.loads(line)["id"] for line in listed.out.splitlines()] == [running]
+    assert [json.loads(line)["id"] for line in watched.out.splitlines()] == [running]
+    assert f"job {running} is complete" in wait.out
+
+
+def test_wait_for_more_ids_than_a_page_holds_finds_them_through_the_list(
+    make_fake: Callable[..., FakeKlaviyo],
+) -> None:
+    server = make_fake(api_key=SECRET, rate_limits=None)
+    ids = server.add_jobs("variant-update", 101, status="complete")
+
+    run = cli("jobs", "wait", "variant-update", *ids, "--json", fake=server)
+
+    assert run.code == 0, run.err
+    done = [json.loads(line) for line in run.out.splitlines()]
+    assert sorted(e["job"]["id"] for e in done if e["event"] == "done") == sorted(ids)
+    # Two pages of the list, not 101 GETs.
+    assert len(server.request_log) == 2
+    assert all(r.path.rstrip("/").endswith("-jobs") for r in server.request_log)
+
+
+# --- options anywhere, usage errors, unreachable hosts ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        ["-v", "jobs", "get", "item-update", "ID"],
+        ["jobs", "-v", "get", "item-update", "ID"],
+        ["jobs", "get", "-v", "item-update", "ID"],
+        ["jobs", "get", "item-update", "ID", "-v"],
+        ["jobs", "get", "item-update", "ID", "--verbose"],
+    ],
+)
+def test_verbose_is_taken_anywhere(seeded: Seeded, fake: FakeKlaviyo, where: list[str]) -> None:
+    args = [seeded.item_update if arg == "ID" else arg for arg in where]
+
+    run = cli(*args, fake=fake)
+
+    assert run.code == 0, run.err
+    assert f"DEBUG GET /api/catalog-item-bulk-update-jobs/{seeded.item_update}" in run.err
+
+
+def test_without_verbose_nothing_is_logged(seeded: Seeded, fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "get", "item-update", seeded.item_update, fake=fake)
+
+    assert (run.code, run.err) == (0, "")
+
+
+def test_errors_json_prints_one_failure_a_line(seeded: Seeded, fake: FakeKlaviyo) -> None:
+    run = cli("jobs", "errors", "item-update", seeded.item_update, "--json", fake=fake)
+    clean = cli("jobs", "errors", "category-update", seeded.category_update, "--json", fake=fake)
+
+    assert run.code == clean.code == 0
+    [failure] = [json.loads(line) for line in run.out.splitlines()]
+    assert failure["error"]["detail"].startswith("The catalog-item could not be written")
+    assert failure["resource"]["type"] == "catalog-item"
+    assert failure["resource"]["external_id"] == failure["error"]["meta"]["external_id"]
+    assert clean.out == ""  # no failures: no lines
+
+
+@pytest.mark.parametrize(
+    ("args", "help_of"),
+    [
+        (["jobs", "get", "item-update", "01J0", "--bogus"], "jobs get"),
+        (["jobs", "list", "item-create", "--limit"], "jobs list"),
+        (["jobs", "errors", "item-update", "01J0", "--csv", "--json"], "jobs errors"),
+        (["jobs", "wait", "item-update", "01J0", "--timeout", "-1"], "jobs wait"),
+        (["jobs", "watch", "extra"], "jobs watch"),
+        (["fake-server", "--bogus"], "fake-server"),
+        (["jobs", "lst"], "jobs"),
+        (["--bogus"], ""),
+    ],
+)
+def test_a_usage_error_names_the_help_of_its_command(
+    fake: FakeKlaviyo, args: list[str], help_of: str
+) -> None:
+    run = cli(*args, fake=fake)
+
+    assert run.code == 2
+    command = f"klaviyo-catalog {help_of}".rstrip()
+    assert run.err.rstrip().endswith(f"see `{command} --help`"), run.err
+    assert fake.request_log == []
+
+
+def test_an_unreachable_host_fails_at_once_naming_the_url() -> None:
+    base_url = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+
+    run = cli("jobs", "get", "item-update", "01J0", "-v", "--base-url", base_url, fake=None)
+
+    assert run.code == 1
+    # One line: no request was made (-v would have logged it), so none was retried.
+    assert run.err == f"error: cannot reach {base_url}: connection refused: check --base-url " + (
+        f"({base_url}) and the network\n"
+    )
+    assert time.monotonic() - started < 2  # the library's retries would take 3-5 s
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (socket.gaierror(-2, "Name or service not known"), "the host name a.klaviyo.com does not"),
+        (TimeoutError(), "no answer within 5s"),
+        (OSError(101, "Network is unreachable"), "Network is unreachable"),
+    ],
+)
+def test_an_unreachable_host_says_why(
+    monkeypatch: pytest.MonkeyPatch, failure: OSError, reason: str
+) -> None:
+    def connect(address: tuple[str, int], timeout: float) -> socket.socket:
+        assert address == ("a.klaviyo.com", 443) and timeout == 5
+        raise failure
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    run = cli("jobs", "get", "item-update", "01J0", fake=None)
+
+    assert run.code == 1
+    assert run.err.startswith(f"error: cannot reach https://a.klaviyo.com: {reason}")
+
+
+def test_a_proxy_from_the_environment_is_not_second_guessed(
+    make_fake: Callable[..., FakeKlaviyo],
+) -> None:
+    proxy = make_fake(api_key=SECRET)  # serves the absolute-form requests a proxy gets
+    job_id = proxy.add_job("item-update")
+    unreachable = f"http://127.0.0.1:{closed_port()}"
+    env = {"ALL_PROXY": proxy.base_url, "NO_PROXY": ""}
+
+    run = cli("jobs", "get", "item-update", job_id, "--base-url", unreachable, fake=None,
+              extra_env=env)  # fmt: skip
+
+    assert run.code == 0, run.err
+    assert len(proxy.request_log) == 1
+
+
+def test_a_connection_lost_after_the_host_answered_names_the_url(
+    fake: FakeKlaviyo, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, retry_number: 0.0)
+    fake.inject(Fault.reset(mid_body=False), times=5)  # the first attempt and its 4 retries
+
+    run = cli("jobs", "get", "item-update", seeded.item_update, fake=fake)
+
+    assert run.code == 1
+    assert "the request failed" in run.err
+    assert run.err.rstrip().endswith(f"check --base-url ({fake.base_url}) and the network")

@@ -33,6 +33,7 @@ from ._operations import Operation, RequestParts, operation
 from ._ratelimit import Observation, Rate, RateLimiter, Ticket
 from ._retry import RetryPolicy, retry_after_seconds
 from ._revisions import MOVE_ON
+from ._text import Shown
 from .errors import (
     APIError,
     DeadlineExceededError,
@@ -622,8 +623,8 @@ class Core:
                 retries,
                 s.retry.max_retries,
                 retry_wait,
-                request_id or "none",
-                error,
+                Shown(request_id or "none"),
+                Shown(error),  # its message quotes the server's error detail
             )
             yield Sleep(retry_wait)
 
@@ -668,14 +669,14 @@ class Core:
         except TransportError as exc:
             # The outcome is here and stands; the slot stays taken until the limiter gives up on
             # it (RedisRateLimiter's stale_after), which only slows us down.
-            logger.warning("%s", exc)
+            logger.warning("%s", Shown(exc))
 
     def _complete_now(self, ticket: Ticket) -> None:
         """Complete without yielding: a closing generator must not yield."""
         try:
             self.settings.limiter.complete(ticket)
         except Exception as exc:
-            logger.warning("the rate limiter failed to complete a request: %r", exc)
+            logger.warning("the rate limiter failed to complete a request: %r", Shown(exc))
 
     def _limit(
         self,
@@ -877,9 +878,9 @@ def _log_attempt(
         logger.debug(
             "%s %s -> %s (request id %s, attempt %d, %.3fs)",
             parts.method,
-            parts.path,
+            Shown(parts.path),  # it holds the job id
             status,
-            request_id or "none",
+            Shown(request_id or "none"),  # X-Klaviyo-Req-Id, or a proxy's X-Request-Id
             attempt,
             elapsed,
         )

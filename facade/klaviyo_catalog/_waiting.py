@@ -33,6 +33,7 @@ from ._core import Core, Fields, Flow, PageWalk, Sleep
 from ._models import BulkJob, JobStatus, Page
 from ._operations import OPERATIONS, operation
 from ._ratelimit import MemoryRateLimiter, Rate, Ticket
+from ._text import Shown
 from .errors import (
     BadRequestError,
     DeadlineExceededError,
@@ -450,7 +451,7 @@ class JobsWait:
         except KlaviyoError as exc:
             if not _transient(exc, None):
                 raise  # 404 included: the job is gone, and no wait will bring it back
-            logger.warning("job %s not polled this round: %s", key[1], exc)
+            logger.warning("job %s not polled this round: %s", Shown(key[1]), Shown(exc))
             return
         self._update(key, job, done)
 
@@ -477,7 +478,7 @@ class JobsWait:
             except KlaviyoError as exc:
                 if not _transient(exc, cursor):
                     raise
-                logger.warning("%s (status %s) broke off this round: %s", name, status, exc)
+                logger.warning("%s (status %s) broke off this round: %s", name, status, Shown(exc))
                 return False
             walk.advance(page)
             if on_page(page):

@@ -1,7 +1,8 @@
 """The `klaviyo-catalog` command: argument parsing, dispatch, and errors as exit codes.
 
 Every failure ends as one line on stderr that names the problem and the fix, and an exit
-status scripts can test: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed out.
+status scripts can test: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed out. What a
+server sent is escaped wherever it is shown (`_text`): on stdout, in that line, in -v's log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, NoReturn
 from .._client import BASE_URL_VARIABLE, CatalogJobs
 from .._operations import REVISION
 from .._revisions import KlaviyoDeprecationWarning, Revision
+from .._text import escape
 from .._version import __version__
 from ..errors import (
     AuthenticationError,
@@ -34,7 +36,8 @@ from ..errors import (
     WaitTimeoutError,
 )
 from ._jobs import GET_KINDS, LIST_KINDS, get_job, job_errors, list_jobs
-from ._waiting import WAIT_KINDS, wait_jobs, watch_jobs
+from ._reach import unreachable
+from ._waiting import WAIT_KINDS, WATCH_KINDS, wait_jobs, watch_jobs
 
 __all__ = ["CliError", "main"]
 
@@ -53,7 +56,6 @@ HINTS: tuple[tuple[type[KlaviyoError], str], ...] = (
     (BadRequestError, "check the arguments (see --help)"),
     (RateLimitError, "the account is over its rate limit: try again in a minute"),
     (ServerError, "Klaviyo is failing: try again later"),
-    (TransportError, "check --base-url and the network"),
     # Before InvalidResponseError, its base: the pages read were printed in full.
     (PaginationError, "the jobs of every page read were listed; run it again later for the rest"),
     (InvalidResponseError, "check that --base-url points at Klaviyo's API"),
@@ -66,6 +68,11 @@ environment:
   {BASE_URL_VARIABLE}  the default for --base-url
 
 exit status: 0 ok, 1 API error, 2 usage error, 3 `jobs wait` timed out, 130 Ctrl-C
+
+output: what the server sent is shown as sent, except that control, bidi-override and
+  invisible characters (and lone surrogates) are shown as escapes (\\x1b, \\u202e); --json is
+  strict JSON, the same characters as \\uXXXX escapes, and NaN or Infinity (not JSON) as null;
+  --csv puts ' before a cell that would start a formula (= + - @).
 
 start with `klaviyo-catalog fake-server` to try it all without an account."""
 
@@ -80,8 +87,9 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        # One line, like every other error, instead of argparse's usage block.
-        self.exit(USAGE, f"error: {message}: see `{self.prog} --help`\n")
+        # One line, like every other error, instead of argparse's usage block; it names the
+        # help of the (sub)command that refused the arguments.
+        self.exit(USAGE, f"error: {escape(message)}: see `{self.prog} --help`\n")
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -123,15 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="log each request, retry and rate-limit wait on stderr (never the key)",
-    )
-    # The global options are accepted after the subcommand too; SUPPRESS keeps a value given
-    # before it from being reset by the subcommand's default.
-    client = _Parser(add_help=False)
+    # The global options are accepted after the subcommand too (`jobs get KIND ID -v`);
+    # SUPPRESS keeps a value given before it from being reset by the subcommand's default.
+    verbose = _Parser(add_help=False)
+    for target, later in ((parser, False), (verbose, True)):
+        target.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS if later else False,
+            help="log each request, retry and rate-limit wait on stderr (never the key)",
+        )
+    client = _Parser(add_help=False, parents=[verbose])
     for target, default in ((parser, None), (client, argparse.SUPPRESS)):
         target.add_argument(
             "--base-url",
@@ -146,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs = commands.add_parser(
-        "jobs", help="list, get, wait for or watch bulk jobs"
+        "jobs", parents=[verbose], help="list, get, wait for or watch bulk jobs"
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = jobs.add_parser(
         "list", parents=[client], help="list jobs, fetching pages only as needed"
@@ -171,7 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     errors.add_argument("kind", metavar="KIND", choices=GET_KINDS, help=", ".join(GET_KINDS))
     errors.add_argument("job_id", metavar="JOB_ID")
-    errors.add_argument("--csv", action="store_true", help="CSV with a header row, for a sheet")
+    output = errors.add_mutually_exclusive_group()
+    output.add_argument(
+        "--csv", action="store_true", help="CSV with a header row, for a spreadsheet"
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object per failure, a line each: {"error": {...}, "resource": {...} or '
+        "null}, the library's JobFailure.to_dict(); nothing for a job without errors",
+    )
     errors.set_defaults(run=job_errors)
 
     wait = jobs.add_parser(
@@ -194,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch = jobs.add_parser(
         "watch",
         parents=[client],
-        help="show every running item-create and variant-update job, live, until Ctrl-C",
+        help=f"show every running job ({', '.join(WATCH_KINDS)}), live, until Ctrl-C",
     )
     _seconds(watch, "--interval", 5.0, "seconds between polls (5)")
     watch.add_argument("--count", metavar="N", type=_positive(int), help="stop after N polls")
@@ -222,12 +242,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="each running job of the backlog finishes within S seconds of the first time a "
         "client lists or gets it (default: they stay running)",
     )
+    # An argument no parser took is refused by the command it was given to: its --help has
+    # the options that command takes.
+    for command in (listing, get, errors, wait, watch, fake):
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments, or SystemExit after a usage error (one line on stderr), --help or
+    --version."""
+    parser = build_parser()
+    args, unrecognized = parser.parse_known_args(argv)
+    if unrecognized:
+        refusing: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        refusing.error(f"unrecognized arguments: {' '.join(unrecognized)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error already printed
         return exit_.code if isinstance(exit_.code, int) else USAGE
     key = os.environ.get(KEY_VARIABLE, "").strip()
@@ -256,9 +291,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return OK
 
 
+class _EscapingFormatter(logging.Formatter):
+    """Log lines with any control or bidi character escaped, one record a line: the library
+    escapes what a server sent in its log calls' arguments; this holds for any other record."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape(super().formatMessage(record))
+
+
 def _log_to_stderr() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(_EscapingFormatter("%(asctime)s %(levelname)s %(message)s"))
     library = logging.getLogger("klaviyo_catalog")
     library.addHandler(handler)
     library.setLevel(logging.DEBUG)
@@ -285,15 +328,24 @@ def _run(args: argparse.Namespace, key: str, token: str) -> int:
         client = CatalogJobs(revision=args.revision, **options)
     if not args.verbose:  # with -v the library's own log line has said it already
         for warning in caught:  # once, on stderr, however Python's warning filters are set
-            print(f"warning: {warning.message}", file=sys.stderr)
+            print(f"warning: {escape(str(warning.message))}", file=sys.stderr)
     with client:
-        code: int = args.run(client, args, sys.stdout)
+        fix = f"check --base-url ({client.base_url}) and the network"
+        reason = unreachable(client.base_url)
+        if reason is not None:
+            raise CliError(f"cannot reach {client.base_url}: {reason}: {fix}", code=API_ERROR)
+        try:
+            code: int = args.run(client, args, sys.stdout)
+        except TransportError as exc:
+            raise CliError(f"{exc}: {fix}", code=API_ERROR) from exc
         return code
 
 
 def _fail(code: int, message: str, secrets: Sequence[str]) -> int:
-    text = " ".join(message.split())  # one line, whatever the message held
+    text = message
     for secret in secrets:
         text = text.replace(secret, "[redacted]")  # the library never quotes them; be sure
-    print(f"error: {text}", file=sys.stderr)
+    # One line, whatever the message held: a server's CR/LF, ESC or bidi override, which error
+    # details quote from a merchant's catalog, is shown as an escape.
+    print(f"error: {escape(text)}", file=sys.stderr)
     return code

@@ -8,10 +8,11 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from klaviyo_catalog_api.catalog_spec import KINDS
+from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS
 
 from .._client import CatalogJobs
 from .._models import BulkJob, JobFailure
+from .._text import csv_cell, escape
 from ._render import (
     JobTable,
     job_json,
@@ -20,23 +21,34 @@ from ._render import (
     to_json,
 )
 
-# The kinds each command takes, and what `--include` asks for, from the generated kinds.
+# The kinds each command takes, from the generated kinds: a kind the spec gains is taken too.
 LIST_KINDS = tuple(name for name, kind in KINDS.items() if kind.list_operation)
 GET_KINDS = tuple(name for name, kind in KINDS.items() if kind.get_operation)
 
 
+def includable(kind: str) -> list[str]:
+    """What `--include` asks for with a job of `kind`: every include its GET takes (none for
+    delete jobs, whose GET takes no `include`)."""
+    operation = KINDS[kind].get_operation
+    return list(OPERATIONS[operation].include) if operation else []
+
+
 def fetch(client: CatalogJobs, kind: str, job_id: str, include: bool = False) -> BulkJob:
-    spec = KINDS[kind]
-    get: Callable[..., BulkJob] = getattr(client, str(spec.get_operation))
-    return get(job_id, include=list(spec.relationships) if include else None)
+    get: Callable[..., BulkJob] = getattr(client, str(KINDS[kind].get_operation))
+    return get(job_id, include=(includable(kind) or None) if include else None)
+
+
+def walk(client: CatalogJobs, kind: str, status: str | None = None) -> Iterator[BulkJob]:
+    """Every job of a listable `kind` (with `status`, if given), page by page."""
+    # list_item_create_jobs -> iter_item_create_jobs: the method that walks every page.
+    name = str(KINDS[kind].list_operation).replace("list_", "iter_", 1)
+    jobs: Iterator[BulkJob] = getattr(client, name)(status=status)
+    return jobs
 
 
 def list_jobs(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
-    # list_item_create_jobs -> iter_item_create_jobs: the method that walks every page.
-    name = str(KINDS[args.kind].list_operation).replace("list_", "iter_", 1)
-    walk: Iterator[BulkJob] = getattr(client, name)(status=args.status)
     # islice stops before asking for job N+1, so the pages after the limit are never fetched.
-    jobs = itertools.islice(walk, args.limit)
+    jobs = itertools.islice(walk(client, args.kind, args.status), args.limit)
     if args.json:
         for job in jobs:
             print(to_json(job_json(job)), file=out, flush=True)
@@ -48,7 +60,7 @@ def list_jobs(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int
             print(rows.header(), file=out)
         print(rows.row(job), file=out, flush=True)
         shown += 1
-    what = f"{args.status} {args.kind}" if args.status else args.kind
+    what = escape(f"{args.status} {args.kind}" if args.status else args.kind)
     if shown == 0:
         print(f"no {what} jobs", file=out)
     elif shown == args.limit:
@@ -71,6 +83,7 @@ FAILURE_COLUMNS = ("resource_type", "resource_id", "external_id", "code", "point
 
 
 def _failure_row(failure: JobFailure) -> tuple[str, ...]:
+    """A failure's cells, as the server sent them (the caller escapes them for its output)."""
     error, resource = failure.error, failure.resource
     external_id = (error.meta or {}).get("external_id")
     return (
@@ -84,17 +97,23 @@ def _failure_row(failure: JobFailure) -> tuple[str, ...]:
 
 
 def job_errors(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
-    """A job's failures, each with the resource it concerns (fetched with include= for it)."""
+    """A job's failures, each with the resource it concerns (fetched with include= for it):
+    a table, CSV for a sheet (formulas neutralised), or one JSON object per failure a line."""
     job = fetch(client, args.kind, args.job_id, include=True)
+    if args.json:
+        for failure in job.failures:
+            print(to_json(failure.to_dict()), file=out)
+        return 0
     rows = [_failure_row(failure) for failure in job.failures]
     if args.csv:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(FAILURE_COLUMNS)
-        writer.writerows(rows)
+        writer.writerows([csv_cell(cell) for cell in row] for row in rows)
     elif rows:
-        print("\n".join(table(FAILURE_COLUMNS, rows, numeric=())), file=out)
+        cells = [[escape(cell) for cell in row] for row in rows]
+        print("\n".join(table(FAILURE_COLUMNS, cells, numeric=())), file=out)
         noun = "error" if len(rows) == 1 else "errors"
-        print(f"\n{len(rows)} {noun} in job {job.id} ({job.status})", file=out)
+        print(f"\n{len(rows)} {noun} in job {escape(job.id)} ({escape(str(job.status))})", file=out)
     else:
-        print(f"job {job.id} ({job.status}) has no errors", file=out)
+        print(f"job {escape(job.id)} ({escape(str(job.status))}) has no errors", file=out)
     return 0

@@ -1,9 +1,15 @@
-"""How the CLI shows jobs: aligned tables for people, JSON for scripts, and a wait display."""
+"""How the CLI shows jobs: aligned tables for people, JSON for scripts, and a wait display.
+
+Every string a server sent is escaped here, where it leaves for a person (`_text.escape`): a
+table cell, a field of `jobs get`, an error's line. JSON output escapes the same characters as
+JSON escapes, so it parses back to the exact values.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -13,6 +19,7 @@ from klaviyo_catalog_api.views import JOB_ATTRIBUTES, VIEWS, Attr, parse_datetim
 
 from .._models import BulkJob, ResourceRef
 from .._resources import Resource
+from .._text import escape, escape_json
 from ..errors import APIErrorDetail
 
 # Everything about kinds, relationships and attributes comes from the generated package.
@@ -49,7 +56,31 @@ RESOURCE_COLUMNS = {name: _columns(VIEWS[json_type]) for name, json_type in RELA
 
 
 def to_json(value: Any, *, indent: int | None = None) -> str:
-    return json.dumps(value, indent=indent, default=_json_default, ensure_ascii=False)
+    """Strict JSON (RFC 8259) of `value`, safe on a terminal: non-ASCII text kept as it is;
+    controls, bidi and invisible characters and lone surrogates as `\\uXXXX` escapes; NaN and
+    ±Infinity, which JSON cannot write, as null."""
+    try:
+        text = _dumps(value, indent)
+    except ValueError:  # a float JSON has no number for: the rare path walks the value
+        text = _dumps(_finite(value), indent)
+    return escape_json(text)
+
+
+def _dumps(value: Any, indent: int | None) -> str:
+    return json.dumps(
+        value, indent=indent, default=_json_default, ensure_ascii=False, allow_nan=False
+    )
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (Python's json reads `NaN` and `1e999`) as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -86,9 +117,10 @@ def counts(job: BulkJob) -> str:
 
 
 def describe_error(error: APIErrorDetail) -> str:
+    """One line: the error's detail, and the external id it names; escaped."""
     external_id = (error.meta or {}).get("external_id")
     text = error.detail or error.describe()
-    return f"{text} [{external_id}]" if external_id else text
+    return escape(f"{text} [{external_id}]" if external_id else text)
 
 
 def table(
@@ -145,8 +177,8 @@ class JobTable:
 
     def row(self, job: BulkJob) -> str:
         cells = (
-            job.id,
-            str(job.status),
+            escape(job.id),
+            escape(str(job.status)),
             percent(job),
             str(job.completed_count),
             str(job.failed_count),
@@ -162,9 +194,9 @@ def job_lines(job: BulkJob) -> list[str]:
     After the status and progress (which sums up the counts), every other attribute of the
     spec's jobs has a line, in the spec's order, so a regenerated one shows here too."""
     fields = [
-        ("Job", job.id),
-        ("Kind", SHORT_KINDS.get(job.kind, job.kind)),
-        ("Status", str(job.status)),
+        ("Job", escape(job.id)),
+        ("Kind", escape(SHORT_KINDS.get(job.kind, job.kind))),
+        ("Status", escape(str(job.status))),
         ("Progress", f"{percent(job)}  ({counts(job)})"),
         *(
             (_label(name), _job_value(getattr(job, name), attribute.kind))
@@ -207,17 +239,17 @@ def related_table(name: str, resources: Sequence[Resource[Any] | ResourceRef]) -
     columns = {
         field: attr
         for field, attr in RESOURCE_COLUMNS[name].items()
-        if any(_cell(getattr(r, field)) not in (r.id, "-") for r in views)
-        and not all(_cell(getattr(r, field)) in r.id for r in views)
+        if any(_cell(getattr(r, field)) not in (escape(r.id), "-") for r in views)
+        and not all(_cell(getattr(r, field)) in escape(r.id) for r in views)
     }
     headers = ["ID", *(field.upper() for field in columns)] if columns else ["ID", ""]
     rows = []
     for resource in resources:
         if isinstance(resource, ResourceRef):  # named by the job, but the server sent no body
-            rows.append([resource.id, "(not included)", *[""] * (len(headers) - 2)])
+            rows.append([escape(resource.id), "(not included)", *[""] * (len(headers) - 2)])
         else:
             values = [_cell(getattr(resource, field)) for field in columns]
-            rows.append([resource.id, *(values or [""])])
+            rows.append([escape(resource.id), *(values or [""])])
     numeric = {
         field.upper()
         for field, attr in columns.items()
@@ -228,8 +260,9 @@ def related_table(name: str, resources: Sequence[Resource[Any] | ResourceRef]) -
 
 
 def _cell(value: Any) -> str:
-    """A typed attribute's value (None when absent) as table text, cut to CELL_CHARS."""
+    """A typed attribute's value (None when absent) as table text, escaped, then cut to
+    CELL_CHARS."""
     if value is None:
         return "-"
-    text = f"{value:.2f}" if isinstance(value, float) else " ".join(str(value).split())
+    text = f"{value:.2f}" if isinstance(value, float) else escape(str(value))
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"

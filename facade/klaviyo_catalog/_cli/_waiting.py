@@ -16,14 +16,22 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
+from klaviyo_catalog_api.catalog_spec import KINDS
+
 from .._client import CatalogJobs
 from .._models import BulkJob, JobStatus
+from .._text import escape
 from .._waiting import WaitProgress
+from ._jobs import walk
 from ._render import SHORT_KINDS, JobTable, counts, describe_error, job_json, to_json
 
-WAIT_KINDS = ("item-create", "item-update", "variant-update", "category-update")
+# From the generated kinds: a kind can be waited for if it can be fetched at all (by its GET
+# or through its list), and `watch` shows the running jobs of every listable kind.
+WAIT_KINDS = tuple(n for n, kind in KINDS.items() if kind.get_operation or kind.list_operation)
+WATCH_KINDS = tuple(n for n, kind in KINDS.items() if kind.list_operation)
 TICK = 1.0  # seconds between redraws of a live display
 SHOWN_ERRORS = 3
+PAGE_JOBS = 100  # jobs on a page of a list: more ids than this are found in fewer requests
 
 
 def is_live(out: TextIO) -> bool:
@@ -78,7 +86,10 @@ class WaitDisplay:
             if self.json_lines:
                 self._line(to_json({"event": "done", "job": job_json(job)}))
                 return
-            lines = [f"job {job.id} is {job.status} after {self.elapsed:.1f}s: {counts(job)}"]
+            lines = [
+                f"job {escape(job.id)} is {escape(str(job.status))} after {self.elapsed:.1f}s: "
+                f"{counts(job)}"
+            ]
             lines += [f"  - {describe_error(error)}" for error in job.errors[:SHOWN_ERRORS]]
             if len(job.errors) > SHOWN_ERRORS:
                 lines.append(
@@ -166,34 +177,27 @@ def _progress_json(progress: WaitProgress) -> dict[str, object]:
 
 
 def initial_jobs(client: CatalogJobs, kind: str, job_ids: list[str]) -> list[BulkJob]:
-    """The jobs to wait for, as they are now: a listable kind from its list (one request per
-    100 jobs), the others by their GET (a 404 names the job)."""
+    """The jobs to wait for, as they are now: by their GET (a 404 names the job), or from the
+    kind's list (one request per 100 jobs of the account) for a kind with no GET or for more
+    ids than a page holds."""
     ids = list(dict.fromkeys(job_ids))
-    if kind in ("item-create", "variant-update"):
-        wanted, found = set(ids), {}
-        walk: Iterator[BulkJob] = (
-            client.iter_item_create_jobs()
-            if kind == "item-create"
-            else client.iter_variant_update_jobs()
-        )
-        for job in walk:
-            if job.id in wanted:
-                found[job.id] = job
-                if len(found) == len(wanted):
-                    break
-        missing = [i for i in ids if i not in found]
-        if missing:
-            from . import CliError
+    spec = KINDS[kind]
+    if spec.get_operation and not (spec.list_operation and len(ids) > PAGE_JOBS):
+        get: Callable[[str], BulkJob] = getattr(client, spec.get_operation)
+        return [get(i) for i in ids]
+    wanted, found = set(ids), {}
+    for job in walk(client, kind):
+        if job.id in wanted:
+            found[job.id] = job
+            if len(found) == len(wanted):
+                break
+    missing = [i for i in ids if i not in found]
+    if missing:
+        from . import CliError
 
-            shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-            raise CliError(f"no {kind} job with id {shown}: check the ids and KIND", code=1)
-        return [found[i] for i in ids]
-    get: Callable[[str], BulkJob] = {
-        "item-update": client.get_item_update_job,
-        "variant-update": client.get_variant_update_job,
-        "category-update": client.get_category_update_job,
-    }[kind]
-    return [get(i) for i in ids]
+        shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        raise CliError(f"no {kind} job with id {shown}: check the ids and KIND", code=1)
+    return [found[i] for i in ids]
 
 
 def wait_jobs(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
@@ -228,8 +232,8 @@ def wait_jobs(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int
 
 
 def watch_jobs(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> int:
-    """Every running item-create and variant-update job of the account, polled until Ctrl-C
-    (or --count polls): a table redrawn in place on a terminal, JSON lines in a pipe."""
+    """Every running job of the account's listable kinds, polled until Ctrl-C (or --count
+    polls): a table redrawn in place on a terminal, JSON lines in a pipe."""
     live = is_live(out) and not args.json
     polls = 0
     try:
@@ -258,26 +262,26 @@ def watch_jobs(client: CatalogJobs, args: argparse.Namespace, out: TextIO) -> in
 def _running(client: CatalogJobs) -> Iterator[BulkJob]:
     seen: set[tuple[str, str]] = set()  # a job that moved from queued to processing meanwhile
     for status in (JobStatus.QUEUED.value, JobStatus.PROCESSING.value):
-        for job in (
-            *client.iter_item_create_jobs(status=status),
-            *client.iter_variant_update_jobs(status=status),
-        ):
-            if (job.kind, job.id) not in seen:
-                seen.add((job.kind, job.id))
-                yield job
+        for kind in WATCH_KINDS:
+            for job in walk(client, kind, status):
+                if (job.kind, job.id) not in seen:
+                    seen.add((job.kind, job.id))
+                    yield job
 
 
 def _draw_table(out: TextIO, running: list[BulkJob], interval: float) -> None:
     size = shutil.get_terminal_size()
     rows = JobTable()
     header = (
-        f"{len(running)} running item-create and variant-update jobs at "
+        f"{len(running)} running jobs ({', '.join(WATCH_KINDS)}) at "
         f"{time.strftime('%H:%M:%S')} (every {interval:g}s; Ctrl-C to stop)"
     )
-    lines = [header, "", f"{'KIND':<15} {rows.header()}"]
+    width = max(len(kind) for kind in WATCH_KINDS)
+    lines = [header, "", f"{'KIND':<{width}}  {rows.header()}"]
     room = max(1, size.lines - len(lines) - 2)
     for job in running[:room]:
-        lines.append(f"{SHORT_KINDS.get(job.kind, job.kind):<15} {rows.row(job)}")
+        kind = escape(SHORT_KINDS.get(job.kind, job.kind))
+        lines.append(f"{kind:<{width}}  {rows.row(job)}")
     if len(running) > room:
         lines.append(f"... and {len(running) - room} more")
     # Home, then each line cleared to its end, then the rest of the screen cleared.
