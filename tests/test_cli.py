@@ -257,7 +257,8 @@ def test_list_json_is_one_parseable_object_per_line(fake: FakeKlaviyo) -> None:
     jobs = [json.loads(line) for line in run.out.splitlines()]
     assert len(jobs) == PROCESSING  # every page
     assert {job["status"] for job in jobs} == {"processing"}
-    assert jobs[0]["kind"] == "catalog-item-bulk-create-job"
+    assert jobs[0]["kind"] == "item-create"
+    assert jobs[0]["type"] == "catalog-item-bulk-create-job"
     assert dt.datetime.fromisoformat(jobs[0]["created_at"]).tzinfo is not None
 
 
@@ -340,7 +341,8 @@ def test_get_json_is_one_document(seeded: Seeded, fake: FakeKlaviyo) -> None:
         "Logo Cap, Navy",
     ]
     assert job["errors"][0]["meta"] == {"external_id": "TEE-BLK"}
-    assert "items" not in json.loads(plain.out)  # only with --include
+    # Without --include, the items the job names, by type and id only.
+    assert all(item.keys() == {"type", "id"} for item in json.loads(plain.out)["items"])
 
 
 def test_a_resource_the_server_did_not_include_is_marked() -> None:
@@ -513,8 +515,8 @@ def test_watch_in_a_pipe_prints_json_lines_of_every_running_job(fake: FakeKlaviy
     for poll in (1, 2):
         assert {j["id"] for j in lines if j["poll"] == poll} == running
     assert {j["kind"] for j in lines} == {
-        "catalog-item-bulk-create-job",
-        "catalog-variant-bulk-update-job",
+        "item-create",
+        "variant-update",
     }
 
 
@@ -617,8 +619,8 @@ def test_a_key_and_a_token_together_are_a_usage_error(fake: FakeKlaviyo) -> None
 @pytest.mark.parametrize(
     "args",
     [
-        ["jobs", "get", "item-create", "01J0"],  # item-create jobs have no single-job GET
-        ["jobs", "list", "item-update"],
+        ["jobs", "get", "item-archive", "01J0"],  # no such kind
+        ["jobs", "list", "item-renamed"],
         ["jobs", "list", "item-create", "--limit", "0"],
         ["jobs", "list", "item-create", "--api-key", "x"],  # the key is never an option
         ["jobs", "list", "item-create", "--status", 'complete")'],  # InvalidRequestError

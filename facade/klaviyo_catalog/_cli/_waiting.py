@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
+from klaviyo_catalog_api.catalog_spec import KINDS
+
 from .._client import CatalogJobs
 from .._models import BulkJob, JobStatus
 from .._waiting import WaitProgress
@@ -188,11 +190,7 @@ def initial_jobs(client: CatalogJobs, kind: str, job_ids: list[str]) -> list[Bul
             shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
             raise CliError(f"no {kind} job with id {shown}: check the ids and KIND", code=1)
         return [found[i] for i in ids]
-    get: Callable[[str], BulkJob] = {
-        "item-update": client.get_item_update_job,
-        "variant-update": client.get_variant_update_job,
-        "category-update": client.get_category_update_job,
-    }[kind]
+    get: Callable[[str], BulkJob] = getattr(client, str(KINDS[kind].get_operation))
     return [get(i) for i in ids]
 
 
