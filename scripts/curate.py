@@ -1,10 +1,13 @@
-"""Curate Klaviyo's published OpenAPI spec down to the five catalog bulk-job GETs.
+"""Curate Klaviyo's published OpenAPI spec down to its catalog bulk-job GETs.
 
     python scripts/curate.py SOURCE [-o openapi/klaviyo-catalog-jobs.yaml] [--update-floor]
 
-SOURCE is a path or an http(s) URL of Klaviyo's full spec for one revision. The output keeps
-only what the five operations need, under names of our own that stay the same across
-revisions, and corrects the places where the published spec disagrees with the live API.
+SOURCE is a path or an http(s) URL of Klaviyo's full spec for one revision. The operations are
+selected by a rule, not a list (every GET of `/api/catalog-<noun>-bulk-<verb>-jobs` and of its
+`/{job_id}`: 18 at every revision since 2022-10-17), so a job kind Klaviyo adds joins the
+curation by itself. The output keeps only what those operations need, under names of our own
+that stay the same across revisions, and corrects the places where the published spec
+disagrees with the live API.
 Every correction is listed, with its reason, under ``info.x-curation`` in the output.
 
 The published spec's prose is never copied: descriptions, summaries and examples are dropped
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,63 +52,63 @@ class CurationError(Exception):
     """The published spec does not have the shape the curation rules expect."""
 
 
+# The selection rule (see x-curation): every GET of a catalog bulk-job collection or member,
+# `/api/catalog-<noun>-bulk-<verb>-jobs[/{job_id}]`, whatever the revision's path style.
+OPERATION_PATH = re.compile(r"^/api/catalog-([a-z]+)-bulk-([a-z]+)-jobs(/\{[a-z_]+\})?/?$")
+
+
 @dataclass(frozen=True)
 class CuratedOperation:
-    """One of the five operations, under our stable names."""
+    """One catalog bulk-job GET, under our stable names, derived from its path by the rule."""
 
-    operation_id: str  # our operationId, also the facade's method name
-    published_names: tuple[str, ...]  # any of these, as operationId or alias, finds it
-    job_model: str  # component name of the job resource, e.g. ItemUpdateJob
+    noun: str  # item, variant, category
+    verb: str  # create, update, delete
     is_list: bool
-    summary: str
+
+    @property
+    def operation_id(self) -> str:
+        """Ours: `get_item_update_job`, `list_item_create_jobs`; also the facade's method."""
+        kind = f"{self.noun}_{self.verb}"
+        return f"list_{kind}_jobs" if self.is_list else f"get_{kind}_job"
+
+    @property
+    def job_model(self) -> str:
+        """The component name of the job resource, e.g. ItemUpdateJob."""
+        return f"{self.noun.capitalize()}{self.verb.capitalize()}Job"
 
     @property
     def document_model(self) -> str:
         return f"{self.job_model}{'Collection' if self.is_list else 'Document'}"
 
+    @property
+    def summary(self) -> str:
+        what = f"catalog {self.noun} bulk {self.verb} job"
+        if self.is_list:
+            return f"A page of {what}s (100 per page), filterable by status."
+        return f"One {what}, with its related resources where it takes `include`."
 
-OPERATIONS: tuple[CuratedOperation, ...] = (
-    CuratedOperation(
-        "get_item_update_job",
-        ("get_update_items_job", "get_bulk_update_catalog_items_job"),
-        "ItemUpdateJob",
-        False,
-        "One catalog item bulk update job, optionally with its items.",
-    ),
-    CuratedOperation(
-        "get_variant_update_job",
-        ("get_update_variants_job", "get_bulk_update_variants_job"),
-        "VariantUpdateJob",
-        False,
-        "One catalog variant bulk update job, optionally with its variants.",
-    ),
-    CuratedOperation(
-        "get_category_update_job",
-        ("get_update_categories_job", "get_bulk_update_categories_job"),
-        "CategoryUpdateJob",
-        False,
-        "One catalog category bulk update job, optionally with its categories.",
-    ),
-    CuratedOperation(
-        "list_item_create_jobs",
-        ("get_create_items_jobs", "get_bulk_create_catalog_items_jobs"),
-        "ItemCreateJob",
-        True,
-        "A page of catalog item bulk create jobs (100 per page), filterable by status.",
-    ),
-    CuratedOperation(
-        "list_variant_update_jobs",
-        ("get_update_variants_jobs", "get_bulk_update_variants_jobs"),
-        "VariantUpdateJob",
-        True,
-        "A page of catalog variant bulk update jobs (100 per page), filterable by status.",
-    ),
-)
+
+def curated_operation(path: str) -> CuratedOperation | None:
+    """The curated operation of a published path, or None when the rule does not select it."""
+    match = OPERATION_PATH.fullmatch(path)
+    if match is None:
+        return None
+    return CuratedOperation(match[1], match[2], is_list=match[3] is None)
+
 
 TAG = "catalog_jobs"
 
 # Each correction made below, with its reason. Written into the output as info.x-curation.
 CURATION_NOTES: tuple[tuple[str, str], ...] = (
+    (
+        "The operations are selected by a rule: every GET of a path "
+        "`/api/catalog-<noun>-bulk-<verb>-jobs` (a list) or `.../{job_id}` (one job), named "
+        "`list_<noun>_<verb>_jobs` and `get_<noun>_<verb>_job`.",
+        "These are the reads of Klaviyo's catalog bulk jobs, all of one shape (18 at every "
+        "revision since 2022-10-17: item, variant and category, each created, updated or "
+        "deleted in bulk). A rule, unlike a list, takes in a job kind Klaviyo adds without an "
+        "edit here; the POSTs that start jobs are out of scope (this client tracks jobs).",
+    ),
     (
         "Job `status` is a plain string; the known values are listed in `x-known-values`.",
         "Klaviyo adds statuses over time, and the generator turns an enum into a strict type "
@@ -115,6 +119,13 @@ CURATION_NOTES: tuple[tuple[str, str], ...] = (
         "with `x-known-values` (for example `inventory_policy`).",
         "Same reason as `status`. The `type` enums stay strict: the generated union parsing "
         "relies on them to tell resources apart.",
+    ),
+    (
+        "A job relationship published without its `data` linkage (delete jobs from 2023-12-15 "
+        "to 2025-01-15) gets a to-many linkage of the job's own resource type "
+        "(`catalog-<noun>`).",
+        "Every other revision publishes that linkage, and live list pages carry each job's "
+        "resource ids in it: without it the generated models would drop them.",
     ),
     (
         "Job error items (`JobError`) require only `detail`; `id`, `code`, `title` and "
@@ -320,23 +331,20 @@ class Resolver:
         return out
 
 
-def find_operations(spec: JSON) -> dict[str, tuple[str, JSON]]:
-    """Map each of our operation ids to (path, published GET operation)."""
-    found: dict[str, tuple[str, JSON]] = {}
+def find_operations(spec: JSON) -> dict[str, tuple[CuratedOperation, str, JSON]]:
+    """Each of our operation ids -> (the operation, its path, the published GET), in our order."""
+    found: dict[str, tuple[CuratedOperation, str, JSON]] = {}
     for path, item in spec["paths"].items():
         op = item.get("get") if isinstance(item, dict) else None
-        if not isinstance(op, dict):
+        curated = curated_operation(path)
+        if curated is None or not isinstance(op, dict):
             continue
-        names = {op.get("operationId"), *op.get("x-klaviyo-operation-aliases", [])}
-        for curated in OPERATIONS:
-            if names & set(curated.published_names):
-                if curated.operation_id in found:
-                    raise CurationError(f"{curated.operation_id} matches two operations")
-                found[curated.operation_id] = (path, op)
-    missing = [c.operation_id for c in OPERATIONS if c.operation_id not in found]
-    if missing:
-        raise CurationError(f"the spec lacks these operations: {', '.join(missing)}")
-    return found
+        if curated.operation_id in found:
+            raise CurationError(f"{curated.operation_id} matches two paths")
+        found[curated.operation_id] = (curated, path, op)
+    if not found:
+        raise CurationError("the spec has no catalog bulk-job GET (/api/catalog-*-bulk-*-jobs)")
+    return dict(sorted(found.items()))
 
 
 # --- curation -----------------------------------------------------------------------------------
@@ -424,10 +432,15 @@ def related_resource(schema: JSON, components: Components) -> str:
     return name
 
 
-def relationships(schema: JSON, job_model: str, components: Components) -> JSON:
+def relationships(schema: JSON, job_model: str, noun: str, components: Components) -> JSON:
     out: JSON = {}
     for rel_name, rel in schema.get("properties", {}).items():
-        linkage = rel.get("properties", {}).get("data", {})
+        # Published without its linkage (delete jobs, 2023-12-15 to 2025-01-15): the ids of the
+        # job's own kind of resource, as every other revision publishes (see x-curation).
+        linkage = rel.get("properties", {}).get("data") or {
+            "type": "array",
+            "items": {"properties": {"type": {"enum": [f"catalog-{noun}"]}}},
+        }
         item = linkage.get("items", linkage)  # to-many or to-one
         json_type = strict_type(item.get("properties", {}).get("type", {}), rel_name)["enum"][0]
         target = pascal(json_type)
@@ -452,7 +465,7 @@ def relationships(schema: JSON, job_model: str, components: Components) -> JSON:
     return components.define(f"{job_model}Relationships", {"type": "object", "properties": out})
 
 
-def job_resource(schema: JSON, job_model: str, components: Components) -> JSON:
+def job_resource(schema: JSON, job_model: str, noun: str, components: Components) -> JSON:
     props = schema.get("properties", {})
     json_type = strict_type(props.get("type", {}), job_model)["enum"][0]
     attrs = props.get("attributes", {})
@@ -465,7 +478,9 @@ def job_resource(schema: JSON, job_model: str, components: Components) -> JSON:
     job_attributes["properties"].setdefault("job_id", {"type": "string"})
     body_props["attributes"] = components.define("JobAttributes", job_attributes)
     if "relationships" in props:
-        body_props["relationships"] = relationships(props["relationships"], job_model, components)
+        body_props["relationships"] = relationships(
+            props["relationships"], job_model, noun, components
+        )
     body_props["links"] = ref("ResourceLinks")
     return components.define(
         job_model,
@@ -486,7 +501,7 @@ def document(schema: JSON, op: CuratedOperation, components: Components) -> JSON
             raise CurationError(f"{op.operation_id}: `data` is not a list")
         data_schema: JSON = {
             "type": "array",
-            "items": job_resource(data["items"], op.job_model, components),
+            "items": job_resource(data["items"], op.job_model, op.noun, components),
         }
         links = ref("CollectionLinks")
         # The links this revision publishes (first and last went in 2026-04-15), all optional.
@@ -497,7 +512,7 @@ def document(schema: JSON, op: CuratedOperation, components: Components) -> JSON
             {"type": "object", "properties": {k: LINK for k in names}},
         )
     else:
-        data_schema = job_resource(data, op.job_model, components)
+        data_schema = job_resource(data, op.job_model, op.noun, components)
         links = ref("ResourceLinks")
     body: JSON = {"type": "object", "required": ["data"], "properties": {"data": data_schema}}
     if "included" in props:
@@ -691,8 +706,7 @@ def curate(spec: JSON, source_name: str = "", floor: JSON | None = None) -> JSON
         components.define(name, copy.deepcopy(schema))
     paths: JSON = {}
     media = ""
-    for curated in OPERATIONS:
-        path, op = find_operations(spec)[curated.operation_id]
+    for curated, path, op in find_operations(spec).values():
         media = content_type(op)
         published = resolver.resolve(op["responses"]["200"]["content"][media]["schema"])
         doc_ref = document(published, curated, components)
@@ -725,7 +739,7 @@ def _document(revision: str, source_name: str, paths: JSON, components: Componen
             "title": "Klaviyo catalog bulk jobs (curated)",
             "version": revision,
             "description": (
-                "The five catalog bulk-job GET operations of Klaviyo's API at one revision, "
+                "The catalog bulk-job GET operations of Klaviyo's API at one revision, "
                 "curated by scripts/curate.py. Do not edit by hand: re-run the curation."
             ),
             "x-curated-from": source_name or "klaviyo published spec",

@@ -3,7 +3,7 @@
     python scripts/extract_klaviyo_specs.py [--source ../shared/klaviyo-openapi/revisions]
                                             [--out tests/fixtures/klaviyo-openapi] [REVISION ...]
 
-An extract keeps, of one published spec, only the five catalog bulk-job GETs (found the way
+An extract keeps, of one published spec, only the catalog bulk-job GETs (found the way
 scripts/curate.py finds them) and every component they reference, with descriptions, summaries
 and examples dropped: facts, not Klaviyo's prose. The tests need them because a clone has no
 ../shared beside it. Klaviyo's MIT licence notice is copied beside them.
@@ -63,9 +63,9 @@ def references(node: Any) -> Iterable[str]:
 
 
 def extract(spec: dict[str, Any]) -> dict[str, Any]:
-    """The five operations of one published spec and the components they reference."""
+    """The catalog bulk-job GETs of one published spec and the components they reference."""
     found = curate.find_operations(spec)
-    paths = {path: {"get": op} for path, op in sorted(found.values())}
+    paths = {path: {"get": op} for _, path, op in sorted(found.values(), key=lambda f: f[1])}
     resolver = curate.Resolver(spec)
     kept: dict[str, dict[str, Any]] = {}
     pending = list(references(paths))
@@ -101,7 +101,7 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
         if "$ref" not in response:
             response["description"] = ""
     trimmed["info"]["x-extract"] = (
-        "Trimmed from Klaviyo's published spec by scripts/extract_klaviyo_specs.py: the five "
+        "Trimmed from Klaviyo's published spec by scripts/extract_klaviyo_specs.py: the "
         "catalog bulk-job GETs and what they reference, without prose. MIT licence: "
         f"{LICENCE}."
     )

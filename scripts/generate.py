@@ -36,6 +36,11 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `scripts.generate_methods` importable
+    sys.path.insert(0, str(ROOT))
+
+from scripts.generate_methods import methods_module  # noqa: E402
+
 SPEC = ROOT / "openapi" / "klaviyo-catalog-jobs.yaml"
 CONFIG = ROOT / "openapi" / "config.yml"
 TARGET = ROOT / "generated" / "klaviyo_catalog_api"
@@ -389,6 +394,9 @@ class Schema:
             "",
             "import attrs",
             "from collections.abc import Sequence",
+            "from enum import StrEnum",
+            "",
+            "from .methods import KindName",
             "",
             "if TYPE_CHECKING:",
             # The views name their models in quotes, which the unused-import check misses.
@@ -421,11 +429,46 @@ class Schema:
             "}",
             "",
             "",
+            "class JobStatus(StrEnum):",
+            '    """The job statuses the spec lists. A job may carry another one, kept as a plain',
+            '    `str` (`parse`)."""',
+            "",
+            *(f"    {status.upper()} = {status!r}" for status in self.job_statuses),
+            "",
+            "    @classmethod",
+            "    def parse(cls, value: str) -> JobStatus | str:",
+            '        """The member for a status the spec lists, else the string itself: Klaviyo',
+            '        adds statuses over time, and a new one must not lose the job."""',
+            "        try:",
+            "            return cls(value)",
+            "        except ValueError:",
+            "            return value",
+            "",
+            "",
+            "# Each job kind's JSON:API type.",
+            "KIND_TYPES: Mapping[str, str] = {",
+            *(f"    {k['name']!r}: {k['job_type']!r}," for k in self.kinds.values()),
+            "}",
+            "_KINDS_BY_TYPE: Mapping[str, KindName] = {",
+            *(f"    {k['job_type']!r}: {k['name']!r}," for k in self.kinds.values()),
+            "}",
+            "",
+            "",
+            "def kind_name(value: str) -> KindName:",
+            '    """A job\'s kind from its name or its JSON:API type; ValueError for neither."""',
+            "    found = _KINDS_BY_TYPE.get(value)",
+            "    if found is not None:",
+            "        return found",
+            "    if value in KIND_TYPES:",
+            "        return typing.cast(KindName, value)",
+            '    raise ValueError(f"not a job kind of this spec: {value!r:.80}")',
+            "",
+            "",
             "@attrs.frozen(kw_only=True)",
             "class JobRelationships:",
-            '    """The relationships a job can include: None unless asked for with `include=`;',
-            "    then the related resources in the server's order, a `ResourceRef` for any not",
-            "    included.",
+            '    """The resources a job concerns, by relationship, in the server\'s order: the',
+            "    resource itself where it was included (`include=`), else a `ResourceRef` (its",
+            "    type and id, as list pages name them). None when the response named none.",
             '    """',
             "",
         ]
@@ -440,14 +483,16 @@ class Schema:
             "",
             "@attrs.frozen",
             "class JobFields(JobRelationships, Generic[StatusT, ErrorT]):",
-            '    """A job: its id, its JSON:API type (`kind`) and one typed field per attribute',
-            "    of the spec's job resources (keyword-only; `JOB_ATTRIBUTES` says how each is",
-            "    read). The facade's `BulkJob` is one, reading `StatusT` as its `JobStatus`",
-            "    (or the string of a newer status) and `ErrorT` as its error-object type.",
+            '    """A job: its id, its `kind` (e.g. "item-update"; `type` is its JSON:API type)',
+            "    and one typed field per attribute of the spec's job resources (keyword-only;",
+            "    `JOB_ATTRIBUTES` says how each is read). The facade's `BulkJob` is one, reading",
+            "    `StatusT` as its `JobStatus` (or the string of a newer status) and `ErrorT` as",
+            "    its error-object type.",
             '    """',
             "",
             "    id: str",
-            '    kind: str  # the JSON:API type, e.g. "catalog-item-bulk-update-job"',
+            "    # Given as a kind or as a JSON:API type; kept as the kind.",
+            "    kind: KindName = attrs.field(converter=kind_name)",
         ]
         defaults = {"errors": "()", "count": "0"}
         for name, (kind, annotation, required) in self.job_attributes.items():
@@ -455,6 +500,11 @@ class Schema:
             lines.append(f"    {name}: {annotation} = attrs.field({default}kw_only=True)")
         job_models = " | ".join(str(k["model"]) for k in self.kinds.values())
         lines += [
+            "",
+            "    @property",
+            "    def type(self) -> str:",
+            '        """The job\'s JSON:API type, e.g. "catalog-item-bulk-update-job"."""',
+            "        return KIND_TYPES[self.kind]",
             "",
             "",
             "# How each attribute of JobFields is read from a job resource, in the spec's order.",
@@ -510,9 +560,13 @@ def generate(out_dir: Path, spec_path: Path = SPEC) -> None:
     if result.returncode != 0 or "Error" in result.stdout:
         raise GenerationError(f"openapi-python-client failed:\n{result.stdout}{result.stderr}")
     schema = Schema(spec, model_classes(out_dir))
-    written = [out_dir / "catalog_spec.py", out_dir / "views.py"]
+    written = [out_dir / "catalog_spec.py", out_dir / "views.py", out_dir / "methods.py"]
     written[0].write_text(schema.catalog_spec_module(), encoding="utf-8")
     written[1].write_text(schema.views_module(), encoding="utf-8")
+    written[2].write_text(
+        methods_module(schema.operations, schema.kinds, schema.job_statuses, schema.relationships),
+        encoding="utf-8",
+    )
     subprocess.run(
         [tool("ruff"), "check", "--isolated", "-q", "--fix-only", "--select", "I,F401"]
         + [str(p) for p in written],

@@ -33,30 +33,31 @@ README = ROOT / "README.md"
 BEGIN = "<!-- revision-table: made by scripts/revision_table.py --write; do not edit by hand -->"
 END = "<!-- /revision-table -->"
 AS_OF = re.compile(r"Lifecycle status as of (\d{4}-\d{2}-\d{2})")
-# The jobs each operation reads, for grouping equal limits in one cell.
-SHORT = {
-    "get_item_update_job": "item",
-    "list_item_create_jobs": "item",
-    "get_variant_update_job": "variant",
-    "list_variant_update_jobs": "variant",
-    "get_category_update_job": "category",
-}
+
+
+def kind_of(operation_id: str) -> str:
+    """The job kind an operation reads: get_item_update_job -> item-update."""
+    name = operation_id.removeprefix("get_").removeprefix("list_")
+    return name.removesuffix("_jobs").removesuffix("_job").replace("_", "-")
 
 
 def limits_cell(limits: Mapping[str, Mapping[str, str]]) -> str:
-    """'75/s + 750/m (item, variant); 350/s + 3500/m (category)', or one value for all five."""
+    """'75/s + 750/m (item-create, ...); 350/s + 3500/m (the rest)', or one value for all."""
     groups: dict[str, dict[str, None]] = {}
-    for name, jobs in SHORT.items():
+    for name in sorted(limits):
         rate = " + ".join(limits[name][w] for w in curate.WINDOWS if w in limits[name])
-        groups.setdefault(rate, {})[jobs] = None
+        groups.setdefault(rate, {})[kind_of(name)] = None
     if len(groups) == 1:
         return next(iter(groups))
-    return "; ".join(f"{rate} ({', '.join(jobs)})" for rate, jobs in groups.items())
+    # The largest group is "the rest"; the others name their kinds.
+    ordered = sorted(groups.items(), key=lambda group: len(group[1]))
+    cells = [f"{rate} ({', '.join(kinds)})" for rate, kinds in ordered[:-1]]
+    return "; ".join([*cells, f"{ordered[-1][0]} (the rest)"])
 
 
 def job_id_place(published: dict[str, Any]) -> str:
     """Where the item update job's id is, in the published schema of its document."""
-    _, op = curate.find_operations(published)["get_item_update_job"]
+    _, _, op = curate.find_operations(published)["get_item_update_job"]
     media = curate.content_type(op)
     document = curate.Resolver(published).resolve(
         op["responses"]["200"]["content"][media]["schema"]

@@ -274,7 +274,8 @@ def test_list_json_is_one_parseable_object_per_line(fake: FakeKlaviyo) -> None:
     jobs = [json.loads(line) for line in run.out.splitlines()]
     assert len(jobs) == PROCESSING  # every page
     assert {job["status"] for job in jobs} == {"processing"}
-    assert jobs[0]["kind"] == "catalog-item-bulk-create-job"
+    assert jobs[0]["kind"] == "item-create"
+    assert jobs[0]["type"] == "catalog-item-bulk-create-job"
     assert dt.datetime.fromisoformat(jobs[0]["created_at"]).tzinfo is not None
 
 
@@ -357,7 +358,8 @@ def test_get_json_is_one_document(seeded: Seeded, fake: FakeKlaviyo) -> None:
         "Logo Cap, Navy",
     ]
     assert job["errors"][0]["meta"] == {"external_id": "TEE-BLK"}
-    assert "items" not in json.loads(plain.out)  # only with --include
+    # Without --include, the items the job names, by type and id only.
+    assert all(item.keys() == {"type", "id"} for item in json.loads(plain.out)["items"])
 
 
 def test_a_resource_the_server_did_not_include_is_marked() -> None:
@@ -422,7 +424,8 @@ def test_wait_for_an_unknown_item_create_job_exits_1(fake: FakeKlaviyo) -> None:
     run = cli("jobs", "wait", "item-create", "01JNOSUCHJOB", fake=fake)
 
     assert run.code == 1
-    assert "no item-create job with id 01JNOSUCHJOB" in run.err
+    # Fetched by its GET, whose 404 names it.
+    assert "HTTP 404" in run.err and "01JNOSUCHJOB" in run.err
 
 
 def test_wait_json_prints_a_line_per_poll_then_the_jobs(fake: FakeKlaviyo) -> None:
@@ -530,8 +533,8 @@ def test_watch_in_a_pipe_prints_json_lines_of_every_running_job(fake: FakeKlaviy
     for poll in (1, 2):
         assert {j["id"] for j in lines if j["poll"] == poll} == running
     assert {j["kind"] for j in lines} == {
-        "catalog-item-bulk-create-job",
-        "catalog-variant-bulk-update-job",
+        "item-create",
+        "variant-update",
     }
 
 
@@ -634,8 +637,8 @@ def test_a_key_and_a_token_together_are_a_usage_error(fake: FakeKlaviyo) -> None
 @pytest.mark.parametrize(
     "args",
     [
-        ["jobs", "get", "item-create", "01J0"],  # item-create jobs have no single-job GET
-        ["jobs", "list", "item-update"],
+        ["jobs", "get", "item-archive", "01J0"],  # no such kind
+        ["jobs", "list", "item-renamed"],
         ["jobs", "list", "item-create", "--limit", "0"],
         ["jobs", "list", "item-create", "--api-key", "x"],  # the key is never an option
         ["jobs", "list", "item-create", "--status", 'complete")'],  # InvalidRequestError

@@ -176,7 +176,16 @@ def names(spec: dict[str, Any]) -> tuple[list[str], list[str]]:
 def test_curated_output_is_valid_and_keeps_stable_names(new: bool) -> None:
     out = curate.curate(published(new))
     validate(out)
-    assert names(out)[0] == names(COMMITTED)[0]
+    # The rule selects the five job paths of the fixture (not /api/unrelated), named as the
+    # committed spec names them.
+    assert names(out)[0] == [
+        "get_category_update_job",
+        "get_item_update_job",
+        "get_variant_update_job",
+        "list_item_create_jobs",
+        "list_variant_update_jobs",
+    ]
+    assert set(names(out)[0]) <= set(names(COMMITTED)[0])
     # Component names are ours: the same set whichever style the source used.
     assert set(names(out)[1]) <= set(names(COMMITTED)[1])
     assert "ItemUpdateJobDocument" in names(out)[1] and "JobError" in names(out)[1]
@@ -227,10 +236,27 @@ def test_curation_rules_are_applied() -> None:
     assert "/api/unrelated" not in out["paths"]
 
 
-def test_a_missing_operation_is_an_error() -> None:
+def test_operations_are_selected_by_the_rule_whatever_their_published_names() -> None:
     spec = published(new=False)
-    del spec["paths"]["/api/catalog-item-bulk-create-jobs/"]
-    with pytest.raises(curate.CurationError, match="list_item_create_jobs"):
+    # A job kind Klaviyo adds joins by its path alone, under our name; a path outside the rule
+    # (/api/unrelated, a POST-only path) stays out.
+    spec["paths"]["/api/catalog-item-bulk-archive-jobs/"] = copy.deepcopy(
+        spec["paths"]["/api/catalog-item-bulk-create-jobs/"]
+    )
+    spec["paths"]["/api/catalog-item-bulk-archive-jobs/"]["get"]["operationId"] = "whatever"
+    out = curate.curate(spec)
+    assert "list_item_archive_jobs" in names(out)[0]
+    assert "get_unrelated" not in names(out)[0]
+    assert any(
+        n["rule"].startswith("The operations are selected by a rule")
+        for n in out["info"]["x-curation"]
+    )
+
+
+def test_a_spec_without_any_bulk_job_get_is_an_error() -> None:
+    spec = published(new=False)
+    spec["paths"] = {"/api/unrelated": spec["paths"]["/api/unrelated"]}
+    with pytest.raises(curate.CurationError, match="no catalog bulk-job GET"):
         curate.curate(spec)
 
 
@@ -341,7 +367,7 @@ def test_every_extract_curates_and_the_oldest_and_newest_generate(
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert (package / "catalog_spec.py").read_text().count("OperationSpec(") == 6
+    assert (package / "catalog_spec.py").read_text().count("OperationSpec(") == 19
     assert f"REVISION = {revision!r}".replace("'", '"') in (package / "catalog_spec.py").read_text()
 
 
@@ -366,13 +392,17 @@ def test_the_floor_lowers_an_older_revisions_limits_window_by_window(tmp_path: P
     old = curated_file("2023-01-24", tmp_path, "--floor", str(floor))
     fewer = {"burst": "75/s", "steady": "750/m"}
     more = {"burst": "350/s", "steady": "3500/m"}
-    assert limits_of(old) == {
-        "get_item_update_job": (fewer, more),
-        "get_variant_update_job": (fewer, more),
-        "list_item_create_jobs": (fewer, more),
-        "list_variant_update_jobs": (fewer, more),
-        "get_category_update_job": (more, None),  # not lowered: nothing to record
+    # Item and variant create/update were cut to 75/s + 750/m; the others were not lowered,
+    # so there is nothing to record.
+    lowered = {
+        f"{way}_{noun}_{verb}_{'jobs' if way == 'list' else 'job'}": (fewer, more)
+        for way in ("get", "list")
+        for noun in ("item", "variant")
+        for verb in ("create", "update")
     }
+    assert {k: v for k, v in limits_of(old).items() if v[1] is not None} == lowered
+    assert all(v == (more, None) for k, v in limits_of(old).items() if k not in lowered)
+    assert len(limits_of(old)) == 18
     item = next(i["get"] for i in old["paths"].values() if "item-bulk-update" in str(i))
     assert item["x-klaviyo-ratelimit-floor"] == "2026-07-15"
     assert any("rate-limit-floor" in note["rule"] for note in old["info"]["x-curation"])

@@ -15,6 +15,7 @@ from klaviyo_catalog import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    BulkJob,
     CatalogJobs,
     ConfigurationError,
     InvalidRequestError,
@@ -92,9 +93,15 @@ def test_included_items_follow_linkage_order_without_duplicates(api: Api, server
     assert query(server)["include"] == "items"
 
 
-def test_not_requested_is_none_and_requested_but_empty_is_empty(api: Api, server: Recorder) -> None:
+def test_without_include_the_named_ids_are_refs_and_requested_but_empty_is_empty(
+    api: Api, server: Recorder
+) -> None:
     reply(server, docs.single(docs.job(linkage=["A"]), [docs.item("A")]))
-    assert api.get_item_update_job("JOB1").items is None
+    job = api.get_item_update_job("JOB1")
+    # Not included, so not resolved: the id the job names, whatever the document includes.
+    assert job.items == [ResourceRef("catalog-item", "A")] and job.include == ()
+    reply(server, docs.single(docs.job(), []))
+    assert api.get_item_update_job("JOB1").items is None  # the document names none
     reply(server, docs.single(docs.job(linkage=[]), []))
     assert api.get_item_update_job("JOB1", include=["items"]).items == []
 
@@ -106,7 +113,8 @@ def test_variants_and_categories_resolve_too(api: Api, server: Recorder) -> None
         docs.single(docs.job(kind="catalog-variant-bulk-update-job", linkage=["V1"]), [variant]),
     )
     job = api.get_variant_update_job("JOB1", include=["variants"])
-    assert job.kind == "catalog-variant-bulk-update-job" and job.variants is not None
+    assert job.kind == "variant-update" and job.type == "catalog-variant-bulk-update-job"
+    assert job.variants is not None
     assert [v.id for v in job.variants] == ["V1"]
     category = {"type": "catalog-category", "id": "C1", "attributes": {"name": "Shoes"}}
     reply(
@@ -494,21 +502,42 @@ def test_wait_for_job_times_out_with_the_last_job(
     assert caught.value.job.completed_count == 2
 
 
-def test_item_create_jobs_are_polled_through_their_list(
-    api: Api, server: Recorder, clock: VirtualClock
-) -> None:
+def test_a_listed_job_is_polled_by_its_get(api: Api, server: Recorder, clock: VirtualClock) -> None:
     kind = "catalog-item-bulk-create-job"
     reply(
         server,
         docs.collection([docs.job("1", kind, status="processing")], None),
-        docs.collection([docs.job("2", kind, status="processing")], None),  # 1 left the list
-        docs.collection([docs.job("1", kind, status="complete", completed_count=9)], None),
+        docs.single(docs.job("1", kind, status="processing")),
+        docs.single(docs.job("1", kind, status="complete", completed_count=9)),
     )
     job = api.list_item_create_jobs().data[0]
     done = api.on(clock).wait_for_job(job)
     assert done.id == "1" and done.status is JobStatus.COMPLETE and done.completed_count == 9
-    filters = [query(server, i).get("filter") for i in (1, 2)]
-    assert filters == ['equals(status,"processing")', 'equals(status,"complete")']
+    paths = [server.requests[i].raw_path for i in (1, 2)]
+    assert paths == [spec("get_item_create_job").path.format(job_id="1")] * 2
+
+
+def test_wait_for_job_takes_an_id_and_its_kind(
+    api: Api, server: Recorder, clock: VirtualClock
+) -> None:
+    kind = "catalog-category-bulk-delete-job"
+    reply(
+        server,
+        docs.single(docs.job("7", kind, status="processing")),
+        docs.single(docs.job("7", kind, status="complete", completed_count=3)),
+    )
+    seen: list[tuple[float, str]] = []
+    start = clock.now
+
+    def note(job: BulkJob) -> None:
+        seen.append((clock.now - start, job.status))
+
+    done = api.on(clock).wait_for_job("7", kind="category-delete", on_progress=note)
+    assert done.kind == "category-delete" and done.completed_count == 3
+    # The first poll at once (the app had no state of the job), the next after poll_interval.
+    assert seen == [(0.0, "processing"), (2.0, "complete")]
+    with pytest.raises(InvalidRequestError, match="kind="):
+        api.wait_for_job("7")
 
 
 # --- configuration and the key ------------------------------------------------------------------

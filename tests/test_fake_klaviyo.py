@@ -118,8 +118,8 @@ def test_unknown_and_mismatched_jobs_are_404(fake: FakeKlaviyo, client: httpx.Cl
     assert error_of(response)["code"] == "not_found"
     assert get(client, fake.url("variant-update", variant_job)).status_code == 200
     assert get(client, f"{fake.base_url}/api/catalog-items/").status_code == 404
-    # item-create jobs have no single-job endpoint among the five
-    assert get(client, fake.url("item-create", fake.add_job("item-create"))).status_code == 404
+    # Every kind has its single-job endpoint: item-create jobs too.
+    assert get(client, fake.url("item-create", fake.add_job("item-create"))).status_code == 200
 
 
 def test_writes_are_405(fake: FakeKlaviyo, client: httpx.Client) -> None:
@@ -131,7 +131,7 @@ def test_writes_are_405(fake: FakeKlaviyo, client: httpx.Client) -> None:
 
 def test_unknown_kind_is_rejected(fake: FakeKlaviyo) -> None:
     with pytest.raises(ValueError, match="unknown job kind"):
-        fake.add_job("item-delete")
+        fake.add_job("item-archive")
 
 
 # --- documents: include and sparse fieldsets ---------------------------------------------------

@@ -22,6 +22,7 @@ import httpx
 import pytest
 import yaml
 from klaviyo_catalog.testing import DEFAULT_RATE_LIMITS, DEFAULT_REVISION, FakeKlaviyo, Fault
+from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS, RELATIONSHIPS
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
@@ -31,12 +32,15 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "openapi" / "klaviyo-catalog-jobs.yaml"
 EXTRACTS = REPO / "tests" / "fixtures" / "klaviyo-openapi"
 REVISIONS = sorted({DEFAULT_REVISION, "2022-10-17", "2023-01-24", "2023-12-15", "2024-10-15"})
-SINGLE = {"item-update": "items", "variant-update": "variants", "category-update": "categories"}
-LISTS = {
-    "item-create": "catalog-item-bulk-create-job",
-    "variant-update": "catalog-variant-bulk-update-job",
+# Every kind of the generated spec: its single-job GET (with the relationship it concerns, or
+# None where the GET takes no include) and its list.
+SINGLE = {
+    name: next(iter(OPERATIONS[kind.get_operation].include), None)
+    for name, kind in KINDS.items()
+    if kind.get_operation
 }
-RELATED = {"items": "catalog-item", "variants": "catalog-variant", "categories": "catalog-category"}
+LISTS = {name: kind.job_type for name, kind in KINDS.items() if kind.list_operation}
+RELATED = RELATIONSHIPS
 TLS = ssl.create_default_context()  # shared: httpx builds one per client otherwise (~25 ms)
 
 
@@ -130,18 +134,18 @@ def seed(fake: FakeKlaviyo) -> dict[str, list[str]]:
 def successes(fake: FakeKlaviyo, client: httpx.Client, revision: str) -> Iterator[httpx.Response]:
     jobs = seed(fake)
     for kind, relationship in SINGLE.items():
-        job_type = f"catalog-{kind.split('-')[0]}-bulk-update-job"
-        variants: list[dict[str, str]] = [
-            {},
-            {"include": relationship},
-            {f"fields[{job_type}]": job_fields(fake)},
-            {f"fields[{RELATED[relationship]}]": "external_id,updated"},
-            {
-                "include": relationship,
-                f"fields[{job_type}]": job_fields(fake) + ",errors",
-                f"fields[{RELATED[relationship]}]": "external_id",
-            },
-        ]
+        job_type = KINDS[kind].job_type
+        variants: list[dict[str, str]] = [{}, {f"fields[{job_type}]": job_fields(fake)}]
+        if relationship is not None:
+            variants += [
+                {"include": relationship},
+                {f"fields[{RELATED[relationship]}]": "external_id,updated"},
+                {
+                    "include": relationship,
+                    f"fields[{job_type}]": job_fields(fake) + ",errors",
+                    f"fields[{RELATED[relationship]}]": "external_id",
+                },
+            ]
         for job_id in jobs[kind]:
             for params in variants:
                 yield client.get(fake.url(kind, job_id), params=params)

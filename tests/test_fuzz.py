@@ -49,7 +49,8 @@ from klaviyo_catalog._core import Core, Flow, Send
 from klaviyo_catalog._jsonapi import job_document
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
-from klaviyo_catalog_api.views import Attr, parse_datetime
+from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS
+from klaviyo_catalog_api.views import Attr, kind_name, parse_datetime
 from openapi_schema_validator import OAS30Validator
 
 from tests.hardening_support import FAST_RATES, PROFILE, Loop
@@ -69,48 +70,28 @@ class Endpoint:
     related_type: str
     document: str  # the curated spec's schema of the 200 response
     is_list: bool = False
+    includes: bool = False  # the single-job GET takes `include` (delete jobs' do not)
 
 
+# Every operation of the generated spec, each kind's single-job GET and its list.
 SINGLE = [
     Endpoint(
-        "get_item_update_job",
-        "catalog-item-bulk-update-job",
-        "items",
-        "catalog-item",
-        "ItemUpdateJobDocument",
-    ),
-    Endpoint(
-        "get_variant_update_job",
-        "catalog-variant-bulk-update-job",
-        "variants",
-        "catalog-variant",
-        "VariantUpdateJobDocument",
-    ),
-    Endpoint(
-        "get_category_update_job",
-        "catalog-category-bulk-update-job",
-        "categories",
-        "catalog-category",
-        "CategoryUpdateJobDocument",
-    ),
+        str(k.get_operation),
+        k.job_type,
+        rel,
+        related,
+        f"{k.model}Document",
+        includes=bool(OPERATIONS[str(k.get_operation)].include),
+    )
+    for k in KINDS.values()
+    if k.get_operation
+    for rel, related in list(k.relationships.items())[:1]
 ]
 LISTS = [
-    Endpoint(
-        "list_item_create_jobs",
-        "catalog-item-bulk-create-job",
-        "items",
-        "catalog-item",
-        "ItemCreateJobCollection",
-        is_list=True,
-    ),
-    Endpoint(
-        "list_variant_update_jobs",
-        "catalog-variant-bulk-update-job",
-        "variants",
-        "catalog-variant",
-        "VariantUpdateJobCollection",
-        is_list=True,
-    ),
+    Endpoint(str(k.list_operation), k.job_type, rel, related, f"{k.model}Collection", True)
+    for k in KINDS.values()
+    if k.list_operation
+    for rel, related in list(k.relationships.items())[:1]
 ]
 VIEWS: dict[str, type[Resource[Any]]] = {
     "catalog-item": Item,
@@ -269,7 +250,7 @@ def job_resource(
     attributes: dict[str, Any] = {"status": status, "created_at": created_text}
     fields: dict[str, Any] = {
         "id": job_id,
-        "kind": endpoint.job_type,
+        "kind": kind_name(endpoint.job_type),
         "status": JobStatus.parse(status),
         "created_at": created,
     }
@@ -329,7 +310,7 @@ def related_resource(draw: st.DrawFn, related_type: str, ids: list[str]) -> dict
 def single_case(draw: st.DrawFn) -> Case:
     endpoint = draw(st.sampled_from(SINGLE))
     ids = draw(st.lists(NONEMPTY, min_size=1, max_size=4, unique=True))
-    requested = draw(st.booleans())
+    requested = endpoint.includes and draw(st.booleans())
     # Mostly linked and included when requested, so that views are compared often.
     linked = requested and draw(st.integers(0, 3)) > 0
     resource, fields, linkage = draw(job_resource(endpoint, ids, linked))
@@ -341,7 +322,11 @@ def single_case(draw: st.DrawFn) -> Case:
     if draw(st.booleans()):
         document["links"] = {"self": draw(nullable(URL))}
     document |= draw(UNKNOWN_MEMBERS)
-    related = None
+    # Requested: the linked resources, included where they are; not requested: the ids the job
+    # names, as refs (None when it names none).
+    related: list[tuple[str, str, Mapping[str, Any] | None]] | None = None
+    if linkage is not None:
+        related = [(endpoint.related_type, i, None) for i in linkage]
     if requested:
         first: dict[str, dict[str, Any]] = {}
         for item in included:
@@ -379,7 +364,10 @@ def page_case(draw: st.DrawFn) -> Case:
     document: dict[str, Any] = {"data": [t[0] for t in triples]}
     if len(links) > 0 or draw(st.booleans()):
         document["links"] = links
-    jobs = [Expected(t[1], None) for t in triples]
+    refs: list[list[tuple[str, str, Mapping[str, Any] | None]] | None] = [
+        None if t[2] is None else [(endpoint.related_type, i, None) for i in t[2]] for t in triples
+    ]
+    jobs = [Expected(t[1], related) for t, related in zip(triples, refs, strict=True)]
     return Case(endpoint, document, (), jobs, cursor)
 
 
@@ -641,7 +629,7 @@ def check_job(job: BulkJob, expected: Expected | None) -> None:
     except InvalidResponseError:
         assert expected is None, "a valid job's generated model was refused"
     else:
-        assert model.type_.value == job.kind
+        assert model.type_.value == job.type and kind_name(job.type) == job.kind
     repr(job)
     related_lists = {"items": job.items, "variants": job.variants, "categories": job.categories}
     for related in related_lists.values():
@@ -841,13 +829,15 @@ def serve(fake: FakeKlaviyo, body: bytes) -> None:
 def call_sync(client: CatalogJobs, case: Case) -> Any:
     if case.endpoint.is_list:
         return getattr(client, case.endpoint.operation)()
-    return getattr(client, case.endpoint.operation)(requested_id(case), include=case.include)
+    options = {"include": case.include} if case.endpoint.includes else {}
+    return getattr(client, case.endpoint.operation)(requested_id(case), **options)
 
 
 async def call_async(client: AsyncCatalogJobs, case: Case) -> Any:
     if case.endpoint.is_list:
         return await getattr(client, case.endpoint.operation)()
-    return await getattr(client, case.endpoint.operation)(requested_id(case), include=case.include)
+    options = {"include": case.include} if case.endpoint.includes else {}
+    return await getattr(client, case.endpoint.operation)(requested_id(case), **options)
 
 
 @pytest.fixture(scope="module")

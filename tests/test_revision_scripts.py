@@ -36,9 +36,12 @@ def test_the_table_states_each_revisions_shape_limits_and_status() -> None:
     assert old[:3] == ["trailing slash", "`application/json`", "`attributes.job_id`"]
     assert id_moved[:3] == ["trailing slash", "`application/json`", "`data.id`"]
     assert no_slash[:3] == ["no trailing slash", "`application/vnd.api+json`", "`data.id`"]
-    # Published 350/s + 3500/m for all five; the floor of 2026-07-15 applies to the older ones.
+    # Published 350/s + 3500/m for all 18; the floor of 2026-07-15 applies to the older ones.
     assert old[3] == "350/s + 3500/m"
-    lower = "75/s + 750/m (item, variant); 350/s + 3500/m (category)"
+    lower = (
+        "75/s + 750/m (item-create, item-update, variant-create, variant-update); "
+        "350/s + 3500/m (the rest)"
+    )
     assert old[4] == lower and newest[3] == lower and newest[4] == "the same"
     assert old[5] == "retired since 2025-01-24"
     assert newest[5] == "stable; deprecated from 2027-07-15"
@@ -56,5 +59,5 @@ def test_check_revisions_names_the_revision_and_step_that_failed(
     out, err = capsys.readouterr()
     assert code == 1
     assert "2099-01-01: curate FAILED" in out and "0/1 revisions passed" in out
-    assert "curate failed" in err and "the spec lacks these operations" in err
+    assert "curate failed" in err and "the spec has no catalog bulk-job GET" in err
     assert check.main(["--specs", str(tmp_path / "nothing-here")]) == 2

@@ -273,8 +273,13 @@ def test_a_new_attribute_reaches_the_view_the_cli_and_the_fake(tmp_path: Path) -
     assert seen["cli_job"] == ["2024-05-01T11:00:00+00:00", 3]
     # And in `jobs get`'s text, each on a line of its own after the spec's own.
     lines = [" ".join(line.split()) for line in seen["cli_text"]]
-    assert lines[-5].startswith("Expires ")
-    assert lines[-4:-1] == ["Started 2024-05-01 11:00:00 UTC", "Skipped count 3", "Priority -"]
+    errors_at = next(i for i, line in enumerate(lines) if line.startswith("Errors "))
+    assert lines[errors_at - 4].startswith("Expires ")
+    assert lines[errors_at - 3 : errors_at] == [
+        "Started 2024-05-01 11:00:00 UTC",
+        "Skipped count 3",
+        "Priority -",
+    ]
     # A value not of its type is an invalid response naming the member, never a silent None.
     assert "data.attributes.started_at is not an ISO 8601 date-time" in seen["refused"]
 

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import httpx
 import klaviyo_catalog
+import klaviyo_catalog_api.methods
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,6 +68,7 @@ from tests.spec_facts import SLASH, path_prefix
 UPDATE_PATH = path_prefix("get_item_update_job")
 TESTS = str(Path(__file__).parent)
 FACADE = str(Path(klaviyo_catalog.__file__).parent)
+METHODS = str(Path(klaviyo_catalog_api.methods.__file__))  # the generated public calls
 
 
 @pytest.fixture
@@ -207,8 +209,8 @@ def library_locals(error: BaseException) -> list[str]:
 
 
 def library_frames(error: BaseException) -> list[types.FrameType]:
-    """The frames of the error's chain that are neither the tests' nor the facade's (whose
-    locals include the client, which holds the key by design)."""
+    """The frames of the error's chain that are neither the tests' nor the facade's, nor the
+    generated public calls' (whose locals include the client, which holds the key by design)."""
     frames: list[types.FrameType] = []
     pending: list[BaseException | None] = [error]
     while pending:
@@ -216,7 +218,7 @@ def library_frames(error: BaseException) -> list[types.FrameType]:
         if exception is None:
             continue
         for frame, _ in traceback.walk_tb(exception.__traceback__):
-            if not frame.f_code.co_filename.startswith((TESTS, FACADE)):
+            if not frame.f_code.co_filename.startswith((TESTS, FACADE, METHODS)):
                 frames.append(frame)
         pending += [exception.__cause__, exception.__context__]
     return frames

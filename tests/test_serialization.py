@@ -52,7 +52,8 @@ def test_a_job_to_dict_is_plain_json_with_iso_dates_and_string_statuses() -> Non
     document = job.to_dict()
     assert document == {
         "id": "J1",
-        "kind": UPDATE,
+        "kind": "item-update",
+        "type": UPDATE,
         "status": "processing",
         "created_at": "2024-05-01T10:00:00+00:00",
         "completed_at": "2024-05-02T08:00:00+00:00",
@@ -211,9 +212,11 @@ def test_failures_pair_each_error_with_its_variant(mode: Mode, fake: FakeKlaviyo
         assert failure.resource is variant
         assert failure.error.meta == {"external_id": variant.external_id}  # type: ignore[union-attr]
     assert json.loads(job.failures[0].to_json())["resource"]["id"] == job.variants[0].id
-    # Without include=, the errors are kept, unpaired.
+    # Without include=, each is paired with the reference the job names for its variant.
     plain = fetch(mode, fake, job_id)
-    assert [f.resource for f in plain.failures] == [None, None]
+    assert [f.resource for f in plain.failures] == [
+        ResourceRef("catalog-variant", v.id) for v in job.variants[:2]
+    ]
     assert [f.error for f in plain.failures] == list(plain.errors)
 
 

@@ -132,7 +132,7 @@ def test_status_is_open_but_type_enums_stay_strict() -> None:
     assert schema("ItemUpdateJob")["properties"]["type"]["enum"] == ["catalog-item-bulk-update-job"]
     assert schema("CatalogItemLinkage")["properties"]["type"]["enum"] == ["catalog-item"]
     found = enums(SPEC["components"]["schemas"])
-    assert len(found) == 10  # 4 job kinds + 3 catalog resources + 3 linkages
+    assert len(found) == 15  # 9 job kinds + 3 catalog resources + 3 linkages
     for where, values in found:
         assert where.endswith("/properties/type") and len(values) == 1, where
 

@@ -194,9 +194,7 @@ def test_cancelled_jobs_are_found_in_the_cancelled_list(mode: Mode, sim: Sim) ->
     }
 
 
-def test_a_job_in_no_list_is_never_reported_and_is_searched_for_less_and_less(
-    mode: Mode, sim: Sim
-) -> None:
+def test_a_job_in_no_list_is_polled_by_its_get_and_never_reported(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     sim.add("item-create", "ghost", listed=False)
     sim.add("item-create", "odd", status_override="paused")  # a status unknown to the client
@@ -211,9 +209,12 @@ def test_a_job_in_no_list_is_never_reported_and_is_searched_for_less_and_less(
         )
     assert sorted(j.id for j in caught.value.pending) == ["ghost", "odd"]
     assert caught.value.pending[0] is caught.value.job
-    unfiltered = [r for r in sim.log if r.is_list and "filter" not in r.query]
-    # 120 rounds; the full search backs off to every 16 rounds.
-    assert 3 <= len(unfiltered) <= 15, len(unfiltered)
+    # Their GETs say they still run: polled by them (two jobs cost what two list pages would),
+    # about two requests a round over the 120 rounds, and never an unfiltered search.
+    gets = [r for r in sim.log if not r.is_list]
+    assert {r.path.rstrip("/").rsplit("/", 1)[1] for r in gets} == {"ghost", "odd"}
+    assert len(sim.log) <= 2 * 120 + 10, len(sim.log)
+    assert not [r for r in sim.log if r.is_list and "filter" not in r.query]
 
 
 def test_a_job_in_no_list_is_reported_once_it_shows_up_done(mode: Mode, sim: Sim) -> None:
@@ -402,7 +403,8 @@ def test_a_larger_share_polls_faster(mode: Mode, sim: Sim) -> None:
         with pytest.raises(WaitTimeoutError):
             run(mode, sim, call, rate_limits=limits)
         assert sim.clock() - start >= 120
-        per_minute[share] = sim.max_in_window(60.0, ITEM_UPDATE, listing=False)
+        # Two jobs, polled through their list: one request a round.
+        per_minute[share] = sim.max_in_window(60.0, ITEM_UPDATE, listing=True)
     assert per_minute[0.25] <= 15 < per_minute[1.0] <= 60
 
 
@@ -449,7 +451,7 @@ def test_wait_for_jobs_backs_off_to_max_poll_interval_as_documented(mode: Mode, 
     assert times == [2.0, 5.0, 9.5, 16.25, 24.25, 32.25, 40.25]
 
 
-def test_wait_for_job_takes_item_create_jobs(mode: Mode, sim: Sim) -> None:
+def test_wait_for_job_polls_an_item_create_job_by_its_get(mode: Mode, sim: Sim) -> None:
     start = sim.clock()
     for i in range(150):
         sim.add("item-create", f"other-{i}", finishes_at=start + 500)
@@ -457,7 +459,7 @@ def test_wait_for_job_takes_item_create_jobs(mode: Mode, sim: Sim) -> None:
     done = run(mode, sim, lambda kc: kc.wait_for_job(sim.bulk_job("mine"), poll_interval=2))
     assert done.id == "mine" and done.status is JobStatus.COMPLETE
     assert sim.clock() - start < 7 + 5
-    assert all(r.collection == ITEM_CREATE and r.is_list for r in sim.log)
+    assert all(r.collection == ITEM_CREATE and not r.is_list for r in sim.log)
 
 
 def test_wait_for_job_backs_off_as_documented(mode: Mode, sim: Sim) -> None:

@@ -1,11 +1,12 @@
 """A simulated Klaviyo for driving the waiting flow on the virtual clock, without real time.
 
-`Sim` answers the five GET endpoints from jobs whose status depends on the virtual time (or
-on hooks that change them between two requests), serves lists 100 a page with cursors of
-either kind Klaviyo could use (stable "after job N", or a plain offset that shifts when a job
-leaves the list), and records every request. `run` calls a real `CatalogJobs` or
-`AsyncCatalogJobs` on it: an httpx.MockTransport instead of the network, on the tests' one
-`VirtualClock` (advanced by the sleeps the client asks for, with `patched_sleeps`).
+`Sim` answers the GET endpoints of every job kind from jobs whose status depends on the
+virtual time (or on hooks that change them between two requests), serves lists 100 a page
+with cursors of either kind Klaviyo could use (stable "after job N", or a plain offset that
+shifts when a job leaves the list), and records every request. `run` calls a real
+`CatalogJobs` or `AsyncCatalogJobs` on it: an httpx.MockTransport instead of the network, on
+the tests' one `VirtualClock` (advanced by the sleeps the client asks for, with
+`patched_sleeps`).
 """
 
 from __future__ import annotations
@@ -19,23 +20,27 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 from klaviyo_catalog import AsyncCatalogJobs, BulkJob, CatalogJobs
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Rate
+from klaviyo_catalog_api.catalog_spec import KINDS as SPEC_KINDS
+from klaviyo_catalog_api.catalog_spec import OPERATIONS
 
 from tests import documents as docs
 from tests.hardening_support import Mode, use
 from tests.virtual_clock import VirtualClock
 
+
+def _collection(operation: str) -> str:
+    """The path segment of an operation's jobs: catalog-item-bulk-create-jobs."""
+    return OPERATIONS[operation].path.split("/")[2]
+
+
+# Every kind of the generated spec: (JSON:API type, collection), and which collections answer a
+# list or a single-job GET.
 KINDS = {
-    "item-create": ("catalog-item-bulk-create-job", "catalog-item-bulk-create-jobs"),
-    "variant-update": ("catalog-variant-bulk-update-job", "catalog-variant-bulk-update-jobs"),
-    "item-update": ("catalog-item-bulk-update-job", "catalog-item-bulk-update-jobs"),
-    "category-update": ("catalog-category-bulk-update-job", "catalog-category-bulk-update-jobs"),
+    name: (kind.job_type, _collection(kind.get_operation or str(kind.list_operation)))
+    for name, kind in SPEC_KINDS.items()
 }
-LISTABLE = {"catalog-item-bulk-create-jobs", "catalog-variant-bulk-update-jobs"}
-GETTABLE = {
-    "catalog-variant-bulk-update-jobs",
-    "catalog-item-bulk-update-jobs",
-    "catalog-category-bulk-update-jobs",
-}
+LISTABLE = {_collection(k.list_operation) for k in SPEC_KINDS.values() if k.list_operation}
+GETTABLE = {_collection(k.get_operation) for k in SPEC_KINDS.values() if k.get_operation}
 
 
 @dataclass

@@ -430,17 +430,17 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
         except (httpx.HTTPError, KlaviyoError) as exc:
             return sent(exc, send.request)
 
-    def _job(self, flow: Flow[BulkJob]) -> BulkJob:
+    def _run_to_job(self, flow: Flow[BulkJob]) -> BulkJob:
         return self._run(flow)
 
-    def _page(self, flow: Flow[Page[BulkJob]]) -> Page[BulkJob]:
+    def _run_to_page(self, flow: Flow[Page[BulkJob]]) -> Page[BulkJob]:
         return self._run(flow)
 
-    def _walk(self, walk: PageWalk) -> Iterator[BulkJob]:
+    def _drive_walk(self, walk: PageWalk) -> Iterator[BulkJob]:
         while walk.proceed():  # a loop, not recursion; one page in memory at a time
             yield from self._run(self._core.next_page(walk))
 
-    def _drain(self, wait: JobsWait) -> Iterator[BulkJob]:
+    def _drive_wait(self, wait: JobsWait) -> Iterator[BulkJob]:
         while not wait.finished:
             yield from self._run(wait.next_round())
 
@@ -551,18 +551,18 @@ class AsyncCatalogJobs(
             error.__cause__ = exc
             return error
 
-    def _job(self, flow: Flow[BulkJob]) -> Coroutine[Any, Any, BulkJob]:
+    def _run_to_job(self, flow: Flow[BulkJob]) -> Coroutine[Any, Any, BulkJob]:
         return self._run(flow)
 
-    def _page(self, flow: Flow[Page[BulkJob]]) -> Coroutine[Any, Any, Page[BulkJob]]:
+    def _run_to_page(self, flow: Flow[Page[BulkJob]]) -> Coroutine[Any, Any, Page[BulkJob]]:
         return self._run(flow)
 
-    async def _walk(self, walk: PageWalk) -> AsyncIterator[BulkJob]:
+    async def _drive_walk(self, walk: PageWalk) -> AsyncIterator[BulkJob]:
         while walk.proceed():
             for job in await self._run(self._core.next_page(walk)):
                 yield job
 
-    async def _drain(self, wait: JobsWait) -> AsyncIterator[BulkJob]:
+    async def _drive_wait(self, wait: JobsWait) -> AsyncIterator[BulkJob]:
         while not wait.finished:
             for job in await self._run(wait.next_round()):
                 yield job

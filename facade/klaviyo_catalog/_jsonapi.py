@@ -269,28 +269,36 @@ def identify(raw: Any, where: str, i: int) -> tuple[str, str]:
     return req_str(checked, "type", here), req_str(checked, "id", here)
 
 
-def resolve(
+def related(
     resource: Mapping[str, Any],
-    relationship: str,
     index: Mapping[tuple[str, str], Resource[Any]],
     where: str,
-) -> list[Any]:
-    """The related resources of one relationship, in linkage order; missing ones as refs."""
-    rels = obj(resource.get("relationships") or {}, f"{where}.relationships")
-    here = f"{where}.relationships.{relationship}"
-    linkage = seq(obj(rels.get(relationship) or {}, here).get("data") or [], f"{here}.data")
-    out: list[Any] = []
-    append, get = out.append, index.get
-    for i, raw in enumerate(linkage):
-        # identify()'s checks inline, as in included_index: a call per linkage entry was a
-        # fifth of this loop on a 100-item job. identify() names a bad entry.
-        if type(raw) is dict:
-            kind, rid = raw.get("type"), raw.get("id")
-            if type(kind) is str and type(rid) is str:
-                found = get((kind, rid))
-                append(found if found is not None else ResourceRef(kind, rid))
-                continue
-        identify(raw, f"{here}.data", i)
+) -> dict[str, list[Any]]:
+    """Each relationship of `resource` whose linkage the document gives (`data`): its resources
+    in linkage order, the included view where `index` has it, else a ResourceRef."""
+    rels = resource.get("relationships")
+    if not rels:
+        return {}
+    rels = obj(rels, f"{where}.relationships")
+    out: dict[str, list[Any]] = {}
+    for relationship in RELATED.intersection(rels):
+        here = f"{where}.relationships.{relationship}"
+        linkage = obj(rels[relationship] or {}, here).get("data")
+        if linkage is None:
+            continue  # links only: the response names no resources
+        found: list[Any] = []
+        append, get = found.append, index.get
+        for i, raw in enumerate(seq(linkage, f"{here}.data")):
+            # identify()'s checks inline, as in included_index: a call per linkage entry was a
+            # fifth of this loop on a 100-item job. identify() names a bad entry.
+            if type(raw) is dict:
+                kind, rid = raw.get("type"), raw.get("id")
+                if type(kind) is str and type(rid) is str:
+                    view = get((kind, rid))
+                    append(view if view is not None else ResourceRef(kind, rid))
+                    continue
+            identify(raw, f"{here}.data", i)
+        out[relationship] = found
     return out
 
 
@@ -373,24 +381,28 @@ def job_document(
     resource = obj(top.get("data"), "data")
     fields = job_fields(resource, "data", job_type)
     fields["response_info"] = info
+    fields["include"] = include
     # Only the relationships BulkJob has a slot for; a newer one stays reachable through `raw`.
-    wanted = [rel for rel in include if rel in RELATED]
-    if wanted:
-        index = included_index(top)
-        fields.update({rel: resolve(resource, rel, index, "data") for rel in wanted})
+    requested = [rel for rel in include if rel in RELATED]
+    fields.update({rel: [] for rel in requested})  # asked for, and none named: none
+    fields.update(related(resource, included_index(top) if requested else {}, "data"))
     return BulkJob(**fields)
 
 
 def job_collection(
     document: Any, job_type: str, info: ResponseInfo | None = None, *, cursor: str | None = None
 ) -> Page[BulkJob]:
-    """A page of jobs; `cursor` is the one it was requested with."""
+    """A page of jobs, each with the ids of its resources; `cursor` is the one it was requested
+    with."""
     top = obj(document, "the document")
     resources = seq(top.get("data"), "data")
-    jobs = [
-        BulkJob(**job_fields(obj(r, f"data[{i}]"), f"data[{i}]", job_type), response_info=info)
-        for i, r in enumerate(resources)
-    ]
+    jobs = []
+    for i, raw in enumerate(resources):
+        where = f"data[{i}]"
+        resource = obj(raw, where)
+        fields = job_fields(resource, where, job_type)
+        fields.update(related(resource, {}, where))
+        jobs.append(BulkJob(**fields, response_info=info))
     next_cursor, unusable = next_page(top.get("links"))
     return Page(
         data=jobs,

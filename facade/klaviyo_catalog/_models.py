@@ -7,12 +7,11 @@ import importlib
 import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
-from klaviyo_catalog_api.views import JOB_ATTRIBUTES, JOB_MODELS, JobFields
+from klaviyo_catalog_api.views import JOB_ATTRIBUTES, JOB_MODELS, JobFields, JobStatus
 
 from . import _serialize
 from ._resources import Resource, ResourceRef
@@ -22,24 +21,6 @@ if TYPE_CHECKING:
     from klaviyo_catalog_api.views import JobModel
 
 __all__ = ["BulkJob", "JobFailure", "JobStatus", "Page", "ResourceRef", "ResponseInfo"]
-
-
-class JobStatus(StrEnum):
-    """The statuses Klaviyo documents. A job may carry another one, kept as a plain `str`."""
-
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    COMPLETE = "complete"
-    CANCELLED = "cancelled"
-
-    @classmethod
-    def parse(cls, value: str) -> JobStatus | str:
-        """The member for a status this client knows, else the string itself: Klaviyo adds
-        statuses over time, and a new one must not lose the job."""
-        try:
-            return cls(value)
-        except ValueError:
-            return value  # a status newer than this client: keep it, never fail on it
 
 
 DONE_STATUSES = frozenset({JobStatus.COMPLETE, JobStatus.CANCELLED})
@@ -137,6 +118,7 @@ class RawJSON(dict[str, Any]):
 Related = Resource[Any] | ResourceRef
 # Where a job error points into the job's request: /data/attributes/<relationship>/data/<index>.
 _POINTER = re.compile(r"/data/attributes/([^/]+)/data/(\d+)(?:/.*)?")
+_MAX_INDEX_DIGITS = 9
 
 
 @attrs.frozen
@@ -167,7 +149,8 @@ class JobFailure:
 class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
     """A catalog bulk job, whichever of the kinds the spec has.
 
-    `id`, `kind` (the JSON:API type) and one typed attribute per attribute the spec gives job
+    `id`, `kind` (one of the spec's nine, e.g. "item-update"; `type` is the JSON:API type, e.g.
+    "catalog-item-bulk-update-job") and one typed attribute per attribute the spec gives job
     resources (generated from the spec, in `JobFields`; keyword-only): `status` (a
     `JobStatus`, or the string of a status newer than this client), `created_at`,
     `completed_at`, `expires_at` (timezone-aware), `total_count`, `completed_count`,
@@ -175,9 +158,14 @@ class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
     attribute a newer spec adds, once regenerated with `make gen`.
 
     Its relationships (`items`, `variants`, `categories`: generated from the spec, in
-    `JobRelationships`) are None unless requested with `include=`; then they list the related
-    resources in the server's order, with a `ResourceRef` where a resource was not included.
+    `JobRelationships`) list the resources the job concerns, in the server's order: the
+    resource itself where the job was fetched with `include=` for it, else a `ResourceRef`
+    (list pages name each job's resources by type and id). None when the response named none.
+    `include` holds the relationships the job was fetched with `include=` for.
     """
+
+    #: The relationships this job was fetched with `include=` for (polling keeps them).
+    include: tuple[str, ...] = attrs.field(default=(), converter=tuple, repr=False, eq=False)
 
     #: The job resource as received (a dict); `model` is the generated model of it.
     raw: RawJSON = attrs.field(factory=RawJSON, converter=RawJSON, repr=False, eq=False)
@@ -194,13 +182,13 @@ class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
     def to_dict(self) -> dict[str, Any]:
         """The job as plain JSON, e.g. for `json.dumps` or an API of the app's own.
 
-        Keys: `id`, `kind`, then every job attribute of the spec in its order (`status` as a
+        Keys: `id`, `kind`, `type`, then every job attribute of the spec in its order (`status` as a
         string; `created_at`, `completed_at`, `expires_at` in ISO 8601 with the UTC offset, or
         None; the three counts; `errors`, each `APIErrorDetail.to_dict()`), `progress` (0..1),
-        and `items`/`variants`/`categories` only when requested with `include=` (each
-        resource's `to_dict()`: flat, like the job).
+        and `items`/`variants`/`categories` when the response named them (each resource's
+        `to_dict()`: flat, like the job; `{"type", "id"}` for a `ResourceRef`).
         """
-        document: dict[str, Any] = {"id": self.id, "kind": self.kind}
+        document: dict[str, Any] = {"id": self.id, "kind": self.kind, "type": self.type}
         for name in JOB_ATTRIBUTES:
             document[name] = _serialize.json_ready(getattr(self, name))
         document["progress"] = round(self.progress, 4)
@@ -218,11 +206,13 @@ class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
     def failures(self) -> Sequence[JobFailure]:
         """Each of `errors`, in order, paired with the resource it concerns.
 
-        An error is paired by its `meta.external_id` (the included resource with that
-        `external_id`, or whose id ends in `:::<external_id>`, Klaviyo's id scheme), else by a
-        source pointer `/data/attributes/<relationship>/data/<n>` (the n-th related resource).
-        Pairing needs the resources: fetch the job with `include=`. Unpaired errors are kept,
-        with `resource=None`.
+        An error is paired the ways Klaviyo names a resource: by `meta.id` (the resource's full
+        id, as update and delete jobs report it), by `meta.external_id` (the resource with that
+        `external_id`, or whose id ends in `:::<external_id>`, as create jobs report it), else
+        by an indexed source pointer `/data/attributes/<relationship>/data/<n>` (the n-th
+        related resource). The resource is the included `Item`/`Variant`/`Category` where the
+        job was fetched with `include=`, else the `ResourceRef` the response named (list pages
+        name them). Unpaired errors are kept, with `resource=None`.
 
             job = kc.get_item_update_job(job_id, include=["items"])
             for failure in job.failures:
@@ -235,16 +225,20 @@ class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
         }
         if not related:
             return [JobFailure(error) for error in self.errors]
+        by_id: dict[str, Related] = {}
         by_external_id: dict[str, Related] = {}
         for resources in related.values():
             for resource in resources:
+                by_id.setdefault(resource.id, resource)
                 if isinstance(resource, ResourceRef):
                     key = resource.id.rpartition(":::")[2] if ":::" in resource.id else None
                 else:
                     key = _external_id(resource)
                 if key is not None:
                     by_external_id.setdefault(key, resource)
-        return [JobFailure(error, _pair(error, by_external_id, related)) for error in self.errors]
+        return [
+            JobFailure(error, _pair(error, by_id, by_external_id, related)) for error in self.errors
+        ]
 
     @property
     def is_done(self) -> bool:
@@ -347,14 +341,19 @@ def _external_id(resource: Resource[Any]) -> str | None:
 
 def _pair(
     error: APIErrorDetail,
+    by_id: Mapping[str, Related],
     by_external_id: Mapping[str, Related],
     related: Mapping[str, Sequence[Related]],
 ) -> Related | None:
-    external_id = (error.meta or {}).get("external_id")
-    if isinstance(external_id, str) and external_id in by_external_id:
-        return by_external_id[external_id]
+    meta = error.meta or {}
+    for key, table in (("id", by_id), ("external_id", by_external_id)):
+        value = meta.get(key)
+        if isinstance(value, str) and value in table:
+            return table[value]
     match = _POINTER.fullmatch(error.source_pointer or "")
-    if match is not None:
+    # An index longer than any list of related resources cannot point into one (and int() of
+    # thousands of digits is refused, or slow).
+    if match is not None and len(match.group(2)) <= _MAX_INDEX_DIGITS:
         resources = related.get(match.group(1))
         index = int(match.group(2))
         if resources is not None and index < len(resources):

@@ -4,13 +4,17 @@
 due, polls, and returns the jobs it saw finish. Both clients only drive it.
 
 A round costs little, whatever the number of jobs:
-- the listable kinds (item-create, variant-update) are polled through their list endpoints,
-  filtered by status: one request per 100 *running* jobs of the account. A tracked job missing
-  from those lists is a candidate: it may have finished, but a list is no proof (a cursor may
-  skip it), so it is confirmed by a search of the finished lists (`complete`, then
-  `cancelled`) or, for variant-update jobs when that is cheaper or the job carries included
-  resources, by its single-job GET. Only a response that shows a job done reports it.
-- item-update and category-update jobs have no list endpoint here: one GET each per round.
+- each kind with a list endpoint (all nine, at every revision so far) is polled through it,
+  filtered by status: one request per 100 *running* jobs of the account, or a GET per job
+  when a kind has fewer jobs than its lists have pages. A tracked job missing from those
+  lists is a candidate: it may have finished, but a list is no proof (a cursor may skip it),
+  so it is confirmed by a search of the finished lists (`complete`, then `cancelled`) or, when
+  that is cheaper or the job carries included resources, by its single-job GET. Only a
+  response that shows a job done reports it, and a job a list shows done with failures but
+  without their errors is fetched by its GET first, so that it is reported with them.
+- a kind without a list endpoint: one GET per job per round.
+- a job whose GET answers 404 (deleted meanwhile) is set aside; the others go on, and the
+  wait raises NotFoundError naming it (`vanished`) once they are all reported.
 
 Every request also passes a private sliding log holding this wait to `quota_share` of each
 of the operation's limits (from the spec's `x-klaviyo-ratelimit`, or the client's
@@ -27,7 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
-from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
+from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
+from klaviyo_catalog_api.views import KIND_TYPES
 
 from ._core import Core, Fields, Flow, PageWalk, Sleep
 from ._models import BulkJob, JobStatus, Page
@@ -40,6 +45,7 @@ from .errors import (
     InvalidRequestError,
     InvalidResponseError,
     KlaviyoError,
+    NotFoundError,
     PaginationError,
     RateLimitError,
     ServerError,
@@ -51,9 +57,9 @@ __all__ = ["JobsWait", "Schedule", "WaitProgress", "wait_for_job"]
 
 logger = logging.getLogger("klaviyo_catalog")
 
-# The job type each list or single-job operation serves, from the generated table.
-LIST_OPERATION = {spec.job_type: name for name, spec in OPERATIONS.items() if spec.is_list}
-GET_OPERATION = {spec.job_type: name for name, spec in OPERATIONS.items() if not spec.is_list}
+# Each kind's list and single-job operation, from the generated table.
+LIST_OPERATION = {name: kind.list_operation for name, kind in KINDS.items() if kind.list_operation}
+GET_OPERATION = {name: kind.get_operation for name, kind in KINDS.items() if kind.get_operation}
 RUNNING = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
 FINISHED = (JobStatus.COMPLETE.value, JobStatus.CANCELLED.value)
 # A job seen in no list is searched for again after this many intervals, doubling each time.
@@ -106,20 +112,21 @@ class _OutOfTime(Exception):
     """The deadline falls inside this round: end it with what it found."""
 
 
-Key = tuple[str, str]  # (job type, id): ids are unique per kind only
+Key = tuple[str, str]  # (kind, id): ids are unique per kind only
 Done = dict[Key, BulkJob]  # the jobs a round saw finish
 
 
 def _key(job: BulkJob) -> Key:
-    """A job's key in a wait: (job type, id), since ids are unique per kind only."""
+    """A job's key in a wait: (kind, id), since ids are unique per kind only."""
     return (job.kind, job.id)
 
 
 def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fetch:
     """The include and fields to poll `job` with: the given ones, else those the job holds.
 
-    A job holds a relationship when it was fetched with it (`job.items` is not None), and its
-    included resources and attributes show the sparse fields it was fetched with.
+    A job holds the relationships it was fetched with (`job.include`), and its included
+    resources and attributes show the sparse fields it was fetched with; a job's own fieldset
+    always keeps `errors`, so that a finished job is reported with them.
     """
     name = GET_OPERATION.get(job.kind)
     if name is None:
@@ -135,7 +142,7 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fe
         frozen = None if fields is None else {t: tuple(f) for t, f in fields.items()}
         held = () if include is None else (include,) if isinstance(include, str) else include
         return _Fetch(tuple(dict.fromkeys(held)), frozen)
-    held_include = tuple(rel for rel in spec.include if getattr(job, rel, None) is not None)
+    held_include = tuple(rel for rel in spec.include if rel in job.include)
     inferred: dict[str, tuple[str, ...]] = {}
     for rel in held_include:
         related_type = RELATIONSHIPS.get(rel)
@@ -149,11 +156,11 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fe
         if related_type and names and set(names) != set(allowed) - {"id"}:
             inferred[related_type] = names
     attributes = job.raw.get("attributes") if isinstance(job.raw, Mapping) else None
-    job_allowed = spec.fields.get(job.kind, ())
+    job_allowed = spec.fields.get(job.type, ())
     if isinstance(attributes, Mapping) and attributes:
-        names = tuple(a for a in job_allowed if a in attributes)
+        names = tuple(a for a in job_allowed if a in attributes or a == "errors")
         if names and set(names) != set(job_allowed) - {"id", "job_id"}:
-            inferred[job.kind] = names
+            inferred[job.type] = names
     return _Fetch(held_include, inferred or None)
 
 
@@ -224,6 +231,8 @@ class JobsWait:
         self._pending: dict[Key, BulkJob] = {}
         self._fetch: dict[Key, _Fetch] = {}
         self._ready: list[BulkJob] = []  # done, not handed out yet
+        self._confirm: set[Key] = set()  # seen done in a list, to be fetched by their GET
+        self._vanished: dict[Key, NotFoundError] = {}  # their GET answered 404
         self._missing: dict[Key, int] = {}  # -> how many searches missed it
         self._recheck_at: dict[str, float] = {}  # job type -> when to look for missing ones
         self._search_pages: dict[str, int] = {}  # job type -> pages the last search took
@@ -255,8 +264,9 @@ class JobsWait:
 
     @property
     def finished(self) -> bool:
-        """True once every job has been handed out by `next_round`."""
-        return not self._pending and not self._ready
+        """True once every job has been handed out by `next_round` (and any that vanished
+        reported by its NotFoundError)."""
+        return not self._pending and not self._ready and not self._vanished
 
     def latest(self, job: BulkJob) -> BulkJob:
         """The latest state seen of a tracked job."""
@@ -288,9 +298,13 @@ class JobsWait:
         if not self._announced:
             self._announced = True
             self._report()
-        if self._ready or not self._pending:
+        if self._ready:
             ready, self._ready = self._ready, []
             return ready
+        if not self._pending:
+            if self._vanished:
+                raise self._vanished_error()
+            return []
         now = self._clock()
         if now >= self._deadline:
             raise self._timeout_error()
@@ -301,13 +315,17 @@ class JobsWait:
         used: Counter[str] = Counter()
         done: Done = {}
         try:
-            for job_type in sorted({key[0] for key in self._pending}):
-                if job_type in LIST_OPERATION:
-                    yield from self._poll_listed(job_type, done, used)
+            for kind in sorted({key[0] for key in self._pending}):
+                if kind in LIST_OPERATION:
+                    yield from self._poll_listed(kind, done, used)
                 else:
-                    yield from self._poll_each(job_type, done, used)
+                    yield from self._poll_each(kind, done, used)
+            for key in sorted(self._confirm):
+                if key in self._pending and key not in done:
+                    yield from self._get(GET_OPERATION[key[0]], key, done, used)
         except _OutOfTime:
             pass  # what was found is kept; the next call raises WaitTimeoutError
+        self._confirm.clear()
         for key, job in done.items():
             self._latest[key] = job
             self._pending.pop(key, None)
@@ -320,15 +338,15 @@ class JobsWait:
 
     # --- one round ----------------------------------------------------------------------------
 
-    def _poll_listed(self, job_type: str, done: Done, used: Counter[str]) -> Flow[None]:
+    def _poll_listed(self, kind: str, done: Done, used: Counter[str]) -> Flow[None]:
         """One of three ways, whichever costs fewest requests by the last round's counts:
         a GET per job (a few jobs), the finished lists only (while jobs keep finishing and the
         running list is the longer walk), or the running lists and a search for the jobs that
         left them (which also updates the running jobs' counts)."""
-        list_name = LIST_OPERATION[job_type]
-        tracked = {k for k in self._pending if k[0] == job_type}
-        running_pages = self._running_pages.get(job_type, 1)
-        get_name = GET_OPERATION.get(job_type)
+        list_name = LIST_OPERATION[kind]
+        tracked = {k for k in self._pending if k[0] == kind}
+        running_pages = self._running_pages.get(kind, 1)
+        get_name = GET_OPERATION.get(kind)
         if get_name is not None and len(tracked) <= running_pages:
             for key in sorted(tracked):
                 yield from self._get(get_name, key, done, used)
@@ -336,14 +354,14 @@ class JobsWait:
         # The finished lists alone cost their whole length and the cancelled list; the other
         # way, the running lists and (while jobs leave them) a search that stops when it has
         # found them.
-        whole = self._finished_pages.get(job_type)
-        searched = self._search_pages.get(job_type, 1) if self._finishing.get(job_type) else 0
+        whole = self._finished_pages.get(kind)
+        searched = self._search_pages.get(kind, 1) if self._finishing.get(kind) else 0
         if whole is not None and whole + 1 < running_pages + searched:
             before = len(done)
-            yield from self._search(job_type, sorted(tracked), done, used, deep=False)
-            self._finishing[job_type] = len(done) > before
+            yield from self._search(kind, sorted(tracked), done, used, deep=False)
+            self._finishing[kind] = len(done) > before
             left = sum(1 for k in tracked if k not in done)
-            self._running_pages[job_type] = max(1, math.ceil(left / PAGE_SIZE))
+            self._running_pages[kind] = max(1, math.ceil(left / PAGE_SIZE))
             return
         seen: set[Key] = set()
         pages = 0
@@ -355,7 +373,7 @@ class JobsWait:
                 key = _key(job)
                 if key in tracked:
                     seen.add(key)
-                    self._update(key, job, done)
+                    self._update(key, job, done, listed=True)
             return False
 
         # Queued first: a job moving from queued to processing meanwhile is then in the
@@ -364,46 +382,51 @@ class JobsWait:
         if any(self._pending[k].status != JobStatus.PROCESSING for k in tracked):
             statuses.insert(0, JobStatus.QUEUED.value)
         complete = True
-        slim = {job_type: ["status"]}  # the counts come with it; errors do not
+        slim = {KIND_TYPES[kind]: ["status"]}  # the counts come with it; errors do not
         for status in statuses:
             complete = (yield from self._walk(list_name, status, note, used, slim)) and complete
         for key in seen:
             self._missing.pop(key, None)
         if not complete:
             return  # a broken walk proves nothing about the jobs it did not reach
-        self._running_pages[job_type] = max(1, pages)
+        self._running_pages[kind] = max(1, pages)
         candidates = [k for k in tracked if k not in seen and k in self._pending]
-        self._finishing[job_type] = any(k not in self._missing for k in candidates)
-        recheck = self._clock() >= self._recheck_at.get(job_type, -math.inf)
+        self._finishing[kind] = any(k not in self._missing for k in candidates)
+        recheck = self._clock() >= self._recheck_at.get(kind, -math.inf)
         fresh = [k for k in candidates if k not in self._missing]
         if not fresh and not recheck:
             return
-        get_name = GET_OPERATION.get(job_type)
-        if get_name is not None:
-            needs_get = [k for k in candidates if self._fetch[k].include]
-            rest = [k for k in candidates if not self._fetch[k].include]
-            if len(rest) <= self._search_pages.get(job_type, 1):
-                needs_get, rest = needs_get + rest, []
-            if rest:
-                yield from self._search(job_type, rest, done, used)
-                rest = [k for k in rest if k in self._pending and k not in done]
-            for key in needs_get + rest:
-                yield from self._get(get_name, key, done, used)
-            return
-        yield from self._search(job_type, candidates, done, used)
-        missed = [k for k in candidates if k not in done]
+        get_name = GET_OPERATION.get(kind)
+        # A job with included resources is confirmed by its GET (a list would lose them); the
+        # others by a search of the finished lists when that costs fewer requests, and by
+        # their GETs when it did not find them (or, with no GET, an unfiltered search).
+        by_get = [k for k in candidates if self._fetch[k].include] if get_name else []
+        rest = [k for k in candidates if k not in by_get]
+        if get_name is not None and len(rest) <= self._search_pages.get(kind, 1):
+            by_get, rest = by_get + rest, []
+        if rest:
+            yield from self._search(kind, rest, done, used, deep=get_name is None)
+            if get_name is not None:
+                by_get += [k for k in rest if self._unconfirmed(k, done)]
+        for key in by_get:
+            yield from self._get(str(get_name), key, done, used)
+        missed = [k for k in candidates if self._unconfirmed(k, done)]
         for key in missed:
             self._missing[key] = self._missing.get(key, 0) + 1
         if missed:
-            # Seen in no list: a status this client does not know, or gone. Look again, less
-            # and less often, so that one such job does not cost a search every round.
+            # In no list, and not done: a status this client does not know. Look again, less
+            # and less often, so that one such job does not cost requests every round.
             times = min(MISSING_RECHECK_CAP, 2 ** min(self._missing[k] for k in missed))
-            self._recheck_at[job_type] = self._clock() + times * self._interval
+            self._recheck_at[kind] = self._clock() + times * self._interval
         else:
-            self._recheck_at.pop(job_type, None)
+            self._recheck_at.pop(kind, None)
+
+    def _unconfirmed(self, key: Key, done: Done) -> bool:
+        """Still pending after this round's look, and not about to be confirmed by its GET."""
+        return key in self._pending and key not in done and key not in self._confirm
 
     def _search(
-        self, job_type: str, keys: list[Key], done: Done, used: Counter[str], deep: bool = True
+        self, kind: str, keys: list[Key], done: Done, used: Counter[str], deep: bool = True
     ) -> Flow[None]:
         """Look for `keys` in the finished lists; the jobs found there are done. `deep`: look
         through every status for the ones searched for before and never found."""
@@ -419,38 +442,46 @@ class JobsWait:
                 key = _key(job)
                 if key in wanted:
                     wanted.discard(key)
-                    self._update(key, job, done)
+                    self._update(key, job, done, listed=True)
             return not wanted  # stop as soon as every one is found
 
         for status in FINISHED:
             pages, ended = 0, False
-            yield from self._walk(LIST_OPERATION[job_type], status, note, used, None)
+            yield from self._walk(LIST_OPERATION[kind], status, note, used, None)
             if status == JobStatus.COMPLETE:
-                self._search_pages[job_type] = max(1, pages)
+                self._search_pages[kind] = max(1, pages)
                 if ended:  # read to its last page: the list's length, in pages
-                    self._finished_pages[job_type] = pages
+                    self._finished_pages[kind] = pages
             if not wanted:
                 break
         if deep and wanted and any(self._missing.get(k) for k in wanted):
             # Searched before and missed: look through every status once, in case it carries
             # one this client does not know.
-            yield from self._walk(LIST_OPERATION[job_type], None, note, used, None)
+            yield from self._walk(LIST_OPERATION[kind], None, note, used, None)
 
-    def _poll_each(self, job_type: str, done: Done, used: Counter[str]) -> Flow[None]:
+    def _poll_each(self, kind: str, done: Done, used: Counter[str]) -> Flow[None]:
         """GET every pending job of a kind that has no list endpoint."""
-        name = GET_OPERATION[job_type]
-        for key in [k for k in self._pending if k[0] == job_type]:
+        name = GET_OPERATION[kind]
+        for key in [k for k in self._pending if k[0] == kind]:
             yield from self._get(name, key, done, used)
 
     def _get(self, name: str, key: Key, done: Done, used: Counter[str]) -> Flow[None]:
-        """Poll one job by its GET; a transient failure skips it this round."""
+        """Poll one job by its GET; a transient failure skips it this round, a 404 sets it
+        aside (reported once the others are done)."""
         yield from self._pace(name, used)
         fetch = self._fetch[key]
         try:
             job = yield from self._core.get_job(name, key[1], fetch.include, fetch.fields)
+        except NotFoundError as exc:
+            # Deleted meanwhile: no wait brings it back, and it must not cost the others.
+            logger.warning("job %s vanished (404); waiting for the others", Shown(key[1]))
+            self._vanished[key] = exc
+            self._pending.pop(key, None)
+            self._missing.pop(key, None)
+            return
         except KlaviyoError as exc:
             if not _transient(exc, None):
-                raise  # 404 included: the job is gone, and no wait will bring it back
+                raise
             logger.warning("job %s not polled this round: %s", Shown(key[1]), Shown(exc))
             return
         self._update(key, job, done)
@@ -484,12 +515,17 @@ class JobsWait:
             if on_page(page):
                 return True
 
-    def _update(self, key: Key, job: BulkJob, done: Done) -> None:
-        """Record a job's latest state; one seen done joins `done`, once."""
+    def _update(self, key: Key, job: BulkJob, done: Done, *, listed: bool = False) -> None:
+        """Record a job's latest state; one seen done joins `done`, once. One a list showed
+        done is confirmed by its GET first where the list cannot have carried everything: its
+        included resources, or errors it failed with (a list may leave them out)."""
         if key not in self._pending or key in done:
             return  # reported once, in the first state that showed it done
         self._latest[key] = job
-        if job.is_done:
+        lacking = self._fetch[key].include or (job.failed_count > 0 and not job.errors)
+        if job.is_done and listed and lacking and key[0] in GET_OPERATION:
+            self._confirm.add(key)
+        elif job.is_done:
             done[key] = job
         else:
             self._pending[key] = job
@@ -538,6 +574,19 @@ class JobsWait:
         if self._on_progress is not None:
             self._on_progress(self.progress())
 
+    def _vanished_error(self) -> NotFoundError:
+        """The NotFoundError of the last job that vanished, naming every one (`vanished`)."""
+        keys = list(self._vanished)
+        error = self._vanished[keys[-1]]
+        self._vanished = {}
+        error.vanished = tuple(self._latest[key] for key in keys)
+        error.add_note(
+            f"{len(keys)} job(s) vanished during the wait (404): "
+            + ", ".join(f"{kind} {job_id}" for kind, job_id in keys[:10])
+            + (" ..." if len(keys) > 10 else "")
+        )
+        return error
+
     def _timeout_error(self) -> WaitTimeoutError:
         """The WaitTimeoutError for the jobs still pending, with the first one's progress when it
         is alone."""
@@ -571,16 +620,29 @@ def _transient(error: KlaviyoError, cursor: str | None) -> bool:
 
 def wait_for_job(
     core: Core,
-    job: BulkJob,
+    job: BulkJob | str,
     schedule: Schedule,
     *,
+    kind: str | None = None,
     on_progress: Callable[[BulkJob], object] | None,
     include: Iterable[str] | None,
     fields: Fields,
 ) -> Flow[BulkJob]:
-    """One job, through the same machinery as many; `on_progress` gets each state of it."""
-    if not isinstance(job, BulkJob):
-        raise InvalidRequestError(f"wait_for_job takes a BulkJob, not {job!r:.60}")
+    """One job, through the same machinery as many; `on_progress` gets each state of it. A job
+    given by id (with its kind) is fetched first, at once."""
+    if isinstance(job, str):
+        name = GET_OPERATION.get(str(kind))
+        if name is None:
+            raise InvalidRequestError(
+                f"wait_for_job({job!r:.60}) needs the job's kind=, one of: {', '.join(KINDS)}"
+            )
+        job = yield from core.get_job(name, job, include, fields)
+    elif not isinstance(job, BulkJob):
+        raise InvalidRequestError(
+            f"wait_for_job takes a BulkJob, or a job id with kind=, not {job!r:.60}"
+        )
+    elif kind is not None and kind != job.kind:
+        raise InvalidRequestError(f"kind={kind!r:.40} given for a {job.kind} job")
     wait = JobsWait(core, [job], schedule, include=include, fields=fields)
     if on_progress is not None:
         on_progress(job)  # the starting state too, so that a display starts at once

@@ -261,7 +261,13 @@ class PermissionDeniedError(APIError):
 
 
 class NotFoundError(APIError):
-    """404: no such job (or a path the chosen revision does not have)."""
+    """404: no such job (or a path the chosen revision does not have).
+
+    Raised by `wait_for_jobs` (and `wait_for_job`) once every other job has been reported:
+    `vanished` then holds the last state seen of each job whose GET answered 404 meanwhile.
+    """
+
+    vanished: tuple[BulkJob, ...] = ()
 
 
 class RevisionRetiredError(APIError):

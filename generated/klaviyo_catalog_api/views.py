@@ -16,7 +16,9 @@ import inspect
 import json
 import math
 import reprlib
+import typing
 from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -30,14 +32,21 @@ from typing import (
 
 import attrs
 
+from .methods import KindName
+
 if TYPE_CHECKING:
     from .models import (  # noqa: F401
         CatalogCategory,
         CatalogItem,
         CatalogVariant,
+        CategoryCreateJob,
+        CategoryDeleteJob,
         CategoryUpdateJob,
         ItemCreateJob,
+        ItemDeleteJob,
         ItemUpdateJob,
+        VariantCreateJob,
+        VariantDeleteJob,
         VariantUpdateJob,
     )
 
@@ -172,6 +181,16 @@ class Attr(Generic[V]):
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.name = name
+        # What help() and pydoc show for the attribute: its type (from `Attr[str](...)`).
+        args = typing.get_args(getattr(self, "__orig_class__", None))
+        shown = getattr(args[0], "__name__", str(args[0])) if args else "Any"
+        self.__doc__ = (
+            f"{shown} | None: the `{name}` attribute, type-checked when read."
+        )
+
+    def __set__(self, instance: Resource[Any], value: object) -> None:
+        # Read-only; also makes this a data descriptor, which pydoc lists with its __doc__.
+        raise AttributeError(f"{self.name} is read-only")
 
     @overload
     def __get__(self, instance: None, owner: type[Any]) -> Self: ...
@@ -353,11 +372,65 @@ VIEWS: Mapping[str, type[Resource[Any]]] = {
 }
 
 
+class JobStatus(StrEnum):
+    """The job statuses the spec lists. A job may carry another one, kept as a plain
+    `str` (`parse`)."""
+
+    CANCELLED = "cancelled"
+    COMPLETE = "complete"
+    PROCESSING = "processing"
+    QUEUED = "queued"
+
+    @classmethod
+    def parse(cls, value: str) -> JobStatus | str:
+        """The member for a status the spec lists, else the string itself: Klaviyo
+        adds statuses over time, and a new one must not lose the job."""
+        try:
+            return cls(value)
+        except ValueError:
+            return value
+
+
+# Each job kind's JSON:API type.
+KIND_TYPES: Mapping[str, str] = {
+    "category-create": "catalog-category-bulk-create-job",
+    "category-delete": "catalog-category-bulk-delete-job",
+    "category-update": "catalog-category-bulk-update-job",
+    "item-create": "catalog-item-bulk-create-job",
+    "item-delete": "catalog-item-bulk-delete-job",
+    "item-update": "catalog-item-bulk-update-job",
+    "variant-create": "catalog-variant-bulk-create-job",
+    "variant-delete": "catalog-variant-bulk-delete-job",
+    "variant-update": "catalog-variant-bulk-update-job",
+}
+_KINDS_BY_TYPE: Mapping[str, KindName] = {
+    "catalog-category-bulk-create-job": "category-create",
+    "catalog-category-bulk-delete-job": "category-delete",
+    "catalog-category-bulk-update-job": "category-update",
+    "catalog-item-bulk-create-job": "item-create",
+    "catalog-item-bulk-delete-job": "item-delete",
+    "catalog-item-bulk-update-job": "item-update",
+    "catalog-variant-bulk-create-job": "variant-create",
+    "catalog-variant-bulk-delete-job": "variant-delete",
+    "catalog-variant-bulk-update-job": "variant-update",
+}
+
+
+def kind_name(value: str) -> KindName:
+    """A job's kind from its name or its JSON:API type; ValueError for neither."""
+    found = _KINDS_BY_TYPE.get(value)
+    if found is not None:
+        return found
+    if value in KIND_TYPES:
+        return typing.cast(KindName, value)
+    raise ValueError(f"not a job kind of this spec: {value!r:.80}")
+
+
 @attrs.frozen(kw_only=True)
 class JobRelationships:
-    """The relationships a job can include: None unless asked for with `include=`;
-    then the related resources in the server's order, a `ResourceRef` for any not
-    included.
+    """The resources a job concerns, by relationship, in the server's order: the
+    resource itself where it was included (`include=`), else a `ResourceRef` (its
+    type and id, as list pages name them). None when the response named none.
     """
 
     categories: Sequence[Category | ResourceRef] | None = attrs.field(
@@ -371,14 +444,16 @@ class JobRelationships:
 
 @attrs.frozen
 class JobFields(JobRelationships, Generic[StatusT, ErrorT]):
-    """A job: its id, its JSON:API type (`kind`) and one typed field per attribute
-    of the spec's job resources (keyword-only; `JOB_ATTRIBUTES` says how each is
-    read). The facade's `BulkJob` is one, reading `StatusT` as its `JobStatus`
-    (or the string of a newer status) and `ErrorT` as its error-object type.
+    """A job: its id, its `kind` (e.g. "item-update"; `type` is its JSON:API type)
+    and one typed field per attribute of the spec's job resources (keyword-only;
+    `JOB_ATTRIBUTES` says how each is read). The facade's `BulkJob` is one, reading
+    `StatusT` as its `JobStatus` (or the string of a newer status) and `ErrorT` as
+    its error-object type.
     """
 
     id: str
-    kind: str  # the JSON:API type, e.g. "catalog-item-bulk-update-job"
+    # Given as a kind or as a JSON:API type; kept as the kind.
+    kind: KindName = attrs.field(converter=kind_name)
     status: StatusT = attrs.field(kw_only=True)
     created_at: dt.datetime = attrs.field(kw_only=True)
     total_count: int = attrs.field(default=0, kw_only=True)
@@ -387,6 +462,11 @@ class JobFields(JobRelationships, Generic[StatusT, ErrorT]):
     completed_at: dt.datetime | None = attrs.field(default=None, kw_only=True)
     errors: Sequence[ErrorT] = attrs.field(default=(), kw_only=True)
     expires_at: dt.datetime | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def type(self) -> str:
+        """The job's JSON:API type, e.g. "catalog-item-bulk-update-job"."""
+        return KIND_TYPES[self.kind]
 
 
 # How each attribute of JobFields is read from a job resource, in the spec's order.
@@ -403,12 +483,27 @@ JOB_ATTRIBUTES: Mapping[str, JobAttribute] = {
 
 
 if TYPE_CHECKING:
-    JobModel = CategoryUpdateJob | ItemUpdateJob | VariantUpdateJob | ItemCreateJob
+    JobModel = (
+        CategoryCreateJob
+        | CategoryDeleteJob
+        | CategoryUpdateJob
+        | ItemCreateJob
+        | ItemDeleteJob
+        | ItemUpdateJob
+        | VariantCreateJob
+        | VariantDeleteJob
+        | VariantUpdateJob
+    )
 
 # The generated model class of each job type.
 JOB_MODELS: Mapping[str, str] = {
+    "catalog-category-bulk-create-job": "CategoryCreateJob",
+    "catalog-category-bulk-delete-job": "CategoryDeleteJob",
     "catalog-category-bulk-update-job": "CategoryUpdateJob",
-    "catalog-item-bulk-update-job": "ItemUpdateJob",
-    "catalog-variant-bulk-update-job": "VariantUpdateJob",
     "catalog-item-bulk-create-job": "ItemCreateJob",
+    "catalog-item-bulk-delete-job": "ItemDeleteJob",
+    "catalog-item-bulk-update-job": "ItemUpdateJob",
+    "catalog-variant-bulk-create-job": "VariantCreateJob",
+    "catalog-variant-bulk-delete-job": "VariantDeleteJob",
+    "catalog-variant-bulk-update-job": "VariantUpdateJob",
 }

@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import reprlib
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar, overload
 
@@ -144,6 +145,14 @@ class Attr(Generic[V]):
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.name = name
+        # What help() and pydoc show for the attribute: its type (from `Attr[str](...)`).
+        args = typing.get_args(getattr(self, "__orig_class__", None))
+        shown = getattr(args[0], "__name__", str(args[0])) if args else "Any"
+        self.__doc__ = f"{shown} | None: the `{name}` attribute, type-checked when read."
+
+    def __set__(self, instance: Resource[Any], value: object) -> None:
+        # Read-only; also makes this a data descriptor, which pydoc lists with its __doc__.
+        raise AttributeError(f"{self.name} is read-only")
 
     @overload
     def __get__(self, instance: None, owner: type[Any]) -> Self: ...

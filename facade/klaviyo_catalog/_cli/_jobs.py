@@ -35,7 +35,9 @@ def includable(kind: str) -> list[str]:
 
 def fetch(client: CatalogJobs, kind: str, job_id: str, include: bool = False) -> BulkJob:
     get: Callable[..., BulkJob] = getattr(client, str(KINDS[kind].get_operation))
-    return get(job_id, include=(includable(kind) or None) if include else None)
+    # A GET that takes no include (delete jobs') is not given one.
+    wanted = includable(kind) if include else []
+    return get(job_id, include=wanted) if wanted else get(job_id)
 
 
 def walk(client: CatalogJobs, kind: str, status: str | None = None) -> Iterator[BulkJob]:

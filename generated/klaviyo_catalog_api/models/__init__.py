@@ -28,7 +28,18 @@ from .catalog_variant_linkage import CatalogVariantLinkage
 from .catalog_variant_linkage_type import CatalogVariantLinkageType
 from .catalog_variant_relationship import CatalogVariantRelationship
 from .catalog_variant_type import CatalogVariantType
+from .category_create_job import CategoryCreateJob
+from .category_create_job_collection import CategoryCreateJobCollection
+from .category_create_job_document import CategoryCreateJobDocument
+from .category_create_job_relationships import CategoryCreateJobRelationships
+from .category_create_job_type import CategoryCreateJobType
+from .category_delete_job import CategoryDeleteJob
+from .category_delete_job_collection import CategoryDeleteJobCollection
+from .category_delete_job_document import CategoryDeleteJobDocument
+from .category_delete_job_relationships import CategoryDeleteJobRelationships
+from .category_delete_job_type import CategoryDeleteJobType
 from .category_update_job import CategoryUpdateJob
+from .category_update_job_collection import CategoryUpdateJobCollection
 from .category_update_job_document import CategoryUpdateJobDocument
 from .category_update_job_relationships import CategoryUpdateJobRelationships
 from .category_update_job_type import CategoryUpdateJobType
@@ -36,9 +47,16 @@ from .collection_links import CollectionLinks
 from .error_document import ErrorDocument
 from .item_create_job import ItemCreateJob
 from .item_create_job_collection import ItemCreateJobCollection
+from .item_create_job_document import ItemCreateJobDocument
 from .item_create_job_relationships import ItemCreateJobRelationships
 from .item_create_job_type import ItemCreateJobType
+from .item_delete_job import ItemDeleteJob
+from .item_delete_job_collection import ItemDeleteJobCollection
+from .item_delete_job_document import ItemDeleteJobDocument
+from .item_delete_job_relationships import ItemDeleteJobRelationships
+from .item_delete_job_type import ItemDeleteJobType
 from .item_update_job import ItemUpdateJob
+from .item_update_job_collection import ItemUpdateJobCollection
 from .item_update_job_document import ItemUpdateJobDocument
 from .item_update_job_relationships import ItemUpdateJobRelationships
 from .item_update_job_type import ItemUpdateJobType
@@ -48,6 +66,16 @@ from .job_error_meta import JobErrorMeta
 from .job_error_source import JobErrorSource
 from .relationship_links import RelationshipLinks
 from .resource_links import ResourceLinks
+from .variant_create_job import VariantCreateJob
+from .variant_create_job_collection import VariantCreateJobCollection
+from .variant_create_job_document import VariantCreateJobDocument
+from .variant_create_job_relationships import VariantCreateJobRelationships
+from .variant_create_job_type import VariantCreateJobType
+from .variant_delete_job import VariantDeleteJob
+from .variant_delete_job_collection import VariantDeleteJobCollection
+from .variant_delete_job_document import VariantDeleteJobDocument
+from .variant_delete_job_relationships import VariantDeleteJobRelationships
+from .variant_delete_job_type import VariantDeleteJobType
 from .variant_update_job import VariantUpdateJob
 from .variant_update_job_collection import VariantUpdateJobCollection
 from .variant_update_job_document import VariantUpdateJobDocument
@@ -78,7 +106,18 @@ __all__ = (
     "CatalogVariantLinkageType",
     "CatalogVariantRelationship",
     "CatalogVariantType",
+    "CategoryCreateJob",
+    "CategoryCreateJobCollection",
+    "CategoryCreateJobDocument",
+    "CategoryCreateJobRelationships",
+    "CategoryCreateJobType",
+    "CategoryDeleteJob",
+    "CategoryDeleteJobCollection",
+    "CategoryDeleteJobDocument",
+    "CategoryDeleteJobRelationships",
+    "CategoryDeleteJobType",
     "CategoryUpdateJob",
+    "CategoryUpdateJobCollection",
     "CategoryUpdateJobDocument",
     "CategoryUpdateJobRelationships",
     "CategoryUpdateJobType",
@@ -86,9 +125,16 @@ __all__ = (
     "ErrorDocument",
     "ItemCreateJob",
     "ItemCreateJobCollection",
+    "ItemCreateJobDocument",
     "ItemCreateJobRelationships",
     "ItemCreateJobType",
+    "ItemDeleteJob",
+    "ItemDeleteJobCollection",
+    "ItemDeleteJobDocument",
+    "ItemDeleteJobRelationships",
+    "ItemDeleteJobType",
     "ItemUpdateJob",
+    "ItemUpdateJobCollection",
     "ItemUpdateJobDocument",
     "ItemUpdateJobRelationships",
     "ItemUpdateJobType",
@@ -98,6 +144,16 @@ __all__ = (
     "JobErrorSource",
     "RelationshipLinks",
     "ResourceLinks",
+    "VariantCreateJob",
+    "VariantCreateJobCollection",
+    "VariantCreateJobDocument",
+    "VariantCreateJobRelationships",
+    "VariantCreateJobType",
+    "VariantDeleteJob",
+    "VariantDeleteJobCollection",
+    "VariantDeleteJobDocument",
+    "VariantDeleteJobRelationships",
+    "VariantDeleteJobType",
     "VariantUpdateJob",
     "VariantUpdateJobCollection",
     "VariantUpdateJobDocument",

@@ -91,7 +91,7 @@ def sync_detailed(
     include: str | Unset = UNSET,
     revision: str,
 ) -> Response[CategoryUpdateJobDocument | ErrorDocument]:
-    """One catalog category bulk update job, optionally with its categories.
+    """One catalog category bulk update job, with its related resources where it takes `include`.
 
     Args:
         job_id (str):
@@ -132,7 +132,7 @@ def sync(
     include: str | Unset = UNSET,
     revision: str,
 ) -> CategoryUpdateJobDocument | ErrorDocument | None:
-    """One catalog category bulk update job, optionally with its categories.
+    """One catalog category bulk update job, with its related resources where it takes `include`.
 
     Args:
         job_id (str):
@@ -168,7 +168,7 @@ async def asyncio_detailed(
     include: str | Unset = UNSET,
     revision: str,
 ) -> Response[CategoryUpdateJobDocument | ErrorDocument]:
-    """One catalog category bulk update job, optionally with its categories.
+    """One catalog category bulk update job, with its related resources where it takes `include`.
 
     Args:
         job_id (str):
@@ -207,7 +207,7 @@ async def asyncio(
     include: str | Unset = UNSET,
     revision: str,
 ) -> CategoryUpdateJobDocument | ErrorDocument | None:
-    """One catalog category bulk update job, optionally with its categories.
+    """One catalog category bulk update job, with its related resources where it takes `include`.
 
     Args:
         job_id (str):

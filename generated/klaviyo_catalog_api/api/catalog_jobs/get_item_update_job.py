@@ -89,7 +89,7 @@ def sync_detailed(
     include: str | Unset = UNSET,
     revision: str,
 ) -> Response[ErrorDocument | ItemUpdateJobDocument]:
-    """One catalog item bulk update job, optionally with its items.
+    """One catalog item bulk update job, with its related resources where it takes `include`.
 
     Args:
         job_id (str):
@@ -130,7 +130,7 @@ def sync(
     include: str | Unset = UNSET,
     revision: str,
 ) -> ErrorDocument | ItemUpdateJobDocument | None:
-    """One catalog item bulk update job, optionally with its items.
+    """One catalog item bulk update job, with its related resources where it takes `include`.
 
     Args:
         job_id (str):
@@ -166,7 +166,7 @@ async def asyncio_detailed(
     include: str | Unset = UNSET,
     revision: str,
 ) -> Response[ErrorDocument | ItemUpdateJobDocument]:
-    """One catalog item bulk update job, optionally with its items.
+    """One catalog item bulk update job, with its related resources where it takes `include`.
 
     Args:
         job_id (str):
@@ -205,7 +205,7 @@ async def asyncio(
     include: str | Unset = UNSET,
     revision: str,
 ) -> ErrorDocument | ItemUpdateJobDocument | None:
-    """One catalog item bulk update job, optionally with its items.
+    """One catalog item bulk update job, with its related resources where it takes `include`.
 
     Args:
         job_id (str):
