@@ -70,11 +70,21 @@ class FixedWindows:
         return Decision(
             True,
             (
-                ("RateLimit-Limit", str(steady.limit)),
+                ("RateLimit-Limit", self._limit_header()),
                 ("RateLimit-Remaining", str(steady.limit - steady.count)),
                 ("RateLimit-Reset", str(max(0, math.ceil(steady.reset_in(now))))),
             ),
         )
+
+    def _limit_header(self) -> str:
+        """`RateLimit-Limit` as Klaviyo sends it (the IETF draft's form, recorded from the
+        live API): the shortest window's quota, then every window's as `quota;w=seconds`,
+        e.g. "75, 75;w=1, 750;w=60". One window alone: its quota."""
+        if len(self._windows) == 1:
+            return str(self._windows[0].limit)
+        ordered = sorted(self._windows, key=lambda w: w.seconds)
+        windows = ", ".join(f"{w.limit};w={w.seconds:g}" for w in ordered)
+        return f"{ordered[0].limit}, {windows}"
 
 
 class Quotas:
