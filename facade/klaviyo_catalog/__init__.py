@@ -97,6 +97,13 @@ __all__ = [
     "revision_lifecycle",
 ]
 
+# The public classes of private modules show as klaviyo_catalog.<name> (in help(), reprs and
+# tracebacks), where an app imports them from; pickles then name that path too.
+for _name in __all__:
+    _public = globals().get(_name)
+    if isinstance(_public, type) and _public.__module__.startswith(f"{__name__}._"):
+        _public.__module__ = __name__
+
 # A library logs, the app decides where it goes: without this, Python's last-resort handler
 # would print the library's warnings to stderr in apps that configured no logging.
 logging.getLogger("klaviyo_catalog").addHandler(logging.NullHandler())

@@ -12,14 +12,17 @@ import types
 import typing
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from klaviyo_catalog_api.methods import (
     Fields,
     IncludeName,
     JobMethods,
+    JobR,
+    JobsR,
     KindName,
     ListOptions,
+    PageR,
     StatusName,
     WalkOptions,
 )
@@ -31,9 +34,9 @@ from .errors import InvalidRequestError
 
 __all__ = ["IncludeName", "KindName", "ListOptions", "Methods", "StatusName", "WalkOptions"]
 
-JobR = TypeVar("JobR")  # what a call returning one job gives: BulkJob, or a coroutine of one
-PageR = TypeVar("PageR")  # the same for a Page
-JobsR = TypeVar("JobsR")  # an iterator of jobs, or an async iterator
+# The generated methods' own type parameters (JobR: what a call returning one job gives, a
+# BulkJob or a coroutine of one; PageR: the same for a Page; JobsR: an iterator of jobs, or an
+# async iterator), so that one binding per client names the concrete types in all of them.
 
 
 def _cursor(cursor: str | None, start_cursor: str | None) -> str | None:
