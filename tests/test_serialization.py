@@ -21,6 +21,7 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog._jsonapi import job_collection, job_document
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog._resources import ERRORS
 from klaviyo_catalog.testing import FakeKlaviyo
 
 from tests import documents as docs
@@ -131,7 +132,8 @@ def test_views_serialize_flat_with_typed_attributes_and_unknown_ones_as_sent() -
 
 
 def test_a_view_with_a_mistyped_attribute_refuses_to_serialize_it() -> None:
-    item = Item({}, ("catalog-item", "I1"), {"price": "cheap"})
+    # With the errors the facade builds every view with (a view built alone raises ValueError).
+    item = Item({}, ("catalog-item", "I1"), {"price": "cheap"}, ERRORS)
     with pytest.raises(InvalidResponseError, match="price"):
         item.to_dict()
 

@@ -21,7 +21,7 @@ from klaviyo_catalog_api.views import JOB_ATTRIBUTES, parse_datetime
 
 from . import _bounds as bounds
 from ._models import BulkJob, JobStatus, Page, ResourceRef, ResponseInfo
-from ._resources import VIEWS, Resource
+from ._resources import ERRORS, VIEWS, Resource
 from .errors import APIErrorDetail, InvalidResponseError
 
 EXCERPT_CHARS = 200
@@ -349,9 +349,10 @@ def job_fields(resource: Mapping[str, Any], where: str, job_type: str) -> dict[s
 
 
 def included_index(document: Mapping[str, Any]) -> dict[tuple[str, str], Resource[Any]]:
-    """(type, id) -> a view of each included resource; the first of duplicates wins."""
+    """(type, id) -> a view of each included resource; the first of duplicates wins. Each
+    view raises this package's errors (`ERRORS`)."""
     index: dict[tuple[str, str], Resource[Any]] = {}
-    views = VIEWS
+    views, errors = VIEWS, ERRORS
     for i, raw in enumerate(seq(document.get("included") or [], "included")):
         # identify()'s checks inline (this loop runs once per included resource); a member
         # that fails them goes the slow way, which raises naming it.
@@ -366,7 +367,7 @@ def included_index(document: Mapping[str, Any]) -> dict[tuple[str, str], Resourc
                 if view is not None:
                     key = (kind, rid)
                     if key not in index:
-                        index[key] = view(raw, key, attributes)
+                        index[key] = view(raw, key, attributes, errors)
                 continue
         identify(raw, "included", i)
         obj(raw.get("attributes"), f"included[{i}].attributes")

@@ -2,8 +2,9 @@
 
 They are generated from the curated spec by `make gen` (klaviyo_catalog_api.views): one typed
 attribute per attribute the spec gives the resource, read from the decoded JSON when asked,
-and the generated model, built on first use, as `.model`. Here they only learn to raise this
-package's errors.
+and the generated model, built on first use, as `.model`. The facade builds each view with
+`ERRORS`, so that a view it returns raises this package's errors; nothing in the generated
+package is changed, and a view built there alone raises ValueError/LookupError.
 """
 
 from __future__ import annotations
@@ -15,24 +16,25 @@ from klaviyo_catalog_api.views import (
     Resource,
     ResourceRef,
     Variant,
-    set_error_factories,
+    ViewErrors,
 )
 
 from .errors import ConfigurationError, InvalidResponseError
 
-__all__ = ["VIEWS", "Category", "Item", "Resource", "ResourceRef", "Variant"]
+__all__ = ["ERRORS", "VIEWS", "Category", "Item", "Resource", "ResourceRef", "Variant"]
 
 
 def _invalid(message: str, excerpt: str | None) -> Exception:
-    """The generated views' error for a value of the wrong type: an InvalidResponseError, as for
-    any response that does not match the schema."""
+    """A view's error for a value of the wrong type: an InvalidResponseError, as for any
+    response that does not match the schema."""
     return InvalidResponseError(message, excerpt=excerpt or "")
 
 
 def _unsupported(message: str, excerpt: str | None) -> Exception:
-    """The generated views' error for a resource type this generated package has no model of: a
+    """A view's error for a resource type this generated package has no model of: a
     ConfigurationError, since regenerating is the fix."""
     return ConfigurationError(message)
 
 
-set_error_factories(invalid=_invalid, unsupported=_unsupported)
+# What every view the facade builds raises (passed to each, in _jsonapi.included_index).
+ERRORS = ViewErrors(invalid=_invalid, unsupported=_unsupported)

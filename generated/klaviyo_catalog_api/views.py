@@ -57,8 +57,7 @@ M = TypeVar("M")
 StatusT = TypeVar("StatusT")
 ErrorT = TypeVar("ErrorT")
 
-# (message, excerpt) -> the exception to raise. The facade installs its own types here, since
-# imports run facade -> generated only; used alone, this package raises ValueError/LookupError.
+# (message, excerpt) -> the exception to raise.
 ErrorFactory = Callable[[str, str | None], Exception]
 
 
@@ -70,15 +69,21 @@ def _lookup_error(message: str, excerpt: str | None) -> Exception:
     return LookupError(message)
 
 
-_errors: dict[str, ErrorFactory] = {
-    "invalid": _value_error,
-    "unsupported": _lookup_error,
-}
+class ViewErrors(NamedTuple):
+    """The exceptions a view raises, each made from (message, excerpt): `invalid` for an
+    attribute of the wrong type or a resource that does not match its schema, `unsupported`
+    for a resource type this package has no model of.
+
+    Whoever builds a view passes them (imports run facade -> generated, so the facade hands
+    its own error types to each view it builds, and nothing here is changed at import). A view
+    built without them raises ValueError and LookupError (`PLAIN_ERRORS`).
+    """
+
+    invalid: ErrorFactory
+    unsupported: ErrorFactory
 
 
-def set_error_factories(*, invalid: ErrorFactory, unsupported: ErrorFactory) -> None:
-    """Choose the exceptions for a value of the wrong type and for a model this package lacks."""
-    _errors.update(invalid=invalid, unsupported=unsupported)
+PLAIN_ERRORS = ViewErrors(invalid=_value_error, unsupported=_lookup_error)
 
 
 def parse_datetime(value: str) -> dt.datetime:
@@ -211,7 +216,7 @@ class Attr(Generic[V]):
         if not isinstance(value, self.kinds) or (
             isinstance(value, bool) and bool not in self.kinds
         ):
-            raise _errors["invalid"](
+            raise instance._errors.invalid(
                 f"{instance.type} {instance.id!r}: attribute {self.name!r} has an unexpected "
                 f"type ({type(value).__name__})",
                 reprlib.repr(value),  # bounded: a deep value must not recurse
@@ -225,7 +230,7 @@ class Attr(Generic[V]):
             ValueError,
             OverflowError,
         ) as exc:  # OverflowError: a number no float can hold
-            raise _errors["invalid"](
+            raise instance._errors.invalid(
                 f"{instance.type} {instance.id!r}: attribute {self.name!r} cannot be read: "
                 f"{reprlib.repr(value):.60}",
                 reprlib.repr(value),
@@ -235,7 +240,7 @@ class Attr(Generic[V]):
 class Resource(Generic[M]):
     """An included JSON:API resource: `type`, `id`, raw `attributes`, and typed properties."""
 
-    __slots__ = ("_model", "attributes", "id", "raw", "type")
+    __slots__ = ("_errors", "_model", "attributes", "id", "raw", "type")
     json_type: ClassVar[str]
     # The generated model's class name; None when the spec has no schema for this resource.
     model_name: ClassVar[str | None]
@@ -245,19 +250,22 @@ class Resource(Generic[M]):
         raw: Mapping[str, Any],
         key: tuple[str, str],
         attributes: Mapping[str, Any] | None,
+        errors: ViewErrors = PLAIN_ERRORS,
     ) -> None:
         # The caller has checked the document: `key` is its (type, id), `attributes` an object.
+        # `errors`: the exceptions to raise (see ViewErrors).
         self.raw = raw
         self.type, self.id = key
         self.attributes: Mapping[str, Any] = attributes or {}
         self._model: M | None = None
+        self._errors = errors
 
     @property
     def model(self) -> M:
         """The generated model of this resource, built on first use."""
         if self._model is None:
             if self.model_name is None:
-                raise _errors["unsupported"](
+                raise self._errors.unsupported(
                     f"this client was generated from a spec with no schema for {self.type!r} "
                     "resources, so there is no model for them; read `.raw` or the typed "
                     "attributes instead, or regenerate from a newer spec",
@@ -267,7 +275,7 @@ class Resource(Generic[M]):
             try:
                 self._model = getattr(models, self.model_name).from_dict(self.raw)
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
-                raise _errors["invalid"](
+                raise self._errors.invalid(
                     f"{self.type} {self.id!r} does not match the schema: {exc!s:.120}",
                     reprlib.repr(self.raw),
                 ) from exc
