@@ -191,12 +191,17 @@ def job_statuses(schemas: dict[str, Any]) -> tuple[str, ...]:
 
 
 RESERVED = frozenset({"raw", "type", "id", "attributes", "model", "json_type", "model_name"})
+# The job attribute that held a job's id before revision 2023-12-15 moved it to `data.id`. The
+# curation keeps it in JobAttributes (so that either shape is read); where a curated spec has
+# it, catalog_spec.JOB_ID_ATTRIBUTE names it, and the facade reads the id there when `data.id`
+# is absent.
+JOB_ID_ATTRIBUTE = "job_id"
 # Names a job attribute cannot take on `JobFields`: its identity (`id`; `job_id`, where revisions
 # before 2023-12-15 put the id, which the facade reads as `BulkJob.id`) and the members the
 # facade's `BulkJob` adds. An attribute skipped here stays in `BulkJob.raw` and `.model`.
 JOB_RESERVED = RESERVED | {
     "kind",
-    "job_id",
+    JOB_ID_ATTRIBUTE,
     "response_info",
     "progress",
     "is_done",
@@ -282,6 +287,7 @@ class Schema:
             kind["list_operation" if op["is_list"] else "get_operation"] = op["name"]
             self.relationships.update(fact["relationships"])
             included.update(fact["included"])
+        self.job_id_attribute = JOB_ID_ATTRIBUTE if JOB_ID_ATTRIBUTE in job_schemas else None
         # name -> (kind, annotation, required): one typed field of JobFields each.
         self.job_attributes = {
             name: job_attribute(name, schema, self.job_statuses)
@@ -362,6 +368,9 @@ class Schema:
             "# The job statuses the spec knows (JobAttributes.status x-known-values): what a",
             "# status filter may name. A job may still carry a status newer than these.",
             f"JOB_STATUSES = {self.job_statuses!r}",
+            "# The job attribute a job's id is read from when a document has no `data.id` (where",
+            "# revisions before 2023-12-15 put it); None when the spec's job attributes lack it.",
+            f"JOB_ID_ATTRIBUTE = {self.job_id_attribute!r}",
             "",
             "OPERATIONS: dict[str, OperationSpec] = {",
         ]

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from klaviyo_catalog_api.catalog_spec import KINDS
+
 OLD = "2023-01-24"  # attributes.job_id, trailing slashes, application/json
 NEW = "2024-10-15"  # data.id, application/vnd.api+json
 
-RELATED = {
-    "catalog-item-bulk-update-job": ("items", "catalog-item"),
-    "catalog-variant-bulk-update-job": ("variants", "catalog-variant"),
-    "catalog-category-bulk-update-job": ("categories", "catalog-category"),
-    "catalog-item-bulk-create-job": ("items", "catalog-item"),
+# Each job type -> (its relationship, the JSON:API type of the resources it names), from the
+# generated tables: every kind of the spec, with the relationship the spec gives it.
+RELATED: dict[str, tuple[str, str]] = {
+    kind.job_type: relationship
+    for kind in KINDS.values()
+    for relationship in kind.relationships.items()
 }
 
 

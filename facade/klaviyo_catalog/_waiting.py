@@ -64,7 +64,10 @@ RUNNING = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
 FINISHED = (JobStatus.COMPLETE.value, JobStatus.CANCELLED.value)
 # A job seen in no list is searched for again after this many intervals, doubling each time.
 MISSING_RECHECK_CAP = 16
-PAGE_SIZE = 100  # jobs per page of a list, as Klaviyo serves them
+# Jobs per page of a list, as Klaviyo serves them. Not a spec fact: no parameter or schema
+# states it (the published descriptions say "100" in prose, and there is no page[size]); it
+# only sizes the estimate of how many pages a round will read, never what is read.
+PAGE_SIZE = 100
 # The key of the wait's own sliding log (private to each wait, so any name does).
 WAIT_ACCOUNT = "wait"
 

@@ -36,6 +36,9 @@ MEDIA_TYPE = "application/vnd.api+json"  # Accept and Content-Type at this revis
 # The job statuses the spec knows (JobAttributes.status x-known-values): what a
 # status filter may name. A job may still carry a status newer than these.
 JOB_STATUSES = ("cancelled", "complete", "processing", "queued")
+# The job attribute a job's id is read from when a document has no `data.id` (where
+# revisions before 2023-12-15 put it); None when the spec's job attributes lack it.
+JOB_ID_ATTRIBUTE = "job_id"
 
 OPERATIONS: dict[str, OperationSpec] = {
     "get_category_create_job": OperationSpec(

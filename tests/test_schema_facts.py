@@ -1,0 +1,62 @@
+"""Schema facts are read from the curated spec (through the generated tables), not kept by hand.
+
+The test documents' relationships, and where a job's id is read from, follow the generated
+package; a spec without the facts gives a package without them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from klaviyo_catalog import BulkJob, ResourceRef
+from klaviyo_catalog._jsonapi import Invalid, job_document
+from klaviyo_catalog_api import catalog_spec
+from klaviyo_catalog_api.catalog_spec import JOB_ID_ATTRIBUTE, KINDS
+
+from scripts.generate import Schema, model_classes
+from tests import documents as docs
+
+GENERATED = Path(catalog_spec.__file__).parent
+SPEC: dict[str, Any] = json.loads((GENERATED / "openapi.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_test_documents_link_every_kind_of_the_spec_to_its_resources(kind: str) -> None:
+    job_type = KINDS[kind].job_type
+    (relationship, related_type), *_ = KINDS[kind].relationships.items()
+    resource = docs.job("J1", job_type, shape=docs.NEW, linkage=["A", "B"])
+    job = job_document(docs.single(resource), job_type, ())
+    assert isinstance(job, BulkJob) and job.kind == kind
+    assert getattr(job, relationship) == [
+        ResourceRef(related_type, "A"),
+        ResourceRef(related_type, "B"),
+    ]
+
+
+def schema_of(spec: dict[str, Any]) -> Schema:
+    return Schema(spec, model_classes(GENERATED))
+
+
+def test_the_job_id_attribute_is_generated_from_the_spec() -> None:
+    assert JOB_ID_ATTRIBUTE == "job_id"  # the curated JobAttributes keeps it
+    assert "\nJOB_ID_ATTRIBUTE = 'job_id'\n" in schema_of(SPEC).catalog_spec_module()
+    without = copy.deepcopy(SPEC)
+    del without["components"]["schemas"]["JobAttributes"]["properties"]["job_id"]
+    assert "\nJOB_ID_ATTRIBUTE = None\n" in schema_of(without).catalog_spec_module()
+
+
+def test_a_job_id_is_read_from_the_attribute_the_spec_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = docs.single(docs.job("OLD1", shape=docs.OLD))  # the id in attributes.job_id only
+    job_type = "catalog-item-bulk-update-job"
+    assert job_document(old, job_type, ()).id == "OLD1"
+    new = docs.single(docs.job("NEW1", shape=docs.NEW))
+    monkeypatch.setattr("klaviyo_catalog._jsonapi.JOB_ID_ATTRIBUTE", None)  # a spec without it
+    assert job_document(new, job_type, ()).id == "NEW1"
+    with pytest.raises(Invalid, match=r"^data has neither `id`$"):
+        job_document(old, job_type, ())
