@@ -34,7 +34,7 @@ def job_resource(job: Job, shape: Shape, base_url: str, fields: Fields) -> JSON:
     # What the spec's revision serves, in its order.
     attributes = {k: job.attributes[k] for k in shape.job_attributes if k in job.attributes}
     if shape.job_id_attribute:
-        attributes = {"job_id": job.id, **attributes}
+        attributes = {shape.job_id_attribute: job.id, **attributes}
     resource: JSON = {"type": kind.type}
     if not shape.job_id_attribute:
         resource["id"] = job.id

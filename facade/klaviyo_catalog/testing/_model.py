@@ -2,8 +2,21 @@
 of every resource, and the revision's path style, media type and job id location.
 
 The spec is the copy `make gen` writes into the generated package (`openapi.json`), or any
-curated spec a test passes. It is read as data: the fake imports none of the client's code, so
-it can test any client, and a mistake in the client's reading of the spec is not repeated here.
+curated spec a test passes, of any revision. The fake imports none of the client's code, so
+that it can test any client, and a mistake in the client's reading of the spec is not
+repeated here. It does read the facts `make gen` already derived, in
+`klaviyo_catalog_api.catalog_spec` (data, not client code), where they hold for every
+revision: each job type's kind name, its relationship and the type of the resources it names
+(`KINDS`), the name of the job attribute old revisions kept the id in (`JOB_ID_ATTRIBUTE`);
+and each operation's limits as numbers (`x-rate-limit-windows`, added to the spec's copy).
+
+What stays read from the spec here, and why: the generated tables describe one revision, and
+the fake serves the one it is given. So the revision, media type and path style, each
+operation's sparse fieldsets and query parameters, the job attributes served and where the id
+goes, which links a document carries, and the schema of every attribute (the values the fake
+makes follow it; the tables hold the views' Python types, not the schemas) come from the
+served spec. Two things are no spec fact at all: the first revision of these endpoints
+(`FIRST_REVISION`), and the collection a related resource's link points into (`_plural`).
 """
 
 from __future__ import annotations
@@ -17,12 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from klaviyo_catalog_api.catalog_spec import JOB_ID_ATTRIBUTE, KINDS
+
 FIRST_REVISION = "2022-10-17"  # the catalog bulk-job endpoints first appeared here
 GENERATED_PACKAGE = "klaviyo_catalog_api"
 SPEC_FILE = "openapi.json"
 
 _REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[A-Za-z0-9_-]+)?$")
-_JOB_TYPE = re.compile(r"catalog-(.+)-bulk-(.+)-job")
+# The generated kinds by job type: a kind's name, relationship and related type are the same
+# at every revision.
+_KINDS_BY_TYPE = {kind.job_type: kind for kind in KINDS.values()}
 
 SpecSource = Mapping[str, Any] | str | Path | None
 
@@ -103,8 +120,10 @@ class Shape:
     content_type: str
     trailing_slash: bool
     endpoints: tuple[Endpoint, ...]
-    job_attributes: tuple[str, ...]  # served job attributes, in the spec's order (no job_id)
-    job_id_attribute: bool  # the id is `attributes.job_id` (up to 2023-10-15), not `data.id`
+    job_attributes: tuple[str, ...]  # served job attributes, in the spec's order (no job id)
+    # The attribute the id is served in (`attributes.job_id`, up to 2023-10-15) instead of
+    # `data.id`; None when the revision serves `data.id`.
+    job_id_attribute: str | None
     # The links the spec's documents have, as the revision published them:
     relationship_links: bool  # a relationship's self/related links (from 2023-12-15)
     document_self_link: bool  # a single-job document's top-level links.self (from 2026-01-15)
@@ -142,25 +161,28 @@ class Shape:
             is_list = document["data"].get("type") == "array"
             job = deref(document["data"]["items"] if is_list else document["data"])["properties"]
             job_type = str(job["type"]["enum"][0])
-            (relationship, related), *_ = deref(job["relationships"])["properties"].items()
-            related_properties = deref(related)["properties"]
-            data = related_properties["data"]
+            known = _KINDS_BY_TYPE.get(job_type)
+            if known is None:
+                raise ValueError(
+                    f"the spec serves {job_type!r} jobs, which the generated package does not "
+                    "know: regenerate it (make gen) from this spec"
+                )
+            (relationship, related_type), *_ = known.relationships.items()
+            related = deref(job["relationships"])["properties"][relationship]
             links["relationship"] = (
-                links.get("relationship", False) or "links" in related_properties
+                links.get("relationship", False) or "links" in deref(related)["properties"]
             )
             if is_list:
                 page_links = deref(document.get("links", {})).get("properties", {})
                 links["first_last"] = links.get("first_last", False) or "first" in page_links
             else:
                 links["document"] = links.get("document", False) or "links" in document
-            related_type = json_type(data.get("items", data))
             segments = path.strip("/").split("/")  # api, collection[, {job_id}]
             slashes.add(path.endswith("/"))
-            match = _JOB_TYPE.fullmatch(job_type)
             kind = kinds.setdefault(
                 job_type,
                 JobKind(
-                    name=f"{match[1]}-{match[2]}" if match else job_type,
+                    name=known.name,
                     type=job_type,
                     collection=segments[1],
                     relationship=relationship,
@@ -194,13 +216,13 @@ class Shape:
             content_type=content_types.pop(),
             trailing_slash=slashes.pop(),
             endpoints=tuple(endpoints),
-            job_attributes=tuple(name for name in job_attributes if name != "job_id"),
-            job_id_attribute="job_id" in job_fields,
+            job_attributes=tuple(name for name in job_attributes if name != JOB_ID_ATTRIBUTE),
+            job_id_attribute=JOB_ID_ATTRIBUTE if JOB_ID_ATTRIBUTE in job_fields else None,
             relationship_links=links.get("relationship", False),
             document_self_link=links.get("document", False),
             first_last_links=links.get("first_last", False),
             resources=resources,
-            job_schemas={k: v for k, v in job_attributes.items() if k != "job_id"},
+            job_schemas={k: v for k, v in job_attributes.items() if k != JOB_ID_ATTRIBUTE},
         )
 
     @property
