@@ -242,6 +242,8 @@ class _ClientBase(Generic[H]):
         rate_limiter: RateLimiter | None = None,
         http_client: H | None = None,
     ) -> None:
+        """A client: the class docstring describes each argument. Every one is checked here,
+        before any request; one that is wrong raises ConfigurationError."""
         if api_key is not None and access_token is not None:
             raise ConfigurationError("pass api_key or access_token, not both")
         # Checked here, once: a malformed revision would otherwise be sent, answered 400, and

@@ -14,6 +14,7 @@ from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
 from klaviyo_catalog_api.views import JOB_ATTRIBUTES, JOB_MODELS, JobFields, JobStatus
 
 from . import _serialize
+from ._docs import document_attributes
 from ._resources import Resource, ResourceRef
 from .errors import APIErrorDetail, InvalidResponseError, PaginationError
 
@@ -328,6 +329,11 @@ class Page(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.data)
+
+
+# help() and pydoc: each public attribute with its type (see _docs).
+for _documented in (ResponseInfo, JobFailure, BulkJob, Page):
+    document_attributes(_documented)
 
 
 def _external_id(resource: Resource[Any]) -> str | None:

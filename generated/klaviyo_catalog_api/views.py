@@ -15,6 +15,7 @@ import importlib
 import inspect
 import json
 import math
+import re
 import reprlib
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -169,6 +170,16 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def type_text(kind: Any) -> str:
+    """A type as a reader writes it, for help(): `list[str]`, `datetime`, `dict[str, Any]`."""
+    text = (
+        kind.__name__
+        if isinstance(kind, type) and not typing.get_args(kind)
+        else repr(kind)
+    )
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])", "", text)  # no module paths
+
+
 class Attr(Generic[V]):
     """One attribute of a resource: `kinds` are the JSON types accepted, `convert` reads it."""
 
@@ -188,7 +199,7 @@ class Attr(Generic[V]):
         self.name = name
         # What help() and pydoc show for the attribute: its type (from `Attr[str](...)`).
         args = typing.get_args(getattr(self, "__orig_class__", None))
-        shown = getattr(args[0], "__name__", str(args[0])) if args else "Any"
+        shown = type_text(args[0]) if args else "Any"
         self.__doc__ = (
             f"{shown} | None: the `{name}` attribute, type-checked when read."
         )
@@ -240,7 +251,15 @@ class Attr(Generic[V]):
 class Resource(Generic[M]):
     """An included JSON:API resource: `type`, `id`, raw `attributes`, and typed properties."""
 
-    __slots__ = ("_errors", "_model", "attributes", "id", "raw", "type")
+    # A dict, so that help() shows each slot's type and meaning.
+    __slots__ = {
+        "_errors": "ViewErrors: the exceptions this view raises.",
+        "_model": "The generated model, once built.",
+        "attributes": "Mapping[str, Any]: the resource's attributes, as received.",
+        "id": "str: the resource's id.",
+        "raw": "Mapping[str, Any]: the resource object, as received.",
+        "type": "str: the resource's JSON:API type, e.g. catalog-item.",
+    }
     json_type: ClassVar[str]
     # The generated model's class name; None when the spec has no schema for this resource.
     model_name: ClassVar[str | None]
@@ -250,15 +269,16 @@ class Resource(Generic[M]):
         raw: Mapping[str, Any],
         key: tuple[str, str],
         attributes: Mapping[str, Any] | None,
-        errors: ViewErrors = PLAIN_ERRORS,
+        errors: ViewErrors | None = None,
     ) -> None:
-        # The caller has checked the document: `key` is its (type, id), `attributes` an object.
-        # `errors`: the exceptions to raise (see ViewErrors).
+        """A view of the resource object `raw`, whose (type, id) is `key` and attributes
+        `attributes` (the caller has checked they are an object); it raises `errors`, by
+        default `PLAIN_ERRORS`."""
         self.raw = raw
         self.type, self.id = key
         self.attributes: Mapping[str, Any] = attributes or {}
         self._model: M | None = None
-        self._errors = errors
+        self._errors = errors or PLAIN_ERRORS
 
     @property
     def model(self) -> M:
