@@ -106,3 +106,22 @@ def test_an_example_run_wrongly_prints_its_usage_and_exits_2(
     assert err.startswith("usage: KLAVIYO_API_KEY=pk_... ") and f"python {script}" in err
     assert says in err and "Traceback" not in err
     assert out == ""
+
+
+def test_low_level_lists_and_gets_through_the_generated_client(fake: FakeKlaviyo) -> None:
+    running = fake.add_jobs("item-create", 3, status="processing")
+    fake.add_jobs("item-create", 2, status="complete")
+    job_id = fake.add_job("item-update", status="complete", items=4)
+    code, out, err = run("low_level.py", job_id, fake=fake)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("HTTP 200, request id ")
+    assert lines[1:4] == [f"{i}: processing" for i in running]  # the filter reached the fake
+    assert lines[4] == f"{job_id}: complete, 4 items included"
+
+
+def test_low_level_reports_an_error_response(fake: FakeKlaviyo) -> None:
+    code, out, err = run("low_level.py", "NO-SUCH-JOB", fake=fake)
+    assert code == 1 and "error: HTTP 404" in err, out + err
+    code, _, err = run("low_level.py", fake=None)
+    assert code == 2 and "usage:" in err
