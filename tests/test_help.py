@@ -18,8 +18,8 @@ from klaviyo_catalog import AsyncCatalogJobs, BulkJob, CatalogJobs, Category, It
 from klaviyo_catalog_api.catalog_spec import OPERATIONS
 from klaviyo_catalog_api.views import Attr
 
-BULK_JOB = "klaviyo_catalog._models.BulkJob"
-PAGE = f"klaviyo_catalog._models.Page[{BULK_JOB}]"
+BULK_JOB = "klaviyo_catalog.BulkJob"
+PAGE = f"klaviyo_catalog.Page[{BULK_JOB}]"
 COROUTINE = "collections.abc.Coroutine[typing.Any, typing.Any, {}]"
 RETURNS = {
     CatalogJobs: {

@@ -68,7 +68,9 @@ class Methods(JobMethods[JobR, PageR, JobsR]):
         super().__init_subclass__(**kwargs)
         for base in getattr(cls, "__orig_bases__", ()):
             if typing.get_origin(base) is Methods:
-                _bind_annotations(cls, _concrete_types(typing.get_args(base)))
+                parameters = getattr(Methods, "__parameters__", ())
+                concrete = dict(zip(parameters, typing.get_args(base), strict=True))
+                _bind_annotations(cls, concrete)
 
     # --- what each client implements: how to run a flow ---
 
@@ -202,18 +204,6 @@ class Methods(JobMethods[JobR, PageR, JobsR]):
         """
         schedule = Schedule(poll_interval, max_poll_interval, timeout, quota_share)
         return self._drive_wait(JobsWait(self._core, jobs, schedule, on_progress=on_progress))
-
-
-def _concrete_types(arguments: tuple[Any, ...]) -> dict[Any, Any]:
-    """Each type parameter of `Methods` and of the generated `JobMethods` (which the generated
-    calls name) -> the client's type for it, from the client's `Methods[...]` arguments."""
-    concrete = dict(zip(getattr(Methods, "__parameters__", ()), arguments, strict=True))
-    for generic in getattr(Methods, "__orig_bases__", ()):
-        if typing.get_origin(generic) is JobMethods:
-            generated = getattr(JobMethods, "__parameters__", ())
-            for parameter, ours in zip(generated, typing.get_args(generic), strict=True):
-                concrete[parameter] = concrete.get(ours, ours)
-    return concrete
 
 
 def _bind_annotations(cls: type, concrete: dict[Any, Any]) -> None:
