@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from klaviyo_catalog import CatalogJobs, ConfigurationError, InvalidResponseError
-from klaviyo_catalog._core import DEFAULT_MAX_RESPONSE_BYTES, Deadline
+from klaviyo_catalog._body import DEFAULT_MAX_RESPONSE_BYTES
+from klaviyo_catalog._deadline import Deadline
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests.documents import job_body as job_document
@@ -147,7 +148,7 @@ def test_the_body_checks_the_deadline_after_each_chunk() -> None:
     clock = VirtualClock()
     deadline = Deadline.start(clock, 2.0)
     response = httpx.Response(200, request=httpx.Request("GET", "http://127.0.0.1:9/"))
-    from klaviyo_catalog._core import Body
+    from klaviyo_catalog._body import Body
 
     body = Body(response, 100, deadline, "op")
     body.feed(b"{")

@@ -35,7 +35,9 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog import _bounds as bounds
 from klaviyo_catalog import _jsonapi as jsonapi
-from klaviyo_catalog._core import DEFAULT_MAX_RESPONSE_BYTES, PARSE_OFF_LOOP_BYTES, Call
+from klaviyo_catalog._body import DEFAULT_MAX_RESPONSE_BYTES
+from klaviyo_catalog._flow import Call
+from klaviyo_catalog._parse import PARSE_OFF_LOOP_BYTES
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests import documents as docs

@@ -25,7 +25,9 @@ from klaviyo_catalog import (
     ServerError,
     TransportError,
 )
-from klaviyo_catalog._core import DEFAULT_DEADLINE, Call, Core, Flow, Send
+from klaviyo_catalog._core import Core
+from klaviyo_catalog._deadline import DEFAULT_DEADLINE
+from klaviyo_catalog._flow import Call, Flow, Send
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Ticket, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 

@@ -45,7 +45,8 @@ from klaviyo_catalog import (
     ResourceRef,
     Variant,
 )
-from klaviyo_catalog._core import Core, Flow, Send
+from klaviyo_catalog._core import Core
+from klaviyo_catalog._flow import Flow, Send
 from klaviyo_catalog._jsonapi import job_document
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo, Fault

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from klaviyo_catalog import AsyncCatalogJobs, KlaviyoError, Rate
-from klaviyo_catalog._core import Send
+from klaviyo_catalog._flow import Send
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 

@@ -22,7 +22,7 @@ from klaviyo_catalog import (
     PaginationError,
 )
 from klaviyo_catalog import _jsonapi as jsonapi
-from klaviyo_catalog._core import PageWalk
+from klaviyo_catalog._pages import PageWalk
 from klaviyo_catalog.testing import FakeKlaviyo
 
 from tests import documents as docs

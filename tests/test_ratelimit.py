@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from klaviyo_catalog._core import Flow
+from klaviyo_catalog._flow import Flow
 from klaviyo_catalog._ratelimit import (
     MemoryRateLimiter,
     Observation,

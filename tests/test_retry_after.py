@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from klaviyo_catalog import ConfigurationError, Rate, RateLimitError
-from klaviyo_catalog._core import Flow
+from klaviyo_catalog._flow import Flow
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Ticket
 from klaviyo_catalog._retry import retry_after_seconds
 from klaviyo_catalog.testing import FakeKlaviyo, Fault

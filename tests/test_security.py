@@ -45,7 +45,8 @@ from klaviyo_catalog import (
     TransportError,
     WaitTimeoutError,
 )
-from klaviyo_catalog._core import Core, Send
+from klaviyo_catalog._core import Core
+from klaviyo_catalog._flow import Send
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 from klaviyo_catalog_api.catalog_spec import JOB_STATUSES

@@ -15,7 +15,7 @@ from klaviyo_catalog import (
     InvalidRequestError,
     KlaviyoError,
 )
-from klaviyo_catalog._operations import MAX_CURSOR_URL_CHARS, MAX_JOB_ID_CHARS
+from klaviyo_catalog._checks import MAX_CURSOR_URL_CHARS, MAX_JOB_ID_CHARS
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo
 

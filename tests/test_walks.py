@@ -15,7 +15,8 @@ from klaviyo_catalog import (
     InvalidResponseError,
     PageLimitExceededError,
 )
-from klaviyo_catalog._core import CURSOR_DIGEST_BYTES, Send
+from klaviyo_catalog._flow import Send
+from klaviyo_catalog._pages import CURSOR_DIGEST_BYTES
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo
 

@@ -31,7 +31,8 @@ import attrs
 import httpx
 import pytest
 from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, Rate
-from klaviyo_catalog._core import Call, Core, Flow, Send, Sleep
+from klaviyo_catalog._core import Core
+from klaviyo_catalog._flow import Call, Flow, Send, Sleep
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, RateLimiter
 from klaviyo_catalog.testing._ratelimit import FixedWindows
 

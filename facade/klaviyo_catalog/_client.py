@@ -1,58 +1,48 @@
-"""`CatalogJobs` and `AsyncCatalogJobs`: thin drivers of the shared core in `_core.py`.
+"""`CatalogJobs` and `AsyncCatalogJobs`: their configuration, and the drivers of the core.
 
-The public methods are one-line wrappers that pick an operation and hand its flow to the
-driver; only the drivers (and `iter_*`, which must be a generator of each kind) differ.
+The public methods are not here. The `get_*`, `list_*` and `iter_*` calls are generated from
+the curated spec (`klaviyo_catalog_api.methods.JobMethods`), and they and the waits reach the
+clients through `_methods.Methods`, which starts a flow of the shared core (`_core.Core`).
+This module holds what is left: the constructor and `with_options()` (their arguments checked
+by `_checks`), and the two drivers, which perform the flow's actions, blocking or awaiting,
+and iterate a walk or a wait as a generator of their kind.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import copy
 import ipaddress
-import math
 import os
 import re
-import threading
 import time
-from collections.abc import (
-    AsyncIterator,
-    Coroutine,
-    Iterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import attrs
 import httpx
 
+from . import _checks as checks
 from ._auth import TokenSource, checked_account, credential
-from ._core import (
-    DEFAULT_DEADLINE,
-    DEFAULT_MAX_RESPONSE_BYTES,
-    Action,
-    Call,
-    Core,
-    Done,
-    Flow,
-    PageWalk,
-    RateLimits,
-    Send,
-    Settings,
-    step,
-)
+from ._body import DEFAULT_MAX_RESPONSE_BYTES
+from ._checks import RateLimits
+from ._core import Core
+from ._deadline import DEFAULT_DEADLINE
+from ._flow import Action, Call, Done, Flow, Send, step
 from ._methods import Methods
 from ._models import BulkJob, Page
-from ._operations import OPERATIONS, REVISION
+from ._operations import REVISION
+from ._pages import PageWalk
 from ._pool import Pool, opened, sent
-from ._ratelimit import Rate, RateLimiter, default_limiter
+from ._ratelimit import RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
+from ._settings import Settings
 from ._sockets import deadline_in
 from ._version import __version__
 from ._waiting import JobsWait
+from ._workers import run_blocking, worker_pool
 from .errors import ConfigurationError, KlaviyoError
 
 __all__ = ["AsyncCatalogJobs", "CatalogJobs"]
@@ -126,34 +116,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _checked_rate_limits(rate_limits: RateLimits) -> RateLimits:
-    """`rate_limits` checked: lists of Rate, for known operations only; as a list, or a dict by
-    operation."""
-
-    def check(rates: Any, where: str) -> tuple[Rate, ...]:
-        if isinstance(rates, Rate):
-            rates = [rates]
-        if (
-            not isinstance(rates, Sequence)
-            or not rates
-            or not all(isinstance(r, Rate) for r in rates)
-        ):
-            raise ConfigurationError(f"{where} must be a non-empty list of klaviyo_catalog.Rate")
-        return tuple(rates)  # the limiter knows a tuple it has seen by its identity
-
-    if rate_limits is None:
-        return None
-    if isinstance(rate_limits, Mapping):
-        unknown = sorted(str(op) for op in rate_limits if op not in OPERATIONS)
-        if unknown:
-            raise ConfigurationError(
-                f"rate_limits names no such operation: {', '.join(unknown)}; "
-                f"operations: {', '.join(sorted(OPERATIONS))}"
-            )
-        return {str(op): check(rates, f"rate_limits[{op!r}]") for op, rates in rate_limits.items()}
-    return check(rate_limits, "rate_limits")
-
-
 class _Unset:
     """The type of UNSET: an option `with_options` was not given (None means "no deadline")."""
 
@@ -164,57 +126,11 @@ class _Unset:
 UNSET = _Unset()
 
 
-def _optional_seconds(value: object, name: str) -> float | None:
-    """A finite, positive number of seconds, or None."""
-    return None if value is None else _seconds(value, name, optional=True)
-
-
-def _seconds(value: object, name: str, *, optional: bool = False) -> float:
-    """A finite, positive number of seconds."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(
-            f"{name} must be a finite number of seconds > 0"
-            + (" (or None)" if optional else "")
-            + f", got {value!r:.40}"
-        )
-    return float(value)
-
-
 def _default_timeout(http_client: object) -> httpx.Timeout:
     """An app-supplied client's own timeout, unless the caller sets one; else 30 s."""
     if isinstance(http_client, httpx.Client | httpx.AsyncClient):
         return http_client.timeout
     return DEFAULT_TIMEOUT
-
-
-def _timeout(timeout: object) -> httpx.Timeout:
-    """An httpx.Timeout from a number of seconds, or one given whose phases are each a number of
-    seconds or None; all finite and > 0."""
-    if isinstance(timeout, httpx.Timeout):
-        for phase in ("connect", "read", "write", "pool"):
-            _optional_seconds(getattr(timeout, phase), f"timeout.{phase}")
-        return timeout
-    seconds = _seconds(timeout, "timeout")
-    return httpx.Timeout(seconds)
-
-
-def _retries(max_retries: object) -> int:
-    """A number of retries: an int >= 0."""
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r:.40}")
-    return max_retries
-
-
-def _byte_count(value: object) -> int:
-    """A response size cap: an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"max_response_bytes must be an int >= 1, got {value!r:.40}")
-    return value
 
 
 class _ClientBase(Generic[H]):
@@ -249,15 +165,12 @@ class _ClientBase(Generic[H]):
         # Checked here, once: a malformed revision would otherwise be sent, answered 400, and
         # look like an API error. str() gives the canonical spelling.
         chosen_revision = str(Revision.parse(REVISION if revision is None else revision))
-        try:
-            retry = RetryPolicy(
-                max_retries=_retries(max_retries),
-                backoff_base=_seconds(retry_backoff, "retry_backoff"),
-                deadline=_optional_seconds(deadline, "deadline"),
-                max_retry_after=max_retry_after,
-            )
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(str(exc)) from exc
+        retry = RetryPolicy(  # checks its fields too, by their own names
+            max_retries=checks.retries(max_retries),
+            backoff_base=checks.seconds(retry_backoff, "retry_backoff"),
+            deadline=checks.optional_seconds(deadline, "deadline"),
+            max_retry_after=checks.retry_after_ceiling(max_retry_after),
+        )
         base = _base_url(base_url)
         chosen_account = checked_account(account) if account is not None else None
         # Last of the checks: a token function is called here, once.
@@ -267,12 +180,14 @@ class _ClientBase(Generic[H]):
             account=chosen_account or auth.default_account(),
             revision=chosen_revision,
             base_url=base,
-            timeout=_timeout(timeout if timeout is not None else _default_timeout(http_client)),
+            timeout=checks.timeout(
+                timeout if timeout is not None else _default_timeout(http_client)
+            ),
             retry=retry,
             limiter=rate_limiter if rate_limiter is not None else default_limiter(),
-            rate_limits=_checked_rate_limits(rate_limits),
+            rate_limits=checks.rate_limits(rate_limits),
             user_agent=f"klaviyo-catalog-jobs/{__version__} httpx/{httpx.__version__}",
-            max_response_bytes=_byte_count(max_response_bytes),
+            max_response_bytes=checks.byte_count(max_response_bytes),
         )
         http_class: Any = self._http_class
         if http_client is not None and not isinstance(http_client, http_class):
@@ -305,16 +220,13 @@ class _ClientBase(Generic[H]):
         """
         settings = self._settings
         retry = settings.retry
-        try:
-            if not isinstance(max_retries, _Unset):
-                retry = attrs.evolve(retry, max_retries=_retries(max_retries))
-            if not isinstance(deadline, _Unset):
-                retry = attrs.evolve(retry, deadline=_optional_seconds(deadline, "deadline"))
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(str(exc)) from None
+        if not isinstance(max_retries, _Unset):
+            retry = attrs.evolve(retry, max_retries=checks.retries(max_retries))
+        if not isinstance(deadline, _Unset):
+            retry = attrs.evolve(retry, deadline=checks.optional_seconds(deadline, "deadline"))
         changes: dict[str, Any] = {"retry": retry}
         if not isinstance(timeout, _Unset):
-            changes["timeout"] = _timeout(timeout)
+            changes["timeout"] = checks.timeout(timeout)
         derived = copy.copy(self)  # every attribute, so the pool and limiter are shared
         derived._settings = attrs.evolve(settings, **changes)
         derived._closes = False
@@ -395,7 +307,7 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
         if isinstance(action, Send):
             return self._send(action)
         if isinstance(action, Call):
-            return _call(action)
+            return run_blocking(action)
         time.sleep(action.seconds)
         return None
 
@@ -501,7 +413,7 @@ class AsyncCatalogJobs(
         if isinstance(action, Call):
             try:  # off the event loop: it blocks on I/O
                 # Shielded: a timed-out round trip still finishes (a ticket completes).
-                future = asyncio.wrap_future(_calls().submit(action.function))
+                future = asyncio.wrap_future(worker_pool().submit(action.function))
                 return await asyncio.wait_for(asyncio.shield(future), action.timeout)
             except Exception as exc:
                 return exc
@@ -606,41 +518,3 @@ def _async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
     if not isinstance(stream, httpx.AsyncByteStream):
         raise TypeError("an httpx.AsyncClient returned a sync response stream")
     return stream
-
-
-# Blocking rate-limiter calls run here (for both clients), so that a stalled server (Redis)
-# cannot hold a call past its deadline; the thread itself finishes when the server answers.
-# Not the event loop's default executor: asyncio.run() waits for that one's threads on exit.
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _call(call: Call) -> Any:
-    """Run a blocking call for the sync client, in the worker pool when it has a timeout; its
-    result or its exception, for the flow to type."""
-    try:
-        if call.timeout is None:
-            return call.function()
-        return _calls().submit(call.function).result(timeout=max(call.timeout, 0.0))
-    except Exception as exc:  # the flow types it
-        return exc
-
-
-def _calls() -> concurrent.futures.ThreadPoolExecutor:
-    """The worker pool of blocking rate-limiter calls, made at first use."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=16, thread_name_prefix="klaviyo-catalog-call"
-            )
-        return _executor
-
-
-def _forget_executor() -> None:
-    # A forked child has none of the parent's threads: a pool that thinks it has would hang.
-    global _executor, _executor_lock
-    _executor, _executor_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_executor)

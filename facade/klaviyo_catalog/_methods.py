@@ -27,8 +27,10 @@ from klaviyo_catalog_api.methods import (
     WalkOptions,
 )
 
-from ._core import Core, Flow, PageWalk
+from ._core import Core
+from ._flow import Flow
 from ._models import BulkJob, Page
+from ._pages import PageWalk
 from ._waiting import JobsWait, Schedule, WaitProgress, wait_for_job
 from .errors import InvalidRequestError
 

@@ -1,30 +1,31 @@
-"""When to retry, and how long to wait. Pure functions: the request loop does the waiting.
+"""When to retry, and how long to wait: `RetryPolicy` and the Retry-After header. Pure
+functions: the request loop (`_exchange.Exchange`) does the waiting.
 
 One retry layer only (the official SDK stacks two, turning one persistent 429 into 12
-requests). Everything here is a GET, so retrying is always safe. A small loop of our own is
-used rather than a retry library: the decision needs the response (Retry-After, status), the
-waits must go through the rate limiter and be shared by the sync and async clients, and the
-loop is a dozen lines.
+requests). Everything here is a GET, so retrying is always safe. A loop of our own is used
+rather than a retry library: the decision needs the response (Retry-After, status), the waits
+must pass the rate limiter (a 429 pauses the whole account) and fit the call's deadline, an
+expired OAuth token is refreshed once without counting as a retry, and the sync and async
+clients share it as one sans-I/O flow.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Mapping
 
 import attrs
 
+from . import _checks as checks
 from ._header_numbers import http_date, read_digits
-from ._ratelimit import MAX_WAIT
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 
 #: A Retry-After beyond this (a year) is not a wait but garbage, and is treated as absent; it is
 #: also the largest `max_retry_after`, and the limiters' own ceiling on any pause or hint.
-ABSURD_RETRY_AFTER = MAX_WAIT
+ABSURD_RETRY_AFTER = checks.MAX_RETRY_AFTER
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -54,7 +55,8 @@ class RetryPolicy:
     more than `max_retry_after` seconds is not waited for: the call raises `RateLimitError`
     at once. `max_retry_after` also caps a success's `RateLimit-Reset`: a budget the server
     says is spent holds the account's later calls no longer than that. It is at most a year
-    (`ABSURD_RETRY_AFTER`), beyond which no Retry-After is believed anyway.
+    (`ABSURD_RETRY_AFTER`), beyond which no Retry-After is believed anyway. A field out of
+    range is a ConfigurationError.
     """
 
     max_retries: int = 4
@@ -67,19 +69,13 @@ class RetryPolicy:
     rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if not (math.isfinite(self.backoff_base) and self.backoff_base > 0):
-            raise ValueError("retry_backoff must be finite and positive")
-        if self.deadline is not None and not (math.isfinite(self.deadline) and self.deadline > 0):
-            raise ValueError("deadline must be finite and positive")
-        if not (
-            isinstance(self.max_retry_after, int | float)
-            and 0 <= self.max_retry_after <= ABSURD_RETRY_AFTER
-        ):
-            raise ValueError(
-                f"max_retry_after must be between 0 and {ABSURD_RETRY_AFTER:.0f} seconds (a year)"
-            )
+        # What configures a client: ConfigurationError (see `_checks`).
+        checks.retries(self.max_retries)
+        checks.seconds(self.backoff_base, "backoff_base")
+        checks.seconds(self.backoff_cap, "backoff_cap")
+        checks.seconds(self.retry_after_jitter, "retry_after_jitter", zero=True)
+        checks.optional_seconds(self.deadline, "deadline")
+        checks.retry_after_ceiling(self.max_retry_after)
 
     def backoff(self, retry_number: int) -> float:
         """The wait before retry number `retry_number` (1-based) of a 5xx or transport error."""

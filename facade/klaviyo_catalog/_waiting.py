@@ -28,15 +28,17 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 import attrs
 from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
 from klaviyo_catalog_api.views import KIND_TYPES
 
-from ._core import Core, Fields, Flow, PageWalk, Sleep
+from . import _checks as checks
+from ._core import Core
+from ._flow import Flow, Sleep
 from ._models import BulkJob, JobStatus, Page
 from ._operations import OPERATIONS, operation
+from ._pages import Fields, PageWalk
 from ._ratelimit import MemoryRateLimiter, Rate, Ticket
 from ._text import Shown
 from .errors import (
@@ -183,19 +185,11 @@ class Schedule:
     backoff: float = 1.5
 
     def __attrs_post_init__(self) -> None:
-        if not _positive(self.poll_interval):
-            raise InvalidRequestError(f"poll_interval must be > 0, got {self.poll_interval!r}")
-        ceiling = self.max_poll_interval
-        if ceiling is not None and (not _positive(ceiling) or ceiling < self.poll_interval):
-            raise InvalidRequestError(
-                f"max_poll_interval must be >= poll_interval, got {ceiling!r}"
-            )
-        timeout = self.timeout
-        if not (isinstance(timeout, int | float) and timeout >= 0 and not math.isnan(timeout)):
-            raise InvalidRequestError(f"timeout must be >= 0, got {timeout!r}")
-        share = self.quota_share
-        if not (isinstance(share, int | float) and 0 < share <= 1):
-            raise InvalidRequestError(f"quota_share must be in (0, 1], got {share!r}")
+        # What a call is given: InvalidRequestError (see `_checks`).
+        checks.seconds(self.poll_interval, "poll_interval", refusal=InvalidRequestError)
+        checks.max_poll_interval(self.max_poll_interval, self.poll_interval)
+        checks.wait_timeout(self.timeout)
+        checks.quota_share(self.quota_share)
 
     @property
     def ceiling(self) -> float:
@@ -603,11 +597,6 @@ class JobsWait:
         else:
             message = f"{len(pending)} jobs are still running after {self._schedule.timeout:g}s"
         return WaitTimeoutError(message, job=first, pending=pending)
-
-
-def _positive(value: Any) -> bool:
-    """Whether `value` is a finite number > 0."""
-    return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
 def _transient(error: KlaviyoError, cursor: str | None) -> bool:
