@@ -26,7 +26,7 @@ from klaviyo_catalog import (
     TransportError,
 )
 from klaviyo_catalog._core import Core
-from klaviyo_catalog._deadline import DEFAULT_DEADLINE
+from klaviyo_catalog._deadline import DEFAULT_DEADLINE, Deadline
 from klaviyo_catalog._flow import Call, Flow, Send
 from klaviyo_catalog._ratelimit import MemoryRateLimiter, Ticket, Wait
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
@@ -41,6 +41,18 @@ def get(core: Any, job_id: str = "JOB1") -> Any:
 
 
 # --- virtual clock -----------------------------------------------------------------------------
+
+
+def test_what_is_left_reads_as_a_wait_or_as_a_timeout() -> None:
+    """`seconds_left()` compares with a wait (inf without a deadline); `timeout()` goes to an
+    action that takes a timeout (None without one: no limit)."""
+    clock = VirtualClock()
+    unbounded, bounded = Deadline.start(clock, None), Deadline.start(clock, 10.0)
+    clock.advance(4.0)
+    assert (unbounded.seconds_left(), unbounded.timeout()) == (math.inf, None)
+    assert (bounded.seconds_left(), bounded.timeout()) == (6.0, 6.0)
+    clock.advance(7.0)
+    assert bounded.seconds_left() == bounded.timeout() == -1.0
 
 
 def test_a_server_that_never_answers_costs_the_deadline_not_the_timeout() -> None:

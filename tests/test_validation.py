@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Any
 
+import httpx
 import pytest
 from klaviyo_catalog import (
     AsyncCatalogJobs,
@@ -19,7 +20,7 @@ from klaviyo_catalog._checks import MAX_CURSOR_URL_CHARS, MAX_JOB_ID_CHARS
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
 from klaviyo_catalog.testing import FakeKlaviyo
 
-from tests.hardening_support import Mode, call
+from tests.hardening_support import Mode, call, use
 
 CLIENTS = [CatalogJobs, AsyncCatalogJobs]
 
@@ -30,14 +31,14 @@ def fake() -> Any:
         yield server
 
 
+def client_options(fake: FakeKlaviyo) -> dict[str, Any]:
+    """Options of a client for `fake`, with a rate-limit budget of its own."""
+    return {"api_key": fake.api_key, "base_url": fake.base_url, "rate_limiter": MemoryRateLimiter()}
+
+
 def call_on(mode: Mode, fake: FakeKlaviyo, name: str, *args: Any, **kwargs: Any) -> Any:
     """`name(*args, **kwargs)` on a fresh client of `mode` for `fake`, by the one runner."""
-    client_options = {
-        "api_key": fake.api_key,
-        "base_url": fake.base_url,
-        "rate_limiter": MemoryRateLimiter(),
-    }
-    return call(mode, client_options, name, *args, **kwargs)
+    return call(mode, client_options(fake), name, *args, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -165,3 +166,98 @@ def test_every_bad_option_is_a_configuration_error(
 def test_deadline_none_lifts_the_deadline() -> None:
     with CatalogJobs("pk_x", deadline=None) as kc:
         assert kc._settings.retry.deadline is None
+
+
+# --- the one rule (`klaviyo_catalog._checks`): who gives a value decides its error ------------
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_retries": "3"},  # a TypeError from RetryPolicy before the rule
+        {"max_retries": -1},
+        {"backoff_base": 0},
+        {"backoff_base": "0.5"},
+        {"backoff_cap": float("inf")},
+        {"deadline": float("nan")},
+        {"max_retry_after": -1},
+        {"max_retry_after": True},
+        {"retry_after_jitter": -0.1},
+    ],
+)
+def test_a_retry_policy_out_of_range_is_a_configuration_error(fields: dict[str, Any]) -> None:
+    """Rule 1, for the public RetryPolicy built by hand: what configures a client is a
+    ConfigurationError (still a ValueError), never a TypeError, naming the field."""
+    from klaviyo_catalog import RetryPolicy
+
+    with pytest.raises(ConfigurationError, match=next(iter(fields))) as caught:
+        RetryPolicy(**fields)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"timeout": "30"},
+        {"timeout": True},
+        {"max_retries": 1.0},
+        {"deadline": -5},
+        {"deadline": "none"},
+        {"timeout": httpx.Timeout(5.0, read=float("nan"))},
+    ],
+)
+def test_every_option_of_with_options_is_a_configuration_error(
+    mode: Mode, fake: FakeKlaviyo, options: dict[str, Any]
+) -> None:
+    """Rule 1, sync and async: `with_options()` configures a client, so a bad option is a
+    ConfigurationError whatever its type, raised before any request."""
+    before = len(fake.request_log)
+
+    def derive(kc: Any) -> Any:
+        return kc.with_options(**options)
+
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
+        use(mode, client_options(fake), derive)
+    assert len(fake.request_log) == before
+
+
+@pytest.mark.parametrize(
+    "name, args, kwargs, message",
+    [
+        ("iter_item_create_jobs", (), {"max_pages": 0}, "max_pages"),
+        ("iter_item_create_jobs", (), {"max_pages": True}, "max_pages"),
+        ("iter_variant_update_jobs", (), {"max_pages": "2"}, "max_pages"),
+        ("wait_for_job", ("J1",), {"kind": "item-update", "poll_interval": "2"}, "poll_interval"),
+        ("wait_for_job", ("J1",), {"kind": "item-update", "poll_interval": True}, "poll_interval"),
+        ("wait_for_job", ("J1",), {"kind": "item-update", "timeout": "600"}, "timeout"),
+        ("wait_for_job", ("J1",), {"kind": "item-update", "max_poll_interval": 0}, "max_poll"),
+        ("wait_for_jobs", ([],), {"timeout": float("nan")}, "timeout"),
+        ("wait_for_jobs", ([],), {"quota_share": True}, "quota_share"),
+        ("wait_for_jobs", ([],), {"max_poll_interval": float("inf")}, "max_poll_interval"),
+        ("get_item_update_job", (7,), {}, "job_id"),
+        ("get_item_update_job", ("J1",), {"include": 5}, "include"),
+        ("list_item_create_jobs", (), {"fields": ["catalog-item"]}, "fields"),
+    ],
+)
+def test_what_a_call_is_given_is_an_invalid_request_whatever_its_type(
+    mode: Mode, fake: FakeKlaviyo, name: str, args: Any, kwargs: Any, message: str
+) -> None:
+    """Rule 2, sync and async: a bad value given to a call is InvalidRequestError, never a
+    TypeError, even when it is of the wrong type, and nothing is sent."""
+    before = len(fake.request_log)
+    with pytest.raises(InvalidRequestError, match=message):
+        call_on(mode, fake, name, *args, **kwargs)
+    assert len(fake.request_log) == before
+
+
+def test_a_type_error_comes_only_from_python_itself(mode: Mode, fake: FakeKlaviyo) -> None:
+    """Rule 3, sync and async: an argument a method does not take, or one missing, is Python's
+    own TypeError (it names the method), not one of the library's."""
+    for name, args, kwargs in [
+        ("wait_for_job", (), {}),
+        ("wait_for_jobs", ([],), {"interval": 5}),
+        ("get_item_update_job", ("J1",), {"includes": ["items"]}),
+    ]:
+        with pytest.raises(TypeError, match=re.escape(f"{name}()")) as caught:
+            call_on(mode, fake, name, *args, **kwargs)
+        assert not isinstance(caught.value, KlaviyoError)
