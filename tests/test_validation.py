@@ -253,11 +253,12 @@ def test_what_a_call_is_given_is_an_invalid_request_whatever_its_type(
 def test_a_type_error_comes_only_from_python_itself(mode: Mode, fake: FakeKlaviyo) -> None:
     """Rule 3, sync and async: an argument a method does not take, or one missing, is Python's
     own TypeError (it names the method), not one of the library's."""
-    for name, args, kwargs in [
+    cases: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
         ("wait_for_job", (), {}),
         ("wait_for_jobs", ([],), {"interval": 5}),
         ("get_item_update_job", ("J1",), {"includes": ["items"]}),
-    ]:
+    ]
+    for name, args, kwargs in cases:
         with pytest.raises(TypeError, match=re.escape(f"{name}()")) as caught:
             call_on(mode, fake, name, *args, **kwargs)
         assert not isinstance(caught.value, KlaviyoError)

@@ -7,11 +7,12 @@ own everything that is not I/O: checking the arguments and building the request
 call's deadline (`_exchange`), the bounds on a response body (`_body`), parsing (`_parse`,
 `_jsonapi`), pagination state (`_pages`) and polling (`_waiting`).
 
-The drivers in `_client.py` perform the actions, and differ only in how: `CatalogJobs`
-blocks (its own pool's sockets wait no longer than the deadline; calls run in a worker
-thread; `time.sleep`), `AsyncCatalogJobs` awaits (calls beyond its pool queue in a
-semaphore; the exchange is cut off at the deadline; calls run in a worker thread off the
-event loop; `asyncio.sleep`); and each iterates a walk or a wait its own way.
+The drivers in `_client.py` perform the actions, and differ only in how. `CatalogJobs`
+blocks: its own pool's sockets wait no longer than the deadline, a `Call` with a timeout
+runs in a worker thread (`_workers`), a `Sleep` is `time.sleep`. `AsyncCatalogJobs` awaits:
+calls beyond its pool queue in a semaphore, an exchange is cut off at the deadline, every
+`Call` runs in a worker thread off the event loop, a `Sleep` is `asyncio.sleep`. Each
+iterates a walk or a wait as a generator of its kind.
 """
 
 from __future__ import annotations
