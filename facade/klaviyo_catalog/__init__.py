@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._client import AsyncCatalogJobs, CatalogJobs
 from ._methods import ListOptions, WalkOptions
 from ._models import BulkJob, JobFailure, JobStatus, Page, ResourceRef, ResponseInfo
+from ._polling import WaitProgress
 from ._ratelimit import MemoryRateLimiter, Observation, Rate, RateLimiter, Ticket, Wait
 from ._resources import Category, Item, Resource, Variant
 from ._retry import RetryPolicy
@@ -23,7 +24,6 @@ from ._revisions import (
     revision_lifecycle,
 )
 from ._version import __version__
-from ._waiting import WaitProgress
 from .errors import (
     APIError,
     APIErrorDetail,

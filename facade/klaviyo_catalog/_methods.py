@@ -31,7 +31,8 @@ from ._core import Core
 from ._flow import Flow
 from ._models import BulkJob, Page
 from ._pages import PageWalk
-from ._waiting import JobsWait, Schedule, WaitProgress, wait_for_job
+from ._polling import Schedule, WaitProgress
+from ._waiting import JobsWait, wait_for_job
 from .errors import InvalidRequestError
 
 __all__ = ["IncludeName", "KindName", "ListOptions", "Methods", "StatusName", "WalkOptions"]

@@ -16,10 +16,8 @@ A round costs little, whatever the number of jobs:
 - a job whose GET answers 404 (deleted meanwhile) is set aside; the others go on, and the
   wait raises NotFoundError naming it (`vanished`) once they are all reported.
 
-Every request also passes a private sliding log holding this wait to `quota_share` of each
-of the operation's limits (from the spec's `x-klaviyo-ratelimit`, or the client's
-`rate_limits`), so the app's own calls keep the rest; and the interval between rounds grows
-when a round's requests would need more than that share at the requested pace.
+Every request passes the wait's `Pacer` (`_polling`), which holds it to `quota_share` of each
+operation's limits and sets when the next round falls.
 """
 
 from __future__ import annotations
@@ -27,42 +25,40 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
-import attrs
-from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
+from klaviyo_catalog_api.catalog_spec import KINDS
 from klaviyo_catalog_api.views import KIND_TYPES
 
-from . import _checks as checks
 from ._core import Core
 from ._flow import Flow, Sleep
 from ._models import BulkJob, JobStatus, Page
-from ._operations import OPERATIONS, operation
+from ._operations import operation
 from ._pages import Fields, PageWalk
-from ._ratelimit import MemoryRateLimiter, Rate, Ticket
+from ._polling import (
+    GET_OPERATION,
+    LIST_OPERATION,
+    Fetch,
+    OutOfTime,
+    Pacer,
+    Schedule,
+    WaitProgress,
+    fetch_of,
+    timeout_error,
+    transient,
+    vanished_error,
+)
 from ._text import Shown
 from .errors import (
-    BadRequestError,
-    DeadlineExceededError,
     InvalidRequestError,
-    InvalidResponseError,
     KlaviyoError,
     NotFoundError,
-    PaginationError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    WaitTimeoutError,
 )
 
-__all__ = ["JobsWait", "Schedule", "WaitProgress", "wait_for_job"]
+__all__ = ["JobsWait", "wait_for_job"]
 
 logger = logging.getLogger("klaviyo_catalog")
 
-# Each kind's list and single-job operation, from the generated table.
-LIST_OPERATION = {name: kind.list_operation for name, kind in KINDS.items() if kind.list_operation}
-GET_OPERATION = {name: kind.get_operation for name, kind in KINDS.items() if kind.get_operation}
-RUNNING = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
 FINISHED = (JobStatus.COMPLETE.value, JobStatus.CANCELLED.value)
 # A job seen in no list is searched for again after this many intervals, doubling each time.
 MISSING_RECHECK_CAP = 16
@@ -70,51 +66,6 @@ MISSING_RECHECK_CAP = 16
 # states it (the published descriptions say "100" in prose, and there is no page[size]); it
 # only sizes the estimate of how many pages a round will read, never what is read.
 PAGE_SIZE = 100
-# The key of the wait's own sliding log (private to each wait, so any name does).
-WAIT_ACCOUNT = "wait"
-
-
-@attrs.frozen
-class WaitProgress:
-    """Where a `wait_for_jobs` call stands, passed to `on_progress` after each round.
-
-    Job counts: `jobs` tracked in all, `done` of them finished, `running` still pending, of
-    which `missing` were in no list the last time they were looked for (see
-    `CatalogJobs.wait_for_jobs`). Item counts sum the latest state of every tracked job.
-    `elapsed` is seconds since the wait began; `next_poll_in` the seconds until the next round,
-    `rounds` the polling rounds so far, and `requests` the requests they made.
-    """
-
-    jobs: int
-    done: int
-    running: int
-    missing: int
-    total_items: int
-    completed_items: int
-    failed_items: int
-    elapsed: float
-    next_poll_in: float
-    rounds: int
-    requests: int
-
-    @property
-    def progress(self) -> float:
-        """Processed (completed + failed) items over total items, in 0..1."""
-        if self.total_items <= 0:
-            return 1.0 if self.running == 0 else 0.0
-        return min(1.0, (self.completed_items + self.failed_items) / self.total_items)
-
-
-@attrs.frozen
-class _Fetch:
-    """How one job is fetched by its single-job GET: the include and fields it was given."""
-
-    include: tuple[str, ...] = ()
-    fields: Mapping[str, tuple[str, ...]] | None = None
-
-
-class _OutOfTime(Exception):
-    """The deadline falls inside this round: end it with what it found."""
 
 
 Key = tuple[str, str]  # (kind, id): ids are unique per kind only
@@ -124,79 +75,6 @@ Done = dict[Key, BulkJob]  # the jobs a round saw finish
 def _key(job: BulkJob) -> Key:
     """A job's key in a wait: (kind, id), since ids are unique per kind only."""
     return (job.kind, job.id)
-
-
-def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> _Fetch:
-    """The include and fields to poll `job` with: the given ones, else those the job holds.
-
-    A job holds the relationships it was fetched with (`job.include`), and its included
-    resources and attributes show the sparse fields it was fetched with; a job's own fieldset
-    always keeps `errors`, so that a finished job is reported with them.
-    """
-    name = GET_OPERATION.get(job.kind)
-    if name is None:
-        if include or fields:
-            raise InvalidRequestError(
-                f"{job.kind} jobs are polled through their list, which takes no include or fields"
-            )
-        return _Fetch()
-    spec = OPERATIONS[name]
-    if include is not None or fields is not None:
-        # Validated now, so that a mistake is raised before any wait.
-        operation(name).build(revision="", job_id=job.id, include=include, fields=fields)
-        frozen = None if fields is None else {t: tuple(f) for t, f in fields.items()}
-        held = () if include is None else (include,) if isinstance(include, str) else include
-        return _Fetch(tuple(dict.fromkeys(held)), frozen)
-    held_include = tuple(rel for rel in spec.include if rel in job.include)
-    inferred: dict[str, tuple[str, ...]] = {}
-    for rel in held_include:
-        related_type = RELATIONSHIPS.get(rel)
-        allowed = spec.fields.get(related_type or "", ())
-        seen: dict[str, None] = {}
-        for resource in getattr(job, rel) or ():
-            attributes = getattr(resource, "attributes", None)
-            if isinstance(attributes, Mapping):
-                seen.update(dict.fromkeys(a for a in attributes if a in allowed))
-        names = tuple(a for a in allowed if a in seen)
-        if related_type and names and set(names) != set(allowed) - {"id"}:
-            inferred[related_type] = names
-    attributes = job.raw.get("attributes") if isinstance(job.raw, Mapping) else None
-    job_allowed = spec.fields.get(job.type, ())
-    if isinstance(attributes, Mapping) and attributes:
-        names = tuple(a for a in job_allowed if a in attributes or a == "errors")
-        if names and set(names) != set(job_allowed) - {"id", "job_id"}:
-            inferred[job.type] = names
-    return _Fetch(held_include, inferred or None)
-
-
-@attrs.frozen
-class Schedule:
-    """When a wait polls, and for how long; checked when the call is made, before any request.
-
-    The first round comes `poll_interval` seconds in, and each interval is `backoff` (1.5) times
-    the one before, up to `max_poll_interval` (None: `poll_interval`, a fixed interval). The wait
-    gives up after `timeout` seconds, and uses at most `quota_share` of each rate limit.
-    """
-
-    poll_interval: float
-    max_poll_interval: float | None
-    timeout: float
-    quota_share: float = 0.5
-    backoff: float = 1.5
-
-    def __attrs_post_init__(self) -> None:
-        # What a call is given: InvalidRequestError (see `_checks`).
-        checks.seconds(self.poll_interval, "poll_interval", refusal=InvalidRequestError)
-        checks.max_poll_interval(self.max_poll_interval, self.poll_interval)
-        checks.wait_timeout(self.timeout)
-        checks.quota_share(self.quota_share)
-
-    @property
-    def ceiling(self) -> float:
-        """The longest interval between rounds."""
-        return float(
-            self.poll_interval if self.max_poll_interval is None else self.max_poll_interval
-        )
 
 
 class JobsWait:
@@ -222,11 +100,13 @@ class JobsWait:
         self._started = self._clock()
         self._deadline = self._started + schedule.timeout
         self._schedule = schedule
-        self._base_interval = float(schedule.poll_interval)  # backed off round by round
+        self._pacer = Pacer(
+            schedule, lambda name: core.settings.rates(operation(name)), self._clock, self._deadline
+        )
         self._on_progress = on_progress
         self._latest: dict[Key, BulkJob] = {}  # every tracked job's latest state
         self._pending: dict[Key, BulkJob] = {}
-        self._fetch: dict[Key, _Fetch] = {}
+        self._fetch: dict[Key, Fetch] = {}
         self._ready: list[BulkJob] = []  # done, not handed out yet
         self._confirm: set[Key] = set()  # seen done in a list, to be fetched by their GET
         self._vanished: dict[Key, NotFoundError] = {}  # their GET answered 404
@@ -236,9 +116,7 @@ class JobsWait:
         self._finished_pages: dict[str, int] = {}  # job type -> pages of its complete list
         self._running_pages: dict[str, int] = {}  # job type -> pages of its running lists
         self._finishing: dict[str, bool] = {}  # job type -> jobs left the running lists
-        self._pacer = MemoryRateLimiter(clock=self._clock)
-        self._next_round_at = self._started + self._base_interval
-        self._interval = self._base_interval
+        self._next_round_at = self._started + schedule.poll_interval
         self._rounds = 0
         self._requests = 0
         self._announced = False
@@ -300,11 +178,11 @@ class JobsWait:
             return ready
         if not self._pending:
             if self._vanished:
-                raise self._vanished_error()
+                raise vanished_error(self._vanished, self._latest)
             return []
         now = self._clock()
         if now >= self._deadline:
-            raise self._timeout_error()
+            raise timeout_error(tuple(self._pending.values()), self._schedule.timeout)
         wait = self._next_round_at - now
         if wait > 0:
             yield Sleep(min(wait, self._deadline - now))
@@ -320,7 +198,7 @@ class JobsWait:
             for key in sorted(self._confirm):
                 if key in self._pending and key not in done:
                     yield from self._get(GET_OPERATION[key[0]], key, done, used)
-        except _OutOfTime:
+        except OutOfTime:
             pass  # what was found is kept; the next call raises WaitTimeoutError
         self._confirm.clear()
         for key, job in done.items():
@@ -329,7 +207,7 @@ class JobsWait:
             self._missing.pop(key, None)
         self._rounds += 1
         self._requests += sum(used.values())
-        self._plan_next(started, used)
+        self._next_round_at = self._pacer.next_round_at(started, used)
         self._report()
         return list(done.values())
 
@@ -414,7 +292,7 @@ class JobsWait:
             # In no list, and not done: a status this client does not know. Look again, less
             # and less often, so that one such job does not cost requests every round.
             times = min(MISSING_RECHECK_CAP, 2 ** min(self._missing[k] for k in missed))
-            self._recheck_at[kind] = self._clock() + times * self._interval
+            self._recheck_at[kind] = self._clock() + times * self._pacer.interval
         else:
             self._recheck_at.pop(kind, None)
 
@@ -465,7 +343,7 @@ class JobsWait:
     def _get(self, name: str, key: Key, done: Done, used: Counter[str]) -> Flow[None]:
         """Poll one job by its GET; a transient failure skips it this round, a 404 sets it
         aside (reported once the others are done)."""
-        yield from self._pace(name, used)
+        yield from self._pacer.pace(name, used)
         fetch = self._fetch[key]
         try:
             job = yield from self._core.get_job(name, key[1], fetch.include, fetch.fields)
@@ -477,7 +355,7 @@ class JobsWait:
             self._missing.pop(key, None)
             return
         except KlaviyoError as exc:
-            if not _transient(exc, None):
+            if not transient(exc, None):
                 raise
             logger.warning("job %s not polled this round: %s", Shown(key[1]), Shown(exc))
             return
@@ -499,12 +377,12 @@ class JobsWait:
             try:
                 if not walk.proceed():  # raises PaginationError past an unusable next link
                     return True
-                yield from self._pace(name, used)
+                yield from self._pacer.pace(name, used)
                 page = yield from self._core.list_page(
                     name, status=status, cursor=cursor, fields=fields
                 )
             except KlaviyoError as exc:
-                if not _transient(exc, cursor):
+                if not transient(exc, cursor):
                     raise
                 logger.warning("%s (status %s) broke off this round: %s", name, status, Shown(exc))
                 return False
@@ -527,87 +405,10 @@ class JobsWait:
         else:
             self._pending[key] = job
 
-    # --- pacing and timing --------------------------------------------------------------------
-
-    def _rates(self, name: str) -> list[Rate]:
-        """An operation's rate limits cut to this wait's quota share (at least one request per
-        window)."""
-        rates = self._core.settings.rates(operation(name))
-        return [
-            Rate(max(1, math.floor(r.count * self._schedule.quota_share)), r.per_seconds)
-            for r in rates
-        ]
-
-    def _pace(self, name: str, used: Counter[str]) -> Flow[None]:
-        """Hold this wait to its share of the operation's limits."""
-        rates = self._rates(name)
-        while True:
-            admitted = self._pacer.try_acquire(WAIT_ACCOUNT, name, rates)
-            if isinstance(admitted, Ticket):
-                # Counted from admission: the client's own limiter counts the flight time.
-                self._pacer.complete(admitted)
-                used[name] += 1
-                return
-            wait = admitted.seconds
-            if self._clock() + wait > self._deadline:
-                raise _OutOfTime
-            yield Sleep(wait)
-
-    def _plan_next(self, started: float, used: Counter[str]) -> None:
-        """When the next round is due: the interval backed off, and lengthened if this round's
-        requests need more than the quota share allows."""
-        schedule = self._schedule
-        self._base_interval = min(self._base_interval * schedule.backoff, schedule.ceiling)
-        interval = self._base_interval
-        for name, count in used.items():
-            for rate in self._rates(name):
-                # The pace at which this round's requests stay within the share.
-                interval = max(interval, count * rate.per_seconds / rate.count)
-        self._interval = interval
-        self._next_round_at = started + interval
-
     def _report(self) -> None:
         """Tell `on_progress` where the wait stands."""
         if self._on_progress is not None:
             self._on_progress(self.progress())
-
-    def _vanished_error(self) -> NotFoundError:
-        """The NotFoundError of the last job that vanished, naming every one (`vanished`)."""
-        keys = list(self._vanished)
-        error = self._vanished[keys[-1]]
-        self._vanished = {}
-        error.vanished = tuple(self._latest[key] for key in keys)
-        error.add_note(
-            f"{len(keys)} job(s) vanished during the wait (404): "
-            + ", ".join(f"{kind} {job_id}" for kind, job_id in keys[:10])
-            + (" ..." if len(keys) > 10 else "")
-        )
-        return error
-
-    def _timeout_error(self) -> WaitTimeoutError:
-        """The WaitTimeoutError for the jobs still pending, with the first one's progress when it
-        is alone."""
-        pending = tuple(self._pending.values())
-        first = pending[0]
-        if len(pending) == 1:
-            message = (
-                f"job {first.id} is still {first.status} after {self._schedule.timeout:g}s "
-                f"({first.completed_count + first.failed_count}/{first.total_count} processed)"
-            )
-        else:
-            message = f"{len(pending)} jobs are still running after {self._schedule.timeout:g}s"
-        return WaitTimeoutError(message, job=first, pending=pending)
-
-
-def _transient(error: KlaviyoError, cursor: str | None) -> bool:
-    """Worth another round: an outage that outlasted the retries or the call's deadline (the
-    app's own calls may hold the rate limit), or a cursor that broke."""
-    if isinstance(
-        error,
-        RateLimitError | ServerError | TransportError | PaginationError | DeadlineExceededError,
-    ):
-        return True
-    return cursor is not None and isinstance(error, BadRequestError | InvalidResponseError)
 
 
 def wait_for_job(

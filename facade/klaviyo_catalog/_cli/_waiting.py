@@ -20,8 +20,8 @@ from klaviyo_catalog_api.catalog_spec import KINDS
 
 from .._client import CatalogJobs
 from .._models import BulkJob, JobStatus
+from .._polling import WaitProgress
 from .._text import escape
-from .._waiting import WaitProgress
 from ._jobs import walk
 from ._render import SHORT_KINDS, JobTable, counts, describe_error, job_json, to_json
 
