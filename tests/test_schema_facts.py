@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from klaviyo_catalog import BulkJob, ResourceRef
-from klaviyo_catalog._jsonapi import Invalid, job_document
+from klaviyo_catalog._jsonapi import job_document
+from klaviyo_catalog._readers import Invalid
 from klaviyo_catalog.testing._model import Shape, default_shape
 from klaviyo_catalog_api import catalog_spec
 from klaviyo_catalog_api.catalog_spec import JOB_ID_ATTRIBUTE, KINDS

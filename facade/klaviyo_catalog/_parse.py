@@ -17,6 +17,7 @@ from . import _jsonapi as jsonapi
 from ._deadline import CLOCK_SLACK, Deadline
 from ._flow import Call, Flow
 from ._operations import Operation
+from ._readers import Invalid
 
 T = TypeVar("T")
 
@@ -55,5 +56,5 @@ def _read(op: Operation, response: httpx.Response, parse: Callable[[Any], T]) ->
     try:
         jsonapi.check_counts(document, op.spec.is_list)
         return parse(document)
-    except jsonapi.Invalid as exc:
+    except Invalid as exc:
         raise jsonapi.invalid(response, op.name, str(exc)) from exc
