@@ -28,7 +28,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from klaviyo_catalog._ratelimit import (
+from ._limits import (
     DEFAULT_MARGIN,
     HINT_RECHECK,
     RESET_GRANULARITY,
@@ -36,9 +36,9 @@ from klaviyo_catalog._ratelimit import (
     Rate,
     Ticket,
     Wait,
-    _check_rates,
-    _validate_pause,
     budget_hint,
+    check_rates,
+    validate_pause,
 )
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class _Plan:
     def __init__(
         self, prefix: str, account: str, operation: str, rates: Sequence[Rate], margin_us: int
     ) -> None:
-        _check_rates(rates)
+        check_rates(rates)
         base = f"{prefix}:{{{account}}}"
         self.keys = [f"{base}:pause"] + [f"{base}:{operation}:{k}" for k in _PER_OPERATION]
         ordered = sorted((round(r.per_seconds * 1_000_000), r.count) for r in rates)
@@ -277,7 +277,7 @@ class RedisRateLimiter:
 
     def pause(self, account: str, seconds: float) -> None:
         """See `RateLimiter.pause`."""
-        seconds = _validate_pause(seconds)
+        seconds = validate_pause(seconds)
         key = f"{self._prefix}:{{{account}}}:pause"
         self._pause(keys=[key], args=[math.ceil(seconds * 1_000_000)])
 
