@@ -1,4 +1,4 @@
-"""The committed curated spec: the five operations, their parameters, and the curation rules.
+"""The committed curated spec: the 18 operations, their parameters, and the curation rules.
 
 Whatever revision is curated (`make curate SPEC=... && make gen`), these hold: its shape (path
 style, media type) is checked against Klaviyo's revision history, as the published specs show it.

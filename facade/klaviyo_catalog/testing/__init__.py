@@ -1,4 +1,4 @@
-"""A fake Klaviyo for tests: the five catalog bulk-job GETs, stateful, over real HTTP.
+"""A fake Klaviyo for tests: every catalog bulk-job GET of the spec, stateful, over real HTTP.
 
     with FakeKlaviyo(rate_limits=[(5, 0.5)]) as fake:
         job_id = fake.add_job("item-update", total=3, polls_to_complete=3)
@@ -12,12 +12,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._fake import DEFAULT_API_KEY, FakeKlaviyo, JobOptions, RequestRecord
+    from ._fake import DEFAULT_API_KEY, FakeKlaviyo, JobOptions
     from ._faults import Fault
     from ._isolation import isolated_rate_limits
     from ._model import JobKind, Shape
     from ._ratelimit import DEFAULT_RATE_LIMITS
     from ._redis import REDIS_SERVER, RedisServer, running_redis_server
+    from ._serving import RequestRecord
 
     DEFAULT_REVISION: str
     JOB_KINDS: tuple[JobKind, ...]
@@ -29,7 +30,7 @@ _HOMES = {
     "DEFAULT_API_KEY": "._fake",
     "FakeKlaviyo": "._fake",
     "JobOptions": "._fake",
-    "RequestRecord": "._fake",
+    "RequestRecord": "._serving",
     "Fault": "._faults",
     "isolated_rate_limits": "._isolation",
     "JobKind": "._model",

@@ -88,7 +88,7 @@ class FixedWindows:
 
 
 class Quotas:
-    """Windows per operation (a mapping), or one set shared by all five (a sequence)."""
+    """Windows per operation (a mapping), or one set shared by every operation (a sequence)."""
 
     def __init__(self, limits: Limits | Mapping[str, Limits], operations: Collection[str]) -> None:
         self._shared: FixedWindows | None = None
