@@ -262,3 +262,24 @@ def test_a_type_error_comes_only_from_python_itself(mode: Mode, fake: FakeKlaviy
         with pytest.raises(TypeError, match=re.escape(f"{name}()")) as caught:
             call_on(mode, fake, name, *args, **kwargs)
         assert not isinstance(caught.value, KlaviyoError)
+
+
+def test_rates_and_rate_limiters_configured_wrongly_are_configuration_errors() -> None:
+    """A Rate or a limiter configures a client: ConfigurationError (still a ValueError), and
+    a Redis URL it cannot read is named without the URL, which may hold a password."""
+    from klaviyo_catalog import ConfigurationError, MemoryRateLimiter, Rate, RedisRateLimiter
+
+    for build in (
+        lambda: Rate(0, 1.0),
+        lambda: Rate(5, float("inf")),
+        lambda: MemoryRateLimiter(margin=-1.0),
+        lambda: RedisRateLimiter("nonsense"),
+        lambda: RedisRateLimiter(),
+        lambda: RedisRateLimiter("redis://localhost", stale_after=0),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            build()
+        assert isinstance(caught.value, ValueError)
+    with pytest.raises(ConfigurationError) as caught:
+        RedisRateLimiter("redis://:sekrit-password@localhost:99999999/0")
+    assert "sekrit" not in str(caught.value) and caught.value.__cause__ is None

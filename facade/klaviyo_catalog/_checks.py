@@ -3,8 +3,9 @@
 The rule:
 
 - **What configures a client** is refused with `ConfigurationError`, when the client is built:
-  the arguments of `CatalogJobs` / `AsyncCatalogJobs` and of `with_options()`, and the fields
-  of a `RetryPolicy`.
+  the arguments of `CatalogJobs` / `AsyncCatalogJobs` and of `with_options()`, the fields
+  of a `RetryPolicy` and of a `Rate`, and the arguments of the rate limiters
+  (`MemoryRateLimiter`, `RedisRateLimiter`; checked where they are defined).
 - **What a call is given** is refused with `InvalidRequestError`, when the call is made and
   before any request: a job id, `include`, `fields`, `status`, `cursor`, `max_pages`, and the
   waits' `poll_interval`, `max_poll_interval`, `timeout`, `quota_share` and `kind`. `iter_*`

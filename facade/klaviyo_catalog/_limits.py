@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from .errors import ConfigurationError
+
 #: Seconds added to every window. Counting in-flight requests makes the guarantee independent
 #: of latency; the margin only absorbs the server's clock running a little fast against ours.
 DEFAULT_MARGIN = 0.001
@@ -43,9 +45,9 @@ class Rate:
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count <= 0:
-            raise ValueError(f"Rate.count must be a positive int, got {self.count!r}")
+            raise ConfigurationError(f"Rate.count must be a positive int, got {self.count!r}")
         if not (math.isfinite(self.per_seconds) and self.per_seconds > 0):
-            raise ValueError(
+            raise ConfigurationError(
                 f"Rate.per_seconds must be positive and finite, got {self.per_seconds!r}"
             )
 
@@ -119,14 +121,14 @@ def validate_pause(seconds: float) -> float:
     """A pause must be finite and not negative: an infinite one would stop the account for good.
     The seconds to pause for: at most `MAX_WAIT`."""
     if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"pause seconds must be finite and >= 0, got {seconds!r}")
+        raise ConfigurationError(f"pause seconds must be finite and >= 0, got {seconds!r}")
     return min(seconds, MAX_WAIT)
 
 
 def check_rates(rates: Sequence[Rate]) -> None:
     """An operation needs at least one rate: with none, nothing would bound it."""
     if not rates:
-        raise ValueError("rates must not be empty")
+        raise ConfigurationError("rates must not be empty")
 
 
 def budget_hint(ticket: Ticket, observation: Observation) -> tuple[int, float] | None:

@@ -47,6 +47,7 @@ from ._limits import (
     merge_hint,
     validate_pause,
 )
+from .errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -188,9 +189,9 @@ class MemoryRateLimiter:
         prune_every: float = 10.0,
     ) -> None:
         if not (math.isfinite(margin) and margin >= 0):
-            raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
+            raise ConfigurationError(f"margin must be finite and >= 0, got {margin!r}")
         if not (math.isfinite(prune_every) and prune_every > 0):
-            raise ValueError(f"prune_every must be finite and > 0, got {prune_every!r}")
+            raise ConfigurationError(f"prune_every must be finite and > 0, got {prune_every!r}")
         self._margin = margin
         # Injectable for tests; must be monotonic, and is called once per call, under the lock.
         self._clock = clock

@@ -40,6 +40,7 @@ from ._limits import (
     check_rates,
     validate_pause,
 )
+from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -205,13 +206,15 @@ class RedisRateLimiter:
         socket_timeout: float = 5.0,
     ) -> None:
         if (redis_url is None) == (client is None):
-            raise ValueError("pass exactly one of redis_url or client")
+            raise ConfigurationError("pass exactly one of redis_url or client")
         if not (math.isfinite(margin) and margin >= 0):
-            raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
+            raise ConfigurationError(f"margin must be finite and >= 0, got {margin!r}")
         if not (math.isfinite(stale_after) and stale_after > 0):
-            raise ValueError(f"stale_after must be finite and > 0, got {stale_after!r}")
+            raise ConfigurationError(f"stale_after must be finite and > 0, got {stale_after!r}")
         if not (math.isfinite(socket_timeout) and socket_timeout > 0):
-            raise ValueError(f"socket_timeout must be finite and > 0, got {socket_timeout!r}")
+            raise ConfigurationError(
+                f"socket_timeout must be finite and > 0, got {socket_timeout!r}"
+            )
         if client is None:
             try:
                 import redis
@@ -222,9 +225,15 @@ class RedisRateLimiter:
             assert redis_url is not None
             # redis-py waits forever by default: a Redis that accepts and never answers would
             # hold every thread that shares the budget. Options in the URL's query win.
-            client = redis.Redis.from_url(
-                redis_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-            )
+            try:
+                client = redis.Redis.from_url(
+                    redis_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+                )
+            except ValueError as exc:  # redis-py's word for a URL it cannot read
+                # Never the URL itself: it may carry a password.
+                raise ConfigurationError(
+                    f"redis_url is not a Redis URL (redis://, rediss:// or unix://): {exc!s:.80}"
+                ) from None
         self._client = client
         self._prefix = prefix
         self._margin_us = round(margin * 1_000_000)
