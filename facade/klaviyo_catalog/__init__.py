@@ -11,7 +11,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ._client import AsyncCatalogJobs, CatalogJobs
-from ._methods import ListOptions, WalkOptions
+from ._methods import IncludeName, KindName, ListOptions, StatusName, WalkOptions
 from ._models import BulkJob, JobFailure, JobStatus, Page, ResourceRef, ResponseInfo
 from ._polling import WaitProgress
 from ._ratelimit import MemoryRateLimiter, Observation, Rate, RateLimiter, Ticket, Wait
@@ -59,11 +59,13 @@ __all__ = [
     "Category",
     "ConfigurationError",
     "DeadlineExceededError",
+    "IncludeName",
     "InvalidRequestError",
     "InvalidResponseError",
     "Item",
     "JobFailure",
     "JobStatus",
+    "KindName",
     "KlaviyoDeprecationWarning",
     "KlaviyoError",
     "ListOptions",
@@ -86,6 +88,7 @@ __all__ = [
     "RevisionRetiredError",
     "RevisionStatus",
     "ServerError",
+    "StatusName",
     "Ticket",
     "TransportError",
     "Variant",
