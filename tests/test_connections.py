@@ -234,7 +234,7 @@ def httpx_default_pool_on(network: InMemoryNetwork) -> httpx.AsyncClient:
     pool = httpcore.AsyncConnectionPool(
         max_connections=100, max_keepalive_connections=20, network_backend=network
     )
-    return httpx.AsyncClient(transport=AsyncOwnTransport(pool))
+    return httpx.AsyncClient(transport=AsyncOwnTransport([pool]))
 
 
 async def calls_at_once(http: httpx.AsyncClient | None, tasks: int = 500) -> None:

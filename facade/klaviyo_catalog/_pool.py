@@ -19,7 +19,7 @@ from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS, JobKind, Operati
 
 from ._app_client import AppClientTransport, AsyncAppClientTransport
 from ._proxies import environment_proxy
-from ._transport import AsyncOwnTransport, CookieStore, OwnTransport, async_pool, sync_pool
+from ._transport import AsyncOwnTransport, CookieStore, OwnTransport, async_pools, sync_pools
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def sync_pool_of(http_client: httpx.Client | None, base_url: str) -> Pool[SyncTr
     proxy, cookies, size = environment_proxy(base_url), CookieStore(), POOL_CONNECTIONS
 
     def own() -> SyncTransport:
-        return OwnTransport(sync_pool(size, proxy), cookies)
+        return OwnTransport(sync_pools(size, proxy), cookies)
 
     return Pool(own(), own, size)
 
@@ -146,6 +146,6 @@ def async_pool_of(http_client: httpx.AsyncClient | None, base_url: str) -> Pool[
     proxy, cookies, size = environment_proxy(base_url), CookieStore(), POOL_CONNECTIONS
 
     def own() -> AsyncTransport:
-        return AsyncOwnTransport(async_pool(size, proxy), cookies)
+        return AsyncOwnTransport(async_pools(size, proxy), cookies)
 
     return Pool(own(), own, size)

@@ -17,10 +17,12 @@ the `httpx.Request`, the driver hands it to the transport, and reads the raw str
 from __future__ import annotations
 
 import functools
+import math
 import os
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -28,6 +30,11 @@ import httpx
 from ._proxies import Proxy
 from ._sockets import deadline_backend
 
+#: Connections per httpcore pool. httpcore scans every connection of its pool for each request
+#: it takes or gives back (asking an idle one's socket whether it is readable, and counting
+#: all of them for each idle one): its CPU per request grows with the pool, by the square
+#: under load. A client's connections are split into pools of at most this many.
+SHARD_CONNECTIONS = 16
 # What httpx reads from the environment when it builds a TLS context.
 _TLS_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE")
 #: Seconds an idle connection is kept: httpx's default.
@@ -95,24 +102,53 @@ def _pool_options(size: int, proxy: Proxy | None) -> dict[str, Any]:
     return options
 
 
-def sync_pool(size: int, proxy: Proxy | None) -> httpcore.ConnectionPool:
-    """The sync client's httpcore pool: direct, or through `proxy`; sockets deadline-bound."""
-    options = {**_pool_options(size, proxy), "network_backend": deadline_backend()}
-    if proxy is None:
-        return httpcore.ConnectionPool(**options)
-    if proxy.socks:
-        return httpcore.SOCKSProxy(**options)
-    return httpcore.HTTPProxy(**options)
+def shard_sizes(size: int) -> list[int]:
+    """`size` connections as shards of at most SHARD_CONNECTIONS, as even as can be."""
+    count = max(1, math.ceil(size / SHARD_CONNECTIONS))
+    return [size // count + (i < size % count) for i in range(count)]
 
 
-def async_pool(size: int, proxy: Proxy | None) -> httpcore.AsyncConnectionPool:
-    """The async client's httpcore pool (asyncio.timeout bounds its exchanges)."""
-    options = _pool_options(size, proxy)
-    if proxy is None:
-        return httpcore.AsyncConnectionPool(**options)
-    if proxy.socks:
-        return httpcore.AsyncSOCKSProxy(**options)
-    return httpcore.AsyncHTTPProxy(**options)
+def sync_pools(size: int, proxy: Proxy | None) -> list[httpcore.ConnectionPool]:
+    """The sync client's httpcore pools (`size` connections in all): direct, or through
+    `proxy`; sockets deadline-bound."""
+    kind: Callable[..., httpcore.ConnectionPool] = httpcore.ConnectionPool
+    if proxy is not None:
+        # Without socksio, httpcore's SOCKSProxy is a stand-in that raises (types see that one);
+        # `_proxies` refuses a SOCKS proxy then, so here it is the real pool.
+        socks = cast(Callable[..., httpcore.ConnectionPool], httpcore.SOCKSProxy)
+        kind = socks if proxy.socks else httpcore.HTTPProxy
+    backend = deadline_backend()
+    return [kind(**_pool_options(n, proxy), network_backend=backend) for n in shard_sizes(size)]
+
+
+def async_pools(size: int, proxy: Proxy | None) -> list[httpcore.AsyncConnectionPool]:
+    """The async client's httpcore pools (asyncio.timeout bounds its exchanges)."""
+    kind: Callable[..., httpcore.AsyncConnectionPool] = httpcore.AsyncConnectionPool
+    if proxy is not None:
+        socks = cast(Callable[..., httpcore.AsyncConnectionPool], httpcore.AsyncSOCKSProxy)
+        kind = socks if proxy.socks else httpcore.AsyncHTTPProxy
+    return [kind(**_pool_options(n, proxy)) for n in shard_sizes(size)]
+
+
+class _Shards:
+    """Which pool of a transport takes the next request: the one with the fewest in flight.
+    While a client keeps no more requests in flight than its connections (AsyncCatalogJobs'
+    semaphore), that one always has a free connection, so no request waits inside httpcore."""
+
+    def __init__(self, count: int) -> None:
+        self._in_flight = [0] * count
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            loads = self._in_flight
+            index = loads.index(min(loads))
+            loads[index] += 1
+            return index
+
+    def give_back(self, index: int) -> None:
+        with self._lock:
+            self._in_flight[index] -= 1
 
 
 class CookieStore:
@@ -164,57 +200,78 @@ def _response(
 
 
 class OwnTransport(httpx.BaseTransport):
-    """A sync client's own connections (see the module)."""
+    """A sync client's own connections (see the module), in one or more httpcore pools."""
 
-    def __init__(self, pool: httpcore.ConnectionPool, cookies: CookieStore | None = None) -> None:
-        self.pool = pool
+    def __init__(
+        self, pools: Sequence[httpcore.ConnectionPool], cookies: CookieStore | None = None
+    ) -> None:
+        self.pools = pools
         self.cookies = cookies if cookies is not None else CookieStore()
         self.is_closed = False
+        self._shards = _Shards(len(pools))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.cookies.add_to(request)
+        shard = self._shards.take()
         try:
-            received = self.pool.handle_request(_core_request(request, request.stream))
-        except _HTTPCORE_ERRORS as exc:
-            raise mapped(exc, request) from exc
+            received = self.pools[shard].handle_request(_core_request(request, request.stream))
+        except BaseException as exc:
+            self._shards.give_back(shard)
+            if isinstance(exc, _HTTPCORE_ERRORS):
+                raise mapped(exc, request) from exc
+            raise
         assert isinstance(received.stream, Iterable)
-        return _response(received, _Stream(received.stream, request), request, self.cookies)
+        stream = _Stream(received.stream, request, lambda: self._shards.give_back(shard))
+        return _response(received, stream, request, self.cookies)
 
     def close(self) -> None:
         self.is_closed = True
-        self.pool.close()
+        for pool in self.pools:
+            pool.close()
 
 
 class AsyncOwnTransport(httpx.AsyncBaseTransport):
-    """An async client's own connections (see the module)."""
+    """An async client's own connections (see the module), in one or more httpcore pools."""
 
     def __init__(
-        self, pool: httpcore.AsyncConnectionPool, cookies: CookieStore | None = None
+        self, pools: Sequence[httpcore.AsyncConnectionPool], cookies: CookieStore | None = None
     ) -> None:
-        self.pool = pool
+        self.pools = pools
         self.cookies = cookies if cookies is not None else CookieStore()
         self.is_closed = False
+        self._shards = _Shards(len(pools))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.cookies.add_to(request)
+        shard = self._shards.take()
+        pool = self.pools[shard]
         try:
-            received = await self.pool.handle_async_request(_core_request(request, request.stream))
-        except _HTTPCORE_ERRORS as exc:
-            raise mapped(exc, request) from exc
+            received = await pool.handle_async_request(_core_request(request, request.stream))
+        except BaseException as exc:  # CancelledError too: the shard is free again
+            self._shards.give_back(shard)
+            if isinstance(exc, _HTTPCORE_ERRORS):
+                raise mapped(exc, request) from exc
+            raise
         assert isinstance(received.stream, AsyncIterable)
-        return _response(received, _AsyncStream(received.stream, request), request, self.cookies)
+        stream = _AsyncStream(received.stream, request, lambda: self._shards.give_back(shard))
+        return _response(received, stream, request, self.cookies)
 
     async def aclose(self) -> None:
         self.is_closed = True
-        await self.pool.aclose()
+        for pool in self.pools:
+            await pool.aclose()
 
 
 class _Stream(httpx.SyncByteStream):
-    """A response's raw body from httpcore, its errors made httpx's."""
+    """A response's raw body from httpcore, its errors made httpx's; `done` is called once, when
+    it is closed (its connection is free again)."""
 
-    def __init__(self, stream: Iterable[bytes], request: httpx.Request) -> None:
+    def __init__(
+        self, stream: Iterable[bytes], request: httpx.Request, done: Callable[[], None]
+    ) -> None:
         self._stream = stream
         self._request = request
+        self._done: Callable[[], None] | None = done
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -223,20 +280,27 @@ class _Stream(httpx.SyncByteStream):
             raise mapped(exc, self._request) from exc
 
     def close(self) -> None:
+        done, self._done = self._done, None
         close = getattr(self._stream, "close", None)
-        if close is not None:
-            try:
+        try:
+            if close is not None:
                 close()
-            except _HTTPCORE_ERRORS as exc:
-                raise mapped(exc, self._request) from exc
+        except _HTTPCORE_ERRORS as exc:
+            raise mapped(exc, self._request) from exc
+        finally:
+            if done is not None:
+                done()
 
 
 class _AsyncStream(httpx.AsyncByteStream):
     """`_Stream` for the async pool."""
 
-    def __init__(self, stream: AsyncIterable[bytes], request: httpx.Request) -> None:
+    def __init__(
+        self, stream: AsyncIterable[bytes], request: httpx.Request, done: Callable[[], None]
+    ) -> None:
         self._stream = stream
         self._request = request
+        self._done: Callable[[], None] | None = done
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -246,12 +310,16 @@ class _AsyncStream(httpx.AsyncByteStream):
             raise mapped(exc, self._request) from exc
 
     async def aclose(self) -> None:
+        done, self._done = self._done, None
         aclose = getattr(self._stream, "aclose", None)
-        if aclose is not None:
-            try:
+        try:
+            if aclose is not None:
                 await aclose()
-            except _HTTPCORE_ERRORS as exc:
-                raise mapped(exc, self._request) from exc
+        except _HTTPCORE_ERRORS as exc:
+            raise mapped(exc, self._request) from exc
+        finally:
+            if done is not None:
+                done()
 
 
 def sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
