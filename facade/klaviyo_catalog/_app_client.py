@@ -150,7 +150,7 @@ class _Exchange:
     def within(self, at: float) -> httpx.Response:
         """The response (its headers), or TimeoutError at `at` (`time.monotonic()`)."""
         context = contextvars.copy_context()  # the app's context (tracing, ...) goes along
-        future = _workers().submit(lambda: context.run(self._send, self._request))
+        future = _threads().submit(lambda: context.run(self._send, self._request))
         try:
             done, _ = concurrent.futures.wait([future], timeout=max(at - time.monotonic(), 0.0))
         except BaseException:  # KeyboardInterrupt while waiting
@@ -223,7 +223,7 @@ class _WatchedStream(httpx.SyncByteStream):
         self._stream.close()
 
 
-class _Workers:
+class _ExchangeThreads:
     """Daemon threads, started as needed up to `limit`, that run exchanges. Not a
     ThreadPoolExecutor: the interpreter waits for its threads at exit, and one stuck behind a
     hostile server would hold the app's exit for as long as the server likes."""
@@ -259,17 +259,17 @@ class _Workers:
             self._idle.release()
 
 
-_workers_of_process = _Workers(EXCHANGE_WORKERS)
+_exchange_threads = _ExchangeThreads(EXCHANGE_WORKERS)
 
 
-def _workers() -> _Workers:
-    return _workers_of_process
+def _threads() -> _ExchangeThreads:
+    return _exchange_threads
 
 
-def _forget_workers() -> None:
+def _forget_threads() -> None:
     # A forked child has none of the parent's threads.
-    global _workers_of_process
-    _workers_of_process = _Workers(EXCHANGE_WORKERS)
+    global _exchange_threads
+    _exchange_threads = _ExchangeThreads(EXCHANGE_WORKERS)
 
 
-os.register_at_fork(after_in_child=_forget_workers)
+os.register_at_fork(after_in_child=_forget_threads)
