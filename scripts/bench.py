@@ -67,6 +67,9 @@ class Config:
     latency_calls: int = 2_000
     tasks: tuple[int, ...] = (20, 100, 500)
     tasks_calls: int = 2_000
+    pool_latencies: tuple[float, ...] = (0.15, 0.3)
+    pool_tasks: int = 500
+    pool_calls: int = 2_000
     rl_seconds: float = 75.0
     diag_seconds: float = 15.0
     limiter_n: int = 200_000
@@ -87,6 +90,7 @@ class Config:
 QUICK = Config(True, cpu_rounds=1, cpu_cycles=2, cpu_batch=15, warmup=5, listing=(200, 1_000))
 QUICK = replace(QUICK, rounds=1, startup_rounds=1, async_calls=100, latency_calls=100)
 QUICK = replace(QUICK, tasks=(5, 20, 50), tasks_calls=200, rl_seconds=1.0, diag_seconds=1.0)
+QUICK = replace(QUICK, pool_tasks=100, pool_calls=150)
 QUICK = replace(QUICK, limiter_n=5_000)
 QUICK = replace(QUICK, redis_n=200, profile_calls=30, micro_n=50, wait_jobs=40, wait_span=3.0)
 QUICK = replace(QUICK, wait_interval=1.0, wait_setup=3.0)
@@ -437,6 +441,55 @@ semaphore; before, inside httpcore's pool (httpx's default: 100 open, 20 kept al
 fell from 461 to 36 calls per second, opening 1,960 connections for 2,000 calls.
 
 {table(f"tasks|calls per s|of {min(s)} tasks' rate|connections opened", rows, "---:|" * 4)}
+"""
+
+
+POOLS = {
+    "own": "facade, its own pool (sized from the limits)",
+    "twenty": "facade, 20 connections (the old size)",
+    "httpx": "httpx.AsyncClient, its default pool (100 open, 20 kept alive), no queue",
+}
+
+
+def bench_pool(cfg: Config) -> str:
+    from klaviyo_catalog._pool import DESIGN_LATENCY, POOL_CONNECTIONS, sustained_rate
+
+    # What an app waiting on every job kind may use: each kind's largest sustained rate.
+    quota = sum(
+        max(sustained_rate(OPERATIONS[op].rate_limits) for op in ops if op in OPERATIONS)
+        for ops in ((k.get_operation, k.list_operation) for k in KINDS.values())
+    )
+    r: dict[str, Json] = RAW.setdefault("pool", {})
+    for latency in cfg.pool_latencies:
+        with Fake() as fake:
+            fake.do("delay", low=latency, high=latency)
+            args = fake.args("item-update") | {"tasks": cfg.pool_tasks, "calls": cfg.pool_calls}
+            for c in POOLS:
+                before = fake.do("connections")
+                result = run(PY, "pool", args | {"client": c})
+                r[f"{c} {latency}"] = result | {"connections": fake.do("connections") - before}
+    rows = []
+    for latency in cfg.pool_latencies:
+        for c, label in POOLS.items():
+            v = r[f"{c} {latency}"]
+            rows.append([f"+{latency * 1000:.0f} ms", label, f(v["per_s"]), f(v["connections"])])
+    slowest = max(cfg.pool_latencies)
+    own = r[f"own {slowest}"]
+    what = f"own pool, {cfg.pool_tasks} tasks at +{slowest * 1000:.0f} ms: calls per s"
+    measured = f"{f(own['per_s'])} (pool of {POOL_CONNECTIONS})"
+    goal(what, f"≥ 90% of the kinds' quota ({quota:.0f}/s)", measured, own["per_s"] >= 0.9 * quota)
+    columns = "added latency|client|calls per s|connections opened"
+    return f"""## 4c. Pool size: {cfg.pool_tasks} tasks against a distant server
+
+The client's own pool has {POOL_CONNECTIONS} connections: room for every job kind's sustained
+quota at once ({quota:.1f} calls/s, each kind counted at its largest operation's limit, revision
+{REVISION}) at {DESIGN_LATENCY * 1000:.0f} ms a request (Little's law), never fewer than 20; all
+kept alive, and `AsyncCatalogJobs` queues calls beyond it. {cfg.pool_calls:,} calls shared by
+{cfg.pool_tasks} tasks on one cold client; the fake delays every answer as if it crossed a
+network. 20 connections cap a client at 20 / latency; httpx's default pool, with every task let
+in, opens up to 100 connections and closes all but 20 as they go idle.
+
+{table(columns, rows, "---|---|---:|---:|")}
 """
 
 

@@ -25,6 +25,7 @@ import attrs
 import pytest
 from klaviyo_catalog import BulkJob, CatalogJobs, Item, ResourceRef
 from klaviyo_catalog._cli import main
+from klaviyo_catalog._cli._reach import unreachable as unreachable_host
 from klaviyo_catalog._cli._render import job_json, related_table, table
 from klaviyo_catalog._retry import RetryPolicy
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
@@ -905,18 +906,22 @@ def test_an_unreachable_host_says_why(
 
 
 def test_a_proxy_from_the_environment_is_not_second_guessed(
-    make_fake: Callable[..., FakeKlaviyo],
+    make_fake: Callable[..., FakeKlaviyo], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A loopback base URL is never proxied (plain http would hand the proxy the key): it is
+    # checked as any other, and the proxy gets nothing.
     proxy = make_fake(api_key=SECRET)  # serves the absolute-form requests a proxy gets
     job_id = proxy.add_job("item-update")
     unreachable = f"http://127.0.0.1:{closed_port()}"
     env = {"ALL_PROXY": proxy.base_url, "NO_PROXY": ""}
-
     run = cli("jobs", "get", "item-update", job_id, "--base-url", unreachable, fake=None,
               extra_env=env)  # fmt: skip
-
-    assert run.code == 0, run.err
-    assert len(proxy.request_log) == 1
+    assert run.err.startswith(f"error: cannot reach {unreachable}: connection refused")
+    assert proxy.request_log == []
+    # A host the pool reaches through the proxy is left to the proxy to judge.
+    monkeypatch.setenv("HTTPS_PROXY", proxy.base_url)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("checked"))
+    assert unreachable_host("https://klaviyo.invalid") is None
 
 
 def test_a_connection_lost_after_the_host_answered_names_the_url(

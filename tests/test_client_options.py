@@ -240,25 +240,6 @@ def test_the_clients_own_pool_keeps_a_cookie_the_server_sets_and_sends_it_back(
     close(client)
 
 
-def test_the_clients_own_pool_goes_through_a_proxy_the_environment_names(
-    mode: str,
-    fake: FakeKlaviyo,
-    make_fake: Callable[..., FakeKlaviyo],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The own pool sends straight to its transport only when there is no proxy to pick.
-    proxy = make_fake()  # serves the absolute-form requests a proxy gets, from its own jobs
-    job_id = proxy.add_job("item-update")
-    monkeypatch.setenv("ALL_PROXY", proxy.base_url)
-    monkeypatch.setenv("NO_PROXY", "")
-    client = make(mode, fake)
-    assert run(client, get(job_id)).id == job_id
-    path = f"/api/catalog-item-bulk-update-jobs/{job_id}{SLASH}"  # the generated path style
-    assert [r.path for r in proxy.request_log] == [path]
-    assert fake.request_log == []
-    close(client)
-
-
 def test_a_closed_client_refuses_calls_and_opens_no_connection(
     mode: str, fake: FakeKlaviyo
 ) -> None:

@@ -4,6 +4,7 @@ event loop gets its own pool, and 500 tasks queue in the client instead of churn
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import urllib.parse
 from collections.abc import Callable
@@ -19,8 +20,9 @@ from klaviyo_catalog import (
     InvalidResponseError,
     Rate,
 )
-from klaviyo_catalog._pool import POOL_CONNECTIONS
+from klaviyo_catalog._pool import APP_CLIENT_SLOTS, POOL_CONNECTIONS
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
+from klaviyo_catalog._transport import AsyncOwnTransport
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests.documents import job_body
@@ -217,32 +219,48 @@ class _InMemoryStream(httpcore.AsyncNetworkStream):
         return False if info == "is_readable" else None
 
 
-async def calls_at_once(
-    http: httpx.AsyncClient | None, network: InMemoryNetwork, tasks: int = 500
-) -> None:
+def own_pools_on(network: InMemoryNetwork, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Async clients built from now on open their own pool's connections on `network` (through
+    httpcore's public network backend seam)."""
+    pool = httpcore.AsyncConnectionPool
+    monkeypatch.setattr(
+        httpcore, "AsyncConnectionPool", functools.partial(pool, network_backend=network)
+    )
+
+
+def httpx_default_pool_on(network: InMemoryNetwork) -> httpx.AsyncClient:
+    """An httpx.AsyncClient with httpx's default pool (100 connections, 20 kept alive), its
+    connections opened on `network`."""
+    pool = httpcore.AsyncConnectionPool(
+        max_connections=100, max_keepalive_connections=20, network_backend=network
+    )
+    return httpx.AsyncClient(transport=AsyncOwnTransport([pool]))
+
+
+async def calls_at_once(http: httpx.AsyncClient | None, tasks: int = 500) -> None:
     kc = AsyncCatalogJobs("pk_x", base_url="http://127.0.0.1:9", http_client=http, **FAST)
-    pool = kc._pool.http._transport._pool  # type: ignore[attr-defined]
-    pool._network_backend = network
     jobs = await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(tasks)))
     assert [job.id for job in jobs] == [f"J{n}" for n in range(tasks)]
     await kc.aclose()
 
 
-def test_five_hundred_tasks_queue_in_the_client_not_in_the_pool() -> None:
+def test_five_hundred_tasks_queue_in_the_client_not_in_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     network = InMemoryNetwork()
-    run_async(calls_at_once(None, network))
+    own_pools_on(network, monkeypatch)
+    run_async(calls_at_once(None))
     assert network.peak == POOL_CONNECTIONS
 
 
 def test_without_the_queue_httpxs_default_pool_opens_a_connection_per_task() -> None:
-    # The failure the queue prevents, on the same network: an app's client with httpx's
-    # default pool (100 open, 20 kept alive), its calls let straight through, opens one
-    # connection per task in flight and closes all but 20 of them again afterwards.
+    # The failure the queue prevents, on the same network: httpx's default pool (100 open, 20
+    # kept alive), its calls let straight through, opens one connection per task in flight
+    # and closes all but 20 of them again afterwards.
     network = InMemoryNetwork()
 
     async def unqueued() -> None:
-        async with httpx.AsyncClient() as http:
-            http._transport._pool._network_backend = network  # type: ignore[attr-defined]
+        async with httpx_default_pool_on(network) as http:
             await asyncio.gather(*(http.get(f"http://127.0.0.1:9/x/J{n}") for n in range(100)))
 
     run_async(unqueued())
@@ -251,11 +269,11 @@ def test_without_the_queue_httpxs_default_pool_opens_a_connection_per_task() -> 
     queued = InMemoryNetwork()
 
     async def through_the_client() -> None:
-        async with httpx.AsyncClient() as http:
-            await calls_at_once(http, queued, 100)
+        async with httpx_default_pool_on(queued) as http:
+            await calls_at_once(http, 100)
 
     run_async(through_the_client())
-    assert queued.peak == 20
+    assert queued.peak == APP_CLIENT_SLOTS == 20
 
 
 def test_many_tasks_over_real_sockets_share_the_pool(fake: FakeKlaviyo) -> None:
@@ -271,16 +289,17 @@ def test_many_tasks_over_real_sockets_share_the_pool(fake: FakeKlaviyo) -> None:
     assert fake.connections < 2 * POOL_CONNECTIONS
 
 
-def test_an_apps_async_client_gets_slots_the_size_of_its_keep_alive_pool(
+def test_an_apps_async_client_gets_slots_of_httpxs_default_keep_alive_count(
     fake: FakeKlaviyo,
 ) -> None:
+    # httpx's public API does not tell a client's limits: an app's client gets 20 calls in
+    # flight, httpx's default keep-alive count, so its default pool never churns.
     client_options = options(fake, *(f"J{n}" for n in range(200)))
-    limits = httpx.Limits(max_connections=30, max_keepalive_connections=8)
 
     async def run() -> None:
-        async with httpx.AsyncClient(limits=limits) as http:
+        async with httpx.AsyncClient() as http:
             kc = AsyncCatalogJobs(http_client=http, **client_options)
             await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(200)))
 
     run_async(run())
-    assert fake.connections < 2 * 8  # not one per call beyond the 8 kept alive
+    assert fake.connections < 2 * APP_CLIENT_SLOTS  # not one per call beyond the 20 kept alive

@@ -5,8 +5,10 @@ type, and the deprecated names that still work. Only the wire matters: httpx.Moc
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpcore
 import httpx
 import klaviyo_catalog
 import pytest
@@ -59,12 +61,12 @@ def test_without_an_app_client_an_attempt_has_thirty_seconds(
 ) -> None:
     seen: list[Any] = []
 
-    def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+    def handle_request(self: httpcore.ConnectionPool, request: httpcore.Request) -> Any:
         seen.append(request.extensions["timeout"])
-        return httpx.Response(200, json=DOCUMENT)
+        return httpcore.Response(200, content=json.dumps(DOCUMENT).encode())
 
-    # The facade's own client sends through httpx's transport: answer there, off the network.
-    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle_request)
+    # The facade's own client sends through httpcore's pool: answer there, off the network.
+    monkeypatch.setattr(httpcore.ConnectionPool, "handle_request", handle_request)
     with CatalogJobs(SECRET_KEY, rate_limiter=MemoryRateLimiter()) as kc:
         kc.get_item_update_job("J")
     assert seen == [{"connect": 30.0, "read": 30.0, "write": 30.0, "pool": 30.0}]

@@ -555,20 +555,29 @@ def test_a_key_or_revision_that_cannot_be_a_header_is_refused_at_once(
         client_class(SECRET_KEY, revision="2023-01-24\r\nX-Injected: 1")
 
 
-def ssl_context_of(client: CatalogJobs | AsyncCatalogJobs) -> ssl.SSLContext:
-    # httpx keeps it on the connection pool of its default transport.
-    context = client._pool.http._transport._pool._ssl_context  # type: ignore[union-attr]
-    assert isinstance(context, ssl.SSLContext)
-    return context
+def tls_contexts_made(monkeypatch: pytest.MonkeyPatch) -> list[ssl.SSLContext]:
+    """The TLS contexts httpx makes from now on (the clients' own pools share one a process,
+    made through httpx's public `create_ssl_context`; the cache of it starts empty)."""
+    made: list[ssl.SSLContext] = []
+    create = httpx.create_ssl_context
+
+    def recording(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(create(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(httpx, "create_ssl_context", recording)
+    klaviyo_catalog._transport._tls_context.cache_clear()
+    return made
 
 
 @pytest.mark.parametrize("client_class", [CatalogJobs, AsyncCatalogJobs])
 def test_tls_verification_is_on_by_default_and_no_option_turns_it_off(
-    client_class: type[CatalogJobs] | type[AsyncCatalogJobs],
+    client_class: type[CatalogJobs] | type[AsyncCatalogJobs], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    made = tls_contexts_made(monkeypatch)
     client = client_class(SECRET_KEY)
     try:
-        context = ssl_context_of(client)
+        (context,) = made
         assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     finally:
         if isinstance(client, CatalogJobs):
@@ -649,8 +658,9 @@ def test_ssl_cert_file_is_honoured_though_clients_share_one_tls_context(
             call(mode, https, "get_item_update_job", "J")
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         assert call(mode, https, "get_item_update_job", "J").id == "J"
+        made = tls_contexts_made(monkeypatch)
         clients = [CatalogJobs(SECRET_KEY), CatalogJobs(SECRET_KEY)]
-        assert ssl_context_of(clients[0]) is ssl_context_of(clients[1])
+        assert len(made) == 1  # one for both
         for client in clients:
             client.close()
         monkeypatch.delenv("SSL_CERT_FILE")

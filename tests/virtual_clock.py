@@ -73,8 +73,8 @@ def virtual_core(
         rate_limiter=limiter if limiter is not None else MemoryRateLimiter(clock=clock),
         **options,
     )
-    client.close()  # only its request builder is used, which does no I/O
-    return Core(attrs.evolve(client._settings, clock=clock), client._pool.build_request)
+    client.close()  # only its settings are used
+    return Core(attrs.evolve(client._settings, clock=clock))
 
 
 # --- one flow, a scripted server ---------------------------------------------------------------

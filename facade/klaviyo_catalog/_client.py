@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ipaddress
 import os
-import re
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -24,7 +22,9 @@ import attrs
 import httpx
 
 from . import _checks as checks
+from ._app_client import checked_app_client
 from ._auth import TokenSource, checked_account, credential
+from ._base_url import BASE_URL_VARIABLE, base_url_or_default
 from ._body import DEFAULT_MAX_RESPONSE_BYTES
 from ._checks import RateLimits
 from ._core import Core
@@ -34,86 +34,23 @@ from ._methods import Methods
 from ._models import BulkJob, Page
 from ._operations import REVISION
 from ._pages import PageWalk
-from ._pool import Pool, opened, sent
+from ._pool import AsyncTransport, Pool, SyncTransport, async_pool_of, sync_pool_of
 from ._ratelimit import RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
 from ._settings import Settings
 from ._sockets import deadline_in
+from ._transport import async_stream, sync_stream
 from ._version import __version__
 from ._waiting import JobsWait
 from ._workers import run_blocking, worker_pool
 from .errors import ConfigurationError, KlaviyoError
 
-__all__ = ["AsyncCatalogJobs", "CatalogJobs"]
+__all__ = ["BASE_URL_VARIABLE", "AsyncCatalogJobs", "CatalogJobs"]
 
 T = TypeVar("T")
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
-DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0)
-# Read by the library itself, not just the CLI, so that an app and the CLI, run in one
-# environment (a staging proxy, a fake in CI), talk to the same server.
-BASE_URL_VARIABLE = "KLAVIYO_BASE_URL"
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-# A call on a closed client: its own pool would otherwise quietly open new connections.
-CLOSED = "the client is closed (its http_client too, if it was given one); make a new one"
-# Userinfo in a URL: never echoed, since it is a password.
-_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
-
-
-def _shown(base_url: object) -> str:
-    """base_url for an error message, any user:password@ part masked."""
-    return repr(_USERINFO.sub("***@", base_url)) if isinstance(base_url, str) else "given"
-
-
-def _checked_base_url(base_url: str) -> str:
-    """A base URL the key can safely be sent to: https (http only to a loopback host), no user or
-    password, no query or fragment; without its trailing slash."""
-    if not isinstance(base_url, str):
-        raise ConfigurationError(f"base_url must be a str, got {type(base_url).__name__}")
-    try:
-        url = httpx.URL(base_url)
-    except (httpx.InvalidURL, TypeError):
-        raise ConfigurationError(f"base_url {_shown(base_url)} is not a URL") from None
-    if url.userinfo or _USERINFO.search(base_url):
-        # httpx would replace the API key with Basic auth, and print the password in its log.
-        raise ConfigurationError(
-            f"base_url {_shown(base_url)} carries a user name or password; "
-            "the API key (api_key=) is the only credential sent"
-        )
-    if url.scheme not in ("https", "http") or not url.host:
-        raise ConfigurationError(f"base_url {_shown(base_url)} must be an https:// URL")
-    if url.query or url.fragment:
-        raise ConfigurationError("base_url must not carry a query or fragment")
-    if url.scheme == "http" and not _is_loopback(url.host):
-        # The API key would cross the network in clear text.
-        raise ConfigurationError(
-            f"base_url {_shown(base_url)} uses http:// for a non-loopback host; use https://"
-        )
-    return str(url).rstrip("/")
-
-
-def _base_url(base_url: str | None) -> str:
-    """The argument, else $KLAVIYO_BASE_URL (if set and not empty), else Klaviyo's."""
-    if base_url is not None:
-        return _checked_base_url(base_url)
-    from_env = os.environ.get(BASE_URL_VARIABLE, "").strip()
-    if not from_env:
-        return DEFAULT_BASE_URL
-    try:
-        return _checked_base_url(from_env)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"${BASE_URL_VARIABLE}: {exc}") from None
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether a host is this machine, by name or by address."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Unset:
@@ -137,7 +74,7 @@ class _ClientBase(Generic[H]):
     """Configuration shared by both clients, and their one constructor; no I/O."""
 
     _http_class: ClassVar[type[httpx.Client] | type[httpx.AsyncClient]]
-    _pool: Pool[H]
+    _pool: Pool[Any]
     _closes: bool  # closing this client closes the pool (its own, not a with_options() copy)
 
     def __init__(
@@ -171,8 +108,17 @@ class _ClientBase(Generic[H]):
             deadline=checks.optional_seconds(deadline, "deadline"),
             max_retry_after=checks.retry_after_ceiling(max_retry_after),
         )
-        base = _base_url(base_url)
+        base = base_url_or_default(base_url)
         chosen_account = checked_account(account) if account is not None else None
+        http_class: Any = self._http_class
+        if http_client is not None:
+            if not isinstance(http_client, http_class):
+                raise ConfigurationError(
+                    f"http_client must be an httpx.{http_class.__name__} for {type(self).__name__}"
+                )
+            checked_app_client(http_client, base)
+        # The environment's proxy variables are read (and checked) here; no connection opens.
+        pool = _POOLS[self._http_class](http_client, base)
         # Last of the checks: a token function is called here, once.
         auth = credential(api_key, access_token, os.environ.get("KLAVIYO_API_KEY"))
         self._settings = Settings(
@@ -189,14 +135,9 @@ class _ClientBase(Generic[H]):
             user_agent=f"klaviyo-catalog-jobs/{__version__} httpx/{httpx.__version__}",
             max_response_bytes=checks.byte_count(max_response_bytes),
         )
-        http_class: Any = self._http_class
-        if http_client is not None and not isinstance(http_client, http_class):
-            raise ConfigurationError(
-                f"http_client must be an httpx.{http_class.__name__} for {type(self).__name__}"
-            )
-        self._pool = Pool(http_class, http_client)
-        self._closes = self._pool.owned
-        self._core = Core(self._settings, self._pool.build_request)
+        self._pool = pool
+        self._closes = pool.owned
+        self._core = Core(self._settings)
         # Last: a constructor that raised has warned about nothing. The stack level points the
         # warning at the app line that built the client.
         warn_if_not_stable(chosen_revision, stacklevel=2)
@@ -230,7 +171,7 @@ class _ClientBase(Generic[H]):
         derived = copy.copy(self)  # every attribute, so the pool and limiter are shared
         derived._settings = attrs.evolve(settings, **changes)
         derived._closes = False
-        derived._core = Core(derived._settings, self._pool.build_request)
+        derived._core = Core(derived._settings)
         return derived
 
     @property
@@ -283,15 +224,20 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
       budget is kept; the default is shared by every client of this process, and
       `RedisRateLimiter` shares it across processes and hosts.
     - `http_client`: an `httpx.Client` of the app's (proxies, transports); the facade still
-      sets its own auth and headers, and does not close it. Without one, the client keeps a
-      pool of 20 connections, all kept alive, and a process forked from this one (gunicorn
-      `--preload`, multiprocessing) gets a pool of its own at its first call; an app's own
-      client is the app's to replace after fork().
+      sets its own auth and headers, adds the client's default headers and cookies, never
+      follows a redirect, and does not close it. The deadline bounds its calls too (a sync
+      exchange is awaited in a worker thread). A plain-http (loopback) base URL with a client
+      that would take a proxy from the environment is a ConfigurationError. Without one, the
+      client keeps a pool of its own (`POOL_CONNECTIONS`, sized from the spec's limits, all
+      kept alive), through the proxy the environment names (never for a loopback host), and
+      a process forked from this one (gunicorn `--preload`, multiprocessing) gets a pool of
+      its own at its first call; an app's own client is the app's to replace after fork().
 
     Every argument is checked here, and every error a call raises is a `KlaviyoError`.
     """
 
     _http_class = httpx.Client
+    _pool: Pool[SyncTransport]
 
     def _run(self, flow: Flow[T]) -> T:
         # Closing the flow on any way out (KeyboardInterrupt included) lets it hand back its
@@ -313,36 +259,25 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
 
     def _send(self, send: Send) -> Any:
         """The response, its body read into the flow's Body; or the exception (the flow types
-        it). The client's own sockets wait no longer than the deadline (`_sockets`); with an
-        app's client, the deadline is checked as each chunk of the body arrives."""
-        pool = self._pool
-        pool.in_this_process()
-        http = pool.http
-        if http.is_closed:
-            return ConfigurationError(CLOSED)
+        it). One way down and back: the transport (the client's own, or the app's client) sends
+        the request and streams the raw body, which the Body decodes and bounds. Socket waits
+        end by the deadline (`deadline_in`: the own pool's sockets read it, the app's client's
+        exchange is watched against it)."""
         try:
+            transport = self._pool.current()
             with deadline_in(send.timeout):
-                if isinstance(pool.direct, httpx.BaseTransport):
-                    request = send.request
-                    response = opened(http, request, pool.direct.handle_request(request))
-                else:
-                    # Never a redirect, whatever the app's client says: it carries the key.
-                    response = http.send(send.request, stream=True, follow_redirects=False)
+                response = transport.handle_request(send.request)
                 try:
                     body = send.receive(response)
                     # The raw stream itself: iter_raw() refuses a body a transport had already
                     # read (MockTransport's), whose bytes the stream still holds.
-                    if response.is_stream_consumed:
-                        # An app's event hook read the body: the stream would wait forever.
-                        body.feed(response.content)
-                    else:
-                        for chunk in _sync_stream(response):
-                            body.feed(chunk)
+                    for chunk in sync_stream(response):
+                        body.feed(chunk)
                 finally:
                     response.close()
             return body.response()
-        except (httpx.HTTPError, KlaviyoError) as exc:
-            return sent(exc, send.request)
+        except (httpx.HTTPError, KlaviyoError, TimeoutError) as exc:
+            return exc  # TimeoutError: the app's client's exchange outlasted the deadline
 
     def _run_to_job(self, flow: Flow[BulkJob]) -> BulkJob:
         return self._run(flow)
@@ -361,7 +296,7 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
     def close(self) -> None:
         """Close the client's own connections (an app's `http_client` stays open)."""
         if self._closes:
-            self._pool.http.close()
+            self._pool.transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -387,12 +322,14 @@ class AsyncCatalogJobs(
 
     Calls beyond the connection pool's size wait their turn here, in a semaphore, rather than
     inside httpcore's pool, which thrashes (closes and reopens connections) when far more
-    tasks than connections share it. The semaphore is the size of the pool (20 for the
-    client's own; for an app's `http_client`, its keep-alive limit). A client used under a
-    second event loop (another `asyncio.run()`) rebuilds its own pool for it.
+    tasks than connections share it. The semaphore is the size of the pool (for the client's
+    own, `POOL_CONNECTIONS`, sized from the spec's limits; for an app's `http_client`, 20,
+    httpx's default keep-alive count). A client used under a second event loop (another
+    `asyncio.run()`) rebuilds its own pool for it.
     """
 
     _http_class = httpx.AsyncClient
+    _pool: Pool[AsyncTransport]
 
     async def _run(self, flow: Flow[T]) -> T:
         # A cancelled task closes the flow, which hands back its rate-limit ticket.
@@ -422,37 +359,22 @@ class AsyncCatalogJobs(
 
     async def _send(self, send: Send) -> Any:
         """As `CatalogJobs._send`; the whole exchange, a wait for a connection slot included,
-        is also cut off at the deadline to the instant."""
+        is cut off at the deadline to the instant, whichever the transport."""
         import asyncio
 
-        pool = self._pool
-        slots = pool.slots(asyncio.get_running_loop())
-        http = pool.http
-        if http.is_closed:
-            return ConfigurationError(CLOSED)
         try:
+            transport, slots = self._pool.for_loop(asyncio.get_running_loop())
             async with asyncio.timeout(send.timeout), slots:
-                if isinstance(pool.direct, httpx.AsyncBaseTransport):
-                    request = send.request
-                    received = await pool.direct.handle_async_request(request)
-                    response = opened(http, request, received)
-                else:
-                    # Never a redirect, as above.
-                    response = await http.send(send.request, stream=True, follow_redirects=False)
+                response = await transport.handle_async_request(send.request)
                 try:
                     body = send.receive(response)
-                    if response.is_stream_consumed:
-                        body.feed(response.content)  # read by an app's event hook
-                    else:
-                        async for chunk in _async_stream(response):
-                            body.feed(chunk)
+                    async for chunk in async_stream(response):
+                        body.feed(chunk)
                 finally:
                     await response.aclose()
             return body.response()
-        except (httpx.HTTPError, KlaviyoError) as exc:
-            return sent(exc, send.request)
-        except TimeoutError as exc:  # asyncio.timeout's: the deadline passed
-            return exc
+        except (httpx.HTTPError, KlaviyoError, TimeoutError) as exc:
+            return exc  # TimeoutError: asyncio.timeout's, the deadline passed
         except RuntimeError as exc:
             if type(exc) is not RuntimeError:  # httpx's own StreamError and the like
                 raise
@@ -483,12 +405,12 @@ class AsyncCatalogJobs(
 
     async def aclose(self) -> None:
         """Close the client's own connections (an app's `http_client` stays open)."""
-        if self._closes:
+        if self._closes and not self._pool.transport.is_closed:
             import asyncio
 
             # Connections opened under another (closed) loop cannot be closed from this one.
-            self._pool.slots(asyncio.get_running_loop())
-            await self._pool.http.aclose()
+            transport, _ = self._pool.for_loop(asyncio.get_running_loop())
+            await transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -502,19 +424,8 @@ class AsyncCatalogJobs(
         await self.aclose()
 
 
-def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
-    """The response's raw stream; a TypeError for an async one, which an app's odd transport
-    could return."""
-    stream = response.stream
-    if not isinstance(stream, httpx.SyncByteStream):
-        raise TypeError("an httpx.Client returned an async response stream")
-    return stream
-
-
-def _async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
-    """The response's raw stream; a TypeError for a sync one, which an app's odd transport could
-    return."""
-    stream = response.stream
-    if not isinstance(stream, httpx.AsyncByteStream):
-        raise TypeError("an httpx.AsyncClient returned a sync response stream")
-    return stream
+# A client's pool, by the class of httpx client it takes: an app's (None: its own) for a base URL.
+_POOLS: dict[type[httpx.Client] | type[httpx.AsyncClient], Callable[[Any, str], Pool[Any]]] = {
+    httpx.Client: sync_pool_of,
+    httpx.AsyncClient: async_pool_of,
+}

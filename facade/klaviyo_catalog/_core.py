@@ -17,7 +17,7 @@ iterates a walk or a wait as a generator of its kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import httpx
 
@@ -37,9 +37,8 @@ from .errors import KlaviyoError
 class Core:
     """The flows of every public call, shared by the sync and the async client."""
 
-    def __init__(self, settings: Settings, build_request: Callable[..., httpx.Request]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._build_request = build_request
 
     # --- the public calls ----------------------------------------------------------------------
 
@@ -124,4 +123,4 @@ class Core:
     ) -> Flow[tuple[httpx.Response, ResponseInfo]]:
         """One call's request to Klaviyo (see `_exchange.Exchange`): the successful response
         and its ResponseInfo."""
-        return Exchange(self.settings, self._build_request, op, parts, deadline).run()
+        return Exchange(self.settings, op, parts, deadline).run()

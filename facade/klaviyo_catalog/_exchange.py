@@ -11,7 +11,6 @@ fresh token first, and a 429 that is waited out pauses the whole account.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import httpx
 
@@ -46,13 +45,11 @@ class Exchange:
     def __init__(
         self,
         settings: Settings,
-        build_request: Callable[..., httpx.Request],
         op: Operation,
         parts: RequestParts,
         deadline: Deadline,
     ) -> None:
         self.settings = settings
-        self._build_request = build_request
         self.op = op
         self.parts = parts
         self.deadline = deadline
@@ -92,11 +89,13 @@ class Exchange:
             if remaining is not None and remaining <= 0:
                 raise deadline.exceeded(f"{op.name}: before attempt {self.retries + 1}")
             try:
-                request = self._build_request(
+                # The whole request, made here: the transport below sends it as it is (the
+                # client's own adds its cookies, an app's client its defaults).
+                request = httpx.Request(
                     parts.method,
                     url,
                     headers={**s.headers(op), **parts.headers},
-                    # httpx's own form of a timeout, which build_request takes as it is.
+                    # httpx's own form of a timeout, which its transports read.
                     extensions={"timeout": within(s.timeout, remaining)},
                 )
             except httpx.InvalidURL:

@@ -26,7 +26,7 @@ class Send:
     """Send `request` and read its response into a `Body` (from `receive`), all within
     `timeout` seconds (None: no deadline). The outcome is the finished `httpx.Response`, or the
     exception raised: an `httpx.HTTPError`, a `KlaviyoError` from the Body, or a `TimeoutError`
-    when the driver's own timer ran out."""
+    when the driver's timer (or the app client's watchdog) ran out."""
 
     request: httpx.Request
     timeout: float | None = None

@@ -1,200 +1,151 @@
-"""A client's connection pool: the app's `http_client`, or one the client builds for itself.
+"""A client's connections, how many, and how they follow the process and the event loop.
 
-A client and the clients its `with_options()` made share one `Pool`, which follows the process
-(after fork()) and, for `AsyncCatalogJobs`, the event loop. The pool a client builds for itself
-keeps every connection alive, uses one process-wide TLS context, parses cookies only when a
-response sets some, and its sync sockets wait no longer than the call's deadline (`_sockets`);
-its requests are made as `httpx.Request`s and go straight to its transport. An app's own
-client is used as it is.
+A client and the clients its `with_options()` made share one `Pool`: the transport its calls
+go through, the client's own (`_transport`) or the app's `http_client` (`_app_client`). The
+own one is rebuilt in a process forked from the one that built it and, for
+`AsyncCatalogJobs`, under another event loop; an app's client stays the app's to replace.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 import os
-import ssl
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import httpx
+from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS, JobKind, OperationSpec
 
-from ._sockets import bound_by_deadlines
+from ._app_client import AppClientTransport, AsyncAppClientTransport
+from ._proxies import environment_proxy
+from ._transport import AsyncOwnTransport, CookieStore, OwnTransport, async_pools, sync_pools
+from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     import asyncio
 
-H = TypeVar("H", httpx.Client, httpx.AsyncClient)
-
-#: Connections of the client's own pool, all kept alive: a pool that closes connections past
-#: its keep-alive count reopens them at once under load (httpx's default, 100 open but 20 kept,
-#: opened 1,960 connections for 2,000 calls of 500 tasks). 20 carry Klaviyo's steady limit
-#: (3,500/min, ~58/s) at up to ~340 ms per request; more would cost CPU, since httpcore's pool
-#: scans all its connections for each request (measured: 500 calls cost 1.9x the CPU at 50).
-POOL_CONNECTIONS = 20
-# What httpx reads from the environment when it builds a TLS context.
-_TLS_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE")
+#: The request latency the client's own pool is sized for: Klaviyo answers within 100-300 ms
+#: from most of the world, and a pool sized for 300 ms has room to spare at 150.
+DESIGN_LATENCY = 0.3
+#: The fewest connections of the client's own pool: httpx's default keep-alive count.
+MIN_CONNECTIONS = 20
+# A call on a closed client: its own pool would otherwise quietly open new connections.
+CLOSED = "the client is closed (its http_client too, if it was given one); make a new one"
 
 
-class Pool(Generic[H]):
-    """The connections of a client (and of the clients its `with_options()` made), and how its
-    requests reach them. `owned`: built here, rather than the app's `http_client`."""
+def sustained_rate(rate_limits: Iterable[tuple[int, float]]) -> float:
+    """Requests per second an operation's limits allow over time: its tightest window's."""
+    return min(count / seconds for count, seconds in rate_limits)
 
-    http: H
-    direct: httpx.BaseTransport | httpx.AsyncBaseTransport | None
-    _http_class: type[H]
 
-    def __init__(self, http_class: type[H], http_client: H | None) -> None:
-        self.owned = http_client is None
-        self._http_class = http_class
-        self._use(http_client if http_client is not None else self._new())
+def pool_size(
+    kinds: Mapping[str, JobKind],
+    operations: Mapping[str, OperationSpec],
+    latency: float = DESIGN_LATENCY,
+) -> int:
+    """Connections enough for an app that uses every job kind's quota at once, each request
+    taking `latency` seconds (Little's law: in flight = rate x latency). A kind's requests go
+    to one of its operations at a time (an app waiting on it polls its list or its GETs), so a
+    kind counts with its largest sustained rate; never fewer than MIN_CONNECTIONS."""
+    rate = 0.0
+    for kind in kinds.values():
+        names = [name for name in (kind.get_operation, kind.list_operation) if name]
+        rates = [sustained_rate(operations[n].rate_limits) for n in names if n in operations]
+        rate += max(rates, default=0.0)
+    return max(MIN_CONNECTIONS, math.ceil(rate * latency))
+
+
+#: The size of the client's own pool, from the spec's limits: every connection it opens is kept
+#: alive, and `AsyncCatalogJobs` queues calls beyond it in a semaphore. 20 connections cap a
+#: client at 20 / latency (65 calls/s at 300 ms), below the quota of an app waiting on every
+#: kind; httpx's 100-connection pool that keeps 20 alive thrashed (42 calls/s at 150 ms).
+#: `make bench` measures it (section 4c).
+POOL_CONNECTIONS = pool_size(KINDS, OPERATIONS)
+#: An app's `httpx.AsyncClient` gets this many calls in flight: httpx's default keep-alive
+#: count. (Its own limits are not readable through httpx's public API.)
+APP_CLIENT_SLOTS = 20
+
+
+class Transport(Protocol):
+    @property
+    def is_closed(self) -> bool: ...
+
+
+T = TypeVar("T", bound=Transport)
+SyncTransport = OwnTransport | AppClientTransport
+AsyncTransport = AsyncOwnTransport | AsyncAppClientTransport
+
+
+class Pool(Generic[T]):
+    """The transport a client's calls go through. `renew`: how to build the client's own
+    transport again (None for an app's client, which is used as it is)."""
+
+    def __init__(self, transport: T, renew: Callable[[], T] | None, size: int) -> None:
+        self.transport = transport
+        self.owned = renew is not None
+        self.size = size
+        self._renew_with = renew
         self._pid = os.getpid()
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._slots: asyncio.Semaphore | None = None
 
-    def _new(self) -> H:
-        http: H = new_pool(self._http_class)  # type: ignore[assignment]
-        return http
-
-    def _use(self, http: H) -> None:
-        """Send through `http`: straight to its transport when it is our own (`sole_transport`),
-        through `send` when it is the app's (its auth, event hooks and mounts apply). Likewise
-        requests: `build_request` merges an app's client's defaults (headers, params, base URL);
-        our own has none the requests need but its cookies, so they are made as
-        `httpx.Request`s directly (~12 µs less per request)."""
-        self.http = http
-        self.direct = sole_transport(http) if self.owned else None
-        self._build: Callable[..., httpx.Request] = http.build_request
-        if self.direct is not None:
-            self._build = functools.partial(httpx.Request, cookies=http.cookies)
-
-    def build_request(self, method: str, url: str, **options: Any) -> httpx.Request:
-        """A request to send through this pool (`httpx.Client.build_request`'s arguments)."""
-        return self._build(method, url, **options)
-
-    def in_this_process(self) -> None:
-        """Renew the pool in a process forked from the one that built it: two processes reading
-        one inherited socket get each other's responses."""
+    def current(self) -> T:
+        """The transport to send through now (a sync call): renewed in a process forked from the
+        one that built it, since two processes reading one inherited socket get each other's
+        responses. ConfigurationError if the client was closed."""
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._renew()
+        transport = self.transport
+        if transport.is_closed:
+            raise ConfigurationError(CLOSED)
+        return transport
 
-    def slots(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
-        """The connection slots of `loop` (an `AsyncCatalogJobs` call waits for one): the pool
-        is renewed first if its connections belong to another event loop or process."""
+    def for_loop(self, loop: asyncio.AbstractEventLoop) -> tuple[T, asyncio.Semaphore]:
+        """The transport and the connection slots of `loop` (an `AsyncCatalogJobs` call waits for
+        a slot): the transport is renewed first if its connections belong to another event
+        loop or process. ConfigurationError if the client was closed."""
         bound = self._loop is not None and self._loop() is loop and self._pid == os.getpid()
-        if bound and self._slots is not None:
-            return self._slots
-        import asyncio
+        if not bound or self._slots is None:
+            import asyncio
 
-        if self._pid != os.getpid():
-            self.in_this_process()
-        elif self._loop is not None:
-            self._renew()  # connections are bound to the loop that opened them
-        self._loop = weakref.ref(loop)
-        self._slots = asyncio.Semaphore(pool_size(self.http))
-        return self._slots
+            if self._pid != os.getpid() or self._loop is not None:
+                self._pid = os.getpid()
+                self._renew()  # connections are bound to the loop that opened them
+            self._loop = weakref.ref(loop)
+            self._slots = asyncio.Semaphore(self.size)
+        if self.transport.is_closed:
+            raise ConfigurationError(CLOSED)
+        return self.transport, self._slots
 
     def _renew(self) -> None:
-        """Our own pool, rebuilt; an app's client stays the app's to replace, and a closed pool
-        stays closed. The old one is dropped, not closed: closing would shut down connections
-        (TLS close_notify included) that the parent process is still using."""
-        if self.owned and not self.http.is_closed:
-            self._use(self._new())
+        """Our own transport, rebuilt; an app's client stays the app's to replace, and a closed
+        pool stays closed. The old one is dropped, not closed: closing would shut down
+        connections (TLS close_notify included) that the parent process is still using."""
+        if self._renew_with is not None and not self.transport.is_closed:
+            self.transport = self._renew_with()
 
 
-def pool_size(http: httpx.Client | httpx.AsyncClient) -> int:
-    """How many requests the client's pool serves without closing connections: its keep-alive
-    limit (read from httpcore's pool, where httpx keeps it; 20, httpx's default, if hidden)."""
-    pool = getattr(getattr(http, "_transport", None), "_pool", None)
-    sizes = [getattr(pool, "_max_keepalive_connections", None)]
-    sizes.append(getattr(pool, "_max_connections", None))
-    known = [n for n in sizes if isinstance(n, int) and n > 0]
-    return min(known) if known else 20
+def sync_pool_of(http_client: httpx.Client | None, base_url: str) -> Pool[SyncTransport]:
+    """A sync client's pool: the app's client, or its own (through the environment's proxy)."""
+    if http_client is not None:
+        return Pool(AppClientTransport(http_client), None, APP_CLIENT_SLOTS)
+    proxy, cookies, size = environment_proxy(base_url), CookieStore(), POOL_CONNECTIONS
+
+    def own() -> SyncTransport:
+        return OwnTransport(sync_pools(size, proxy), cookies)
+
+    return Pool(own(), own, size)
 
 
-def new_pool(
-    http_class: type[httpx.Client] | type[httpx.AsyncClient],
-) -> httpx.Client | httpx.AsyncClient:
-    """A client of `http_class` set up as above."""
-    limits = httpx.Limits(
-        max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
-    )
-    http = http_class(limits=limits, verify=tls_context())
-    cookies_parsed_when_set(http)
-    if isinstance(http, httpx.Client):
-        bound_by_deadlines(http)
-    return http
+def async_pool_of(http_client: httpx.AsyncClient | None, base_url: str) -> Pool[AsyncTransport]:
+    """An async client's pool, as `sync_pool_of`."""
+    if http_client is not None:
+        return Pool(AsyncAppClientTransport(http_client), None, APP_CLIENT_SLOTS)
+    proxy, cookies, size = environment_proxy(base_url), CookieStore(), POOL_CONNECTIONS
 
+    def own() -> AsyncTransport:
+        return AsyncOwnTransport(async_pools(size, proxy), cookies)
 
-def sole_transport(
-    client: httpx.Client | httpx.AsyncClient,
-) -> httpx.BaseTransport | httpx.AsyncBaseTransport | None:
-    """The transport that carries every request of a pool built here, when there is only the one
-    (no proxy mounted from the environment); None otherwise, or if httpx keeps it elsewhere
-    than it does today.
-
-    The client sends through it directly: `Client.send`'s auth, redirect and event-hook layers
-    have nothing to do for this pool, and cost about 50 µs of CPU per request (a sixth of an
-    exchange). The client keeps the rest of what `send` does: cookies, the closed check.
-    """
-    if getattr(client, "_mounts", None) != {}:
-        return None
-    transport = getattr(client, "_transport", None)
-    if isinstance(transport, httpx.BaseTransport | httpx.AsyncBaseTransport):
-        return transport
-    return None
-
-
-def opened(
-    client: httpx.Client | httpx.AsyncClient, request: httpx.Request, response: httpx.Response
-) -> httpx.Response:
-    """The response of a request sent straight to the transport, finished as `send` would: it
-    knows its request, and the client's cookie store has seen it."""
-    response.request = request
-    client.cookies.extract_cookies(response)
-    return response
-
-
-def sent(error: Exception, request: httpx.Request) -> Exception:
-    """`error` as `send` would give it: an httpx error of a request sent straight to the
-    transport is told its request too (apps read `error.request.url`)."""
-    if isinstance(error, httpx.RequestError):
-        try:
-            error.request  # noqa: B018 (a property that raises when it was never set)
-        except RuntimeError:
-            error.request = request
-    return error
-
-
-def tls_context() -> ssl.SSLContext:
-    """httpx's default TLS context, built once per process (per value of the variables httpx
-    reads): loading the CA bundle costs ~20 ms of CPU, which httpx spends on every client,
-    even one that never opens an https connection."""
-    return _tls_context(*(os.environ.get(name) for name in _TLS_VARIABLES))
-
-
-@functools.lru_cache(maxsize=4)
-def _tls_context(*environment: str | None) -> ssl.SSLContext:
-    # `environment` is only the cache key: httpx reads the variables itself.
-    return httpx.create_ssl_context()
-
-
-class _Cookies(httpx.Cookies):
-    """httpx's cookie store, parsing a response for cookies only when it sets some. httpx
-    parses every response: it builds a urllib request and two email messages of the headers,
-    more of its own CPU per request than all the rest of `Client.send`, to find nothing when
-    there is no Set-Cookie (or Set-Cookie2, the only headers `http.cookiejar` reads)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        headers = response.headers
-        if "set-cookie" in headers or "set-cookie2" in headers:
-            super().extract_cookies(response)
-
-
-def cookies_parsed_when_set(client: httpx.Client | httpx.AsyncClient) -> None:
-    """Give a client built by this package the cookie store above (kept, with what it holds).
-    Left as it is if httpx keeps its cookies elsewhere than it does today."""
-    cookies = getattr(client, "_cookies", None)
-    if type(cookies) is httpx.Cookies:
-        client._cookies = _Cookies(cookies)
+    return Pool(own(), own, size)

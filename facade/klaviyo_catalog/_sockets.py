@@ -1,11 +1,12 @@
 """The sync client's own sockets wait no longer than the call's deadline, read by read.
 
-httpx gives each read of a response one timeout, fixed when the body starts; a server that
-sends a byte just before each read would time out keeps a body coming for as long as it likes.
+httpcore gives each read of a response one timeout, fixed when its phase starts; a server that
+sends a byte just before each read would time out (headers trickled in, an endless run of
+`103 Early Hints`, a body a byte at a time) keeps an exchange going for as long as it likes.
 The async client cuts an exchange off with `asyncio.timeout`; a thread has no such thing, so
-the sync client's own pool gets a network backend whose every connect, read and write waits at
-most until the deadline of the call this thread is making (`deadline_in`). An app's own
-`http_client` keeps its backend: there the deadline is checked as each chunk arrives.
+the sync client's own pool is built on httpcore's public `NetworkBackend` seam with a backend
+whose every connect, read and write waits at most until the deadline of the call this thread
+is making (`deadline_in`). An app's own `http_client` keeps its sockets; `_app_client` bounds it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpcore
-import httpx
 
 _local = threading.local()
 # A socket timeout of 0 would switch the socket to non-blocking (a ReadError, not a timeout).
@@ -38,6 +38,12 @@ class deadline_in:  # lower case: used as a function, `with deadline_in(seconds)
 
     def __exit__(self, *exc: object) -> None:
         _local.at = self._previous
+
+
+def current_deadline() -> float | None:
+    """The `time.monotonic()` instant this thread's call must be over by (None: no deadline)."""
+    at: float | None = getattr(_local, "at", None)
+    return at
 
 
 def _capped(timeout: float | None) -> float | None:
@@ -103,14 +109,6 @@ class _Backend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def bound_by_deadlines(client: httpx.Client) -> bool:
-    """Give the pools of a client built by this package the deadline-aware backend. False if
-    httpx keeps its pools elsewhere than it does today (the per-chunk check still applies)."""
-    applied = False
-    for transport in [client._transport, *client._mounts.values()]:
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.NetworkBackend):
-            pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
-            applied = True
-    return applied
+def deadline_backend() -> httpcore.NetworkBackend:
+    """httpcore's own sync network backend, its connections bounded by the call's deadline."""
+    return _Backend(httpcore.SyncBackend())

@@ -215,6 +215,27 @@ def task_tasks(a: Json) -> Json:
     return out | {"connections": len(opened)}
 
 
+def task_pool(a: Json) -> Json:
+    """`calls` single-job calls shared by `tasks` tasks, through: the facade's own pool ("own",
+    sized from the spec's limits), the facade with an app's client of 20 connections all kept
+    alive ("twenty", the old size), or httpx's default pool (100 open, 20 kept alive) with
+    every task let through ("httpx")."""
+    import httpx
+
+    if a["client"] == "httpx":
+        # No pool timeout: its wait for a connection is what is measured, not a PoolTimeout.
+        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, pool=None))
+
+        async def get() -> None:
+            (await http.get(a["url"], headers=headers(a))).raise_for_status()
+
+        return gather(get, a["tasks"], a["calls"])
+    twenty = httpx.Limits(max_connections=20, max_keepalive_connections=20)
+    app = httpx.AsyncClient(limits=twenty) if a["client"] == "twenty" else None
+    kc = client(a, "AsyncCatalogJobs", http_client=app)
+    return gather(lambda: kc.get_item_update_job(a["job_id"]), a["tasks"], a["calls"])
+
+
 def task_rate(a: Json) -> Json:
     """Call `op` as fast as the client's default (the spec's) limits let it, from `start_at` for
     `duration` s on `threads` daemon threads; a call waiting for the next window is abandoned."""
@@ -440,6 +461,7 @@ def task_fake(a: Json) -> None:
         "reset": fake.reset_log,
         "log": lambda: [[r.time, r.status, r.counted, r.path] for r in fake.request_log],
         "stats": lambda: [len(fake.request_log), time.process_time(), fake.internal_errors],
+        "connections": lambda: fake.connections,
         "finish_randomly": lambda within, seed: fake.finish_randomly(within, seed=seed),
     }
     with fake:

@@ -10,9 +10,11 @@ every retry of the library for the failures that do pass.
 from __future__ import annotations
 
 import socket
-import urllib.request
 
 import httpx
+
+from .._proxies import environment_proxy
+from ..errors import ConfigurationError
 
 # A TCP handshake to Klaviyo takes well under a second from anywhere; a host that has not
 # answered in this long is taken as unreachable rather than slow.
@@ -41,7 +43,10 @@ def unreachable(base_url: str, timeout: float = CONNECT_SECONDS) -> str | None:
 
 
 def _proxied(url: httpx.URL) -> bool:
-    """Whether the environment names a proxy httpx may send `url` through (its NO_PROXY is
-    not weighed: when in doubt, the proxy decides)."""
-    proxies = urllib.request.getproxies()
-    return bool(proxies.get(url.scheme) or proxies.get("all"))
+    """Whether the client's own pool will send `url` through a proxy the environment names (a
+    loopback host never is: `klaviyo_catalog._proxies`). A proxy variable the client cannot
+    use counts as one: the client refuses it, naming it, when it is built."""
+    try:
+        return environment_proxy(str(url)) is not None
+    except ConfigurationError:
+        return True

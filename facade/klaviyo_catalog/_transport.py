@@ -1,0 +1,340 @@
+"""The client's own connections: an httpcore pool behind an httpx transport, public APIs only.
+
+`OwnTransport` (sync) and `AsyncOwnTransport` are `httpx.BaseTransport`/`AsyncBaseTransport`
+over httpcore's `ConnectionPool` (or its `HTTPProxy`/`SOCKSProxy` for the proxy the environment
+names, `_proxies`), as `httpx.HTTPTransport` is, plus what a client needs of `Client.send`
+here: its cookies. A request goes down once and its response comes back once: the core builds
+the `httpx.Request`, the driver hands it to the transport, and reads the raw stream back.
+
+- Every connection the pool opens is kept alive (`max_keepalive_connections` = its size): a
+  pool that closes idle connections beyond a keep-alive count reopens them at once under load.
+- The sync pool's sockets wait no longer than the call's deadline (`_sockets`).
+- One TLS context per process (`tls_context`).
+- Cookies are parsed only from a response that sets some: httpx parses every response (a urllib
+  request and two email messages of the headers), more CPU than the rest of `Client.send`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import ssl
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import Any, cast
+
+import httpcore
+import httpx
+
+from ._proxies import Proxy
+from ._sockets import deadline_backend
+
+#: Connections per httpcore pool. httpcore scans every connection of its pool for each request
+#: it takes or gives back (asking an idle one's socket whether it is readable, and counting
+#: all of them for each idle one): its CPU per request grows with the pool, by the square
+#: under load. A client's connections are split into pools of at most this many.
+SHARD_CONNECTIONS = 16
+# What httpx reads from the environment when it builds a TLS context.
+_TLS_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE")
+#: Seconds an idle connection is kept: httpx's default.
+KEEPALIVE_EXPIRY = 5.0
+
+# httpcore's exceptions and the httpx ones they mean, the most specific first (as httpx maps
+# them in its own transport; both sides are public).
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+_HTTPCORE_ERRORS = tuple(core for core, _ in _ERRORS)
+
+
+def mapped(error: Exception, request: httpx.Request) -> httpx.TransportError:
+    """The httpx error an httpcore error means, knowing its request (apps read
+    `error.request.url`); the httpcore error is its cause."""
+    kind = next(ours for core, ours in _ERRORS if isinstance(error, core))
+    translated = kind(str(error), request=request)
+    translated.__cause__ = error
+    return translated
+
+
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context, built once per process (per value of the variables httpx
+    reads): loading the CA bundle costs ~20 ms of CPU, which httpx spends on every client,
+    even one that never opens an https connection."""
+    return _tls_context(*(os.environ.get(name) for name in _TLS_VARIABLES))
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context(*environment: str | None) -> ssl.SSLContext:
+    # `environment` is only the cache key: httpx reads the variables itself.
+    return httpx.create_ssl_context()
+
+
+def _pool_options(size: int, proxy: Proxy | None) -> dict[str, Any]:
+    """The keyword arguments of an httpcore pool (or proxy pool) of `size` connections."""
+    options: dict[str, Any] = {
+        "ssl_context": tls_context(),
+        "max_connections": size,
+        "max_keepalive_connections": size,
+        "keepalive_expiry": KEEPALIVE_EXPIRY,
+    }
+    if proxy is not None:
+        url = proxy.url
+        options["proxy_url"] = httpcore.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target="/"
+        )
+        options["proxy_auth"] = proxy.auth
+        if not proxy.socks and url.scheme == "https":
+            options["proxy_ssl_context"] = tls_context()
+    return options
+
+
+def shard_sizes(size: int) -> list[int]:
+    """`size` connections as shards of at most SHARD_CONNECTIONS, as even as can be."""
+    count = max(1, math.ceil(size / SHARD_CONNECTIONS))
+    return [size // count + (i < size % count) for i in range(count)]
+
+
+def sync_pools(size: int, proxy: Proxy | None) -> list[httpcore.ConnectionPool]:
+    """The sync client's httpcore pools (`size` connections in all): direct, or through
+    `proxy`; sockets deadline-bound."""
+    kind: Callable[..., httpcore.ConnectionPool] = httpcore.ConnectionPool
+    if proxy is not None:
+        # Without socksio, httpcore's SOCKSProxy is a stand-in that raises (types see that one);
+        # `_proxies` refuses a SOCKS proxy then, so here it is the real pool.
+        socks = cast(Callable[..., httpcore.ConnectionPool], httpcore.SOCKSProxy)
+        kind = socks if proxy.socks else httpcore.HTTPProxy
+    backend = deadline_backend()
+    return [kind(**_pool_options(n, proxy), network_backend=backend) for n in shard_sizes(size)]
+
+
+def async_pools(size: int, proxy: Proxy | None) -> list[httpcore.AsyncConnectionPool]:
+    """The async client's httpcore pools (asyncio.timeout bounds its exchanges)."""
+    kind: Callable[..., httpcore.AsyncConnectionPool] = httpcore.AsyncConnectionPool
+    if proxy is not None:
+        socks = cast(Callable[..., httpcore.AsyncConnectionPool], httpcore.AsyncSOCKSProxy)
+        kind = socks if proxy.socks else httpcore.AsyncHTTPProxy
+    return [kind(**_pool_options(n, proxy)) for n in shard_sizes(size)]
+
+
+class _Shards:
+    """Which pool of a transport takes the next request: the one with the fewest in flight.
+    While a client keeps no more requests in flight than its connections (AsyncCatalogJobs'
+    semaphore), that one always has a free connection, so no request waits inside httpcore."""
+
+    def __init__(self, count: int) -> None:
+        self._in_flight = [0] * count
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            loads = self._in_flight
+            index = loads.index(min(loads))
+            loads[index] += 1
+            return index
+
+    def give_back(self, index: int) -> None:
+        with self._lock:
+            self._in_flight[index] -= 1
+
+
+class CookieStore:
+    """The cookie store of a client's own pool, shared by its transports (renewed after fork or
+    under another event loop, they keep what the server set)."""
+
+    def __init__(self) -> None:
+        self.store = httpx.Cookies()
+
+    def add_to(self, request: httpx.Request) -> None:
+        if self.store:
+            self.store.set_cookie_header(request)
+
+    def take_from(self, response: httpx.Response) -> None:
+        # Set-Cookie2 is the only other header `http.cookiejar` reads.
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            self.store.extract_cookies(response)
+
+
+def _core_request(request: httpx.Request, stream: Any) -> httpcore.Request:
+    url = request.url
+    return httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+        ),
+        headers=request.headers.raw,
+        content=stream,
+        extensions=request.extensions,
+    )
+
+
+def _response(
+    received: httpcore.Response,
+    stream: httpx.SyncByteStream | httpx.AsyncByteStream,
+    request: httpx.Request,
+    cookies: CookieStore,
+) -> httpx.Response:
+    response = httpx.Response(
+        received.status,
+        headers=received.headers,
+        stream=stream,
+        extensions=received.extensions,
+        request=request,
+    )
+    cookies.take_from(response)
+    return response
+
+
+class OwnTransport(httpx.BaseTransport):
+    """A sync client's own connections (see the module), in one or more httpcore pools."""
+
+    def __init__(
+        self, pools: Sequence[httpcore.ConnectionPool], cookies: CookieStore | None = None
+    ) -> None:
+        self.pools = pools
+        self.cookies = cookies if cookies is not None else CookieStore()
+        self.is_closed = False
+        self._shards = _Shards(len(pools))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.cookies.add_to(request)
+        shard = self._shards.take()
+        try:
+            received = self.pools[shard].handle_request(_core_request(request, request.stream))
+        except BaseException as exc:
+            self._shards.give_back(shard)
+            if isinstance(exc, _HTTPCORE_ERRORS):
+                raise mapped(exc, request) from exc
+            raise
+        assert isinstance(received.stream, Iterable)
+        stream = _Stream(received.stream, request, lambda: self._shards.give_back(shard))
+        return _response(received, stream, request, self.cookies)
+
+    def close(self) -> None:
+        self.is_closed = True
+        for pool in self.pools:
+            pool.close()
+
+
+class AsyncOwnTransport(httpx.AsyncBaseTransport):
+    """An async client's own connections (see the module), in one or more httpcore pools."""
+
+    def __init__(
+        self, pools: Sequence[httpcore.AsyncConnectionPool], cookies: CookieStore | None = None
+    ) -> None:
+        self.pools = pools
+        self.cookies = cookies if cookies is not None else CookieStore()
+        self.is_closed = False
+        self._shards = _Shards(len(pools))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.cookies.add_to(request)
+        shard = self._shards.take()
+        pool = self.pools[shard]
+        try:
+            received = await pool.handle_async_request(_core_request(request, request.stream))
+        except BaseException as exc:  # CancelledError too: the shard is free again
+            self._shards.give_back(shard)
+            if isinstance(exc, _HTTPCORE_ERRORS):
+                raise mapped(exc, request) from exc
+            raise
+        assert isinstance(received.stream, AsyncIterable)
+        stream = _AsyncStream(received.stream, request, lambda: self._shards.give_back(shard))
+        return _response(received, stream, request, self.cookies)
+
+    async def aclose(self) -> None:
+        self.is_closed = True
+        for pool in self.pools:
+            await pool.aclose()
+
+
+class _Stream(httpx.SyncByteStream):
+    """A response's raw body from httpcore, its errors made httpx's; `done` is called once, when
+    it is closed (its connection is free again)."""
+
+    def __init__(
+        self, stream: Iterable[bytes], request: httpx.Request, done: Callable[[], None]
+    ) -> None:
+        self._stream = stream
+        self._request = request
+        self._done: Callable[[], None] | None = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except _HTTPCORE_ERRORS as exc:
+            raise mapped(exc, self._request) from exc
+
+    def close(self) -> None:
+        done, self._done = self._done, None
+        close = getattr(self._stream, "close", None)
+        try:
+            if close is not None:
+                close()
+        except _HTTPCORE_ERRORS as exc:
+            raise mapped(exc, self._request) from exc
+        finally:
+            if done is not None:
+                done()
+
+
+class _AsyncStream(httpx.AsyncByteStream):
+    """`_Stream` for the async pool."""
+
+    def __init__(
+        self, stream: AsyncIterable[bytes], request: httpx.Request, done: Callable[[], None]
+    ) -> None:
+        self._stream = stream
+        self._request = request
+        self._done: Callable[[], None] | None = done
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except _HTTPCORE_ERRORS as exc:
+            raise mapped(exc, self._request) from exc
+
+    async def aclose(self) -> None:
+        done, self._done = self._done, None
+        aclose = getattr(self._stream, "aclose", None)
+        try:
+            if aclose is not None:
+                await aclose()
+        except _HTTPCORE_ERRORS as exc:
+            raise mapped(exc, self._request) from exc
+        finally:
+            if done is not None:
+                done()
+
+
+def sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
+    """The response's raw stream; a TypeError for an async one, which an app's odd transport
+    could return."""
+    stream = response.stream
+    if not isinstance(stream, httpx.SyncByteStream):
+        raise TypeError("an httpx.Client returned an async response stream")
+    return stream
+
+
+def async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
+    """The response's raw stream; a TypeError for a sync one, which an app's odd transport could
+    return."""
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("an httpx.AsyncClient returned a sync response stream")
+    return stream
