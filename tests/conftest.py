@@ -14,6 +14,10 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+# Imported up front, so that no pytester run in a worker is the first to import it: an
+# in-process run drops what it imported first from sys.modules, and a second copy of anyio
+# then escapes httpcore's mapping of its errors (BrokenResourceError instead of ReadError).
+import anyio  # noqa: F401
 import pytest
 from klaviyo_catalog.testing import FakeKlaviyo
 
