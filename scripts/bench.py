@@ -23,6 +23,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections import defaultdict
@@ -536,20 +537,30 @@ The limiter's cost per request (`try_acquire` + `complete`), no HTTP:
 
 
 def wait_run(cfg: Config, mode: str, timeout: float) -> Json:
-    with Fake(limits=True) as fake:
+    with Fake(limits=True) as fake, ExitStack() as stack:
         # A mixed fleet: every kind of the generated spec, the same number of each.
         added = [fake.do("add", kind=k, n=cfg.wait_jobs, status="processing") for k in KINDS]
         ids = {k: a["ids"] for k, a in zip(KINDS, added, strict=True)}
-        args = {**fake.args(), "ids": ids, "mode": mode}
+        # In a file: thousands of ids are past what one argument of a command line may hold.
+        ids_file = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".json"))
+        ids_file.write(json.dumps(ids))
+        ids_file.flush()
+        args = {**fake.args(), "ids_file": ids_file.name, "mode": mode}
         args |= {"interval": cfg.wait_interval, "timeout": timeout}
         args["start_at"] = time.time() + cfg.wait_setup
         with ThreadPoolExecutor(1) as pool:
             future = pool.submit(run, PY, "wait", args, cfg.wait_setup + timeout + 300)
             time.sleep(max(0.0, args["start_at"] - time.time()))
             fake.do("reset")  # the worker's setup (fetching its jobs) is not counted
+            load, started = os.getloadavg()[0], time.monotonic()  # the fake's clock too
             finishes = fake.do("finish_randomly", within=cfg.wait_span, seed=1)
             result = future.result()
+            load = max(load, os.getloadavg()[0])
         log_ = fake.do("log")
+    # What a poll per job per interval costs to report each job within an interval of its
+    # completion: the requests per-job polling needs, whatever the quota or the machine allow.
+    interval = cfg.wait_interval
+    needed = sum(int(max(0.0, at - started) // interval) + 1 for at in finishes.values())
     seen: dict[str, list[float]] = result["seen"]
     delays = [times[0] - finishes[i] for i, times in seen.items() if i in finishes]
     ops: dict[str, int] = defaultdict(int)
@@ -572,6 +583,8 @@ def wait_run(cfg: Config, mode: str, timeout: float) -> Json:
         "missed": len(set(finishes) - set(seen)),
         "ops": ", ".join(f"{k} {v:,}" for k, v in sorted(ops.items())),
         "wall_s": result["wall_s"],
+        "needed": needed,
+        "load": load,
     }
 
 
@@ -614,6 +627,12 @@ quota, so its limiter holds it there and it cannot keep its interval; its reques
 quota times its duration, cut by a {timeout:g} s timeout.
 
 {table(columns + "|each once, none early", rows)}
+
+To keep its interval, per-job polling needs a poll per job per interval until the job is done:
+{each["needed"]:,} requests here, {each["needed"] / many["requests"]:.1f}{X} `wait_for_jobs`'s
+{many["requests"]:,}; what it made is what the quota and this machine let through (the 1-minute
+load average, at most {max(v["load"] for v in r.values()):.1f} on {os.cpu_count()} cores during
+the two waits, says how busy the machine was: the fake, the client and anything else share it).
 
 {chr(10).join(f"- `{m}`: {v['ops']}; the wait took {v['wall_s']:.0f} s." for m, v in r.items())}
 """

@@ -293,7 +293,8 @@ def task_wait(a: Json) -> Json:
     from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, WaitTimeoutError
     from klaviyo_catalog_api.catalog_spec import KINDS
 
-    wanted: dict[str, set[str]] = {kind: set(ids) for kind, ids in a["ids"].items()}
+    with open(a["ids_file"]) as ids_file:  # kind -> the ids of its jobs to wait for
+        wanted: dict[str, set[str]] = {k: set(ids) for k, ids in json.load(ids_file).items()}
     jobs: list[Any] = []
     with CatalogJobs(a["api_key"], base_url=a["base_url"]) as kc:
         for kind, ids in wanted.items():  # each kind's running jobs, from its list
