@@ -71,13 +71,8 @@ class Methods(JobMethods[JobR, PageR, JobsR]):
         super().__init_subclass__(**kwargs)
         for base in getattr(cls, "__orig_bases__", ()):
             if typing.get_origin(base) is Methods:
-                arguments = typing.get_args(base)
-                concrete: dict[Any, Any] = {}
-                # The generated calls name the generated module's own type variables, in the
-                # same order as ours.
-                for generic in (Methods, JobMethods):
-                    parameters = getattr(generic, "__parameters__", ())
-                    concrete.update(zip(parameters, arguments, strict=True))
+                parameters = getattr(Methods, "__parameters__", ())
+                concrete = dict(zip(parameters, typing.get_args(base), strict=True))
                 _bind_annotations(cls, concrete)
 
     # --- what each client implements: how to run a flow ---
