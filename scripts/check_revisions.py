@@ -5,7 +5,8 @@
 For each stable_<revision>.json in DIR (default ../shared/klaviyo-openapi/revisions, beside the
 repository), in a temporary directory: scripts/curate.py (with the committed rate-limit floor,
 read only), openapi-spec-validator on the result, scripts/generate.py, an import of every
-generated module and of the facade on top of it, and `mypy --strict` on the generated package
+generated module and of the facade on top of it (with all 18 operations, the nine job kinds'
+GETs and lists, each a method of both clients), and `mypy --strict` on the generated package
 and the facade together. For the revisions named by --facade-tests (the oldest, the seeds' and
 the newest by default), the facade's tests then run against that generated package: it comes
 first on PYTHONPATH, so the facade imports it and the fake serves that revision's shape.
@@ -36,6 +37,7 @@ SEED_REVISION = "2023-01-24"  # the revision of the seed documents the project s
 # that no revision changes.
 FACADE_TESTS = (
     "tests/test_facade.py",
+    "tests/test_job_family.py",
     "tests/test_operations.py",
     "tests/test_fake_klaviyo.py",
     "tests/test_security.py",
@@ -43,17 +45,36 @@ FACADE_TESTS = (
     "tests/test_fault_matrix.py",
     "tests/test_cli.py",
 )
-# Every module the generator writes, and the facade: importing them proves the names line up.
+# Every published revision since 2022-10-17 has the 18 catalog bulk-job GETs: each of the nine
+# kinds' single-job GET and list (shared/NOTES.md, 2026-12-07). One the curation lost would
+# otherwise pass every step, as a client with fewer methods.
+NOUNS, VERBS = ("item", "variant", "category"), ("create", "update", "delete")
+EXPECTED_OPERATIONS = tuple(
+    name
+    for noun in NOUNS
+    for verb in VERBS
+    for name in (f"get_{noun}_{verb}_job", f"list_{noun}_{verb}_jobs")
+)
+# Every module the generator writes, and the facade: importing them proves the names line up;
+# and every expected operation is in the generated table, and a method of both clients.
 IMPORT_CHECK = f"""
 import importlib, pkgutil, sys
 import {PACKAGE} as package
-from {PACKAGE}.catalog_spec import REVISION
+from {PACKAGE}.catalog_spec import OPERATIONS, REVISION
 assert package.__file__.startswith(sys.argv[1]), package.__file__
 assert REVISION == sys.argv[2], (REVISION, sys.argv[2])
 for module in pkgutil.walk_packages(package.__path__, "{PACKAGE}."):
     importlib.import_module(module.name)
 import klaviyo_catalog, klaviyo_catalog.testing
 assert klaviyo_catalog.testing.DEFAULT_REVISION == REVISION
+expected = sys.argv[3].split(",")
+missing = [name for name in expected if name not in OPERATIONS]
+assert not missing, f"the generated package lacks {{len(missing)}} operation(s): {{missing}}"
+walks = [name.replace("list_", "iter_", 1) for name in expected if name.startswith("list_")]
+for client in (klaviyo_catalog.CatalogJobs, klaviyo_catalog.AsyncCatalogJobs):
+    absent = [name for name in expected + walks if not callable(getattr(client, name, None))]
+    assert not absent, f"{{client.__name__}} lacks {{absent}}"
+print(f"{{len(expected)}} operations, {{len(walks)}} walks, on both clients")
 """
 
 
@@ -102,7 +123,11 @@ def check(source: Path, work: Path, facade_tests: bool) -> Result:
         ("curate", [py, curate, str(source), "-o", str(spec)], {}),
         ("validate", [tool("openapi-spec-validator"), str(spec)], {}),
         ("generate", [py, generate, "--spec", str(spec), "--out", str(pkg / PACKAGE)], {}),
-        ("import", [py, "-c", IMPORT_CHECK, str(pkg), revision], {"env": env, "cwd": work}),
+        (
+            "import",
+            [py, "-c", IMPORT_CHECK, str(pkg), revision, ",".join(EXPECTED_OPERATIONS)],
+            {"env": env, "cwd": work},
+        ),
         ("mypy", [*mypy, "-p", PACKAGE, "-p", "klaviyo_catalog"], {"env": mypy_env, "cwd": work}),
     ]
     ok = all(run(name, result, argv, **kwargs) for name, argv, kwargs in steps)

@@ -4,8 +4,10 @@ Stoplight Prism (pinned in tools/prism/, installed by `make prism`) serves the p
 of the shipped revision, as extracted into tests/fixtures/klaviyo-openapi/, on 127.0.0.1. Each
 request picks its mode with a `Prefer` header: static (fixed answers Prism derives from the
 schemas; the extract keeps no examples) or dynamic (random data that conforms to the schemas).
-Every facade call, all five operations with include, fields, status and cursor, sync and
-async, must parse every answer, and what it returns must agree with the JSON Prism sent. Prism
+Every facade call, all 18 operations (the nine job kinds' single-job GETs and lists) with
+every option each takes (include, fields, status, cursor), sync and async, must parse every
+answer, and what it returns must agree with the JSON Prism sent, the ids each job names in its
+relationships included. Prism
 also validates the requests (`--errors`): a request the spec does not allow comes back as an
 error, which fails the test too.
 
@@ -52,8 +54,8 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog._jsonapi import job_collection
 from klaviyo_catalog._ratelimit import MemoryRateLimiter
-from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION
-from klaviyo_catalog_api.views import Attr
+from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS, RELATIONSHIPS, REVISION
+from klaviyo_catalog_api.views import KIND_TYPES, Attr
 
 from tests.hardening_support import PROFILE, run_async
 
@@ -189,8 +191,10 @@ def calls(*, bare: bool) -> list[Call]:
             out.append((f"{walk}+status+cursor+fields", walk, options))
         else:
             fields = {spec.job_type: ["status", "errors"], **related}
-            options = {"job_id": JOB_ID, "include": list(spec.include), "fields": fields}
-            out.append((f"{name}+include+fields", name, options))
+            single: dict[str, Any] = {"job_id": JOB_ID, "fields": fields}
+            if spec.include:  # delete jobs' GETs take none
+                single["include"] = list(spec.include)
+            out.append((f"{name}{'+include' if spec.include else ''}+fields", name, single))
     return out
 
 
@@ -345,7 +349,7 @@ def job_id_of(resource: Json) -> Any:
 def agree_job(job: BulkJob, resource: Json) -> None:
     attributes = resource.get("attributes") or {}
     assert job.id == job_id_of(resource)
-    assert job.kind == resource["type"]
+    assert job.type == resource["type"] and KIND_TYPES[job.kind] == job.type
     assert job.status == attributes["status"]
     assert job.created_at == moment(attributes["created_at"])
     assert job.completed_at == moment(attributes.get("completed_at"))
@@ -354,17 +358,31 @@ def agree_job(job: BulkJob, resource: Json) -> None:
         assert getattr(job, name) == (attributes.get(name) or 0), name
     assert [e.detail for e in job.errors] == [e["detail"] for e in attributes.get("errors") or []]
     assert 0.0 <= job.progress <= 1.0
-    assert job.model.type_.value == job.kind  # the generated model takes the published data too
+    assert job.model.type_.value == job.type  # the generated model takes the published data too
+    for relationship in RELATIONSHIPS:  # the ids it names, included or not
+        linkage = linkage_of(resource, relationship)
+        related = getattr(job, relationship)
+        if linkage is None:
+            assert related is None or related == [], relationship
+        else:
+            assert [(r.type, r.id) for r in related] == [(x["type"], x["id"]) for x in linkage]
+
+
+def linkage_of(resource: Json, relationship: str) -> list[Json] | None:
+    """The linkage a job resource gives for a relationship: None when it names none."""
+    entry = (resource.get("relationships") or {}).get(relationship) or {}
+    data: list[Json] | None = entry.get("data")
+    return data
 
 
 def agree_included(job: BulkJob, document: Json, include: list[str]) -> None:
     included = {(r["type"], r["id"]): r for r in document.get("included") or []}
-    for relationship in ("items", "variants", "categories"):
+    for relationship in RELATIONSHIPS:
         related = getattr(job, relationship)
-        if relationship not in include:
-            assert related is None
+        linkage = linkage_of(document["data"], relationship)
+        if relationship not in include:  # the ids named, unresolved (agree_job compares them)
+            assert all(type(r) is ResourceRef for r in related or ())
             continue
-        linkage = document["data"].get("relationships", {}).get(relationship, {}).get("data")
         linkage = linkage or []
         assert related is not None
         # The server's linkage as sent: random linkage may name a resource twice (the spec
@@ -460,6 +478,19 @@ def test_the_extract_is_the_shipped_revision() -> None:
     spec = json.loads(SPEC.read_text())
     assert spec["info"]["version"] == REVISION
     assert len(spec["paths"]) == len(OPERATIONS)
+
+
+def test_every_operation_of_every_kind_is_called() -> None:
+    """The rounds call all 18 operations: each kind's GET and list, and each list's walk."""
+    every = calls(bare=True)
+    called = {method for _, method, _ in every}
+    for kind in KINDS.values():
+        assert kind.get_operation in called and kind.list_operation in called, kind.name
+        assert str(kind.list_operation).replace("list_", "iter_", 1) in called, kind.name
+    assert len(KINDS) == 9 and len(OPERATIONS) == 18
+    for label, method, kwargs in calls(bare=False):  # include wherever, and only where, taken
+        spec = OPERATIONS.get(method)
+        assert ("include" in kwargs) == bool(spec and spec.include), label
 
 
 def test_every_call_parses_prisms_static_answers(prism: str) -> None:

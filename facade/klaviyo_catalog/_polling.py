@@ -108,7 +108,10 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> Fet
     job_allowed = spec.fields.get(job.type, ())
     if isinstance(attributes, Mapping) and attributes:
         names = tuple(a for a in job_allowed if a in attributes or a == "errors")
-        if names and set(names) != set(job_allowed) - {"id", "job_id"}:
+        # The job's id is no sparse field: `attributes.job_id` (before 2023-12-15) is always
+        # there, and must not make a job fetched whole look like a sparse one.
+        ids = {"id", "job_id"}
+        if names and set(names) - ids != set(job_allowed) - ids:
             inferred[job.type] = names
     return Fetch(held_include, inferred or None)
 

@@ -312,12 +312,18 @@ def task_wait(a: Json) -> Json:
     from contextlib import suppress
 
     from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, WaitTimeoutError
+    from klaviyo_catalog_api.catalog_spec import KINDS
 
+    with open(a["ids_file"]) as ids_file:  # kind -> the ids of its jobs to wait for
+        wanted: dict[str, set[str]] = {k: set(ids) for k, ids in json.load(ids_file).items()}
+    jobs: list[Any] = []
     with CatalogJobs(a["api_key"], base_url=a["base_url"]) as kc:
-        lists = kc.iter_item_create_jobs, kc.iter_variant_update_jobs
-        jobs = [j for it in lists for j in it(status="processing") if j.id in set(a["ids"])]
-    if len(jobs) != len(a["ids"]):
-        raise RuntimeError(f"fetched {len(jobs)} of {len(a['ids'])} jobs")
+        for kind, ids in wanted.items():  # each kind's running jobs, from its list
+            walk = getattr(kc, str(KINDS[kind].list_operation).replace("list_", "iter_", 1))
+            jobs += [j for j in walk(status="processing") if j.id in ids]
+    expected = sum(len(ids) for ids in wanted.values())
+    if len(jobs) != expected:
+        raise RuntimeError(f"fetched {len(jobs)} of {expected} jobs")
     seen, not_done = dict[str, list[float]](), list[str]()
 
     def note(job: Any) -> None:
@@ -346,7 +352,8 @@ def task_wait(a: Json) -> Json:
             for job in kc.wait_for_jobs(jobs, poll_interval=interval, timeout=timeout):
                 note(job)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return {"seen": seen, "not_done": not_done, "wall_s": wall, "cpu_s": cpu}
+    kinds = {job.id: job.kind for job in jobs}  # ids are unique per kind, and the fake's overall
+    return {"seen": seen, "not_done": not_done, "wall_s": wall, "cpu_s": cpu, "kinds": kinds}
 
 
 def area(filename: str, function: str) -> str:
