@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## Stoplight Prism, pinned by tools/prism/package-lock.json, for tests/test_prism_conformance.py.
+## Stoplight Prism, pinned by tools/prism/package-lock.json, for tests/spec/test_prism_conformance.py.
 prism:
 	SCARF_ANALYTICS=false npm ci --prefix tools/prism --no-audit --no-fund --loglevel=error
 
@@ -102,8 +102,8 @@ test-lowest:
 
 ## Long fuzzing run: 50x the CI profile's examples and Prism rounds (see RELIABILITY.md).
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_security.py \
-	  tests/test_prism_conformance.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/hostile/test_fuzz.py tests/hostile/test_security.py \
+	  tests/spec/test_prism_conformance.py
 
 ## The benchmark-only environment: the official SDK and pyinstrument live here, never in .venv.
 $(BENCH_STAMP): pyproject.toml requirements-bench.txt

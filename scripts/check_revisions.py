@@ -36,14 +36,14 @@ SEED_REVISION = "2023-01-24"  # the revision of the seed documents the project s
 # openapi/ and generated/ themselves (spec, curation, packaging, README), or limiter timing
 # that no revision changes.
 FACADE_TESTS = (
-    "tests/test_facade.py",
-    "tests/test_job_family.py",
-    "tests/test_operations.py",
-    "tests/test_fake_klaviyo.py",
-    "tests/test_security.py",
-    "tests/test_pagination_faults.py",
-    "tests/test_fault_matrix.py",
-    "tests/test_cli.py",
+    "tests/calls/test_facade.py",
+    "tests/calls/test_job_family.py",
+    "tests/calls/test_operations.py",
+    "tests/fake/test_fake_klaviyo.py",
+    "tests/hostile/test_security.py",
+    "tests/hostile/test_pagination_faults.py",
+    "tests/hostile/test_fault_matrix.py",
+    "tests/cli/test_cli.py",
 )
 # Every published revision since 2022-10-17 has the 18 catalog bulk-job GETs: each of the nine
 # kinds' single-job GET and list (shared/NOTES.md, 2026-12-07). One the curation lost would

@@ -1,10 +1,11 @@
 """Fixtures every test module shares: the sync/async `mode` and a FakeKlaviyo factory.
 
-The one runner of either client is in `tests.hardening_support`: `use(mode, options, work)` and
-`call(mode, options, name, ...)` on a fresh client, `Loop` for a loop kept over a whole test,
-`run_async` for a coroutine of the test's own; no test module runs an event loop otherwise.
-`mode` parametrizes a test over both clients, so that sync and async are proven by one test
-body.
+The tests are grouped by what they test (calls, limits, waiting, hostile, cli, spec, fake,
+project); what they share is in `tests.support`. The one runner of either client is in
+`tests.support.hardening_support`: `use(mode, options, work)` and `call(mode, options, name,
+...)` on a fresh client, `Loop` for a loop kept over a whole test, `run_async` for a coroutine
+of the test's own; no test module runs an event loop otherwise. `mode` parametrizes a test over
+both clients, so that sync and async are proven by one test body.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import anyio  # noqa: F401
 import pytest
 from klaviyo_catalog.testing import FakeKlaviyo
 
-from tests.hardening_support import MODES, Mode
+from tests.support.hardening_support import MODES, Mode
 
 
 @pytest.fixture(params=MODES)

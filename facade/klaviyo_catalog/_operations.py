@@ -88,7 +88,7 @@ class Operation:
         Built from the operation table that `make gen` writes beside the generated functions,
         so a call never imports the generated endpoint modules and their models (they were a
         third of start-up).
-        tests/test_operations.py checks the result equals the generated `_get_kwargs`' for
+        tests/calls/test_operations.py checks the result equals the generated `_get_kwargs`' for
         every operation. Returns the request and the relationships it includes.
         """
         spec = self.spec

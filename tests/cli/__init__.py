@@ -1,0 +1,1 @@
+"""The klaviyo-catalog command line, and the escaping of what it shows."""

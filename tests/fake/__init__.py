@@ -1,0 +1,1 @@
+"""FakeKlaviyo and the pytest plugin: what apps test against."""

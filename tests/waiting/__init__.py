@@ -1,0 +1,1 @@
+"""Waiting for one job or many, on the virtual clock and against the fake."""
