@@ -18,7 +18,11 @@ from tests.support.paths import ROOT
 def test_make_demo_installs_the_package_alone_in_a_venv_of_its_own() -> None:
     # -n: the commands it would run on a fresh clone (-B: as if nothing were installed yet).
     done = subprocess.run(
-        ["make", "-n", "-B", "demo"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "-B", "demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     recipe = done.stdout
     installs = re.findall(r"-m pip (?:--python \S+ )?install ([^;&|\n]*)", recipe)
@@ -28,7 +32,11 @@ def test_make_demo_installs_the_package_alone_in_a_venv_of_its_own() -> None:
     assert ".venv/" not in recipe and "[dev]" not in recipe  # not the development toolchain
     assert recipe.splitlines()[-1] == "PY=.venv-demo/bin/python bash scripts/demo.sh"
     clean = subprocess.run(
-        ["make", "-n", "clean"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "clean"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert ".venv-demo" in clean.stdout.split()
     assert ".venv-demo/" in (ROOT / ".gitignore").read_text().splitlines()
