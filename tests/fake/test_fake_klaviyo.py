@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import ssl
 import threading
 import time
@@ -654,7 +655,7 @@ def test_fixed_windows_burst_and_steady(fake_klaviyo_factory: FakeFactory) -> No
         assert [r.status_code for r in burst] == [200] * 5 + [429]
         assert [r.headers["ratelimit-remaining"] for r in burst[:5]] == ["7", "6", "5", "4", "3"]
         # Klaviyo's form: both windows in one header; Remaining and Reset the steady window's.
-        assert {r.headers["ratelimit-limit"] for r in burst[:5]} == {"5, 5;w=0.5, 8;w=3"}
+        assert {r.headers["ratelimit-limit"] for r in burst[:5]} == {"5, 5;w=1, 8;w=3"}
         assert all(1 <= int(r.headers["ratelimit-reset"]) <= 3 for r in burst[:5])
         throttled = burst[5]
         assert throttled.headers["retry-after"] == "1"  # 0.5 s window, rounded up to 1
@@ -691,7 +692,7 @@ def test_default_limits_are_the_generated_revisions_per_operation() -> None:
         for name, url in urls.items():
             limits = sorted(OPERATIONS[name].rate_limits, key=lambda limit: limit[1])
             steady = limits[-1][0]
-            stated = f"{limits[0][0]}, " + ", ".join(f"{n};w={s:g}" for n, s in limits)
+            stated = f"{limits[0][0]}, " + ", ".join(f"{n};w={math.ceil(s)}" for n, s in limits)
             for used in (1, 2):  # each operation counts in windows of its own
                 response = client.get(url)
                 assert response.status_code == 200, name

@@ -83,7 +83,8 @@ class FixedWindows:
         if len(self._windows) == 1:
             return str(self._windows[0].limit)
         ordered = sorted(self._windows, key=lambda w: w.seconds)
-        windows = ", ".join(f"{w.limit};w={w.seconds:g}" for w in ordered)
+        # The draft gives a window in whole seconds: a shorter one (tests) is rounded up.
+        windows = ", ".join(f"{w.limit};w={math.ceil(w.seconds)}" for w in ordered)
         return f"{ordered[0].limit}, {windows}"
 
 
