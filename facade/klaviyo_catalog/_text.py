@@ -19,8 +19,8 @@ __all__ = ["UNSAFE", "Shown", "csv_cell", "escape", "escape_json"]
 # bidi marks, overrides and isolates, zero-width ones, the invisible tag characters) except
 # ZWNJ and ZWJ (U+200C, U+200D), which scripts and emoji sequences need, the line and paragraph
 # separators (Zl, Zp), and surrogates (Cs: a lone one cannot be encoded). Listed rather than
-# read from unicodedata at import, which takes a quarter of a second; tests/test_text.py checks
-# it against unicodedata.
+# read from unicodedata at import, which takes a quarter of a second;
+# tests/cli/test_safe_text.py checks it against unicodedata.
 _UNSAFE_CLASS = (
     "\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
     "\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
