@@ -212,7 +212,7 @@ def test_failures_pair_each_error_with_its_variant(mode: Mode, fake: FakeKlaviyo
     for failure, variant in zip(job.failures, job.variants[:2], strict=True):
         assert isinstance(failure, JobFailure)
         assert failure.resource is variant
-        assert failure.error.meta == {"external_id": variant.external_id}  # type: ignore[union-attr]
+        assert failure.error.meta == {"id": variant.id}  # an update job's, as live ones
     assert json.loads(job.failures[0].to_json())["resource"]["id"] == job.variants[0].id
     # Without include=, each is paired with the reference the job names for its variant.
     plain = fetch(mode, fake, job_id)

@@ -315,7 +315,8 @@ def test_get_with_include_shows_the_items(seeded: Seeded, fake: FakeKlaviyo) -> 
     assert run.code == 0
     assert f"Job        {seeded.item_update}" in run.out
     assert "Status     complete" in run.out
-    assert "invalid price. [TEE-BLK]" in run.out  # the job's error, with its external id
+    # The job's error, with the external id of the item its meta.id names (an update job's).
+    assert "could not be updated: invalid value. [TEE-BLK]" in run.out
     assert "Items (2)" in run.out
     table = run.out[run.out.index("Items (2)") :].splitlines()[1:]
     header = table[0].split()
@@ -357,7 +358,7 @@ def test_get_json_is_one_document(seeded: Seeded, fake: FakeKlaviyo) -> None:
         "Classic Tee, Black",
         "Logo Cap, Navy",
     ]
-    assert job["errors"][0]["meta"] == {"external_id": "TEE-BLK"}
+    assert job["errors"][0]["meta"] == {"id": "$custom:::$default:::TEE-BLK"}  # an update job's
     # Without --include, the items the job names, by type and id only.
     assert all(item.keys() == {"type", "id"} for item in json.loads(plain.out)["items"])
 
@@ -838,9 +839,10 @@ def test_errors_json_prints_one_failure_a_line(seeded: Seeded, fake: FakeKlaviyo
 
     assert run.code == clean.code == 0
     [failure] = [json.loads(line) for line in run.out.splitlines()]
-    assert failure["error"]["detail"].startswith("The catalog-item could not be written")
+    assert failure["error"]["detail"].startswith("The catalog-item could not be updated")
     assert failure["resource"]["type"] == "catalog-item"
-    assert failure["resource"]["external_id"] == failure["error"]["meta"]["external_id"]
+    # An update job names the resource by its full id: paired with it.
+    assert failure["resource"]["id"] == failure["error"]["meta"]["id"]
     assert clean.out == ""  # no failures: no lines
 
 

@@ -369,7 +369,9 @@ def test_job_progresses_over_polls(fake: FakeKlaviyo, client: httpx.Client) -> N
     assert polls[-1]["failed_count"] == 2 and polls[-1]["total_count"] == 10
     assert polls[-1]["completed_at"] is not None and polls[0]["completed_at"] is None
     assert [set(e) for e in polls[-1]["errors"]] == [{"detail", "meta", "source"}] * 2
-    assert polls[-1]["errors"][0]["meta"] == {"external_id": "ITEM-1"}
+    # An update job's errors, as live ones: the resource's full id, a pointer without index.
+    assert polls[-1]["errors"][0]["meta"] == {"id": "$custom:::$default:::ITEM-1"}
+    assert polls[-1]["errors"][0]["source"] == {"pointer": "/data/attributes/items/data/id"}
     again = get(client, fake.url("item-update", job_id)).json()["data"]["attributes"]
     assert again["status"] == "complete"
 
@@ -917,3 +919,30 @@ def test_pytest_plugin_fixtures(pytester: pytest.Pytester) -> None:
     # recognises (later async tests in this worker failed with anyio's BrokenResourceError).
     result = pytester.runpytest_inprocess("--disable-plugin-autoload", *plugin)
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("kind", "meta", "pointer"),
+    [
+        ("item-create", {"external_id": "ITEM-1"}, "/data/attributes/items/data/0"),
+        (
+            "variant-update",
+            {"id": "$custom:::$default:::VARIANT-1"},
+            "/data/attributes/variants/data/id",
+        ),
+        (
+            "category-delete",
+            {"id": "$custom:::$default:::CATEGORY-1"},
+            "/data/attributes/categories/data/id",
+        ),
+    ],
+)
+def test_failed_jobs_report_errors_in_the_live_shape_of_their_kind(
+    fake: FakeKlaviyo, client: httpx.Client, kind: str, meta: dict[str, str], pointer: str
+) -> None:
+    """Create jobs name a failed resource by meta.external_id and an indexed pointer; update
+    and delete jobs by meta.id (its full id) and a pointer without an index, as live jobs do."""
+    job_id = fake.add_job(kind, status="complete", items=3, failed=1)
+    [error] = get(client, fake.url(kind, job_id)).json()["data"]["attributes"]["errors"]
+    assert (error["meta"], error["source"]["pointer"]) == (meta, pointer)
+    assert set(error) == {"detail", "meta", "source"}  # no id, code or title

@@ -15,6 +15,7 @@ from .._models import BulkJob, JobFailure
 from .._text import csv_cell, escape
 from ._render import (
     JobTable,
+    external_id_of,
     job_json,
     job_lines,
     table,
@@ -87,11 +88,11 @@ FAILURE_COLUMNS = ("resource_type", "resource_id", "external_id", "code", "point
 def _failure_row(failure: JobFailure) -> tuple[str, ...]:
     """A failure's cells, as the server sent them (the caller escapes them for its output)."""
     error, resource = failure.error, failure.resource
-    external_id = (error.meta or {}).get("external_id")
+    external_id = external_id_of(error)
     return (
         resource.type if resource is not None else "",
         resource.id if resource is not None else "",
-        str(external_id) if external_id is not None else "",
+        external_id or "",
         error.code or "",
         error.source_pointer or "",
         error.detail or "",

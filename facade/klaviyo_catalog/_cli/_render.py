@@ -116,9 +116,23 @@ def counts(job: BulkJob) -> str:
     return f"{job.completed_count} completed, {job.failed_count} failed, {job.total_count} total"
 
 
+def external_id_of(error: APIErrorDetail) -> str | None:
+    """The external id of the resource an error names: `meta.external_id` (create jobs), else
+    the end of `meta.id`, the resource's full id (`$custom:::$default:::SKU`: update and delete
+    jobs); None when it names none."""
+    meta = error.meta or {}
+    external_id = meta.get("external_id")
+    if external_id is not None:
+        return str(external_id)
+    resource_id = meta.get("id")
+    if not isinstance(resource_id, str) or not resource_id:
+        return None
+    return resource_id.rpartition(":::")[2] or resource_id
+
+
 def describe_error(error: APIErrorDetail) -> str:
     """One line: the error's detail, and the external id it names; escaped."""
-    external_id = (error.meta or {}).get("external_id")
+    external_id = external_id_of(error)
     text = error.detail or error.describe()
     return escape(f"{text} [{external_id}]" if external_id else text)
 

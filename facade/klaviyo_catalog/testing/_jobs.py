@@ -174,20 +174,27 @@ class Job:
         self.advance(now)
 
     def _failure_errors(self, count: int) -> list[dict[str, Any]]:
-        """Errors in the minimal shape live jobs use: detail, meta.external_id, source."""
+        """Errors in the minimal shapes live jobs use (no id, code or title): a create job names
+        the failed resource by `meta.external_id` and an indexed pointer; an update or delete
+        job by `meta.id` (the resource's full id) and a pointer without an index."""
         if count <= 0:
             return []  # without generating the resources: time-driven jobs settle often
         resources = self.related_resources()
+        verb = self.kind.name.rpartition("-")[2]
+        why = {"delete": "it does not exist"}.get(verb, "invalid value")
+        detail = f"The {self.kind.related_type} could not be {verb}d: {why}."
         errors = []
         for i in range(count):
-            external_id = resources[i].attributes.get("external_id") if i < len(resources) else None
-            errors.append(
-                {
-                    "detail": f"The {self.kind.related_type} could not be written: invalid price.",
-                    "meta": {"external_id": external_id or f"unknown-{i}"},
-                    "source": {"pointer": f"/data/attributes/{self.kind.relationship}/data/{i}"},
-                }
-            )
+            resource = resources[i] if i < len(resources) else None
+            pointer = f"/data/attributes/{self.kind.relationship}/data"
+            if verb == "create":
+                external_id = resource.attributes.get("external_id") if resource else None
+                meta = {"external_id": external_id or f"unknown-{i}"}
+                pointer += f"/{i}"
+            else:
+                meta = {"id": resource.id if resource else f"unknown-{i}"}
+                pointer += "/id"
+            errors.append({"detail": detail, "meta": meta, "source": {"pointer": pointer}})
         return errors
 
 
