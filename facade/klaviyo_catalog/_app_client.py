@@ -93,9 +93,11 @@ class AppClientTransport(httpx.BaseTransport):
 
     @property
     def is_closed(self) -> bool:
+        """True once the app closed its client."""
         return self.http.is_closed
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` through the app's client, streamed, within the call's deadline."""
         with_defaults(self.http, request)
         at = current_deadline()
         if at is None:
@@ -118,9 +120,11 @@ class AsyncAppClientTransport(httpx.AsyncBaseTransport):
 
     @property
     def is_closed(self) -> bool:
+        """True once the app closed its client."""
         return self.http.is_closed
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` through the app's client, streamed (the driver bounds the time)."""
         with_defaults(self.http, request)
         response = await self.http.send(request, stream=True, follow_redirects=False)
         return unconsumed(response, request)

@@ -68,8 +68,12 @@ APP_CLIENT_SLOTS = 20
 
 
 class Transport(Protocol):
+    """What a pool needs of a transport, its own or an app's client's: whether it is closed."""
+
     @property
-    def is_closed(self) -> bool: ...
+    def is_closed(self) -> bool:
+        """True once the transport (or the app's client behind it) was closed."""
+        ...
 
 
 T = TypeVar("T", bound=Transport)

@@ -33,6 +33,7 @@ class Proxy:
 
     @property
     def socks(self) -> bool:
+        """A SOCKS proxy (socks5://, socks5h://), which needs httpcore's SOCKS pool."""
         return self.url.scheme.startswith("socks")
 
 

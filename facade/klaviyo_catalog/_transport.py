@@ -159,10 +159,12 @@ class CookieStore:
         self.store = httpx.Cookies()
 
     def add_to(self, request: httpx.Request) -> None:
+        """Give `request` the Cookie header of what the server set, if it set anything."""
         if self.store:
             self.store.set_cookie_header(request)
 
     def take_from(self, response: httpx.Response) -> None:
+        """Keep the cookies `response` sets; parsed only when it sets some."""
         # Set-Cookie2 is the only other header `http.cookiejar` reads.
         headers = response.headers
         if "set-cookie" in headers or "set-cookie2" in headers:
@@ -211,6 +213,7 @@ class OwnTransport(httpx.BaseTransport):
         self._shards = _Shards(len(pools))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` on the least loaded of the pools; httpcore's errors as httpx's."""
         self.cookies.add_to(request)
         shard = self._shards.take()
         try:
@@ -225,6 +228,7 @@ class OwnTransport(httpx.BaseTransport):
         return _response(received, stream, request, self.cookies)
 
     def close(self) -> None:
+        """Close every connection of every pool."""
         self.is_closed = True
         for pool in self.pools:
             pool.close()
@@ -242,6 +246,7 @@ class AsyncOwnTransport(httpx.AsyncBaseTransport):
         self._shards = _Shards(len(pools))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """As `OwnTransport.handle_request`, awaited."""
         self.cookies.add_to(request)
         shard = self._shards.take()
         pool = self.pools[shard]
@@ -257,6 +262,7 @@ class AsyncOwnTransport(httpx.AsyncBaseTransport):
         return _response(received, stream, request, self.cookies)
 
     async def aclose(self) -> None:
+        """Close every connection of every pool."""
         self.is_closed = True
         for pool in self.pools:
             await pool.aclose()

@@ -28,6 +28,7 @@ class Alarm:
         self.armed = True
 
     def disarm(self) -> None:
+        """Call the callback off: the exchange ended in time."""
         if self.armed:
             self.armed = False
             self._watchdog.disarmed += 1  # a count for compaction only: a race costs nothing

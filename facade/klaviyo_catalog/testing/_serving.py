@@ -50,6 +50,9 @@ _ON_THE_ANSWER = frozenset({"delay", "trickle"})
 
 @dataclass
 class RandomFaults:
+    """Faults injected at random (`FakeKlaviyo.inject_random`): each request meets one of
+    `faults` with `probability`, drawn from `rng`."""
+
     probability: float
     faults: tuple[Fault, ...]
     rng: random.Random = field(default_factory=random.Random)
