@@ -24,7 +24,6 @@ from klaviyo_catalog_api.catalog_spec import (
 
 from . import _checks as checks
 from ._checks import CURSOR_ERRORS
-from .errors import InvalidRequestError
 
 __all__ = [
     "OPERATIONS",
@@ -32,7 +31,6 @@ __all__ = [
     "Operation",
     "RequestParts",
     "operation",
-    "operation_for_job_type",
 ]
 
 STATUS_FILTER = 'equals(status,"{}")'
@@ -134,14 +132,3 @@ class Operation:
 def operation(name: str) -> Operation:
     """The Operation of a name in the spec, built once."""
     return Operation(OPERATIONS[name])
-
-
-@functools.cache
-def operation_for_job_type(job_type: str) -> Operation:
-    """The single-job GET for a job type, for polling it."""
-    for spec in OPERATIONS.values():
-        if spec.job_type == job_type and not spec.is_list:
-            return operation(spec.name)
-    raise InvalidRequestError(
-        f"there is no single-job endpoint for {job_type!r} jobs, so they cannot be polled"
-    )
