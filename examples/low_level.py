@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from klaviyo_catalog_api import AuthenticatedClient
 from klaviyo_catalog_api.api.catalog_jobs import get_item_update_job, list_item_create_jobs
 from klaviyo_catalog_api.catalog_spec import REVISION
-from klaviyo_catalog_api.models import ItemCreateJobCollection, ItemUpdateJobDocument
+from klaviyo_catalog_api.models import (
+    ItemCreateJob,
+    ItemCreateJobCollection,
+    ItemUpdateJob,
+    ItemUpdateJobDocument,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {response.content[:200]!r}", file=sys.stderr)
             return 1
         for job in page.data:
-            print(f"{job.id}: {job.attributes.status}")
+            # The id is `data.id` from revision 2023-12-15, `attributes.job_id` before it: the
+            # low-level models hold whichever the revision generated from sends.
+            print(f"{job_id_of(job)}: {job.attributes.status}")
         if args:
             single = get_item_update_job.sync_detailed(
                 args[0], client=client, revision=REVISION, include="items"
@@ -56,10 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: HTTP {single.status_code}", file=sys.stderr)
                 return 1
             print(
-                f"{document.data.id}: {document.data.attributes.status}, "
+                f"{job_id_of(document.data)}: {document.data.attributes.status}, "
                 f"{len(document.included or [])} items included"
             )
     return 0
+
+
+def job_id_of(job: ItemCreateJob | ItemUpdateJob) -> str:
+    """A job's id, wherever the revision puts it."""
+    if isinstance(job.id, str):
+        return job.id
+    return str(job.attributes.job_id)
 
 
 if __name__ == "__main__":
