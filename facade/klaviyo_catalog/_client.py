@@ -14,7 +14,7 @@ import contextlib
 import copy
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -32,10 +32,11 @@ from ._deadline import DEFAULT_DEADLINE
 from ._flow import Action, Call, Done, Flow, Send, step
 from ._methods import Methods
 from ._models import BulkJob, Page
-from ._operations import REVISION
+from ._operations import OPERATIONS, REVISION
+from ._operations import operation as operation_named
 from ._pages import PageWalk
 from ._pool import AsyncTransport, Pool, SyncTransport, async_pool_of, sync_pool_of
-from ._ratelimit import RateLimiter, default_limiter
+from ._ratelimit import Rate, RateLimiter, default_limiter
 from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
 from ._settings import Settings
@@ -44,7 +45,7 @@ from ._transport import async_stream, sync_stream
 from ._version import __version__
 from ._waiting import JobsWait
 from ._workers import run_blocking, worker_pool
-from .errors import ConfigurationError, KlaviyoError
+from .errors import ConfigurationError, InvalidRequestError, KlaviyoError
 
 __all__ = ["BASE_URL_VARIABLE", "AsyncCatalogJobs", "CatalogJobs"]
 
@@ -183,6 +184,43 @@ class _ClientBase(Generic[H]):
     def base_url(self) -> str:
         """The API root requests go to, without a trailing slash."""
         return self._settings.base_url
+
+    @property
+    def account(self) -> str:
+        """The name of the rate-limit budget this client's calls count against: the `account`
+        it was given, else a hash of its key (or first token), never the credential itself."""
+        return self._settings.account
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """Each attempt's timeout, per phase (connect, each read, ...)."""
+        return self._settings.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """How many extra attempts a call makes after a 429, a 5xx or a network failure."""
+        return self._settings.retry.max_retries
+
+    @property
+    def deadline(self) -> float | None:
+        """The seconds a whole call may take, its waits and retries included; None: no
+        deadline."""
+        return self._settings.retry.deadline
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """Where the rate-limit budget is kept: the one given, else the process-wide default."""
+        return self._settings.limiter
+
+    def rate_limits_for(self, operation: str) -> Sequence[Rate]:
+        """The limits the operation named (`"get_item_update_job"`, as in `rate_limits`) is
+        held to: the client's `rate_limits` for it, else the spec's. An unknown name raises
+        InvalidRequestError."""
+        if not isinstance(operation, str) or operation not in OPERATIONS:
+            raise InvalidRequestError(
+                f"operation must be one of {', '.join(sorted(OPERATIONS))}; got {operation!r:.80}"
+            )
+        return self._settings.rates(operation_named(operation))
 
     def __repr__(self) -> str:
         # Never the key; not even a prefix of it.

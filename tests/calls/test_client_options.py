@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from klaviyo_catalog import (
     AsyncCatalogJobs,
@@ -21,6 +22,7 @@ from klaviyo_catalog import (
     JobStatus,
     MemoryRateLimiter,
     Page,
+    Rate,
     RateLimitError,
     ServerError,
     TransportError,
@@ -29,7 +31,7 @@ from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests.support import documents as docs
 from tests.support.hardening_support import Loop
-from tests.support.spec_facts import SLASH
+from tests.support.spec_facts import SLASH, rates
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 Client = CatalogJobs | AsyncCatalogJobs
@@ -89,19 +91,67 @@ def test_with_options_shares_the_pool_and_the_limiter_and_keeps_the_original(
     base = make(mode, fake, timeout=7.0, max_retries=3, deadline=30.0)
     derived = base.with_options(timeout=60, max_retries=0, deadline=None)
     assert type(derived) is type(base)
-    assert derived._pool is base._pool
-    assert derived._settings.limiter is base._settings.limiter
-    assert derived._settings.account == base._settings.account
-    assert (derived._settings.retry.max_retries, derived._settings.retry.deadline) == (0, None)
-    assert derived._settings.timeout == derived._settings.timeout.__class__(60)
-    assert (base._settings.retry.max_retries, base._settings.retry.deadline) == (3, 30.0)
-    assert base._settings.timeout.read == 7.0
-    assert base.with_options()._settings == base._settings  # nothing given: nothing changes
+    assert derived.rate_limiter is base.rate_limiter
+    assert derived.account == base.account
+    assert (derived.max_retries, derived.deadline) == (0, None)
+    assert derived.timeout == httpx.Timeout(60)
+    assert (base.max_retries, base.deadline) == (3, 30.0)
+    assert base.timeout == httpx.Timeout(7.0)
+    same = base.with_options()  # nothing given: nothing changes
+    assert (same.timeout, same.max_retries, same.deadline) == (base.timeout, 3, 30.0)
+    assert (same.account, same.rate_limiter) == (base.account, base.rate_limiter)
     job_id = fake.add_job("item-update")
     close(derived)  # does not close the shared pool
     assert run(derived, get(job_id)).id == job_id
     assert run(base, get(job_id)).id == job_id
-    close(base)
+    close(base)  # closes the pool, the derived client's too: it is the same one
+    with pytest.raises(ConfigurationError, match="closed"):
+        run(derived, get(job_id))
+
+
+def test_a_client_tells_its_configuration(mode: str, fake: FakeKlaviyo) -> None:
+    defaults = make(mode, fake, rate_limiter=None)
+    assert (defaults.timeout, defaults.max_retries, defaults.deadline) == (
+        httpx.Timeout(30.0),
+        4,
+        120.0,
+    )
+    limiter = MemoryRateLimiter()
+    kc = make(
+        mode,
+        fake,
+        account="shop-1",
+        timeout=httpx.Timeout(5.0, connect=1.0),
+        max_retries=0,
+        deadline=None,
+        rate_limiter=limiter,
+        rate_limits={"get_item_update_job": [Rate(2, 60.0)]},
+    )
+    assert (kc.account, kc.rate_limiter) == ("shop-1", limiter)
+    assert (kc.timeout, kc.max_retries, kc.deadline) == (httpx.Timeout(5.0, connect=1.0), 0, None)
+    assert list(kc.rate_limits_for("get_item_update_job")) == [Rate(2, 60.0)]
+    # Any other operation keeps the generated spec's limits.
+    assert list(kc.rate_limits_for("list_item_create_jobs")) == rates("list_item_create_jobs")
+    for unknown in ("get_item_update_jobs", "", None, ["get_item_update_job"]):
+        with pytest.raises(InvalidRequestError, match="operation must be one of"):
+            kc.rate_limits_for(unknown)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        kc.max_retries = 9  # type: ignore[misc]  # read-only: with_options() makes a changed copy
+    close(defaults)
+    close(kc)
+
+
+def test_an_app_clients_timeout_is_the_default(mode: str, fake: FakeKlaviyo) -> None:
+    app_client = (httpx.Client if mode == "sync" else httpx.AsyncClient)(timeout=9.0)
+    kc = make(mode, fake, http_client=app_client)
+    assert kc.timeout == httpx.Timeout(9.0)
+    assert kc.with_options(timeout=2).timeout == httpx.Timeout(2)
+    close(kc)
+    if isinstance(app_client, httpx.Client):
+        app_client.close()
+    else:
+        assert LOOP is not None
+        LOOP.run(app_client.aclose())
 
 
 def test_with_options_max_retries_applies_to_that_client_only(mode: str, fake: FakeKlaviyo) -> None:

@@ -186,14 +186,14 @@ def test_without_account_each_credential_has_its_own_budget(mode: str, fake: Fak
 
 def test_the_default_account_is_a_hash_that_survives_a_refresh(fake: FakeKlaviyo) -> None:
     kc = CatalogJobs(access_token=Provider(TOKEN, FRESH), base_url=fake.base_url)
-    account = kc._settings.account
+    account = kc.account
     assert account == account_key(TOKEN) and TOKEN not in account
     fake.revoke_access_token(TOKEN)
     fake.add_access_token(FRESH)
     with kc:
         kc.get_item_update_job(fake.add_job("item-update"))
-    assert kc._settings.account == account
-    assert CatalogJobs(access_token=TOKEN, account="shop-1")._settings.account == "shop-1"
+    assert kc.account == account
+    assert CatalogJobs(access_token=TOKEN, account="shop-1").account == "shop-1"
 
 
 @pytest.mark.parametrize("account", ["", " ", "a\nb", "x" * 201, 7])
@@ -240,5 +240,5 @@ def test_a_response_header_carrying_the_token_is_left_out_of_response_info(
 
 
 def test_a_key_client_can_name_its_account_too() -> None:
-    assert CatalogJobs("pk_a", account="main-store")._settings.account == "main-store"
-    assert CatalogJobs("pk_a")._settings.account == account_key("pk_a")
+    assert CatalogJobs("pk_a", account="main-store").account == "main-store"
+    assert CatalogJobs("pk_a").account == account_key("pk_a")

@@ -165,7 +165,7 @@ def test_every_bad_option_is_a_configuration_error(
 
 def test_deadline_none_lifts_the_deadline() -> None:
     with CatalogJobs("pk_x", deadline=None) as kc:
-        assert kc._settings.retry.deadline is None
+        assert kc.deadline is None
 
 
 # --- the one rule (`klaviyo_catalog._checks`): who gives a value decides its error ------------

@@ -67,7 +67,7 @@ def test_isolated_rate_limits_swaps_the_default_and_restores_it() -> None:
     with isolated_rate_limits() as fresh:
         assert default_limiter() is fresh is not before
         with FakeKlaviyo() as fake, CatalogJobs(fake.api_key, base_url=fake.base_url) as kc:
-            assert kc._settings.limiter is fresh
+            assert kc.rate_limiter is fresh
     assert default_limiter() is before
 
 

@@ -190,8 +190,8 @@ def test_clients_share_the_process_wide_limiter_by_default(fake: FakeKlaviyo) ->
         CatalogJobs(fake.api_key, base_url=fake.base_url) as b,
     ):
         # One limiter, keyed by account: the same key means the same budget.
-        assert a._settings.limiter is b._settings.limiter
-        assert a._settings.account == b._settings.account != fake.api_key
+        assert a.rate_limiter is b.rate_limiter
+        assert a.account == b.account != fake.api_key
 
 
 BLOCKS = 0.4  # each call of SlowSharedLimiter; far above a loaded machine's scheduling delays
