@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import re
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,8 +33,7 @@ from klaviyo_catalog import (
     WaitTimeoutError,
     revision_lifecycle,
 )
-from klaviyo_catalog._operations import operation
-from klaviyo_catalog.testing import FakeKlaviyo
+from klaviyo_catalog.testing import FakeKlaviyo, VirtualClock
 from klaviyo_catalog_api.catalog_spec import OPERATIONS
 from klaviyo_catalog_api.models import CatalogItem
 
@@ -50,7 +48,6 @@ from tests.support.spec_facts import (
     rates,
     spec,
 )
-from tests.support.virtual_clock import VirtualClock, patched_sleeps
 from tests.support.wire_recorder import Recorder, Reply
 
 ITEM = "catalog-item"
@@ -464,10 +461,8 @@ def test_an_error_while_listing_carries_the_cursor_to_resume_from(
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualClock]:
-    clock = VirtualClock()
-    with patched_sleeps(clock, monkeypatch):
-        yield clock
+def clock() -> VirtualClock:
+    return VirtualClock()
 
 
 def test_wait_for_job_polls_until_done(api: Api, server: Recorder, clock: VirtualClock) -> None:
@@ -678,9 +673,6 @@ def test_rate_limits_per_operation_override_the_spec(server: Recorder) -> None:
     with CatalogJobs(
         API_KEY, base_url=server.base_url, rate_limits={"get_item_update_job": [Rate(2, 60.0)]}
     ) as kc:
-        op = operation("get_item_update_job")
-        assert list(kc._settings.rates(op)) == [Rate(2, 60.0)]
+        assert list(kc.rate_limits_for("get_item_update_job")) == [Rate(2, 60.0)]
         # Any other operation keeps the generated spec's limits.
-        assert list(kc._settings.rates(operation("list_item_create_jobs"))) == rates(
-            "list_item_create_jobs"
-        )
+        assert list(kc.rate_limits_for("list_item_create_jobs")) == rates("list_item_create_jobs")

@@ -30,12 +30,11 @@ from klaviyo_catalog import (
     ResourceRef,
     Variant,
 )
-from klaviyo_catalog.testing import FakeKlaviyo
+from klaviyo_catalog.testing import FakeKlaviyo, VirtualClock
 from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS
 
 from tests.cli.test_cli import cli
 from tests.support.hardening_support import Mode, call, consume, use
-from tests.support.virtual_clock import VirtualClock, patched_sleeps
 from tests.support.waiting_sim import Sim, run
 
 KIND_NAMES = sorted(KINDS)
@@ -241,10 +240,8 @@ def test_a_pointer_with_a_5000_digit_index_pairs_with_nothing(
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sim]:
-    clock = VirtualClock()
-    with patched_sleeps(clock, monkeypatch):
-        yield Sim(clock, page_size=10)
+def sim() -> Sim:
+    return Sim(VirtualClock(), page_size=10)
 
 
 def test_a_mixed_fleet_of_every_kind_is_reported_once_each_as_it_finishes(

@@ -18,10 +18,10 @@ from klaviyo_catalog import (
 )
 from klaviyo_catalog._flow import Send
 from klaviyo_catalog._pages import CURSOR_DIGEST_BYTES
-from klaviyo_catalog.testing import FakeKlaviyo
+from klaviyo_catalog.testing import FakeKlaviyo, VirtualClock
 
 from tests.support.hardening_support import Mode, call
-from tests.support.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
+from tests.support.virtual_clock import Served, VirtualDriver, virtual_core
 
 LIST = "list_item_create_jobs"
 

@@ -15,11 +15,11 @@ import pytest
 from klaviyo_catalog import CatalogJobs, ConfigurationError, InvalidResponseError
 from klaviyo_catalog._body import DEFAULT_MAX_RESPONSE_BYTES
 from klaviyo_catalog._deadline import Deadline
-from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog.testing import FakeKlaviyo, Fault, VirtualClock
 
 from tests.support.documents import job_body as job_document
 from tests.support.hardening_support import Mode, call, options
-from tests.support.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
+from tests.support.virtual_clock import Served, VirtualDriver, virtual_core
 
 
 @pytest.fixture

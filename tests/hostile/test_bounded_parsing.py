@@ -38,11 +38,11 @@ from klaviyo_catalog import _jsonapi as jsonapi
 from klaviyo_catalog._body import DEFAULT_MAX_RESPONSE_BYTES
 from klaviyo_catalog._flow import Call
 from klaviyo_catalog._parse import PARSE_OFF_LOOP_BYTES
-from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog.testing import FakeKlaviyo, Fault, VirtualClock
 
 from tests.support import documents as docs
 from tests.support.hardening_support import PROFILE, Mode, call, json_body, options, run_async
-from tests.support.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
+from tests.support.virtual_clock import Served, VirtualDriver, virtual_core
 
 CREATE = "catalog-item-bulk-create-job"
 

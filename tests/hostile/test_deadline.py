@@ -31,11 +31,11 @@ from klaviyo_catalog import (
 from klaviyo_catalog._core import Core
 from klaviyo_catalog._deadline import DEFAULT_DEADLINE, Deadline
 from klaviyo_catalog._flow import Call, Flow, Send
-from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog.testing import FakeKlaviyo, Fault, VirtualClock
 
 from tests.support import documents as docs
 from tests.support.hardening_support import Mode, app_http_client, call, options
-from tests.support.virtual_clock import Served, VirtualClock, VirtualDriver, virtual_core
+from tests.support.virtual_clock import Served, VirtualDriver, virtual_core
 
 
 def get(core: Any, job_id: str = "JOB1") -> Any:

@@ -48,13 +48,14 @@ from klaviyo_catalog import (
 from klaviyo_catalog._core import Core
 from klaviyo_catalog._flow import Flow, Send
 from klaviyo_catalog._jsonapi import job_document
-from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog.testing import FakeKlaviyo, Fault, VirtualClock
 from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS
 from klaviyo_catalog_api.views import Attr, kind_name, parse_datetime
 from openapi_schema_validator import OAS30Validator
 
 from tests.support.hardening_support import FAST_RATES, PROFILE, Loop
 from tests.support.paths import ROOT
+from tests.support.virtual_clock import virtual_core
 
 # Each HTTP example costs a round trip: a quarter as many, and the sans-I/O ones cover the rest.
 HTTP_PROFILE = settings(PROFILE, max_examples=max(1, PROFILE.max_examples // 4))
@@ -510,14 +511,14 @@ def mutated(draw: st.DrawFn) -> tuple[Case, bytes]:
 
 
 @pytest.fixture(scope="module")
-def core() -> Iterator[Core]:
-    with CatalogJobs(
-        "pk_fuzz",
+def core() -> Core:
+    return virtual_core(
+        VirtualClock(),
+        api_key="pk_fuzz",
         base_url="http://127.0.0.1:9",
-        rate_limiter=MemoryRateLimiter(),
+        limiter=MemoryRateLimiter(),
         rate_limits=FAST_RATES,
-    ) as client:
-        yield client._core
+    )
 
 
 def requested_id(case: Case) -> str:

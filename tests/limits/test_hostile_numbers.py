@@ -9,7 +9,7 @@
    draft form `RateLimit-Limit: 75, 75;w=1, 750;w=60` is read. A token the app's function
    returns is in no frame of an error's traceback (what error trackers record).
 
-Waits run on the virtual clock (`patched_sleeps`): the wire is real (FakeKlaviyo), the sleeps
+Waits run on a `VirtualClock` attached to the client: the wire is real (FakeKlaviyo), the sleeps
 cost no time, and how long a call waited is measured exactly.
 """
 
@@ -51,12 +51,11 @@ from klaviyo_catalog._ratelimit import (
     account_key,
 )
 from klaviyo_catalog._retry import retry_after_seconds
-from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog.testing import FakeKlaviyo, Fault, VirtualClock
 
 from tests.support import documents as docs
 from tests.support.hardening_support import PROFILE, Mode, call, json_body, options, use
 from tests.support.redis_server import RedisServer, requires_redis_server, running_redis_server
-from tests.support.virtual_clock import VirtualClock, patched_sleeps
 
 OP = "get_item_update_job"
 FakeFactory = Callable[..., FakeKlaviyo]
@@ -79,7 +78,6 @@ def client_options(fake: FakeKlaviyo, limiter: RateLimiter, **overrides: Any) ->
 def waited_after(
     mode: Mode,
     fake: FakeKlaviyo,
-    monkeypatch: pytest.MonkeyPatch,
     headers: dict[str, str],
     **overrides: Any,
 ) -> float:
@@ -89,12 +87,11 @@ def waited_after(
     clock = VirtualClock()
     limiter = MemoryRateLimiter(clock=clock)
     fake.inject(job_reply(job_id, **headers))
-    with patched_sleeps(clock, monkeypatch):
-        call(mode, client_options(fake, limiter, **overrides), OP, job_id, clock=clock)
-        started = clock()
-        later = client_options(fake, limiter, deadline=None, **overrides)
-        assert call(mode, later, OP, job_id, clock=clock).id == job_id
-        return clock() - started
+    call(mode, client_options(fake, limiter, **overrides), OP, job_id, clock=clock)
+    started = clock()
+    later = client_options(fake, limiter, deadline=None, **overrides)
+    assert call(mode, later, OP, job_id, clock=clock).id == job_id
+    return clock() - started
 
 
 # --- 1. a lying RateLimit-Reset -----------------------------------------------------------------
@@ -105,22 +102,22 @@ LYING_RESETS = ["86400", "1000000000", "1" + "0" * 303]
 @pytest.mark.parametrize("reset", LYING_RESETS, ids=["a-day", "31-years", "300-digits"])
 @pytest.mark.parametrize("cap", [60.0, 5.0])
 def test_a_lying_reset_holds_later_calls_no_longer_than_max_retry_after(
-    mode: Mode, make_fake: FakeFactory, monkeypatch: pytest.MonkeyPatch, reset: str, cap: float
+    mode: Mode, make_fake: FakeFactory, reset: str, cap: float
 ) -> None:
     # Before: the next call of the key waited the whole reset (with deadline=None a hang; with
     # a deadline, DeadlineExceededError at once), for new clients too.
     fake = make_fake(rate_limits=None)
-    waited = waited_after(mode, fake, monkeypatch, budget(reset), max_retry_after=cap)
+    waited = waited_after(mode, fake, budget(reset), max_retry_after=cap)
     assert cap - 0.01 <= waited <= cap + 0.01  # the spent budget is honoured, up to the cap
 
 
 @pytest.mark.parametrize("reset", ["1e308", "5_0", "2.5", "-5", "inf", "nan", "+5", "0x10"])
 def test_a_reset_that_is_not_digits_is_no_hint(
-    mode: Mode, make_fake: FakeFactory, monkeypatch: pytest.MonkeyPatch, reset: str
+    mode: Mode, make_fake: FakeFactory, reset: str
 ) -> None:
     # Before: 1e308 raised OverflowError from time.sleep (sync) or hung (async).
     fake = make_fake(rate_limits=None)
-    assert waited_after(mode, fake, monkeypatch, budget(reset)) == 0.0
+    assert waited_after(mode, fake, budget(reset)) == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +259,6 @@ def test_hostile_resets_leak_no_redis_slot(
 def test_retry_after_is_delay_seconds_or_nothing(
     mode: Mode,
     make_fake: FakeFactory,
-    monkeypatch: pytest.MonkeyPatch,
     retry_after: str,
     wait: float,
 ) -> None:
@@ -273,8 +269,7 @@ def test_retry_after_is_delay_seconds_or_nothing(
     clock = VirtualClock()
     settings = client_options(fake, MemoryRateLimiter(clock=clock), max_retry_after=60.0)
     started = clock()
-    with patched_sleeps(clock, monkeypatch):
-        assert call(mode, settings, OP, job_id, clock=clock).id == job_id
+    assert call(mode, settings, OP, job_id, clock=clock).id == job_id
     assert wait <= clock() - started <= wait + 0.25  # + Retry-After's jitter
     assert [r.status for r in fake.request_log] == [429, 200]
 
@@ -381,12 +376,12 @@ def test_rate_limit_headers_never_raise_and_stay_bounded(
 
 
 def test_the_draft_form_limit_holds_later_calls_until_the_reset(
-    mode: Mode, make_fake: FakeFactory, monkeypatch: pytest.MonkeyPatch
+    mode: Mode, make_fake: FakeFactory
 ) -> None:
     # Before: int("75, 75;w=1, 750;w=60") failed, and the spent budget was not seen at all.
     fake = make_fake(rate_limits=None)
     headers = budget("3", limit="75, 75;w=1, 750;w=60")
-    assert 3.0 - 0.01 <= waited_after(mode, fake, monkeypatch, headers) <= 3.0 + 0.01
+    assert 3.0 - 0.01 <= waited_after(mode, fake, headers) <= 3.0 + 0.01
 
 
 def test_max_retry_after_beyond_a_year_is_a_configuration_error() -> None:

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from klaviyo_catalog import AsyncCatalogJobs, KlaviyoError, MemoryRateLimiter, Rate, Wait
 from klaviyo_catalog._flow import Send
-from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog.testing import FakeKlaviyo, Fault, VirtualClock
 
 from tests.support import documents
 from tests.support.hardening_support import run_async
-from tests.support.virtual_clock import VirtualClock, job_response, virtual_core
+from tests.support.virtual_clock import job_response, virtual_core
 
 RATES = [Rate(1, 10.0)]
 

@@ -23,15 +23,10 @@ from klaviyo_catalog._ratelimit import (
     account_key,
     default_limiter,
 )
+from klaviyo_catalog.testing import VirtualClock
 
 from tests.support.hardening_support import run_async
-from tests.support.virtual_clock import (
-    Simulation,
-    VirtualClock,
-    WindowServer,
-    max_in_window,
-    virtual_core,
-)
+from tests.support.virtual_clock import Simulation, WindowServer, max_in_window, virtual_core
 
 
 def admit(limiter: MemoryRateLimiter, rates: Sequence[Rate], op: str = "op") -> Ticket:

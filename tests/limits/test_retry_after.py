@@ -15,12 +15,12 @@ import pytest
 from klaviyo_catalog import ConfigurationError, MemoryRateLimiter, Rate, RateLimitError, Ticket
 from klaviyo_catalog._flow import Flow
 from klaviyo_catalog._retry import retry_after_seconds
-from klaviyo_catalog.testing import FakeKlaviyo, Fault
+from klaviyo_catalog.testing import FakeKlaviyo, Fault, VirtualClock
 
 from tests.support import documents
 from tests.support.facade_harness import Api
 from tests.support.hardening_support import Mode
-from tests.support.virtual_clock import Simulation, Task, VirtualClock, job_response, virtual_core
+from tests.support.virtual_clock import Simulation, Task, job_response, virtual_core
 
 OP = "get_item_update_job"
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from klaviyo_catalog import BulkJob, MemoryRateLimiter
+from klaviyo_catalog.testing import VirtualClock
 
 from tests.support.hardening_support import HttpFactory, Mode, call
-from tests.support.virtual_clock import VirtualClock
 
 API_KEY = "pk_test_0123456789abcdef"
 
@@ -18,7 +18,7 @@ class Api:
 
     `http`, if given, makes the app-supplied httpx client of each call for the mode (e.g. one
     over an httpx.MockTransport); `with_options(http=None)` drops it. `on(clock)` runs the
-    calls on a virtual clock (with `patched_sleeps` on it, their waits take no real time).
+    calls on a virtual clock, attached to each client: their waits take no real time.
     """
 
     def __init__(

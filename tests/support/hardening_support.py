@@ -15,9 +15,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 from hypothesis import HealthCheck, settings
 from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, MemoryRateLimiter, Rate
-from klaviyo_catalog.testing import Fault
-
-from tests.support.virtual_clock import VirtualClock, put_on_clock
+from klaviyo_catalog.testing import Fault, VirtualClock
 
 # Hypothesis profiles of the hardening tests: "ci" by default, "fuzz" for `make fuzz`. Applied
 # per test (`@PROFILE`) rather than with load_profile, so that no other test module is affected.
@@ -125,8 +123,8 @@ def use(
     `lambda kc: kc.iter_item_create_jobs()` gives a list in either mode. A `work` that needs
     its own async code returns a coroutine (e.g. of an inner `async def`) when `kc` is async.
     `http`, if given, makes the app's own httpx client for the mode, closed after the call.
-    `clock`, if given, is the client's clock (its deadline, waits and retries): with
-    `patched_sleeps` on it, the waits cost no real time while the wire stays real.
+    `clock`, if given, is attached to the client (`VirtualClock.attach`): its deadline, retries
+    and waits run on it, taking no real time, while the wire stays real.
     """
     if mode == "sync":
         app_client = http("sync") if http is not None else None
@@ -134,7 +132,7 @@ def use(
         try:
             with CatalogJobs(**client_options, **extra) as kc:
                 if clock is not None:
-                    put_on_clock(kc, clock)
+                    clock.attach(kc)
                 return _collected(work(kc))
         finally:
             if isinstance(app_client, httpx.Client):
@@ -147,7 +145,7 @@ def use(
         try:
             async with AsyncCatalogJobs(**client_options, **extra) as kc:
                 if clock is not None:
-                    put_on_clock(kc, clock)
+                    clock.attach(kc)
                 return await _settled(work(kc))
         finally:
             if isinstance(app_client, httpx.AsyncClient):

@@ -2,7 +2,8 @@
 
 Time passes only when the test or the simulation says so: no sockets, no real sleeps.
 
-- `VirtualClock`: the time reached; pass it as a core's and a limiter's clock.
+- `VirtualClock`: the library's (`klaviyo_catalog.testing`); pass it as a limiter's clock, and
+  `attach` it to a client to run the client on it.
 - `virtual_core(clock, ...)`: the `Core` a real `CatalogJobs` would run, on that clock.
 - `VirtualDriver.run(flow)`: one flow against a scripted server, as the real sync driver runs
   it: `Sleep` advances the clock; `Send` asks the test's `server` for a `Served` (a delay,
@@ -11,28 +12,23 @@ Time passes only when the test or the simulation says so: no sockets, no real sl
   the client's own sockets do; `Call` asks the test's `calls` (or just runs the function).
 - `Simulation`: many flows at once, with network latency each way, against a server that sees
   each request at its arrival time (`WindowServer` counts arrivals in fixed windows).
-- `patched_sleeps(clock, monkeypatch)` and `put_on_clock(client, clock)`: a real client (over
-  an httpx.MockTransport, or even FakeKlaviyo) whose `time.sleep` and `asyncio.sleep` advance
-  the clock instead of waiting, and whose deadline, retries and limiter read it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import heapq
 import itertools
 import json
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import httpx
-import pytest
-from klaviyo_catalog import AsyncCatalogJobs, CatalogJobs, MemoryRateLimiter, Rate, RateLimiter
+from klaviyo_catalog import CatalogJobs, MemoryRateLimiter, Rate, RateLimiter
 from klaviyo_catalog._core import Core
 from klaviyo_catalog._flow import Call, Flow, Send, Sleep
+from klaviyo_catalog.testing import VirtualClock
+from klaviyo_catalog.testing._clock import core_on_clock
 from klaviyo_catalog.testing._ratelimit import FixedWindows
 
 from tests.support import documents as docs
@@ -42,38 +38,23 @@ API_KEY = "pk_virtual_0123456789abcdef"
 UNLIMITED = (Rate(1_000_000, 1.0),)
 
 
-class VirtualClock:
-    """Virtual monotonic time: it moves only by `advance` (or a simulation setting `now`)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Let `seconds` (>= 0) pass."""
-        assert seconds >= 0, seconds
-        self.now += seconds
-
-
 def virtual_core(
     clock: VirtualClock, *, limiter: RateLimiter | None = None, **options: Any
 ) -> Core:
-    """The core of a `CatalogJobs` built with `options`, its clock replaced by `clock`.
+    """The core of a `CatalogJobs` built with `options`, on `clock`: the flows it would run.
 
     The limiter is a fresh `MemoryRateLimiter` on the clock unless one is given; the rate
     limits are `UNLIMITED` unless `rate_limits=` says otherwise (None: the spec's).
     """
     options.setdefault("rate_limits", list(UNLIMITED))
     client = CatalogJobs(
-        API_KEY,
+        options.pop("api_key", API_KEY),
         base_url=options.pop("base_url", "http://127.0.0.1:9"),
         rate_limiter=limiter if limiter is not None else MemoryRateLimiter(clock=clock),
         **options,
     )
-    client.close()  # only its settings are used
-    return Core(attrs.evolve(client._settings, clock=clock))
+    client.close()  # only its flows are used, driven here
+    return core_on_clock(client, clock)
 
 
 # --- one flow, a scripted server ---------------------------------------------------------------
@@ -298,27 +279,3 @@ def max_in_window(times: Sequence[float], seconds: float) -> int:
             first += 1
         best = max(best, last - first + 1)
     return best
-
-
-# --- a real client on the virtual clock --------------------------------------------------------
-
-
-@contextlib.contextmanager
-def patched_sleeps(clock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """time.sleep and asyncio.sleep advance the virtual clock instead of waiting."""
-
-    async def async_sleep(seconds: float, result: Any = None) -> Any:
-        clock.advance(seconds)
-        return result
-
-    monkeypatch.setattr(time, "sleep", clock.advance)
-    monkeypatch.setattr(asyncio, "sleep", async_sleep)
-    yield
-
-
-def put_on_clock(client: CatalogJobs | AsyncCatalogJobs, clock: VirtualClock) -> None:
-    """Make `client` read `clock`: its deadlines, retries and waits (its limiter too, if that
-    is a `MemoryRateLimiter` built with `clock=`)."""
-    settings = attrs.evolve(client._settings, clock=clock)
-    client._settings = settings
-    client._core.settings = settings

@@ -5,8 +5,7 @@ virtual time (or on hooks that change them between two requests), serves lists 1
 with cursors of either kind Klaviyo could use (stable "after job N", or a plain offset that
 shifts when a job leaves the list), and records every request. `run` calls a real
 `CatalogJobs` or `AsyncCatalogJobs` on it: an httpx.MockTransport instead of the network, on
-the tests' one `VirtualClock` (advanced by the sleeps the client asks for, with
-`patched_sleeps`).
+a `VirtualClock` attached to it (advanced by the sleeps the client asks for).
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from klaviyo_catalog import AsyncCatalogJobs, BulkJob, CatalogJobs, MemoryRateLimiter, Rate
+from klaviyo_catalog.testing import VirtualClock
 from klaviyo_catalog_api.catalog_spec import KINDS as SPEC_KINDS
 from klaviyo_catalog_api.catalog_spec import OPERATIONS
 
 from tests.support import documents as docs
 from tests.support.hardening_support import Mode, use
-from tests.support.virtual_clock import VirtualClock
 
 
 def _collection(operation: str) -> str:

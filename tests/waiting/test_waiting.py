@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,9 +22,9 @@ from klaviyo_catalog import (
     WaitProgress,
     WaitTimeoutError,
 )
+from klaviyo_catalog.testing import VirtualClock
 
 from tests.support.hardening_support import Mode
-from tests.support.virtual_clock import VirtualClock, patched_sleeps
 from tests.support.waiting_sim import Sim, run, status_reply
 
 ITEM_CREATE = "catalog-item-bulk-create-jobs"
@@ -35,10 +34,8 @@ CATEGORY = "catalog-category-bulk-update-jobs"
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sim]:
-    clock = VirtualClock()
-    with patched_sleeps(clock, monkeypatch):
-        yield Sim(clock)
+def sim() -> Sim:
+    return Sim(VirtualClock())
 
 
 def check_reports(

@@ -6,12 +6,14 @@
         httpx.get(fake.url("item-update", job_id), headers=fake.headers())  # 503, then 200s
 
 It speaks HTTP only and needs nothing beyond the standard library, so it can test any client.
+`VirtualClock` runs a client on virtual time: its retries and waits advance it, at once.
 """
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._clock import VirtualClock
     from ._fake import DEFAULT_API_KEY, FakeKlaviyo, JobOptions
     from ._faults import Fault
     from ._isolation import isolated_rate_limits
@@ -39,6 +41,7 @@ _HOMES = {
     "REDIS_SERVER": "._redis",
     "RedisServer": "._redis",
     "running_redis_server": "._redis",
+    "VirtualClock": "._clock",
 }
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "RedisServer",
     "RequestRecord",
     "Shape",
+    "VirtualClock",
     "isolated_rate_limits",
     "running_redis_server",
 ]
