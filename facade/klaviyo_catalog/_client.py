@@ -212,6 +212,13 @@ class _ClientBase(Generic[H]):
         """Where the rate-limit budget is kept: the one given, else the process-wide default."""
         return self._settings.limiter
 
+    @property
+    def max_connections(self) -> int:
+        """The most requests this client has in flight at once: its own pool's connections
+        (sized from the spec's limits, all kept alive), or 20 through an app's `http_client`
+        (httpx's default keep-alive count). `AsyncCatalogJobs` queues calls beyond it."""
+        return self._pool.size
+
     def rate_limits_for(self, operation: str) -> Sequence[Rate]:
         """The limits the operation named (`"get_item_update_job"`, as in `rate_limits`) is
         held to: the client's `rate_limits` for it, else the spec's. An unknown name raises

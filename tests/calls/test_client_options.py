@@ -128,6 +128,7 @@ def test_a_client_tells_its_configuration(mode: str, fake: FakeKlaviyo) -> None:
         rate_limits={"get_item_update_job": [Rate(2, 60.0)]},
     )
     assert (kc.account, kc.rate_limiter) == ("shop-1", limiter)
+    assert kc.max_connections > 20  # its own pool, sized from the spec's limits
     assert (kc.timeout, kc.max_retries, kc.deadline) == (httpx.Timeout(5.0, connect=1.0), 0, None)
     assert list(kc.rate_limits_for("get_item_update_job")) == [Rate(2, 60.0)]
     # Any other operation keeps the generated spec's limits.
@@ -145,6 +146,7 @@ def test_an_app_clients_timeout_is_the_default(mode: str, fake: FakeKlaviyo) -> 
     app_client = (httpx.Client if mode == "sync" else httpx.AsyncClient)(timeout=9.0)
     kc = make(mode, fake, http_client=app_client)
     assert kc.timeout == httpx.Timeout(9.0)
+    assert kc.max_connections == 20  # httpx's default keep-alive count
     assert kc.with_options(timeout=2).timeout == httpx.Timeout(2)
     close(kc)
     if isinstance(app_client, httpx.Client):

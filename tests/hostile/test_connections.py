@@ -21,7 +21,6 @@ from klaviyo_catalog import (
     MemoryRateLimiter,
     Rate,
 )
-from klaviyo_catalog._pool import APP_CLIENT_SLOTS, POOL_CONNECTIONS
 from klaviyo_catalog._transport import AsyncOwnTransport
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
@@ -237,11 +236,13 @@ def httpx_default_pool_on(network: InMemoryNetwork) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=AsyncOwnTransport([pool]))
 
 
-async def calls_at_once(http: httpx.AsyncClient | None, tasks: int = 500) -> None:
+async def calls_at_once(http: httpx.AsyncClient | None, tasks: int = 500) -> int:
+    """`tasks` calls at once on one client; its `max_connections`."""
     kc = AsyncCatalogJobs("pk_x", base_url="http://127.0.0.1:9", http_client=http, **FAST)
     jobs = await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(tasks)))
     assert [job.id for job in jobs] == [f"J{n}" for n in range(tasks)]
     await kc.aclose()
+    return kc.max_connections
 
 
 def test_five_hundred_tasks_queue_in_the_client_not_in_the_pool(
@@ -249,8 +250,8 @@ def test_five_hundred_tasks_queue_in_the_client_not_in_the_pool(
 ) -> None:
     network = InMemoryNetwork()
     own_pools_on(network, monkeypatch)
-    run_async(calls_at_once(None))
-    assert network.peak == POOL_CONNECTIONS
+    max_connections = run_async(calls_at_once(None))
+    assert network.peak == max_connections > 20
 
 
 def test_without_the_queue_httpxs_default_pool_opens_a_connection_per_task() -> None:
@@ -268,25 +269,26 @@ def test_without_the_queue_httpxs_default_pool_opens_a_connection_per_task() -> 
     # Through AsyncCatalogJobs the same kind of client keeps its 20.
     queued = InMemoryNetwork()
 
-    async def through_the_client() -> None:
+    async def through_the_client() -> int:
         async with httpx_default_pool_on(queued) as http:
-            await calls_at_once(http, 100)
+            return await calls_at_once(http, 100)
 
-    run_async(through_the_client())
-    assert queued.peak == APP_CLIENT_SLOTS == 20
+    max_connections = run_async(through_the_client())
+    assert queued.peak == max_connections == 20
 
 
 def test_many_tasks_over_real_sockets_share_the_pool(fake: FakeKlaviyo) -> None:
     client_options = options(fake, *(f"J{n}" for n in range(100)))
 
-    async def run() -> list[str]:
+    async def run() -> tuple[list[str], int]:
         async with AsyncCatalogJobs(**client_options) as kc:
             jobs = await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(100)))
-            return [job.id for job in jobs]
+            return [job.id for job in jobs], kc.max_connections
 
-    assert run_async(run()) == [f"J{n}" for n in range(100)]
+    ids, max_connections = run_async(run())
+    assert ids == [f"J{n}" for n in range(100)]
     # httpcore may replace the odd connection it finds expired; never one per call.
-    assert fake.connections < 2 * POOL_CONNECTIONS
+    assert fake.connections < 2 * max_connections
 
 
 def test_an_apps_async_client_gets_slots_of_httpxs_default_keep_alive_count(
@@ -296,10 +298,11 @@ def test_an_apps_async_client_gets_slots_of_httpxs_default_keep_alive_count(
     # flight, httpx's default keep-alive count, so its default pool never churns.
     client_options = options(fake, *(f"J{n}" for n in range(200)))
 
-    async def run() -> None:
+    async def run() -> int:
         async with httpx.AsyncClient() as http:
             kc = AsyncCatalogJobs(http_client=http, **client_options)
             await asyncio.gather(*(kc.get_item_update_job(f"J{n}") for n in range(200)))
+            return kc.max_connections
 
-    run_async(run())
-    assert fake.connections < 2 * APP_CLIENT_SLOTS  # not one per call beyond the 20 kept alive
+    assert run_async(run()) == 20
+    assert fake.connections < 2 * 20  # not one per call beyond the 20 kept alive
