@@ -172,7 +172,7 @@ def attr_code(schema: dict[str, Any]) -> str:
     items = schema.get("items", {})
     return {
         "string": "Attr[str](str)",
-        "number": "Attr[float](int, float, convert=as_float, exact=(float,))",
+        "number": "Attr[float](int, float, convert=float, exact=(float,))",  # 1 as 1.0
         "integer": "Attr[int](int)",
         "boolean": "Attr[bool](bool)",
         "object": "Attr[dict[str, Any]](dict)",
