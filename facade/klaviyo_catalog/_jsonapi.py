@@ -141,15 +141,14 @@ def _error_object(
     )
 
 
-def identify(raw: Any, where: str, i: int) -> tuple[str, str]:
-    """(type, id) of a resource object or linkage; the error names `where[i]`."""
-    if type(raw) is dict:
-        kind, rid = raw.get("type"), raw.get("id")
-        if type(kind) is str and type(rid) is str:
-            return kind, rid
+def identify(raw: Any, where: str, i: int) -> None:
+    """Invalid naming `where[i]` unless `raw` is a resource object or linkage: an object with
+    a string `type` and `id`. (The loops check that inline, and call this to say what is
+    wrong.)"""
     here = f"{where}[{i}]"
     checked = obj(raw, here)
-    return req_str(checked, "type", here), req_str(checked, "id", here)
+    req_str(checked, "type", here)
+    req_str(checked, "id", here)
 
 
 def related(

@@ -195,17 +195,12 @@ class BulkJob(JobFields[JobStatus | str, APIErrorDetail], JSONable):
             for name in RELATIONSHIPS
             if (value := getattr(self, name, None)) is not None
         }
-        if not related:
-            return [JobFailure(error) for error in self.errors]
         by_id: dict[str, Related] = {}
         by_external_id: dict[str, Related] = {}
         for resources in related.values():
             for resource in resources:
                 by_id.setdefault(resource.id, resource)
-                if isinstance(resource, ResourceRef):
-                    key = resource.id.rpartition(":::")[2] if ":::" in resource.id else None
-                else:
-                    key = _external_id(resource)
+                key = _external_id(resource)
                 if key is not None:
                     by_external_id.setdefault(key, resource)
         return [
@@ -303,9 +298,11 @@ for _documented in (ResponseInfo, JobFailure, BulkJob, Page):
     document_attributes(_documented)
 
 
-def _external_id(resource: Resource[Any]) -> str | None:
+def _external_id(resource: Related) -> str | None:
+    """The resource's `external_id` attribute, else what follows the last `:::` of its id (a
+    `$custom:::$default:::SKU` id), else None."""
     # Read raw: a mistyped attribute must not make `failures` raise.
-    value = resource.attributes.get("external_id")
+    value = resource.attributes.get("external_id") if isinstance(resource, Resource) else None
     if isinstance(value, str) and value:
         return value
     _, sep, tail = resource.id.rpartition(":::")

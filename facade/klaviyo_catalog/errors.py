@@ -208,15 +208,8 @@ class APIErrorDetail(JSONable):
 
     def to_dict(self) -> dict[str, Any]:
         """Every field but `raw` under its name, None where Klaviyo sent nothing."""
-        return {
-            "detail": self.detail,
-            "id": self.id,
-            "code": self.code,
-            "title": self.title,
-            "source_pointer": self.source_pointer,
-            "source_parameter": self.source_parameter,
-            "meta": _serialize.json_ready(self.meta),
-        }
+        fields = attrs.asdict(self, recurse=False, filter=lambda field, _: field.name != "raw")
+        return {**fields, "meta": _serialize.json_ready(self.meta)}
 
 
 class APIError(_ResponseError):
