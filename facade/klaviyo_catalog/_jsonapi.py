@@ -64,27 +64,23 @@ def decode(response: httpx.Response, what: str) -> Any:
         bounds.check(body)
         return bounds.loads(loads, body)
     except bounds.Refused as exc:
-        raise InvalidResponseError(
-            f"{what}: HTTP {response.status_code}: the response document is refused: {exc}",
-            status_code=response.status_code,
-            excerpt=excerpt(body),
-            response=response,
-        ) from None
+        raise invalid(response, what, str(exc), says="response document is refused") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError too
         kind = response.headers.get("content-type", "no content type")
-        raise InvalidResponseError(
-            f"{what}: HTTP {response.status_code} with a body that is not JSON ({kind})",
-            status_code=response.status_code,
-            excerpt=excerpt(body),
-            response=response,
-        ) from exc
+        raise invalid(response, what, kind, says="with a body that is not JSON") from exc
 
 
-def invalid(response: httpx.Response, what: str, problem: str) -> InvalidResponseError:
+def invalid(
+    response: httpx.Response,
+    what: str,
+    problem: str,
+    *,
+    says: str = "response does not match the schema",
+) -> InvalidResponseError:
     """The InvalidResponseError for a body that is JSON but not the documented shape, `problem`
-    saying where."""
+    saying where (or for a body that is not what `says`), with the status and an excerpt."""
     return InvalidResponseError(
-        f"{what}: HTTP {response.status_code} response does not match the schema: {problem}",
+        f"{what}: HTTP {response.status_code} {says}: {problem}",
         status_code=response.status_code,
         excerpt=excerpt(response.content),
         response=response,

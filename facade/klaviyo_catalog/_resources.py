@@ -23,11 +23,18 @@ from .errors import ConfigurationError, InvalidResponseError
 
 __all__ = ["ERRORS", "VIEWS", "Category", "Item", "Resource", "ResourceRef", "Variant"]
 
-# What every view the facade builds raises (passed to each, in _jsonapi.included_index): for a
-# value of the wrong type an InvalidResponseError, as for any response that does not match the
-# schema; for a resource type this generated package has no model of a ConfigurationError,
-# since regenerating is the fix.
-ERRORS = ViewErrors(
-    invalid=lambda message, excerpt: InvalidResponseError(message, excerpt=excerpt or ""),
-    unsupported=lambda message, excerpt: ConfigurationError(message),
-)
+
+def _invalid(message: str, excerpt: str | None) -> Exception:
+    """A view's error for a value of the wrong type: an InvalidResponseError, as for any
+    response that does not match the schema."""
+    return InvalidResponseError(message, excerpt=excerpt or "")
+
+
+def _unsupported(message: str, excerpt: str | None) -> Exception:
+    """A view's error for a resource type this generated package has no model of: a
+    ConfigurationError, since regenerating is the fix."""
+    return ConfigurationError(message)
+
+
+# What every view the facade builds raises (passed to each, in _jsonapi.included_index).
+ERRORS = ViewErrors(invalid=_invalid, unsupported=_unsupported)

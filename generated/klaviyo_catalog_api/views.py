@@ -62,6 +62,15 @@ ErrorT = TypeVar("ErrorT")
 ErrorFactory = Callable[[str, str | None], Exception]
 
 
+# Module-level functions, not lambdas: a view keeps its errors, and must pickle.
+def _value_error(message: str, excerpt: str | None) -> Exception:
+    return ValueError(message)
+
+
+def _lookup_error(message: str, excerpt: str | None) -> Exception:
+    return LookupError(message)
+
+
 class ViewErrors(NamedTuple):
     """The exceptions a view raises, each made from (message, excerpt): `invalid` for an
     attribute of the wrong type or a resource that does not match its schema, `unsupported`
@@ -76,10 +85,7 @@ class ViewErrors(NamedTuple):
     unsupported: ErrorFactory
 
 
-PLAIN_ERRORS = ViewErrors(
-    invalid=lambda message, excerpt: ValueError(message),
-    unsupported=lambda message, excerpt: LookupError(message),
-)
+PLAIN_ERRORS = ViewErrors(invalid=_value_error, unsupported=_lookup_error)
 
 
 def parse_datetime(value: str) -> dt.datetime:
