@@ -164,22 +164,34 @@ def operation_facts(path: str, op: dict[str, Any], schemas: dict[str, Any]) -> d
     }
 
 
-def attr_code(schema: dict[str, Any]) -> str:
-    """The typed attribute for a property schema of the curated spec."""
+# Each kind of property -> (its Python type, the arguments of a view's `Attr` reading it).
+TYPES = {
+    "datetime": ("dt.datetime", "str, convert=parse_datetime"),
+    "string": ("str", "str"),
+    "integer": ("int", "int"),
+    "number": ("float", "int, float, convert=float, exact=(float,)"),  # 1 as 1.0
+    "boolean": ("bool", "bool"),
+    "object": ("dict[str, Any]", "dict"),
+    "strings": ("list[str]", "list, convert=string_list"),
+    "list": ("list[Any]", "list"),
+    "any": ("Any", "object"),
+}
+
+
+def property_kind(schema: dict[str, Any]) -> str:
+    """The kind (a key of TYPES) of a property schema of the curated spec."""
     kind = schema.get("type")
     if kind == "string" and "date-time" in (schema.get("x-format"), schema.get("format")):
-        return "Attr[dt.datetime](str, convert=parse_datetime)"
-    items = schema.get("items", {})
-    return {
-        "string": "Attr[str](str)",
-        "number": "Attr[float](int, float, convert=as_float, exact=(float,))",
-        "integer": "Attr[int](int)",
-        "boolean": "Attr[bool](bool)",
-        "object": "Attr[dict[str, Any]](dict)",
-        "array": "Attr[list[str]](list, convert=string_list)"
-        if items.get("type") == "string"
-        else "Attr[list[Any]](list)",
-    }.get(str(kind), "Attr[Any](object)")
+        return "datetime"
+    if kind == "array":
+        return "strings" if schema.get("items", {}).get("type") == "string" else "list"
+    return kind if kind in ("string", "integer", "number", "boolean", "object") else "any"
+
+
+def attr_code(schema: dict[str, Any]) -> str:
+    """The typed attribute for a property schema of the curated spec."""
+    annotation, arguments = TYPES[property_kind(schema)]
+    return f"Attr[{annotation}]({arguments})"
 
 
 def job_statuses(schemas: dict[str, Any]) -> tuple[str, ...]:
@@ -226,23 +238,12 @@ def job_attribute(
     items = schema.get("items", {})
     if kind == "string" and tuple(schema.get("x-known-values", ())) == statuses:
         found = ("status", "StatusT")
-    elif kind == "string" and "date-time" in (schema.get("x-format"), schema.get("format")):
-        found = ("datetime", "dt.datetime")
     elif kind == "array" and "$ref" in items and ref_name(items) == JOB_ERROR_SCHEMA:
         return "errors", "Sequence[ErrorT]", False  # absent or null: no errors
     elif kind == "integer" and name.endswith("_count"):
         return "count", "int", False  # absent or null: 0
     else:
-        found = {
-            "string": ("string", "str"),
-            "integer": ("integer", "int"),
-            "number": ("number", "float"),
-            "boolean": ("boolean", "bool"),
-            "object": ("object", "dict[str, Any]"),
-            "array": ("strings", "list[str]")
-            if items.get("type") == "string"
-            else ("list", "list[Any]"),
-        }.get(str(kind), ("any", "Any"))
+        found = (property_kind(schema), TYPES[property_kind(schema)][0])
     required = not schema.get("nullable", False) and is_scalar(schema) and found[0] != "any"
     annotation = found[1] if required or found[1] == "Any" else f"{found[1]} | None"
     return found[0], annotation, required

@@ -15,18 +15,7 @@ import typing
 from typing import Any
 
 import attrs
-
-# A dotted module path before a name: `dt.datetime` -> `datetime`, `typing.Any` -> `Any`.
-_MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
-
-
-def shown(annotation: object) -> str:
-    """An annotation as a reader writes it: no module paths, `NoneType` as `None`."""
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        text = annotation.__name__
-    else:
-        text = annotation if isinstance(annotation, str) else repr(annotation)
-    return _MODULE_PATH.sub("", text).replace("NoneType", "None")
+from klaviyo_catalog_api.views import type_text
 
 
 def document_attributes(cls: type[Any]) -> None:
@@ -36,10 +25,10 @@ def document_attributes(cls: type[Any]) -> None:
     for base in getattr(cls, "__orig_bases__", ()):
         parameters = getattr(typing.get_origin(base), "__parameters__", ())
         for parameter, argument in zip(parameters, typing.get_args(base), strict=False):
-            substitutions[parameter.__name__] = shown(argument)
+            substitutions[parameter.__name__] = type_text(argument)
 
     def concrete(annotation: object) -> str:
-        return re.sub(r"\w+", lambda m: substitutions.get(m[0], m[0]), shown(annotation))
+        return re.sub(r"\w+", lambda m: substitutions.get(m[0], m[0]), type_text(annotation))
 
     types = {f.name: concrete(f.type) for f in attrs.fields(cls) if not f.name.startswith("_")}
     for name in sorted(dir(cls)):

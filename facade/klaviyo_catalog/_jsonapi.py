@@ -16,42 +16,34 @@ from urllib.parse import parse_qsl
 
 import httpx
 from klaviyo_catalog_api.catalog_spec import JOB_ID_ATTRIBUTE, RELATIONSHIPS
-from klaviyo_catalog_api.views import JOB_ATTRIBUTES
+from klaviyo_catalog_api.views import JOB_ATTRIBUTES, string_list
 
 from . import _bounds as bounds
 from ._models import BulkJob, Page, ResourceRef, ResponseInfo
 from ._readers import (
     Invalid,
+    Reader,
     count,
     obj,
-    opt_bool,
     opt_datetime,
     opt_int,
-    opt_list,
-    opt_number,
-    opt_object,
     opt_status,
     opt_str,
-    opt_strings,
     req_str,
     seq,
+    typed,
 )
 from ._resources import ERRORS, VIEWS, Resource
 from .errors import APIErrorDetail, InvalidResponseError
 
 EXCERPT_CHARS = 200
 
-
-def _json_decoder() -> Callable[[bytes], Any]:
-    """orjson when installed (the [speedups] extra): it decodes in about half the time."""
-    try:
-        decoder: Callable[[bytes], Any] = importlib.import_module("orjson").loads
-    except ImportError:
-        return json.loads
-    return decoder
-
-
-loads = _json_decoder()
+# orjson when installed (the [speedups] extra): it decodes in about half the time. (Imported by
+# name: an optional module the type checkers may not find.)
+try:
+    loads: Callable[[bytes], Any] = importlib.import_module("orjson").loads
+except ImportError:
+    loads = json.loads
 
 RELATED = frozenset(RELATIONSHIPS)  # BulkJob's relationship attributes, generated from the spec
 
@@ -72,46 +64,34 @@ def decode(response: httpx.Response, what: str) -> Any:
         bounds.check(body)
         return bounds.loads(loads, body)
     except bounds.Refused as exc:
-        raise InvalidResponseError(
-            f"{what}: HTTP {response.status_code}: the response document is refused: {exc}",
-            status_code=response.status_code,
-            excerpt=excerpt(body),
-            response=response,
-        ) from None
+        raise invalid(response, what, str(exc), says="response document is refused") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError too
-        raise _not_json(response, what) from exc
+        kind = response.headers.get("content-type", "no content type")
+        raise invalid(response, what, kind, says="with a body that is not JSON") from exc
 
 
-def _not_json(response: httpx.Response, what: str) -> InvalidResponseError:
-    """The error for a body that is not JSON, naming its content type."""
-    kind = response.headers.get("content-type", "no content type")
-    return InvalidResponseError(
-        f"{what}: HTTP {response.status_code} with a body that is not JSON ({kind})",
-        status_code=response.status_code,
-        excerpt=excerpt(response.content),
-        response=response,
-    )
-
-
-def invalid(response: httpx.Response, what: str, problem: str) -> InvalidResponseError:
+def invalid(
+    response: httpx.Response,
+    what: str,
+    problem: str,
+    *,
+    says: str = "response does not match the schema",
+) -> InvalidResponseError:
     """The InvalidResponseError for a body that is JSON but not the documented shape, `problem`
-    saying where."""
+    saying where (or for a body that is not what `says`), with the status and an excerpt."""
     return InvalidResponseError(
-        f"{what}: HTTP {response.status_code} response does not match the schema: {problem}",
+        f"{what}: HTTP {response.status_code} {says}: {problem}",
         status_code=response.status_code,
         excerpt=excerpt(response.content),
         response=response,
     )
 
 
-def check_counts(document: Any, listing: bool) -> None:
-    """Invalid when a document holds more resources than a Klaviyo job or page could, before
-    any is read: a page over `MAX_PAGE_JOBS` jobs, a job with over `MAX_INCLUDED` included
-    resources. (A list's `included`, which old revisions may send, is never read.)"""
-    if type(document) is not dict:
-        return  # the reader names the shape
-    key, limit = ("data", bounds.MAX_PAGE_JOBS) if listing else ("included", bounds.MAX_INCLUDED)
-    found = document.get(key)
+def _at_most(top: Mapping[str, Any], key: str, limit: int) -> None:
+    """Invalid when `top[key]` lists more resources than a Klaviyo job or page could, checked
+    before any is read: a page's over `MAX_PAGE_JOBS` jobs, a job's over `MAX_INCLUDED`
+    included resources. (A list's `included`, which old revisions may send, is never read.)"""
+    found = top.get(key)
     if type(found) is list and len(found) > limit:
         raise Invalid(f"{key} holds {len(found):,} resources; at most {limit:,} are read")
 
@@ -157,15 +137,14 @@ def _error_object(
     )
 
 
-def identify(raw: Any, where: str, i: int) -> tuple[str, str]:
-    """(type, id) of a resource object or linkage; the error names `where[i]`."""
-    if type(raw) is dict:
-        kind, rid = raw.get("type"), raw.get("id")
-        if type(kind) is str and type(rid) is str:
-            return kind, rid
+def identify(raw: Any, where: str, i: int) -> None:
+    """Invalid naming `where[i]` unless `raw` is a resource object or linkage: an object with
+    a string `type` and `id`. (The loops check that inline, and call this to say what is
+    wrong.)"""
     here = f"{where}[{i}]"
     checked = obj(raw, here)
-    return req_str(checked, "type", here), req_str(checked, "id", here)
+    req_str(checked, "type", here)
+    req_str(checked, "id", here)
 
 
 def related(
@@ -201,8 +180,6 @@ def related(
     return out
 
 
-Reader = Callable[[Mapping[str, Any], str, str], Any]
-
 # How a job attribute of each kind is read (the kinds of the generated JOB_ATTRIBUTES, which
 # follow the spec's types): the value, type-checked and converted, or None when absent.
 READERS: dict[str, Reader] = {
@@ -212,11 +189,11 @@ READERS: dict[str, Reader] = {
     "count": count,  # null or absent reads as 0
     "integer": opt_int,
     "string": opt_str,
-    "number": opt_number,
-    "boolean": opt_bool,
-    "object": opt_object,
-    "strings": opt_strings,
-    "list": opt_list,
+    "number": typed((int, float), float, "a number a float can hold"),  # 1 read as 1.0
+    "boolean": typed(bool),
+    "object": typed(dict, dict),  # a copy
+    "strings": typed(list, string_list, "a list of strings"),
+    "list": typed(list),
     "any": lambda d, key, where: d.get(key),
 }
 # (name, reader, required) per attribute of the generated JobFields, in the spec's order. An
@@ -281,6 +258,7 @@ def job_document(
 ) -> BulkJob:
     """A single-job document. `include` lists the relationships that were requested."""
     top = obj(document, "the document")
+    _at_most(top, "included", bounds.MAX_INCLUDED)
     resource = obj(top.get("data"), "data")
     fields = job_fields(resource, "data", job_type)
     fields["response_info"] = info
@@ -298,6 +276,7 @@ def job_collection(
     """A page of jobs, each with the ids of its resources; `cursor` is the one it was requested
     with."""
     top = obj(document, "the document")
+    _at_most(top, "data", bounds.MAX_PAGE_JOBS)
     resources = seq(top.get("data"), "data")
     jobs = []
     for i, raw in enumerate(resources):

@@ -7,11 +7,12 @@ import importlib
 import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
-from klaviyo_catalog_api.views import JOB_ATTRIBUTES, JOB_MODELS, JobFields, JobStatus
+from klaviyo_catalog_api.views import JOB_ATTRIBUTES, JOB_MODELS, JobFields, JobStatus, JSONable
 
 from . import _serialize
 from ._docs import document_attributes
@@ -27,37 +28,8 @@ __all__ = ["BulkJob", "JobFailure", "JobStatus", "Page", "ResourceRef", "Respons
 DONE_STATUSES = frozenset({JobStatus.COMPLETE, JobStatus.CANCELLED})
 
 
-class _ReadOnlyHeaders(Mapping[str, str]):
-    """A read-only, picklable mapping (errors carrying a job must pickle)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, str]) -> None:
-        self._data = dict(data)
-
-    def __getitem__(self, name: str) -> str:
-        return self._data[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._data.items()))
-
-    def __repr__(self) -> str:
-        return repr(self._data)
-
-    def __getstate__(self) -> dict[str, str]:
-        return self._data
-
-    def __setstate__(self, state: dict[str, str]) -> None:
-        self._data = state
+def _read_only(headers: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(headers))
 
 
 @attrs.frozen
@@ -74,9 +46,16 @@ class ResponseInfo:
 
     request_id: str | None
     status_code: int
-    headers: Mapping[str, str] = attrs.field(repr=False, converter=_ReadOnlyHeaders)
+    # Read-only; not hashed (a mappingproxy is not hashable), but compared.
+    headers: Mapping[str, str] = attrs.field(repr=False, hash=False, converter=_read_only)
     elapsed: float
     attempts: int = 1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors carrying a job must pickle, and a mappingproxy does not: the headers go as a
+        # dict, read-only again once loaded.
+        fields = (self.request_id, self.status_code, dict(self.headers), self.elapsed)
+        return ResponseInfo, (*fields, self.attempts)
 
 
 def _job_model(raw: Mapping[str, Any]) -> JobModel:
@@ -123,7 +102,7 @@ _MAX_INDEX_DIGITS = 9
 
 
 @attrs.frozen
-class JobFailure:
+class JobFailure(JSONable):
     """One of a job's errors, with the resource it concerns when that can be told.
 
     `resource` is the included `Item`/`Variant`/`Category` (or the `ResourceRef` of one the
@@ -141,13 +120,9 @@ class JobFailure:
             "resource": None if self.resource is None else self.resource.to_dict(),
         }
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        """`to_dict()` as JSON text."""
-        return _serialize.dumps(self.to_dict(), indent)
-
 
 @attrs.frozen
-class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
+class BulkJob(JobFields[JobStatus | str, APIErrorDetail], JSONable):
     """A catalog bulk job, whichever of the kinds the spec has.
 
     `id`, `kind` (one of the spec's nine, e.g. "item-update"; `type` is the JSON:API type, e.g.
@@ -199,10 +174,6 @@ class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
                 document[name] = [resource.to_dict() for resource in related]
         return document
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        """`to_dict()` as JSON text."""
-        return _serialize.dumps(self.to_dict(), indent)
-
     @functools.cached_property
     def failures(self) -> Sequence[JobFailure]:
         """Each of `errors`, in order, paired with the resource it concerns.
@@ -224,17 +195,12 @@ class BulkJob(JobFields[JobStatus | str, APIErrorDetail]):
             for name in RELATIONSHIPS
             if (value := getattr(self, name, None)) is not None
         }
-        if not related:
-            return [JobFailure(error) for error in self.errors]
         by_id: dict[str, Related] = {}
         by_external_id: dict[str, Related] = {}
         for resources in related.values():
             for resource in resources:
                 by_id.setdefault(resource.id, resource)
-                if isinstance(resource, ResourceRef):
-                    key = resource.id.rpartition(":::")[2] if ":::" in resource.id else None
-                else:
-                    key = _external_id(resource)
+                key = _external_id(resource)
                 if key is not None:
                     by_external_id.setdefault(key, resource)
         return [
@@ -264,7 +230,7 @@ T = TypeVar("T")
 
 
 @attrs.frozen
-class Page(Generic[T]):
+class Page(JSONable, Generic[T]):
     """One page of a listing. Iterating it yields its jobs.
 
     `cursor` is the cursor this page was requested with (None for the first page). When the
@@ -320,10 +286,6 @@ class Page(Generic[T]):
             "has_next": self.has_next,
         }
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        """`to_dict()` as JSON text."""
-        return _serialize.dumps(self.to_dict(), indent)
-
     def __iter__(self) -> Iterator[T]:
         return iter(self.data)
 
@@ -336,9 +298,11 @@ for _documented in (ResponseInfo, JobFailure, BulkJob, Page):
     document_attributes(_documented)
 
 
-def _external_id(resource: Resource[Any]) -> str | None:
+def _external_id(resource: Related) -> str | None:
+    """The resource's `external_id` attribute, else what follows the last `:::` of its id (a
+    `$custom:::$default:::SKU` id), else None."""
     # Read raw: a mistyped attribute must not make `failures` raise.
-    value = resource.attributes.get("external_id")
+    value = resource.attributes.get("external_id") if isinstance(resource, Resource) else None
     if isinstance(value, str) and value:
         return value
     _, sep, tail = resource.id.rpartition(":::")

@@ -1,7 +1,7 @@
 """A successful response's document read into the call's result, within the deadline.
 
-The body is decoded and bounded (`_jsonapi.decode`, `_bounds`), checked against the counts a
-document may hold, and handed to the call's reader (a job, or a page of jobs). A large body is
+The body is decoded and bounded (`_jsonapi.decode`, `_bounds`) and handed to the call's
+reader (a job, or a page of jobs), which checks the counts a document may hold. A large body is
 read in a worker thread, so that an async client's event loop runs meanwhile.
 """
 
@@ -54,7 +54,6 @@ def _read(op: Operation, response: httpx.Response, parse: Callable[[Any], T]) ->
     """`parse` of a successful response's JSON (see `parsed`), bounded and checked."""
     document = jsonapi.decode(response, op.name)
     try:
-        jsonapi.check_counts(document, op.spec.is_list)
         return parse(document)
     except Invalid as exc:
         raise jsonapi.invalid(response, op.name, str(exc)) from exc

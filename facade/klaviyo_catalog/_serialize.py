@@ -1,4 +1,4 @@
-"""Plain JSON for results: what `to_dict()` and `to_json()` of every result share.
+"""Plain JSON for results: what the `to_dict()` of every result shares.
 
 One shape for everything: an object's public attributes under their Python names, flat, with
 datetimes as ISO 8601 strings (with their UTC offset), statuses as strings, and nested results
@@ -8,34 +8,23 @@ as their own `to_dict()`. So a job and the items it includes read the same way.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from klaviyo_catalog_api.views import json_text
+from klaviyo_catalog_api.views import JSONable
 
 
 def json_ready(value: Any) -> Any:
-    """`value` with every datetime, enum, mapping, sequence and result made plain JSON."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
+    """`value` (a result's attribute: JSON as sent, or of the types the results read it as)
+    with every datetime, status, mapping, sequence and result made plain JSON."""
     if isinstance(value, str):
         return str(value)  # a StrEnum (JobStatus) becomes its plain value
-    if isinstance(value, dt.datetime | dt.date):
+    if isinstance(value, dt.datetime):
         return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return json_ready(value.value)
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return to_dict()
+    if isinstance(value, JSONable):
+        return value.to_dict()
     if isinstance(value, Mapping):
         return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, Sequence | set | frozenset):
+    if isinstance(value, Sequence):
         return [json_ready(v) for v in value]
-    raise TypeError(f"{type(value).__name__} is not JSON-ready")
-
-
-def dumps(document: Mapping[str, Any], indent: int | None) -> str:
-    """Strict JSON text, which never fails on what a server sent (`json_text`, shared with the
-    views): NaN and ±Infinity as null, a lone surrogate escaped; non-ASCII otherwise kept."""
-    return json_text(document, indent)
+    return value  # None, a bool or a number

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
+from klaviyo_catalog_api.views import JSONable
 
 from . import _serialize
 
@@ -169,7 +170,7 @@ class PaginationError(InvalidResponseError):
 
 
 @attrs.frozen
-class APIErrorDetail:
+class APIErrorDetail(JSONable):
     """One JSON:API error object, as Klaviyo sent it: an entry of an error response's `errors`
     (`APIError.errors`) or of a job's (`BulkJob.errors`, where `detail` is always present).
 
@@ -207,19 +208,8 @@ class APIErrorDetail:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field but `raw` under its name, None where Klaviyo sent nothing."""
-        return {
-            "detail": self.detail,
-            "id": self.id,
-            "code": self.code,
-            "title": self.title,
-            "source_pointer": self.source_pointer,
-            "source_parameter": self.source_parameter,
-            "meta": _serialize.json_ready(self.meta),
-        }
-
-    def to_json(self, *, indent: int | None = None) -> str:
-        """`to_dict()` as JSON text."""
-        return _serialize.dumps(self.to_dict(), indent)
+        fields = attrs.asdict(self, recurse=False, filter=lambda field, _: field.name != "raw")
+        return {**fields, "meta": _serialize.json_ready(self.meta)}
 
 
 class APIError(_ResponseError):

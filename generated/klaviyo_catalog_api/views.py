@@ -62,6 +62,7 @@ ErrorT = TypeVar("ErrorT")
 ErrorFactory = Callable[[str, str | None], Exception]
 
 
+# Module-level functions, not lambdas: a view keeps its errors, and must pickle.
 def _value_error(message: str, excerpt: str | None) -> Exception:
     return ValueError(message)
 
@@ -101,11 +102,6 @@ def string_list(value: list[Any]) -> list[str]:
     return value
 
 
-def as_float(value: int | float) -> float:
-    """A JSON number as a float (JSON does not tell 1 from 1.0)."""
-    return float(value)
-
-
 class JobAttribute(NamedTuple):
     """How one attribute of the spec's job resources is read (`JOB_ATTRIBUTES`, generated).
 
@@ -120,8 +116,22 @@ class JobAttribute(NamedTuple):
     required: bool
 
 
+class JSONable:
+    """What every result shares: `to_dict()`, plain JSON, and `to_json()`, that as text."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as plain JSON."""
+        raise NotImplementedError
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """`to_dict()` as JSON text."""
+        return json_text(self.to_dict(), indent)
+
+
 @attrs.frozen
-class ResourceRef:
+class ResourceRef(JSONable):
     """A related resource the server named but did not include (e.g. a deleted item)."""
 
     type: str
@@ -130,10 +140,6 @@ class ResourceRef:
     def to_dict(self) -> dict[str, Any]:
         """`{"type": ..., "id": ...}`: a resource that was not included has nothing more."""
         return {"type": self.type, "id": self.id}
-
-    def to_json(self, *, indent: int | None = None) -> str:
-        """`to_dict()` as JSON text."""
-        return json_text(self.to_dict(), indent)
 
 
 def json_text(document: Mapping[str, Any], indent: int | None) -> str:
@@ -171,13 +177,15 @@ def _finite(value: Any) -> Any:
 
 
 def type_text(kind: Any) -> str:
-    """A type as a reader writes it, for help(): `list[str]`, `datetime`, `dict[str, Any]`."""
-    text = (
-        kind.__name__
-        if isinstance(kind, type) and not typing.get_args(kind)
-        else repr(kind)
+    """A type (or annotation text) as a reader writes it, for help(): `list[str]`, `datetime`,
+    `dict[str, Any]`, `str | None`: no module paths, `NoneType` as `None`."""
+    if isinstance(kind, type) and not typing.get_args(kind):
+        text = kind.__name__
+    else:
+        text = kind if isinstance(kind, str) else repr(kind)
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])", "", text).replace(
+        "NoneType", "None"
     )
-    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])", "", text)  # no module paths
 
 
 class Attr(Generic[V]):
@@ -248,7 +256,7 @@ class Attr(Generic[V]):
             ) from exc
 
 
-class Resource(Generic[M]):
+class Resource(JSONable, Generic[M]):
     """An included JSON:API resource: `type`, `id`, raw `attributes`, and typed properties."""
 
     # A dict, so that help() shows each slot's type and meaning.
@@ -317,10 +325,6 @@ class Resource(Generic[M]):
             )
         return document
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        """`to_dict()` as JSON text."""
-        return json_text(self.to_dict(), indent)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
 
@@ -358,7 +362,7 @@ class Item(Resource["CatalogItem"]):
     external_id = Attr[str](str)
     title = Attr[str](str)
     description = Attr[str](str)
-    price = Attr[float](int, float, convert=as_float, exact=(float,))
+    price = Attr[float](int, float, convert=float, exact=(float,))
     url = Attr[str](str)
     image_full_url = Attr[str](str)
     image_thumbnail_url = Attr[str](str)
@@ -380,8 +384,8 @@ class Variant(Resource["CatalogVariant"]):
     description = Attr[str](str)
     sku = Attr[str](str)
     inventory_policy = Attr[int](int)
-    inventory_quantity = Attr[float](int, float, convert=as_float, exact=(float,))
-    price = Attr[float](int, float, convert=as_float, exact=(float,))
+    inventory_quantity = Attr[float](int, float, convert=float, exact=(float,))
+    price = Attr[float](int, float, convert=float, exact=(float,))
     url = Attr[str](str)
     image_full_url = Attr[str](str)
     image_thumbnail_url = Attr[str](str)
