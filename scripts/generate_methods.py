@@ -87,7 +87,7 @@ def methods_module(
         f"IncludeName = {_literal(relationships)}",
         "",
         "#: Each kind -> its single-job GET and its list operation.",
-        "KIND_OPERATIONS: Mapping[KindName, tuple[str, str]] = {",
+        "KIND_OPERATIONS: dict[str, tuple[str, str]] = {",
         *(
             f"    {name!r}: ({k['get_operation']!r}, {k['list_operation']!r}),"
             for name, k in kinds.items()

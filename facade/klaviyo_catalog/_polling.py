@@ -1,32 +1,28 @@
 """How a wait polls and what it reports (sans-I/O): what each job is fetched with, when rounds
-fall, how fast, and what a failed poll or the end of the wait means.
+fall, and what a failed poll or the end of the wait means.
 
 - `fetch_of`: the include and sparse fields a job is polled with, so that its final state
   keeps what the app fetched it with.
 - `Schedule`: the call's intervals, timeout and quota share, checked before any request.
-- `Pacer`: a private sliding log holding one wait to `quota_share` of each operation's limits
-  (from the spec's `x-klaviyo-ratelimit`, or the client's `rate_limits`), so the app's own
-  calls keep the rest; and the interval to the next round, backed off, and lengthened when a
-  round's requests would need more than that share at the requested pace.
 - `WaitProgress`, what `on_progress` is told; `transient`, which failures only cost a round;
   the errors that end a wait (`timeout_error`, `vanished_error`).
+
+The wait's pace (its share of each operation's limits, the interval to the next round) is kept
+by the wait itself (`_waiting.JobsWait`), which holds the clock and the deadline it needs.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
-from klaviyo_catalog_api.catalog_spec import KINDS, RELATIONSHIPS
+from klaviyo_catalog_api.catalog_spec import RELATIONSHIPS
+from klaviyo_catalog_api.methods import KIND_OPERATIONS
 
 from . import _checks as checks
-from ._flow import Flow, Sleep
 from ._models import BulkJob
 from ._operations import OPERATIONS, operation
-from ._pages import Fields
-from ._ratelimit import MemoryRateLimiter, Rate, Ticket
+from ._pages import Fields, materialised
 from .errors import (
     BadRequestError,
     DeadlineExceededError,
@@ -41,33 +37,13 @@ from .errors import (
     WaitTimeoutError,
 )
 
-__all__ = [
-    "GET_OPERATION",
-    "LIST_OPERATION",
-    "Fetch",
-    "OutOfTime",
-    "Pacer",
-    "Schedule",
-    "WaitProgress",
-    "fetch_of",
-    "timeout_error",
-    "transient",
-    "vanished_error",
-]
-
-# Each kind's list and single-job operation, from the generated table.
-LIST_OPERATION = {name: kind.list_operation for name, kind in KINDS.items() if kind.list_operation}
-GET_OPERATION = {name: kind.get_operation for name, kind in KINDS.items() if kind.get_operation}
-# The key of a wait's own sliding log (private to each wait, so any name does).
-WAIT_ACCOUNT = "wait"
-
 
 @attrs.frozen
 class Fetch:
     """How one job is fetched by its single-job GET: the include and fields it was given."""
 
     include: tuple[str, ...] = ()
-    fields: Mapping[str, tuple[str, ...]] | None = None
+    fields: Fields = None
 
 
 def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> Fetch:
@@ -77,20 +53,15 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> Fet
     resources and attributes show the sparse fields it was fetched with; a job's own fieldset
     always keeps `errors`, so that a finished job is reported with them.
     """
-    name = GET_OPERATION.get(job.kind)
-    if name is None:
-        if include or fields:
-            raise InvalidRequestError(
-                f"{job.kind} jobs are polled through their list, which takes no include or fields"
-            )
-        return Fetch()
-    spec = OPERATIONS[name]
+    name = KIND_OPERATIONS[job.kind][0]
     if include is not None or fields is not None:
-        # Validated now, so that a mistake is raised before any wait.
-        operation(name).build(revision="", job_id=job.id, include=include, fields=fields)
-        frozen = None if fields is None else {t: tuple(f) for t, f in fields.items()}
-        held = () if include is None else (include,) if isinstance(include, str) else include
-        return Fetch(tuple(dict.fromkeys(held)), frozen)
+        # Validated now, so that a mistake is raised before any wait; an iterator is read once.
+        fields = materialised(fields)
+        _, included = operation(name).build(
+            revision="", job_id=job.id, include=include, fields=fields
+        )
+        return Fetch(included, fields)
+    spec = OPERATIONS[name]
     held_include = tuple(rel for rel in spec.include if rel in job.include)
     inferred: dict[str, tuple[str, ...]] = {}
     for rel in held_include:
@@ -120,16 +91,15 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> Fet
 class Schedule:
     """When a wait polls, and for how long; checked when the call is made, before any request.
 
-    The first round comes `poll_interval` seconds in, and each interval is `backoff` (1.5) times
-    the one before, up to `max_poll_interval` (None: `poll_interval`, a fixed interval). The wait
-    gives up after `timeout` seconds, and uses at most `quota_share` of each rate limit.
+    The first round comes `poll_interval` seconds in, and each interval is 1.5 times the one
+    before, up to `max_poll_interval` (None: `poll_interval`, a fixed interval). The wait gives
+    up after `timeout` seconds, and uses at most `quota_share` of each rate limit.
     """
 
     poll_interval: float
     max_poll_interval: float | None
     timeout: float
     quota_share: float = 0.5
-    backoff: float = 1.5
 
     def __attrs_post_init__(self) -> None:
         # What a call is given: InvalidRequestError (see `_checks`).
@@ -137,78 +107,6 @@ class Schedule:
         checks.max_poll_interval(self.max_poll_interval, self.poll_interval)
         checks.wait_timeout(self.timeout)
         checks.quota_share(self.quota_share)
-
-    @property
-    def ceiling(self) -> float:
-        """The longest interval between rounds."""
-        return float(
-            self.poll_interval if self.max_poll_interval is None else self.max_poll_interval
-        )
-
-
-class OutOfTime(Exception):
-    """The wait's deadline falls inside this round: end it with what it found."""
-
-
-class Pacer:
-    """One wait's pace: its share of each operation's limits, and when its next round falls.
-
-    `rates` gives an operation's limits (the client's settings); `deadline` is the wait's end on
-    `clock`.
-    """
-
-    def __init__(
-        self,
-        schedule: Schedule,
-        rates: Callable[[str], Sequence[Rate]],
-        clock: Callable[[], float],
-        deadline: float,
-    ) -> None:
-        self._schedule = schedule
-        self._limits = rates
-        self._clock = clock
-        self._deadline = deadline
-        self._log = MemoryRateLimiter(clock=clock)
-        self._base_interval = float(schedule.poll_interval)  # backed off round by round
-        self.interval = self._base_interval
-
-    def rates(self, name: str) -> list[Rate]:
-        """An operation's rate limits cut to this wait's quota share (at least one request per
-        window)."""
-        share = self._schedule.quota_share
-        return [
-            Rate(max(1, math.floor(r.count * share)), r.per_seconds) for r in self._limits(name)
-        ]
-
-    def pace(self, name: str, used: Counter[str]) -> Flow[None]:
-        """Hold this wait to its share of the operation's limits; counts the request in `used`.
-        Raises OutOfTime when the wait for room would pass the wait's deadline."""
-        rates = self.rates(name)
-        while True:
-            admitted = self._log.try_acquire(WAIT_ACCOUNT, name, rates)
-            if isinstance(admitted, Ticket):
-                # Counted from admission: the client's own limiter counts the flight time.
-                self._log.complete(admitted)
-                used[name] += 1
-                return
-            wait = admitted.seconds
-            if self._clock() + wait > self._deadline:
-                raise OutOfTime
-            yield Sleep(wait)
-
-    def next_round_at(self, started: float, used: Counter[str]) -> float:
-        """When the next round is due after one that started at `started` and made `used`
-        requests: the interval backed off, and lengthened if those requests need more than the
-        quota share allows."""
-        schedule = self._schedule
-        self._base_interval = min(self._base_interval * schedule.backoff, schedule.ceiling)
-        interval = self._base_interval
-        for name, count in used.items():
-            for rate in self.rates(name):
-                # The pace at which this round's requests stay within the share.
-                interval = max(interval, count * rate.per_seconds / rate.count)
-        self.interval = interval
-        return started + interval
 
 
 @attrs.frozen

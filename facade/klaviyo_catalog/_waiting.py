@@ -3,21 +3,21 @@
 `JobsWait` is one more flow of the shared core: each `next_round()` sleeps until the round is
 due, polls, and returns the jobs it saw finish. Both clients only drive it.
 
-A round costs little, whatever the number of jobs:
-- each kind with a list endpoint (all nine, at every revision so far) is polled through it,
-  filtered by status: one request per 100 *running* jobs of the account, or a GET per job
-  when a kind has fewer jobs than its lists have pages. A tracked job missing from those
-  lists is a candidate: it may have finished, but a list is no proof (a cursor may skip it),
-  so it is confirmed by a search of the finished lists (`complete`, then `cancelled`) or, when
-  that is cheaper or the job carries included resources, by its single-job GET. Only a
-  response that shows a job done reports it, and a job a list shows done with failures but
-  without their errors is fetched by its GET first, so that it is reported with them.
-- a kind without a list endpoint: one GET per job per round.
-- a job whose GET answers 404 (deleted meanwhile) is set aside; the others go on, and the
-  wait raises NotFoundError naming it (`vanished`) once they are all reported.
+A round costs little, whatever the number of jobs. Each kind (its single-job GET and its list:
+all nine kinds have both, at every revision so far) is polled through its list, filtered by
+status: one request per 100 *running* jobs of the account, or a GET per job when a kind has
+fewer jobs than its lists have pages. A tracked job missing from those lists is a candidate:
+it may have finished, but a list is no proof (a cursor may skip it), so it is confirmed by a
+search of the finished lists (`complete`, then `cancelled`) or, when that is cheaper or the
+job carries included resources, by its single-job GET. Only a response that shows a job done
+reports it, and a job a list shows done with failures but without their errors is fetched by
+its GET first, so that it is reported with them. A job whose GET answers 404 (deleted
+meanwhile) is set aside; the others go on, and the wait raises NotFoundError naming it
+(`vanished`) once they are all reported.
 
-Every request passes the wait's `Pacer` (`_polling`), which holds it to `quota_share` of each
-operation's limits and sets when the next round falls.
+Every request passes the wait's own sliding log, which holds it to `quota_share` of each
+operation's limits (the app's own calls keep the rest); the interval to the next round is
+backed off, and lengthened when a round's requests would need more than that share.
 """
 
 from __future__ import annotations
@@ -27,20 +27,18 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+import attrs
 from klaviyo_catalog_api.catalog_spec import KINDS
+from klaviyo_catalog_api.methods import KIND_OPERATIONS
 from klaviyo_catalog_api.views import KIND_TYPES
 
 from ._core import Core
 from ._flow import Flow, Sleep
-from ._models import BulkJob, JobStatus, Page
+from ._models import BulkJob, JobStatus
 from ._operations import operation
 from ._pages import Fields, PageWalk
 from ._polling import (
-    GET_OPERATION,
-    LIST_OPERATION,
     Fetch,
-    OutOfTime,
-    Pacer,
     Schedule,
     WaitProgress,
     fetch_of,
@@ -48,14 +46,13 @@ from ._polling import (
     transient,
     vanished_error,
 )
+from ._ratelimit import MemoryRateLimiter, Rate, Ticket
 from ._text import Shown
 from .errors import (
     InvalidRequestError,
     KlaviyoError,
     NotFoundError,
 )
-
-__all__ = ["JobsWait", "wait_for_job"]
 
 logger = logging.getLogger("klaviyo_catalog")
 
@@ -66,6 +63,10 @@ MISSING_RECHECK_CAP = 16
 # states it (the published descriptions say "100" in prose, and there is no page[size]); it
 # only sizes the estimate of how many pages a round will read, never what is read.
 PAGE_SIZE = 100
+# Each interval between rounds is this many times the one before, up to max_poll_interval.
+BACKOFF = 1.5
+# The key of a wait's own sliding log (private to each wait, so any name does).
+WAIT_ACCOUNT = "wait"
 
 
 Key = tuple[str, str]  # (kind, id): ids are unique per kind only
@@ -75,6 +76,21 @@ Done = dict[Key, BulkJob]  # the jobs a round saw finish
 def _key(job: BulkJob) -> Key:
     """A job's key in a wait: (kind, id), since ids are unique per kind only."""
     return (job.kind, job.id)
+
+
+class OutOfTime(Exception):
+    """The wait's deadline falls inside this round: end it with what it found."""
+
+
+@attrs.define
+class KindLists:
+    """What the last rounds learnt of one kind's lists, to poll it the cheapest way."""
+
+    running_pages: int = 1  # pages of its running lists
+    search_pages: int = 1  # pages the last search of its complete list took
+    finished_pages: int | None = None  # pages of its whole complete list, once read to its end
+    finishing: bool = False  # jobs left the running lists in the last round
+    recheck_at: float = -math.inf  # when to look again for the jobs in no list
 
 
 class JobsWait:
@@ -100,10 +116,9 @@ class JobsWait:
         self._started = self._clock()
         self._deadline = self._started + schedule.timeout
         self._schedule = schedule
-        self._pacer = Pacer(
-            schedule, lambda name: core.settings.rates(operation(name)), self._clock, self._deadline
-        )
         self._on_progress = on_progress
+        self._log = MemoryRateLimiter(clock=self._clock)  # this wait's share of the limits
+        self._base_interval = self._interval = float(schedule.poll_interval)
         self._latest: dict[Key, BulkJob] = {}  # every tracked job's latest state
         self._pending: dict[Key, BulkJob] = {}
         self._fetch: dict[Key, Fetch] = {}
@@ -111,11 +126,7 @@ class JobsWait:
         self._confirm: set[Key] = set()  # seen done in a list, to be fetched by their GET
         self._vanished: dict[Key, NotFoundError] = {}  # their GET answered 404
         self._missing: dict[Key, int] = {}  # -> how many searches missed it
-        self._recheck_at: dict[str, float] = {}  # job type -> when to look for missing ones
-        self._search_pages: dict[str, int] = {}  # job type -> pages the last search took
-        self._finished_pages: dict[str, int] = {}  # job type -> pages of its complete list
-        self._running_pages: dict[str, int] = {}  # job type -> pages of its running lists
-        self._finishing: dict[str, bool] = {}  # job type -> jobs left the running lists
+        self._lists: dict[str, KindLists] = {kind: KindLists() for kind in KINDS}
         self._next_round_at = self._started + schedule.poll_interval
         self._rounds = 0
         self._requests = 0
@@ -123,8 +134,8 @@ class JobsWait:
         for job in jobs:
             if not isinstance(job, BulkJob):
                 raise InvalidRequestError(f"wait_for_jobs takes BulkJob objects, not {job!r:.60}")
-            if job.kind not in LIST_OPERATION and job.kind not in GET_OPERATION:
-                raise InvalidRequestError(f"there is no endpoint to poll {job.kind!r} jobs with")
+            if job.kind not in KIND_OPERATIONS:
+                raise InvalidRequestError(f"no GET and list to poll {job.kind!r} jobs with")
             key = _key(job)
             if key in self._latest:
                 continue  # the same job twice is waited for, and reported, once
@@ -191,13 +202,10 @@ class JobsWait:
         done: Done = {}
         try:
             for kind in sorted({key[0] for key in self._pending}):
-                if kind in LIST_OPERATION:
-                    yield from self._poll_listed(kind, done, used)
-                else:
-                    yield from self._poll_each(kind, done, used)
+                yield from self._poll_kind(kind, done, used)
             for key in sorted(self._confirm):
                 if key in self._pending and key not in done:
-                    yield from self._get(GET_OPERATION[key[0]], key, done, used)
+                    yield from self._get(key, done, used)
         except OutOfTime:
             pass  # what was found is kept; the next call raises WaitTimeoutError
         self._confirm.clear()
@@ -207,143 +215,106 @@ class JobsWait:
             self._missing.pop(key, None)
         self._rounds += 1
         self._requests += sum(used.values())
-        self._next_round_at = self._pacer.next_round_at(started, used)
+        # The interval backed off, and lengthened to the pace at which this round's requests
+        # stay within the quota share.
+        schedule = self._schedule
+        ceiling = schedule.max_poll_interval or schedule.poll_interval
+        self._base_interval = min(self._base_interval * BACKOFF, ceiling)
+        self._interval = max(
+            [self._base_interval]
+            + [n * r.per_seconds / r.count for name, n in used.items() for r in self._rates(name)]
+        )
+        self._next_round_at = started + self._interval
         self._report()
         return list(done.values())
 
     # --- one round ----------------------------------------------------------------------------
 
-    def _poll_listed(self, kind: str, done: Done, used: Counter[str]) -> Flow[None]:
+    def _poll_kind(self, kind: str, done: Done, used: Counter[str]) -> Flow[None]:
         """One of three ways, whichever costs fewest requests by the last round's counts:
         a GET per job (a few jobs), the finished lists only (while jobs keep finishing and the
         running list is the longer walk), or the running lists and a search for the jobs that
         left them (which also updates the running jobs' counts)."""
-        list_name = LIST_OPERATION[kind]
+        lists = self._lists[kind]
         tracked = {k for k in self._pending if k[0] == kind}
-        running_pages = self._running_pages.get(kind, 1)
-        get_name = GET_OPERATION.get(kind)
-        if get_name is not None and len(tracked) <= running_pages:
+        if len(tracked) <= lists.running_pages:
             for key in sorted(tracked):
-                yield from self._get(get_name, key, done, used)
+                yield from self._get(key, done, used)
             return
         # The finished lists alone cost their whole length and the cancelled list; the other
         # way, the running lists and (while jobs leave them) a search that stops when it has
         # found them.
-        whole = self._finished_pages.get(kind)
-        searched = self._search_pages.get(kind, 1) if self._finishing.get(kind) else 0
-        if whole is not None and whole + 1 < running_pages + searched:
+        searched = lists.search_pages if lists.finishing else 0
+        whole = lists.finished_pages
+        if whole is not None and whole + 1 < lists.running_pages + searched:
             before = len(done)
-            yield from self._search(kind, sorted(tracked), done, used, deep=False)
-            self._finishing[kind] = len(done) > before
+            yield from self._search(kind, tracked, done, used)
+            lists.finishing = len(done) > before
             left = sum(1 for k in tracked if k not in done)
-            self._running_pages[kind] = max(1, math.ceil(left / PAGE_SIZE))
+            lists.running_pages = max(1, math.ceil(left / PAGE_SIZE))
             return
-        seen: set[Key] = set()
-        pages = 0
-
-        def note(page: Page[BulkJob]) -> bool:
-            nonlocal pages
-            pages += 1
-            for job in page:
-                key = _key(job)
-                if key in tracked:
-                    seen.add(key)
-                    self._update(key, job, done, listed=True)
-            return False
-
         # Queued first: a job moving from queued to processing meanwhile is then in the
         # second list. No tracked job queued (or of an unknown status): no queued walk.
         statuses = [JobStatus.PROCESSING.value]
         if any(self._pending[k].status != JobStatus.PROCESSING for k in tracked):
             statuses.insert(0, JobStatus.QUEUED.value)
-        complete = True
         slim = {KIND_TYPES[kind]: ["status"]}  # the counts come with it; errors do not
+        seen: set[Key] = set()
+        pages = 0
+        complete = True
         for status in statuses:
-            complete = (yield from self._walk(list_name, status, note, used, slim)) and complete
+            walked, ended = yield from self._walk(kind, status, tracked, seen, done, used, slim)
+            pages += walked
+            complete = complete and ended
         for key in seen:
             self._missing.pop(key, None)
         if not complete:
             return  # a broken walk proves nothing about the jobs it did not reach
-        self._running_pages[kind] = max(1, pages)
+        lists.running_pages = max(1, pages)
         candidates = [k for k in tracked if k not in seen and k in self._pending]
-        self._finishing[kind] = any(k not in self._missing for k in candidates)
-        recheck = self._clock() >= self._recheck_at.get(kind, -math.inf)
+        lists.finishing = any(k not in self._missing for k in candidates)
         fresh = [k for k in candidates if k not in self._missing]
-        if not fresh and not recheck:
+        if not fresh and self._clock() < lists.recheck_at:
             return
-        get_name = GET_OPERATION.get(kind)
         # A job with included resources is confirmed by its GET (a list would lose them); the
         # others by a search of the finished lists when that costs fewer requests, and by
-        # their GETs when it did not find them (or, with no GET, an unfiltered search).
-        by_get = [k for k in candidates if self._fetch[k].include] if get_name else []
-        rest = [k for k in candidates if k not in by_get]
-        if get_name is not None and len(rest) <= self._search_pages.get(kind, 1):
-            by_get, rest = by_get + rest, []
-        if rest:
-            yield from self._search(kind, rest, done, used, deep=get_name is None)
-            if get_name is not None:
-                by_get += [k for k in rest if self._unconfirmed(k, done)]
-        for key in by_get:
-            yield from self._get(str(get_name), key, done, used)
+        # their GETs when it did not find them.
+        rest = {k for k in candidates if not self._fetch[k].include}
+        if len(rest) > lists.search_pages:
+            yield from self._search(kind, rest, done, used)
+        for key in candidates:
+            if self._unconfirmed(key, done):
+                yield from self._get(key, done, used)
         missed = [k for k in candidates if self._unconfirmed(k, done)]
         for key in missed:
             self._missing[key] = self._missing.get(key, 0) + 1
-        if missed:
-            # In no list, and not done: a status this client does not know. Look again, less
-            # and less often, so that one such job does not cost requests every round.
-            times = min(MISSING_RECHECK_CAP, 2 ** min(self._missing[k] for k in missed))
-            self._recheck_at[kind] = self._clock() + times * self._pacer.interval
-        else:
-            self._recheck_at.pop(kind, None)
+        # In no list, and not done: a status this client does not know. Look again, less and
+        # less often, so that one such job does not cost requests every round.
+        times = min([MISSING_RECHECK_CAP] + [2 ** self._missing[k] for k in missed])
+        lists.recheck_at = self._clock() + times * self._interval if missed else -math.inf
 
     def _unconfirmed(self, key: Key, done: Done) -> bool:
         """Still pending after this round's look, and not about to be confirmed by its GET."""
         return key in self._pending and key not in done and key not in self._confirm
 
-    def _search(
-        self, kind: str, keys: list[Key], done: Done, used: Counter[str], deep: bool = True
-    ) -> Flow[None]:
-        """Look for `keys` in the finished lists; the jobs found there are done. `deep`: look
-        through every status for the ones searched for before and never found."""
-        wanted = set(keys)
-        pages = 0
-        ended = False
-
-        def note(page: Page[BulkJob]) -> bool:
-            nonlocal pages, ended
-            pages += 1
-            ended = not page.has_next
-            for job in page:
-                key = _key(job)
-                if key in wanted:
-                    wanted.discard(key)
-                    self._update(key, job, done, listed=True)
-            return not wanted  # stop as soon as every one is found
-
+    def _search(self, kind: str, keys: set[Key], done: Done, used: Counter[str]) -> Flow[None]:
+        """Look for `keys` in the finished lists, complete then cancelled, each until all are
+        found; the jobs found there are done."""
+        found: set[Key] = set()
         for status in FINISHED:
-            pages, ended = 0, False
-            yield from self._walk(LIST_OPERATION[kind], status, note, used, None)
+            pages, ended = yield from self._walk(kind, status, keys, found, done, used, None, True)
             if status == JobStatus.COMPLETE:
-                self._search_pages[kind] = max(1, pages)
+                self._lists[kind].search_pages = max(1, pages)
                 if ended:  # read to its last page: the list's length, in pages
-                    self._finished_pages[kind] = pages
-            if not wanted:
+                    self._lists[kind].finished_pages = pages
+            if found >= keys:
                 break
-        if deep and wanted and any(self._missing.get(k) for k in wanted):
-            # Searched before and missed: look through every status once, in case it carries
-            # one this client does not know.
-            yield from self._walk(LIST_OPERATION[kind], None, note, used, None)
 
-    def _poll_each(self, kind: str, done: Done, used: Counter[str]) -> Flow[None]:
-        """GET every pending job of a kind that has no list endpoint."""
-        name = GET_OPERATION[kind]
-        for key in [k for k in self._pending if k[0] == kind]:
-            yield from self._get(name, key, done, used)
-
-    def _get(self, name: str, key: Key, done: Done, used: Counter[str]) -> Flow[None]:
+    def _get(self, key: Key, done: Done, used: Counter[str]) -> Flow[None]:
         """Poll one job by its GET; a transient failure skips it this round, a 404 sets it
         aside (reported once the others are done)."""
-        yield from self._pacer.pace(name, used)
+        name = KIND_OPERATIONS[key[0]][0]
+        yield from self._pace(name, used)
         fetch = self._fetch[key]
         try:
             job = yield from self._core.get_job(name, key[1], fetch.include, fetch.fields)
@@ -363,21 +334,27 @@ class JobsWait:
 
     def _walk(
         self,
-        name: str,
-        status: str | None,
-        on_page: Callable[[Page[BulkJob]], bool],
+        kind: str,
+        status: str,
+        wanted: set[Key],
+        seen: set[Key],
+        done: Done,
         used: Counter[str],
         fields: Fields,
-    ) -> Flow[bool]:
-        """Walk a list until its end or until `on_page` says stop: True. A transient failure
-        or a broken cursor ends it early: False."""
+        until_found: bool = False,
+    ) -> Flow[tuple[int, bool]]:
+        """Walk a kind's list of jobs in `status`, recording each job of `wanted` it shows (and
+        adding it to `seen`), to its end, or with `until_found` until all are seen. Returns the
+        pages read, and whether the walk reached the list's end. A transient failure or a
+        broken cursor ends it early."""
+        name = KIND_OPERATIONS[kind][1]
         walk = PageWalk(None)
-        while True:
+        while not (until_found and seen >= wanted):
             cursor = walk.cursor
             try:
                 if not walk.proceed():  # raises PaginationError past an unusable next link
-                    return True
-                yield from self._pacer.pace(name, used)
+                    break
+                yield from self._pace(name, used)
                 page = yield from self._core.list_page(
                     name, status=status, cursor=cursor, fields=fields
                 )
@@ -385,10 +362,36 @@ class JobsWait:
                 if not transient(exc, cursor):
                     raise
                 logger.warning("%s (status %s) broke off this round: %s", name, status, Shown(exc))
-                return False
+                break
             walk.advance(page)
-            if on_page(page):
-                return True
+            for job in page:
+                if (key := _key(job)) in wanted:
+                    seen.add(key)
+                    self._update(key, job, done, listed=True)
+        return walk.pages, walk.done
+
+    def _rates(self, name: str) -> list[Rate]:
+        """An operation's rate limits cut to this wait's quota share (at least one request per
+        window): the spec's `x-klaviyo-ratelimit`, or the client's `rate_limits`."""
+        share = self._schedule.quota_share
+        limits = self._core.settings.rates(operation(name))
+        return [Rate(max(1, math.floor(r.count * share)), r.per_seconds) for r in limits]
+
+    def _pace(self, name: str, used: Counter[str]) -> Flow[None]:
+        """Hold this wait to its share of the operation's limits, so that the app's own calls
+        keep the rest; counts the request in `used`. Raises OutOfTime when the wait for room
+        would pass the wait's deadline."""
+        rates = self._rates(name)
+        while True:
+            admitted = self._log.try_acquire(WAIT_ACCOUNT, name, rates)
+            if isinstance(admitted, Ticket):
+                # Counted from admission: the client's own limiter counts the flight time.
+                self._log.complete(admitted)
+                used[name] += 1
+                return
+            if self._clock() + admitted.seconds > self._deadline:
+                raise OutOfTime
+            yield Sleep(admitted.seconds)
 
     def _update(self, key: Key, job: BulkJob, done: Done, *, listed: bool = False) -> None:
         """Record a job's latest state; one seen done joins `done`, once. One a list showed
@@ -398,7 +401,7 @@ class JobsWait:
             return  # reported once, in the first state that showed it done
         self._latest[key] = job
         lacking = self._fetch[key].include or (job.failed_count > 0 and not job.errors)
-        if job.is_done and listed and lacking and key[0] in GET_OPERATION:
+        if job.is_done and listed and lacking:
             self._confirm.add(key)
         elif job.is_done:
             done[key] = job
@@ -424,12 +427,12 @@ def wait_for_job(
     """One job, through the same machinery as many; `on_progress` gets each state of it. A job
     given by id (with its kind) is fetched first, at once."""
     if isinstance(job, str):
-        name = GET_OPERATION.get(str(kind))
-        if name is None:
+        operations = KIND_OPERATIONS.get(str(kind))
+        if operations is None:
             raise InvalidRequestError(
                 f"wait_for_job({job!r:.60}) needs the job's kind=, one of: {', '.join(KINDS)}"
             )
-        job = yield from core.get_job(name, job, include, fields)
+        job = yield from core.get_job(operations[0], job, include, fields)
     elif not isinstance(job, BulkJob):
         raise InvalidRequestError(
             f"wait_for_job takes a BulkJob, or a job id with kind=, not {job!r:.60}"

@@ -38,7 +38,7 @@ KindName = Literal[
 IncludeName = Literal["categories", "items", "variants"]
 
 #: Each kind -> its single-job GET and its list operation.
-KIND_OPERATIONS: Mapping[KindName, tuple[str, str]] = {
+KIND_OPERATIONS: dict[str, tuple[str, str]] = {
     "category-create": ("get_category_create_job", "list_category_create_jobs"),
     "category-delete": ("get_category_delete_job", "list_category_delete_jobs"),
     "category-update": ("get_category_update_job", "list_category_update_jobs"),
