@@ -10,6 +10,7 @@ is all a new method needs.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 HEAD = '''"""The public calls of both clients: one per operation of the curated spec.
@@ -21,7 +22,7 @@ and returns what the client's type parameters say (`JobR`: a `BulkJob`, or an aw
 `BulkJob`, or an async iterator). The spec's vocabularies are `Literal` types below.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, Literal, TypedDict, TypeVar
 
 JobR = TypeVar("JobR")
@@ -38,27 +39,14 @@ def _literal(values: Any) -> str:
     return "Literal[" + ", ".join(repr(v) for v in values) + "]"
 
 
-def _wrapped(text: str, indent: str, width: int = 92) -> list[str]:
-    """`text` as lines of at most `width` characters after `indent`."""
-    lines: list[str] = []
-    line = ""
-    for word in text.split(" "):
-        if line and len(line) + 1 + len(word) > width - len(indent):
-            lines.append(indent + line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    if line:
-        lines.append(indent + line)
-    return lines
-
-
 def _docstring(paragraphs: list[str], indent: str = "        ") -> list[str]:
     out: list[str] = []
     for i, paragraph in enumerate(paragraphs):
         if i:
             out.append("")
-        out += _wrapped(paragraph, indent)
+        out += textwrap.wrap(
+            paragraph, 92, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+        )
     out[0] = out[0].replace(indent, indent + '"""', 1)
     out.append(indent + '"""')
     return out
@@ -114,34 +102,12 @@ def methods_module(
         "class JobMethods(Generic[JobR, PageR, JobsR]):",
         '    """One method per operation of the curated spec (see the module docstring)."""',
         "",
-        "    def _get(",
-        "        self,",
-        "        operation: str,",
-        "        job_id: str,",
-        "        include: Iterable[str] | None,",
-        "        fields: Fields | None,",
-        "    ) -> JobR:",
-        "        raise NotImplementedError",
-        "",
-        "    def _list(",
-        "        self,",
-        "        operation: str,",
-        "        status: str | None,",
-        "        cursor: str | None,",
-        "        fields: Fields | None,",
-        "    ) -> PageR:",
-        "        raise NotImplementedError",
-        "",
-        "    def _iter(",
-        "        self,",
-        "        operation: str,",
-        "        status: str | None,",
-        "        cursor: str | None,",
-        "        fields: Fields | None,",
-        "        max_pages: int | None,",
-        "        start_cursor: str | None,",
-        "    ) -> JobsR:",
-        "        raise NotImplementedError",
+        "    # The hooks the facade implements: each starts its operation's flow on the client.",
+        "    _get: Callable[[str, str, Iterable[str] | None, Fields | None], JobR]",
+        "    _list: Callable[[str, str | None, str | None, Fields | None], PageR]",
+        "    _iter: Callable[",
+        "        [str, str | None, str | None, Fields | None, int | None, str | None], JobsR",
+        "    ]",
     ]
     for name, kind in kinds.items():
         noun, _, verb = name.partition("-")

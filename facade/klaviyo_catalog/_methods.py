@@ -75,25 +75,14 @@ class Methods(JobMethods[JobR, PageR, JobsR]):
                 concrete = dict(zip(parameters, typing.get_args(base), strict=True))
                 _bind_annotations(cls, concrete)
 
-    # --- what each client implements: how to run a flow ---
-
-    def _run_to_job(self, flow: Flow[BulkJob]) -> JobR:
-        """Run a flow that ends in one job: the sync client returns the job, the async one a
-        coroutine."""
-        raise NotImplementedError
-
-    def _run_to_page(self, flow: Flow[Page[BulkJob]]) -> PageR:
-        """Run a flow that ends in one page, as `_run_to_job` does."""
-        raise NotImplementedError
-
-    def _drive_walk(self, walk: PageWalk) -> JobsR:
-        """Drive a walk page by page: an iterator of its jobs, or an async iterator."""
-        raise NotImplementedError
-
-    def _drive_wait(self, wait: JobsWait) -> JobsR:
-        """Drive a wait round by round: an iterator of the jobs as they finish, or an async
-        iterator."""
-        raise NotImplementedError
+    # What each client implements: how to run a flow that ends in one job or one page (the
+    # sync client runs it and returns the result, the async one returns a coroutine that
+    # does), and how to drive a walk page by page or a wait round by round (an iterator of
+    # the jobs, or an async iterator).
+    _run_to_job: Callable[[Flow[BulkJob]], JobR]
+    _run_to_page: Callable[[Flow[Page[BulkJob]]], PageR]
+    _drive_walk: Callable[[PageWalk], JobsR]
+    _drive_wait: Callable[[JobsWait], JobsR]
 
     # --- the hooks of the generated calls ---
 
@@ -224,8 +213,7 @@ def _bind_annotations(cls: type, concrete: dict[Any, Any]) -> None:
             function.__defaults__,
             function.__closure__,
         )
-        copy.__kwdefaults__ = function.__kwdefaults__
-        copy.__doc__ = function.__doc__
+        copy.__kwdefaults__ = function.__kwdefaults__  # the docstring comes with the code
         copy.__module__ = cls.__module__
         copy.__qualname__ = f"{cls.__qualname__}.{name}"
         copy.__annotations__ = {

@@ -8,7 +8,7 @@ and returns what the client's type parameters say (`JobR`: a `BulkJob`, or an aw
 `BulkJob`, or an async iterator). The spec's vocabularies are `Literal` types below.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, Literal, TypedDict, TypeVar
 
 JobR = TypeVar("JobR")
@@ -69,34 +69,12 @@ class WalkOptions(ListOptions, total=False):
 class JobMethods(Generic[JobR, PageR, JobsR]):
     """One method per operation of the curated spec (see the module docstring)."""
 
-    def _get(
-        self,
-        operation: str,
-        job_id: str,
-        include: Iterable[str] | None,
-        fields: Fields | None,
-    ) -> JobR:
-        raise NotImplementedError
-
-    def _list(
-        self,
-        operation: str,
-        status: str | None,
-        cursor: str | None,
-        fields: Fields | None,
-    ) -> PageR:
-        raise NotImplementedError
-
-    def _iter(
-        self,
-        operation: str,
-        status: str | None,
-        cursor: str | None,
-        fields: Fields | None,
-        max_pages: int | None,
-        start_cursor: str | None,
-    ) -> JobsR:
-        raise NotImplementedError
+    # The hooks the facade implements: each starts its operation's flow on the client.
+    _get: Callable[[str, str, Iterable[str] | None, Fields | None], JobR]
+    _list: Callable[[str, str | None, str | None, Fields | None], PageR]
+    _iter: Callable[
+        [str, str | None, str | None, Fields | None, int | None, str | None], JobsR
+    ]
 
     def get_category_create_job(
         self,
