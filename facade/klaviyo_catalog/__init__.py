@@ -111,9 +111,6 @@ for _name in __all__:
 # would print the library's warnings to stderr in apps that configured no logging.
 logging.getLogger("klaviyo_catalog").addHandler(logging.NullHandler())
 
-# Deprecated names: still importable, with a DeprecationWarning, for at least one minor release.
-_DEPRECATED = {"JobError": ("APIErrorDetail", APIErrorDetail)}
-
 
 def __getattr__(name: str) -> Any:
     if name == "RedisRateLimiter":
@@ -122,12 +119,12 @@ def __getattr__(name: str) -> Any:
 
         globals()[name] = RedisRateLimiter
         return RedisRateLimiter
-    if name in _DEPRECATED:
-        new_name, value = _DEPRECATED[name]
+    if name == "JobError":
+        # Deprecated: still importable, with a DeprecationWarning, for at least one minor release.
         warnings.warn(
-            f"klaviyo_catalog.{name} is deprecated; use {new_name}, the one error-object type",
+            "klaviyo_catalog.JobError is deprecated; use APIErrorDetail, the one error-object type",
             DeprecationWarning,
             stacklevel=2,
         )
-        return value
+        return APIErrorDetail
     raise AttributeError(f"module 'klaviyo_catalog' has no attribute {name!r}")

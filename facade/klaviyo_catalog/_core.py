@@ -19,15 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import httpx
-
 from . import _checks as checks
 from . import _jsonapi as jsonapi
 from ._deadline import Deadline
 from ._exchange import Exchange
 from ._flow import Flow
-from ._models import BulkJob, Page, ResponseInfo
-from ._operations import Operation, RequestParts, operation
+from ._models import BulkJob, Page
+from ._operations import operation
 from ._pages import Fields, PageWalk, materialised
 from ._parse import parsed
 from ._settings import Settings
@@ -51,7 +49,7 @@ class Core:
             revision=self.settings.revision, job_id=job_id, include=include, fields=fields
         )
         deadline = Deadline.start(self.settings.clock, self.settings.retry.deadline)
-        response, info = yield from self._exchange(op, parts, deadline)
+        response, info = yield from Exchange(self.settings, op, parts, deadline).run()
         job = yield from parsed(
             op,
             response,
@@ -103,7 +101,7 @@ class Core:
                 revision=self.settings.revision, status=status, cursor=cursor, fields=fields
             )
             deadline = Deadline.start(self.settings.clock, self.settings.retry.deadline)
-            response, info = yield from self._exchange(op, parts, deadline)
+            response, info = yield from Exchange(self.settings, op, parts, deadline).run()
             return (
                 yield from parsed(
                     op,
@@ -115,12 +113,3 @@ class Core:
         except KlaviyoError as exc:
             exc.cursor = cursor  # so that the caller can resume from this page
             raise
-
-    # --- one request, with the rate-limit gate and retries ---------------------------------------
-
-    def _exchange(
-        self, op: Operation, parts: RequestParts, deadline: Deadline
-    ) -> Flow[tuple[httpx.Response, ResponseInfo]]:
-        """One call's request to Klaviyo (see `_exchange.Exchange`): the successful response
-        and its ResponseInfo."""
-        return Exchange(self.settings, op, parts, deadline).run()

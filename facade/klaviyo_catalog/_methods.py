@@ -70,10 +70,31 @@ class Methods(JobMethods[JobR, PageR, JobsR]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for base in getattr(cls, "__orig_bases__", ()):
-            if typing.get_origin(base) is Methods:
-                parameters = getattr(Methods, "__parameters__", ())
-                concrete = dict(zip(parameters, typing.get_args(base), strict=True))
-                _bind_annotations(cls, concrete)
+            if typing.get_origin(base) is not Methods:
+                continue
+            parameters = getattr(Methods, "__parameters__", ())
+            concrete = dict(zip(parameters, typing.get_args(base), strict=True))
+            # A copy of every public method, whose annotations name `concrete`'s types instead
+            # of the type parameters (for `help()`; type checkers see them through the base).
+            for name in dir(Methods):
+                function = getattr(Methods, name)
+                if name.startswith("_") or not isinstance(function, types.FunctionType):
+                    continue
+                copy = types.FunctionType(
+                    function.__code__,
+                    function.__globals__,
+                    name,
+                    function.__defaults__,
+                    function.__closure__,
+                )
+                copy.__kwdefaults__ = function.__kwdefaults__  # the docstring comes with the code
+                copy.__module__ = cls.__module__
+                copy.__qualname__ = f"{cls.__qualname__}.{name}"
+                copy.__annotations__ = {
+                    key: concrete.get(value, value)
+                    for key, value in function.__annotations__.items()
+                }
+                setattr(cls, name, copy)
 
     # What each client implements: how to run a flow that ends in one job or one page (the
     # sync client runs it and returns the result, the async one returns a coroutine that
@@ -196,27 +217,3 @@ class Methods(JobMethods[JobR, PageR, JobsR]):
         """
         schedule = Schedule(poll_interval, max_poll_interval, timeout, quota_share)
         return self._drive_wait(JobsWait(self._core, jobs, schedule, on_progress=on_progress))
-
-
-def _bind_annotations(cls: type, concrete: dict[Any, Any]) -> None:
-    """Give `cls` its own copy of every public method of `Methods`, whose annotations name
-    `concrete`'s types instead of the type parameters (for `help()`; type checkers already
-    see them through the generic base)."""
-    for name in dir(Methods):
-        function = getattr(Methods, name)
-        if name.startswith("_") or not isinstance(function, types.FunctionType):
-            continue
-        copy = types.FunctionType(
-            function.__code__,
-            function.__globals__,
-            name,
-            function.__defaults__,
-            function.__closure__,
-        )
-        copy.__kwdefaults__ = function.__kwdefaults__  # the docstring comes with the code
-        copy.__module__ = cls.__module__
-        copy.__qualname__ = f"{cls.__qualname__}.{name}"
-        copy.__annotations__ = {
-            key: concrete.get(value, value) for key, value in function.__annotations__.items()
-        }
-        setattr(cls, name, copy)

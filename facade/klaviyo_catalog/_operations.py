@@ -15,12 +15,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
 import attrs
-from klaviyo_catalog_api.catalog_spec import (
-    MEDIA_TYPE,
-    OPERATIONS,
-    REVISION,
-    OperationSpec,
-)
+from klaviyo_catalog_api.catalog_spec import OPERATIONS, REVISION, OperationSpec
 
 from . import _checks as checks
 from ._checks import CURSOR_ERRORS
@@ -96,13 +91,17 @@ class Operation:
             query["include"] = ",".join(included)
         checks.fields_mapping(self.name, fields)
         for json_type, names in (fields or {}).items():
-            query[f"fields[{json_type}]"] = self._fields(json_type, names)
+            checked = checks.field_names(spec, json_type, names)
+            if json_type == spec.job_type:
+                # The fields the facade always reads (status and counts) are always asked for.
+                checked = [*checked, *spec.core_fields]
+            query[f"fields[{json_type}]"] = ",".join(dict.fromkeys(checked))
         if status is not None:
             query["filter"] = STATUS_FILTER.format(checks.status(spec, status))
         if cursor is not None:
             query["page[cursor]"] = checks.cursor(cursor)
         checks.parameters(spec, query)
-        path = self.spec.path
+        path = spec.path
         if "{job_id}" in path:
             # One path segment whatever the id holds: "/", "?", "#" and "+" are escaped too.
             path = path.format(job_id=quote(checks.job_id(spec, job_id), safe=""))
@@ -113,19 +112,6 @@ class Operation:
             headers={"revision": revision},
         )
         return parts, included
-
-    @property
-    def accept(self) -> str:
-        """The media type to ask for: the generated revision's."""
-        return MEDIA_TYPE
-
-    def _fields(self, json_type: str, names: Iterable[str]) -> str:
-        """The `fields[json_type]` value: the requested names (checked by `_checks`), plus, for
-        the job's own type, the fields the facade always reads (status and counts)."""
-        checked = checks.field_names(self.spec, json_type, names)
-        if json_type == self.spec.job_type:
-            checked = [*checked, *self.spec.core_fields]
-        return ",".join(dict.fromkeys(checked))
 
 
 @functools.cache

@@ -65,17 +65,14 @@ def fetch_of(job: BulkJob, include: Iterable[str] | None, fields: Fields) -> Fet
     held_include = tuple(rel for rel in spec.include if rel in job.include)
     inferred: dict[str, tuple[str, ...]] = {}
     for rel in held_include:
-        related_type = RELATIONSHIPS.get(rel)
-        allowed = spec.fields.get(related_type or "", ())
-        seen: dict[str, None] = {}
-        for resource in getattr(job, rel) or ():
-            attributes = getattr(resource, "attributes", None)
-            if isinstance(attributes, Mapping):
-                seen.update(dict.fromkeys(a for a in attributes if a in allowed))
+        related_type = RELATIONSHIPS[rel]
+        allowed = spec.fields.get(related_type, ())
+        # The attributes of its included resources (a ResourceRef has none).
+        seen = {a for r in getattr(job, rel) or () for a in getattr(r, "attributes", None) or ()}
         names = tuple(a for a in allowed if a in seen)
-        if related_type and names and set(names) != set(allowed) - {"id"}:
+        if names and set(names) != set(allowed) - {"id"}:
             inferred[related_type] = names
-    attributes = job.raw.get("attributes") if isinstance(job.raw, Mapping) else None
+    attributes = job.raw.get("attributes")
     job_allowed = spec.fields.get(job.type, ())
     if isinstance(attributes, Mapping) and attributes:
         names = tuple(a for a in job_allowed if a in attributes or a == "errors")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 import httpx
+from klaviyo_catalog_api.catalog_spec import MEDIA_TYPE
 
 from ._auth import Credential
 from ._body import ACCEPT_ENCODING, DEFAULT_MAX_RESPONSE_BYTES
@@ -42,7 +43,7 @@ class Settings:
         """Every request's headers, the credential's included."""
         return {
             "Authorization": self.credential.authorization(),
-            "Accept": op.accept,
+            "Accept": MEDIA_TYPE,  # the generated revision's
             "Accept-Encoding": ACCEPT_ENCODING,
             "User-Agent": self.user_agent,
             "revision": self.revision,
@@ -54,13 +55,10 @@ class Settings:
 
     def rates(self, op: Operation) -> Sequence[Rate]:
         """The limits this operation is held to: the app's override, else the spec's."""
-        if self.rate_limits is None:
-            return _spec_rates(op.spec.rate_limits)
-        if isinstance(self.rate_limits, Mapping):
-            if op.name in self.rate_limits:
-                return self.rate_limits[op.name]
-            return _spec_rates(op.spec.rate_limits)
-        return self.rate_limits
+        limits = self.rate_limits
+        if isinstance(limits, Mapping):
+            limits = limits.get(op.name)
+        return _spec_rates(op.spec.rate_limits) if limits is None else limits
 
 
 @functools.cache

@@ -348,22 +348,18 @@ class JobsWait:
         pages read, and whether the walk reached the list's end. A transient failure or a
         broken cursor ends it early."""
         name = KIND_OPERATIONS[kind][1]
-        walk = PageWalk(None)
+        walk = PageWalk(None, name, status, fields)
         while not (until_found and seen >= wanted):
-            cursor = walk.cursor
             try:
                 if not walk.proceed():  # raises PaginationError past an unusable next link
                     break
                 yield from self._pace(name, used)
-                page = yield from self._core.list_page(
-                    name, status=status, cursor=cursor, fields=fields
-                )
+                page = yield from self._core.next_page(walk)
             except KlaviyoError as exc:
-                if not transient(exc, cursor):
+                if not transient(exc, walk.cursor):  # the cursor of the page that failed
                     raise
                 logger.warning("%s (status %s) broke off this round: %s", name, status, Shown(exc))
                 break
-            walk.advance(page)
             for job in page:
                 if (key := _key(job)) in wanted:
                     seen.add(key)
