@@ -120,13 +120,15 @@ class JobsWait:
         self._log = MemoryRateLimiter(clock=self._clock)  # this wait's share of the limits
         self._base_interval = self._interval = float(schedule.poll_interval)
         self._latest: dict[Key, BulkJob] = {}  # every tracked job's latest state
-        self._pending: dict[Key, BulkJob] = {}
+        self._pending: dict[Key, None] = {}  # in the order given
         self._fetch: dict[Key, Fetch] = {}
         self._ready: list[BulkJob] = []  # done, not handed out yet
         self._confirm: set[Key] = set()  # seen done in a list, to be fetched by their GET
         self._vanished: dict[Key, NotFoundError] = {}  # their GET answered 404
         self._missing: dict[Key, int] = {}  # -> how many searches missed it
         self._lists: dict[str, KindLists] = {kind: KindLists() for kind in KINDS}
+        self._done: Done = {}  # this round's: the jobs it saw finish
+        self._used: Counter[str] = Counter()  # this round's: requests by operation
         self._next_round_at = self._started + schedule.poll_interval
         self._rounds = 0
         self._requests = 0
@@ -144,7 +146,7 @@ class JobsWait:
             if job.is_done:
                 self._ready.append(job)
             else:
-                self._pending[key] = job
+                self._pending[key] = None
 
     # --- what the drivers use ---------------------------------------------------------------
 
@@ -193,53 +195,52 @@ class JobsWait:
             return []
         now = self._clock()
         if now >= self._deadline:
-            raise timeout_error(tuple(self._pending.values()), self._schedule.timeout)
+            pending = tuple(self._latest[key] for key in self._pending)
+            raise timeout_error(pending, self._schedule.timeout)
         wait = self._next_round_at - now
         if wait > 0:
             yield Sleep(min(wait, self._deadline - now))
         started = self._clock()
-        used: Counter[str] = Counter()
-        done: Done = {}
+        self._done, self._used = {}, Counter()
         try:
             for kind in sorted({key[0] for key in self._pending}):
-                yield from self._poll_kind(kind, done, used)
+                yield from self._poll_kind(kind)
             for key in sorted(self._confirm):
-                if key in self._pending and key not in done:
-                    yield from self._get(key, done, used)
+                if key in self._pending and key not in self._done:
+                    yield from self._get(key)
         except OutOfTime:
             pass  # what was found is kept; the next call raises WaitTimeoutError
         self._confirm.clear()
-        for key, job in done.items():
-            self._latest[key] = job
+        for key in self._done:
             self._pending.pop(key, None)
             self._missing.pop(key, None)
         self._rounds += 1
-        self._requests += sum(used.values())
+        self._requests += sum(self._used.values())
         # The interval backed off, and lengthened to the pace at which this round's requests
         # stay within the quota share.
         schedule = self._schedule
         ceiling = schedule.max_poll_interval or schedule.poll_interval
         self._base_interval = min(self._base_interval * BACKOFF, ceiling)
-        self._interval = max(
-            [self._base_interval]
-            + [n * r.per_seconds / r.count for name, n in used.items() for r in self._rates(name)]
-        )
+        self._interval = self._base_interval
+        for name, count in self._used.items():
+            for rate in self._rates(name):
+                self._interval = max(self._interval, count * rate.per_seconds / rate.count)
         self._next_round_at = started + self._interval
         self._report()
-        return list(done.values())
+        return list(self._done.values())
 
     # --- one round ----------------------------------------------------------------------------
 
-    def _poll_kind(self, kind: str, done: Done, used: Counter[str]) -> Flow[None]:
+    def _poll_kind(self, kind: str) -> Flow[None]:
         """One of three ways, whichever costs fewest requests by the last round's counts:
         a GET per job (a few jobs), the finished lists only (while jobs keep finishing and the
         running list is the longer walk), or the running lists and a search for the jobs that
         left them (which also updates the running jobs' counts)."""
-        lists = self._lists[kind]
+        lists, done = self._lists[kind], self._done
         tracked = {k for k in self._pending if k[0] == kind}
         if len(tracked) <= lists.running_pages:
             for key in sorted(tracked):
-                yield from self._get(key, done, used)
+                yield from self._get(key)
             return
         # The finished lists alone cost their whole length and the cancelled list; the other
         # way, the running lists and (while jobs leave them) a search that stops when it has
@@ -248,7 +249,7 @@ class JobsWait:
         whole = lists.finished_pages
         if whole is not None and whole + 1 < lists.running_pages + searched:
             before = len(done)
-            yield from self._search(kind, tracked, done, used)
+            yield from self._search(kind, tracked)
             lists.finishing = len(done) > before
             left = sum(1 for k in tracked if k not in done)
             lists.running_pages = max(1, math.ceil(left / PAGE_SIZE))
@@ -256,14 +257,13 @@ class JobsWait:
         # Queued first: a job moving from queued to processing meanwhile is then in the
         # second list. No tracked job queued (or of an unknown status): no queued walk.
         statuses = [JobStatus.PROCESSING.value]
-        if any(self._pending[k].status != JobStatus.PROCESSING for k in tracked):
+        if any(self._latest[k].status != JobStatus.PROCESSING for k in tracked):
             statuses.insert(0, JobStatus.QUEUED.value)
-        slim = {KIND_TYPES[kind]: ["status"]}  # the counts come with it; errors do not
         seen: set[Key] = set()
         pages = 0
         complete = True
         for status in statuses:
-            walked, ended = yield from self._walk(kind, status, tracked, seen, done, used, slim)
+            walked, ended = yield from self._walk(kind, status, tracked, seen)
             pages += walked
             complete = complete and ended
         for key in seen:
@@ -273,19 +273,18 @@ class JobsWait:
         lists.running_pages = max(1, pages)
         candidates = [k for k in tracked if k not in seen and k in self._pending]
         lists.finishing = any(k not in self._missing for k in candidates)
-        fresh = [k for k in candidates if k not in self._missing]
-        if not fresh and self._clock() < lists.recheck_at:
-            return
+        if not lists.finishing and self._clock() < lists.recheck_at:
+            return  # only jobs missed before, and not yet time to look for them again
         # A job with included resources is confirmed by its GET (a list would lose them); the
         # others by a search of the finished lists when that costs fewer requests, and by
         # their GETs when it did not find them.
         rest = {k for k in candidates if not self._fetch[k].include}
         if len(rest) > lists.search_pages:
-            yield from self._search(kind, rest, done, used)
+            yield from self._search(kind, rest)
         for key in candidates:
-            if self._unconfirmed(key, done):
-                yield from self._get(key, done, used)
-        missed = [k for k in candidates if self._unconfirmed(k, done)]
+            if self._unconfirmed(key):
+                yield from self._get(key)
+        missed = [k for k in candidates if self._unconfirmed(k)]
         for key in missed:
             self._missing[key] = self._missing.get(key, 0) + 1
         # In no list, and not done: a status this client does not know. Look again, less and
@@ -293,16 +292,16 @@ class JobsWait:
         times = min([MISSING_RECHECK_CAP] + [2 ** self._missing[k] for k in missed])
         lists.recheck_at = self._clock() + times * self._interval if missed else -math.inf
 
-    def _unconfirmed(self, key: Key, done: Done) -> bool:
+    def _unconfirmed(self, key: Key) -> bool:
         """Still pending after this round's look, and not about to be confirmed by its GET."""
-        return key in self._pending and key not in done and key not in self._confirm
+        return key in self._pending and key not in self._done and key not in self._confirm
 
-    def _search(self, kind: str, keys: set[Key], done: Done, used: Counter[str]) -> Flow[None]:
+    def _search(self, kind: str, keys: set[Key]) -> Flow[None]:
         """Look for `keys` in the finished lists, complete then cancelled, each until all are
         found; the jobs found there are done."""
         found: set[Key] = set()
         for status in FINISHED:
-            pages, ended = yield from self._walk(kind, status, keys, found, done, used, None, True)
+            pages, ended = yield from self._walk(kind, status, keys, found, search=True)
             if status == JobStatus.COMPLETE:
                 self._lists[kind].search_pages = max(1, pages)
                 if ended:  # read to its last page: the list's length, in pages
@@ -310,11 +309,11 @@ class JobsWait:
             if found >= keys:
                 break
 
-    def _get(self, key: Key, done: Done, used: Counter[str]) -> Flow[None]:
+    def _get(self, key: Key) -> Flow[None]:
         """Poll one job by its GET; a transient failure skips it this round, a 404 sets it
         aside (reported once the others are done)."""
         name = KIND_OPERATIONS[key[0]][0]
-        yield from self._pace(name, used)
+        yield from self._pace(name)
         fetch = self._fetch[key]
         try:
             job = yield from self._core.get_job(name, key[1], fetch.include, fetch.fields)
@@ -330,30 +329,24 @@ class JobsWait:
                 raise
             logger.warning("job %s not polled this round: %s", Shown(key[1]), Shown(exc))
             return
-        self._update(key, job, done)
+        self._update(key, job)
 
     def _walk(
-        self,
-        kind: str,
-        status: str,
-        wanted: set[Key],
-        seen: set[Key],
-        done: Done,
-        used: Counter[str],
-        fields: Fields,
-        until_found: bool = False,
+        self, kind: str, status: str, wanted: set[Key], seen: set[Key], search: bool = False
     ) -> Flow[tuple[int, bool]]:
         """Walk a kind's list of jobs in `status`, recording each job of `wanted` it shows (and
-        adding it to `seen`), to its end, or with `until_found` until all are seen. Returns the
-        pages read, and whether the walk reached the list's end. A transient failure or a
-        broken cursor ends it early."""
+        adding it to `seen`), to its end; a `search` of a finished list, until all are seen.
+        Returns the pages read, and whether the walk reached the list's end. A transient
+        failure or a broken cursor ends it early."""
         name = KIND_OPERATIONS[kind][1]
+        # A running list's jobs with their status and counts only (errors do not come with it).
+        fields = None if search else {KIND_TYPES[kind]: ["status"]}
         walk = PageWalk(None, name, status, fields)
-        while not (until_found and seen >= wanted):
+        while not (search and seen >= wanted):
             try:
                 if not walk.proceed():  # raises PaginationError past an unusable next link
                     break
-                yield from self._pace(name, used)
+                yield from self._pace(name)
                 page = yield from self._core.next_page(walk)
             except KlaviyoError as exc:
                 if not transient(exc, walk.cursor):  # the cursor of the page that failed
@@ -363,7 +356,7 @@ class JobsWait:
             for job in page:
                 if (key := _key(job)) in wanted:
                     seen.add(key)
-                    self._update(key, job, done, listed=True)
+                    self._update(key, job, listed=True)
         return walk.pages, walk.done
 
     def _rates(self, name: str) -> list[Rate]:
@@ -373,9 +366,9 @@ class JobsWait:
         limits = self._core.settings.rates(operation(name))
         return [Rate(max(1, math.floor(r.count * share)), r.per_seconds) for r in limits]
 
-    def _pace(self, name: str, used: Counter[str]) -> Flow[None]:
+    def _pace(self, name: str) -> Flow[None]:
         """Hold this wait to its share of the operation's limits, so that the app's own calls
-        keep the rest; counts the request in `used`. Raises OutOfTime when the wait for room
+        keep the rest; counts the request in the round's. Raises OutOfTime when the wait for room
         would pass the wait's deadline."""
         rates = self._rates(name)
         while True:
@@ -383,26 +376,25 @@ class JobsWait:
             if isinstance(admitted, Ticket):
                 # Counted from admission: the client's own limiter counts the flight time.
                 self._log.complete(admitted)
-                used[name] += 1
+                self._used[name] += 1
                 return
             if self._clock() + admitted.seconds > self._deadline:
                 raise OutOfTime
             yield Sleep(admitted.seconds)
 
-    def _update(self, key: Key, job: BulkJob, done: Done, *, listed: bool = False) -> None:
-        """Record a job's latest state; one seen done joins `done`, once. One a list showed
-        done is confirmed by its GET first where the list cannot have carried everything: its
-        included resources, or errors it failed with (a list may leave them out)."""
-        if key not in self._pending or key in done:
+    def _update(self, key: Key, job: BulkJob, *, listed: bool = False) -> None:
+        """Record a job's latest state; one seen done joins the round's done jobs, once. One a
+        list showed done is confirmed by its GET first where the list cannot have carried
+        everything: its included resources, or errors it failed with (a list may leave them
+        out)."""
+        if key not in self._pending or key in self._done:
             return  # reported once, in the first state that showed it done
         self._latest[key] = job
         lacking = self._fetch[key].include or (job.failed_count > 0 and not job.errors)
         if job.is_done and listed and lacking:
             self._confirm.add(key)
         elif job.is_done:
-            done[key] = job
-        else:
-            self._pending[key] = job
+            self._done[key] = job
 
     def _report(self) -> None:
         """Tell `on_progress` where the wait stands."""
