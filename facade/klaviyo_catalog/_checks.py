@@ -70,15 +70,22 @@ def seconds(
     return float(value)
 
 
-def optional_seconds(
-    value: object, name: str, *, refusal: Refusal = ConfigurationError
-) -> float | None:
-    """A finite, positive number of seconds, or None."""
+def optional_seconds(value: object, name: str) -> float | None:
+    """A finite, positive number of seconds, or None (what configures a client)."""
     if value is None:
         return None
     if not (_number(value) and math.isfinite(value) and value > 0):
-        raise refusal(f"{name} must be a finite number of seconds > 0 (or None), got {value!r:.40}")
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds > 0 (or None), got {value!r:.40}"
+        )
     return float(value)
+
+
+def _count(value: object, name: str, least: int, refusal: Refusal) -> int:
+    """An int >= `least` (a bool is no count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise refusal(f"{name} must be an int >= {least}, got {value!r:.40}")
+    return value
 
 
 # --- what configures a client: ConfigurationError ----------------------------------------------
@@ -96,16 +103,12 @@ def timeout(value: object) -> httpx.Timeout:
 
 def retries(value: object) -> int:
     """A number of retries: an int >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r:.40}")
-    return value
+    return _count(value, "max_retries", 0, ConfigurationError)
 
 
 def byte_count(value: object) -> int:
     """A response size cap: an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"max_response_bytes must be an int >= 1, got {value!r:.40}")
-    return value
+    return _count(value, "max_response_bytes", 1, ConfigurationError)
 
 
 def retry_after_ceiling(value: object) -> float:
@@ -152,9 +155,7 @@ def rate_limits(value: RateLimits) -> RateLimits:
 
 def max_pages(value: object) -> int | None:
     """A walk's page budget: a positive int, or None (no budget)."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise InvalidRequestError(f"max_pages must be a positive int, got {value!r:.40}")
-    return value
+    return None if value is None else _count(value, "max_pages", 1, InvalidRequestError)
 
 
 def wait_timeout(value: object) -> float:
