@@ -1,4 +1,6 @@
-"""Client-side rate limiting that holds at any network distance, per (account, operation).
+"""Client-side rate limiting that holds at any network distance, per (account, operation): what
+every limiter speaks (`Rate`, `Ticket`, `Wait`, `Observation`, the `RateLimiter` protocol, the
+server's budget hint), and the in-memory limiter.
 
 Klaviyo counts requests in fixed windows (a 1 s burst and a 60 s steady window) by the time
 they *arrive*; a client only knows when it sent a request and when the answer came back. So a
@@ -23,125 +25,213 @@ variant, sharing one budget between processes and hosts, is in `_redis_ratelimit
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 import os
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
-from ._limits import (
-    DEFAULT_MARGIN,
-    HINT_RECHECK,
-    MAX_BUDGET,
-    MAX_WAIT,
-    RESET_GRANULARITY,
-    Observation,
-    Rate,
-    RateLimiter,
-    Ticket,
-    Wait,
-    account_key,
-    budget_hint,
-    check_rates,
-    merge_hint,
-    validate_pause,
-)
+import attrs
+
 from .errors import ConfigurationError
 
-__all__ = [
-    "DEFAULT_MARGIN",
-    "HINT_RECHECK",
-    "MAX_BUDGET",
-    "MAX_WAIT",
-    "RESET_GRANULARITY",
-    "MemoryRateLimiter",
-    "Observation",
-    "Rate",
-    "RateLimiter",
-    "Ticket",
-    "Wait",
-    "account_key",
-    "budget_hint",
-    "default_limiter",
-    "merge_hint",
-]
+#: Seconds added to every window. Counting in-flight requests makes the guarantee independent
+#: of latency; the margin only absorbs the server's clock running a little fast against ours.
+DEFAULT_MARGIN = 0.001
 
-# The vocabulary both limiters share (Rate, Ticket, Wait, Observation, the RateLimiter
-# protocol, the budget hint) is in `_limits`; re-exported here, where they were first defined.
+#: The resolution of the RateLimit-Reset header (whole seconds, rounded up).
+RESET_GRANULARITY = 1.0
+
+#: No pause or budget hint lasts longer than this (a year), whoever asks for it. What a response
+#: says is capped far lower, at the client's `max_retry_after`, where the headers are read; this
+#: is the limiters' own ceiling for what reaches them otherwise (an app's own `Observation`),
+#: and it keeps the Redis scripts' arithmetic in µs exact (Lua numbers are doubles).
+MAX_WAIT = 366 * 86400.0
+
+#: The largest request count a budget hint takes from the server: the biggest published tier is
+#: 3,500 a minute; a billion is past any quota, and keeps the admission numbers small.
+MAX_BUDGET = 10**9
+
+#: While our own requests are in flight, a budget the server reported may be lifted by their
+#: answers (see `budget_hint`), so a wait on it is re-checked this often.
+HINT_RECHECK = 0.05
+
+
+def checked_seconds(value: float, name: str, *, zero: bool = False) -> float:
+    """A limiter's number of seconds: finite and > 0 (>= 0 with `zero`); else
+    ConfigurationError (what configures a client, see `_checks`)."""
+    if not (math.isfinite(value) and (value > 0 or (zero and value == 0))):
+        raise ConfigurationError(
+            f"{name} must be finite and {'>=' if zero else '>'} 0, got {value!r}"
+        )
+    return value
+
+
+@attrs.frozen
+class Rate:
+    """At most `count` requests in any `per_seconds`-long window."""
+
+    count: int
+    per_seconds: float = attrs.field(converter=float)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count <= 0:
+            raise ConfigurationError(f"Rate.count must be a positive int, got {self.count!r}")
+        checked_seconds(self.per_seconds, "Rate.per_seconds")
+
+
+@attrs.frozen
+class Ticket:
+    """An admitted request. Hand it to `RateLimiter.complete` when its response or error has
+    arrived (or the attempt was abandoned): until then it occupies a slot in every window."""
+
+    account: str
+    operation: str
+    seq: int  # the admission's number within its (account, operation)
+    admitted_at: float  # the limiter's clock (the Redis server's, in seconds, for Redis)
+    token: str = ""  # the Redis member naming the request; "" in memory
+
+
+@attrs.frozen
+class Wait:
+    """Not admitted: try again after `seconds`. `paused`: the account is paused after a 429."""
+
+    seconds: float
+    paused: bool = False
+
+
+@attrs.frozen
+class Observation:
+    """The RateLimit-Limit/-Remaining/-Reset headers of a success: the account's steady window
+    as the server counts it, everyone's usage included. The client reads them per their
+    grammar, and caps `reset_seconds` at its `max_retry_after`; a limiter ignores figures that
+    make no sense and holds no hint longer than `MAX_WAIT`."""
+
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """What the request loop needs from a limiter. Implementations never sleep."""
+
+    #: True if calls do blocking I/O (a network round trip): the async client then makes them
+    #: in a worker thread.
+    blocking_io: bool
+
+    def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> Ticket | Wait:
+        """Admit one request now and return its `Ticket`; or admit nothing and return how long
+        to wait before trying again (also while the account is paused after a 429)."""
+        ...
+
+    def complete(self, ticket: Ticket, observation: Observation | None = None) -> None:
+        """The ticket's response or error has arrived (now): from here it occupies its slots
+        for one window more. `observation`: the response's RateLimit-* headers, if any."""
+        ...
+
+    def pause(self, account: str, seconds: float) -> None:
+        """After a 429: every operation of this account waits until now+seconds (a later pause
+        extends, an earlier one never shortens)."""
+        ...
+
+
+def account_key(api_key: str) -> str:
+    """A short, stable name for an account: the first 16 hex digits of the key's SHA-256.
+
+    Limiter keys (and Redis key names) use this, so an API key never appears in key names,
+    logs or `repr`s. 64 bits make accidental collisions between accounts negligible.
+    """
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def pause_seconds(seconds: float) -> float:
+    """The seconds a pause lasts: at most `MAX_WAIT`; finite and not negative, or an infinite
+    one would stop the account for good (ConfigurationError)."""
+    return min(checked_seconds(seconds, "pause seconds", zero=True), MAX_WAIT)
+
+
+def check_rates(rates: Sequence[Rate]) -> None:
+    """An operation needs at least one rate: with none, nothing would bound it."""
+    if not rates:
+        raise ConfigurationError("rates must not be empty")
+
+
+def budget_hint(ticket: Ticket, observation: Observation) -> tuple[int, float] | None:
+    """The highest admission number the server's figures allow, and for how many seconds (until
+    its window resets, at most `MAX_WAIT`); None for figures that make no sense (they come from
+    the network, so they are ignored). Never raises, whatever the observation holds.
+
+    The server counted `limit - remaining` requests in its steady window when this ticket's
+    request arrived: everyone's, ours and other integrations' on the account alike, against a
+    limit that may be lower than the spec's. So whatever we admit after this ticket, up to
+    `remaining` more, fits; requests of ours admitted after it but counted before it are
+    counted twice, which errs on the safe side. Requests of ours admitted *before* it and still
+    in flight may not have been counted yet: the figure can be that many too generous, and a
+    429 then pauses the account. Both limiters store the result as they are, with `merge_hint`.
+    """
+    limit, remaining, reset = observation.limit, observation.remaining, observation.reset_seconds
+    if not (_is_int(limit) and _is_int(remaining) and limit > 0):
+        return None
+    # Exact comparisons, never float(): an int past the float range would overflow. nan fails.
+    if not (_is_int(reset) or isinstance(reset, float)) or not 0 < reset < math.inf:
+        return None
+    return ticket.seq + min(max(remaining, 0), limit, MAX_BUDGET), float(min(reset, MAX_WAIT))
+
+
+def _is_int(value: object) -> bool:
+    """An int and not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def merge_hint(
+    old: tuple[int, int, float] | None, seq: int, max_seq: int, until: float, now: float
+) -> tuple[int, int, float] | None:
+    """The budget to keep, as (ticket seq it came from, highest admission allowed, until).
+
+    The answer to the newest admission wins; an older one (overtaken in flight) is stale. Within
+    one server window, whose end every observation overestimates by less than a second (the
+    header is rounded up), the earliest end seen is the closest. The Redis script does the same.
+    """
+    if old is not None and now < old[2]:
+        if seq < old[0]:
+            return old
+        if until < old[2] + RESET_GRANULARITY:
+            until = min(until, old[2])
+    return seq, max_seq, until
 
 
 class _Log:
-    """One (account, operation): requests in flight, recent completions, and the server's
-    budget hint."""
+    """One (account, operation): its rates, requests in flight, recent completions, and the
+    server's budget hint."""
 
-    __slots__ = ("done", "hint", "in_flight", "plan", "rates", "seq")
+    __slots__ = ("done", "hint", "in_flight", "longest", "plan", "rates", "seq", "start")
 
-    def __init__(self, rates: tuple[Rate, ...], margin: float) -> None:
-        self.rates = rates
-        # (count, window) per rate, the window including the margin, longest last.
-        self.plan = tuple(sorted(((r.count, r.per_seconds + margin) for r in rates), key=_window))
+    def __init__(self) -> None:
+        self.rates: tuple[Rate, ...] = ()
+        # (window, count) per rate, the window including the margin, longest last.
+        self.plan: list[tuple[float, int]] = []
+        self.longest = 0.0  # the longest window: how long a completion still counts
         self.in_flight = 0
-        # Completion times, ascending (one clock, read under the lock), none older than the
-        # longest window.
-        self.done = _Completions()
+        # Completion times, ascending (one clock, read under the lock), read from `start`: the
+        # expired ones before it are dropped in bulk. A deque's indexing is linear, which made
+        # each bisection cost ~15 us once a long window held a few hundred thousand of them.
+        self.done: list[float] = []
+        self.start = 0
         self.seq = 0
         self.hint: tuple[int, int, float] | None = None
-
-    def longest(self) -> float:
-        """The longest window, margin included: how long a completion still counts."""
-        return self.plan[-1][1]
 
     def idle(self, now: float) -> bool:
         """Whether the log holds nothing that still matters at `now` (no request in flight, no
         completion or hint still in a window), so it can be dropped."""
         return (
             self.in_flight == 0
-            and (not self.done or self.done.newest() + self.longest() <= now)
+            and (not self.done or self.done[-1] + self.longest <= now)
             and (self.hint is None or self.hint[2] <= now)
         )
-
-
-class _Completions:
-    """Ascending completion times: a list read from `start`, the expired ones before it
-    dropped in bulk. A deque's indexing is linear, which made each bisection cost ~15 us once
-    a long window held a few hundred thousand completions."""
-
-    __slots__ = ("start", "times")
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.start = 0
-
-    def __len__(self) -> int:
-        return len(self.times) - self.start
-
-    def append(self, at: float) -> None:
-        self.times.append(at)
-
-    def extend(self, times: Sequence[float]) -> None:
-        self.times.extend(times)
-
-    def expire(self, before: float) -> None:
-        """Forget the completions at or before `before`."""
-        times = self.times
-        self.start = start = bisect.bisect_right(times, before, self.start)
-        if start > 1024 and start * 2 > len(times):  # amortized: each time is moved once
-            del times[:start]
-            self.start = 0
-
-    def since(self, at: float) -> int:
-        """How many completed after `at`."""
-        return len(self.times) - bisect.bisect_right(self.times, at, self.start)
-
-    def newest(self, k: int = 1) -> float:
-        """The k-th newest completion time (1: the newest)."""
-        return self.times[-k]
-
-
-def _window(plan_entry: tuple[int, float]) -> float:
-    """A plan entry's window length, to sort the plan by."""
-    return plan_entry[1]
 
 
 _INSTANCES: weakref.WeakSet[MemoryRateLimiter] = weakref.WeakSet()
@@ -188,17 +278,13 @@ class MemoryRateLimiter:
         clock: Callable[[], float] = time.monotonic,
         prune_every: float = 10.0,
     ) -> None:
-        if not (math.isfinite(margin) and margin >= 0):
-            raise ConfigurationError(f"margin must be finite and >= 0, got {margin!r}")
-        if not (math.isfinite(prune_every) and prune_every > 0):
-            raise ConfigurationError(f"prune_every must be finite and > 0, got {prune_every!r}")
-        self._margin = margin
+        self._margin = checked_seconds(margin, "margin", zero=True)
         # Injectable for tests; must be monotonic, and is called once per call, under the lock.
         self._clock = clock
         self._lock = threading.Lock()
         self._logs: dict[tuple[str, str], _Log] = {}
         self._paused_until: dict[str, float] = {}
-        self._prune_every = prune_every
+        self._prune_every = checked_seconds(prune_every, "prune_every")
         self._next_prune = -math.inf
         _INSTANCES.add(self)
 
@@ -227,19 +313,33 @@ class MemoryRateLimiter:
             log = self._logs.get(key)
             # Identity first: callers normally pass the same tuple every time.
             if log is None or (rates is not log.rates and tuple(rates) != log.rates):
-                log = self._reset_rates(key, log, rates)
+                check_rates(rates)
+                # New rates of a key keep its requests in flight, history and hint: the same
+                # requests still count against the new rates.
+                log = self._logs.setdefault(key, _Log())
+                log.rates = tuple(rates)
+                log.plan = sorted((r.per_seconds + self._margin, r.count) for r in rates)
+                log.longest = log.plan[-1][0]
             done, in_flight = log.done, log.in_flight
-            done.expire(now - log.longest())
+            # Forget the completions older than the longest window; amortized, each time is
+            # moved once.
+            start = log.start = bisect.bisect_right(done, now - log.longest, log.start)
+            if start > 1024 and start * 2 > len(done):
+                del done[:start]
+                start = log.start = 0
             wait = 0.0
-            for count, window in log.plan:
+            for window, count in log.plan:
                 if in_flight >= count:
                     # No slot frees before a window after the first of them completes.
                     w = window
                 else:
-                    if in_flight + done.since(now - window) < count:
+                    if (
+                        in_flight + len(done) - bisect.bisect_right(done, now - window, start)
+                        < count
+                    ):
                         continue
                     # The slot frees when enough of the oldest completions have left.
-                    w = done.newest(count - in_flight) + window - now
+                    w = done[in_flight - count] + window - now
                 if w > wait:
                     wait = w
             hint = log.hint
@@ -274,7 +374,7 @@ class MemoryRateLimiter:
 
     def pause(self, account: str, seconds: float) -> None:
         """See `RateLimiter.pause`."""
-        seconds = validate_pause(seconds)
+        seconds = pause_seconds(seconds)
         with self._lock:
             until = self._clock() + seconds
             if until > self._paused_until.get(account, -math.inf):
@@ -294,16 +394,6 @@ class MemoryRateLimiter:
             del self._logs[key]
         for account in [a for a, until in self._paused_until.items() if until <= now]:
             del self._paused_until[account]
-
-    def _reset_rates(self, key: tuple[str, str], log: _Log | None, rates: Sequence[Rate]) -> _Log:
-        """A log for new rates of a key, keeping the old one's requests in flight, history and
-        hint: the same requests still count against the new rates."""
-        check_rates(rates)
-        new = _Log(tuple(rates), self._margin)
-        if log is not None:  # new rates, same requests: keep what is in flight and the history
-            new.in_flight, new.done, new.seq, new.hint = log.in_flight, log.done, log.seq, log.hint
-        self._logs[key] = new
-        return new
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh lock, and the requests in flight counted as completed now,

@@ -28,7 +28,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._limits import (
+from ._ratelimit import (
     DEFAULT_MARGIN,
     HINT_RECHECK,
     RESET_GRANULARITY,
@@ -38,7 +38,8 @@ from ._limits import (
     Wait,
     budget_hint,
     check_rates,
-    validate_pause,
+    checked_seconds,
+    pause_seconds,
 )
 from .errors import ConfigurationError
 
@@ -149,27 +150,6 @@ return current - now
 """
 
 
-class _Plan:
-    """Keys and script arguments for one (account, operation, rates), built once."""
-
-    __slots__ = ("args", "keys", "longest_us")
-
-    def __init__(
-        self, prefix: str, account: str, operation: str, rates: Sequence[Rate], margin_us: int
-    ) -> None:
-        check_rates(rates)
-        base = f"{prefix}:{{{account}}}"
-        self.keys = [f"{base}:pause"] + [f"{base}:{operation}:{k}" for k in _PER_OPERATION]
-        ordered = sorted((round(r.per_seconds * 1_000_000), r.count) for r in rates)
-        self.args: list[int] = []
-        for window_us, count in ordered:
-            self.args += [count, window_us]
-        self.longest_us = ordered[-1][0] + margin_us
-
-
-_PER_OPERATION = ("flight", "done", "state")
-
-
 class RedisRateLimiter:
     """The in-flight-counting limiter of `MemoryRateLimiter`, shared through Redis by processes
     and hosts; one round trip to admit a request and one to complete it.
@@ -207,14 +187,9 @@ class RedisRateLimiter:
     ) -> None:
         if (redis_url is None) == (client is None):
             raise ConfigurationError("pass exactly one of redis_url or client")
-        if not (math.isfinite(margin) and margin >= 0):
-            raise ConfigurationError(f"margin must be finite and >= 0, got {margin!r}")
-        if not (math.isfinite(stale_after) and stale_after > 0):
-            raise ConfigurationError(f"stale_after must be finite and > 0, got {stale_after!r}")
-        if not (math.isfinite(socket_timeout) and socket_timeout > 0):
-            raise ConfigurationError(
-                f"socket_timeout must be finite and > 0, got {socket_timeout!r}"
-            )
+        self._margin_us = round(checked_seconds(margin, "margin", zero=True) * 1_000_000)
+        self._stale_us = round(checked_seconds(stale_after, "stale_after") * 1_000_000)
+        checked_seconds(socket_timeout, "socket_timeout")
         if client is None:
             try:
                 import redis
@@ -236,12 +211,9 @@ class RedisRateLimiter:
                 ) from None
         self._client = client
         self._prefix = prefix
-        self._margin_us = round(margin * 1_000_000)
-        self._stale_us = round(stale_after * 1_000_000)
         self._acquire: Script = client.register_script(_ACQUIRE)
         self._complete: Script = client.register_script(_COMPLETE)
         self._pause: Script = client.register_script(_PAUSE)
-        self._plans: dict[tuple[str, str, tuple[Rate, ...]], _Plan] = {}
         # Members must be unique among a key's requests across processes and threads.
         self._token = os.urandom(6).hex()
         self._seq = itertools.count()
@@ -254,54 +226,41 @@ class RedisRateLimiter:
     def try_acquire(self, account: str, operation: str, rates: Sequence[Rate]) -> Ticket | Wait:
         """See `RateLimiter.try_acquire`; the ticket's `admitted_at` is the Redis server's
         time (epoch seconds), the admission's timestamp in the shared log."""
-        plan = self._plan(account, operation, rates)
+        check_rates(rates)
+        windows = sorted((round(r.per_seconds * 1_000_000), r.count) for r in rates)
         # The pid keeps members unique when an instance is inherited through fork.
         member = f"{os.getpid()}:{self._token}:{next(self._seq)}"
-        args: list[int | str] = [
-            member,
-            self._margin_us,
-            self._stale_us,
-            round(HINT_RECHECK * 1e6),
-            *plan.args,
-        ]
-        reply: Any = self._acquire(keys=plan.keys, args=args)
+        args: list[int | str] = [member, self._margin_us, self._stale_us, round(HINT_RECHECK * 1e6)]
+        for window_us, count in windows:
+            args += [count, window_us]
+        keys = [f"{self._prefix}:{{{account}}}:pause", *self._keys(account, operation)]
+        reply: Any = self._acquire(keys=keys, args=args)
         wait_us, now_us, paused, seq = (int(x) for x in reply)
         if wait_us > 0:
             return Wait(wait_us / 1_000_000, paused=bool(paused))
         # The token is opaque to callers: the member, and the longest window for `complete`.
-        return Ticket(account, operation, seq, now_us / 1_000_000, f"{member}|{plan.longest_us}")
+        longest_us = windows[-1][0] + self._margin_us
+        return Ticket(account, operation, seq, now_us / 1_000_000, f"{member}|{longest_us}")
 
     def complete(self, ticket: Ticket, observation: Observation | None = None) -> None:
         """See `RateLimiter.complete`."""
         member, _, longest_us = ticket.token.rpartition("|")
-        base = f"{self._prefix}:{{{ticket.account}}}:{ticket.operation}"
-        keys = [f"{base}:{k}" for k in _PER_OPERATION]
         # Bounded by budget_hint (MAX_WAIT at most), so the µs stay exact in Lua and the state
         # key's TTL is as long as the hint, never decades; garbage is no hint, never an error.
         hint = budget_hint(ticket, observation) if observation is not None else None
         max_seq, reset_us = (-1, 0) if hint is None else (hint[0], round(hint[1] * 1e6))
         args: list[int | str] = [member, int(longest_us or 0), ticket.seq, max_seq]
         args += [reset_us, round(RESET_GRANULARITY * 1e6)]
-        self._complete(keys=keys, args=args)
+        self._complete(keys=self._keys(ticket.account, ticket.operation), args=args)
 
     def pause(self, account: str, seconds: float) -> None:
         """See `RateLimiter.pause`."""
-        seconds = validate_pause(seconds)
+        seconds = pause_seconds(seconds)
         key = f"{self._prefix}:{{{account}}}:pause"
         self._pause(keys=[key], args=[math.ceil(seconds * 1_000_000)])
 
-    def _plan(self, account: str, operation: str, rates: Sequence[Rate]) -> _Plan:
-        """The script keys and arguments of one (account, operation, rates), built once and kept."""
-        key = (account, operation, plan_key(rates))
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = _Plan(self._prefix, account, operation, rates, self._margin_us)
-            if len(self._plans) >= 4096:  # a bound, not an LRU: rebuilding a plan is cheap
-                self._plans.clear()
-            self._plans[key] = plan  # a dict assignment: atomic, no lock needed
-        return plan
-
-
-def plan_key(rates: Sequence[Rate]) -> tuple[Rate, ...]:
-    """Rates as a hashable key of the plan cache."""
-    return rates if isinstance(rates, tuple) else tuple(rates)
+    def _keys(self, account: str, operation: str) -> list[str]:
+        """The keys of one (account, operation): its requests in flight, its completions, its
+        state."""
+        base = f"{self._prefix}:{{{account}}}:{operation}"
+        return [f"{base}:flight", f"{base}:done", f"{base}:state"]
