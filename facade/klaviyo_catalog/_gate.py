@@ -4,6 +4,12 @@ Every attempt waits here for the limiter to admit it, holds its ticket until its
 arrived, and hands it back with what the response said of the server's budget. A limiter that
 does blocking I/O (RedisRateLimiter) is called through a `Call`, so its round trips run off the
 event loop and within the call's deadline; its own failures become TransportError.
+
+Such a limiter admits a request in a worker thread. If the flow stops waiting for it (its
+deadline passed, its task was cancelled), the ticket the round trip still brings back would
+reach nobody, and its slot would stay taken until the limiter gives up on it
+(RedisRateLimiter's `stale_after`, ten minutes by default). So exactly one of the two sides
+hands it back (`Admission`): the flow, if the ticket had arrived, else the round trip.
 """
 
 from __future__ import annotations
@@ -11,14 +17,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._admission import Admission
 from ._deadline import CLOCK_SLACK, Deadline
 from ._flow import Call, Flow, Sleep
 from ._operations import Operation
-from ._ratelimit import Observation, Ticket
+from ._ratelimit import Observation, Ticket, Wait
 from ._settings import Settings
 from ._text import Shown
 from .errors import DeadlineExceededError, KlaviyoError, TransportError
@@ -40,10 +46,10 @@ class Gate:
     def admit(self) -> Flow[Ticket]:
         """Wait until the limiter admits one request; return its ticket. A wait the deadline
         cannot fit fails at once, rather than sleeping into a lost cause."""
-        s, op, deadline = self.settings, self.op, self.deadline
+        op, deadline = self.op, self.deadline
         paused = 0.0
         while True:
-            admission = Admission(s.limiter, self.complete_now, s.account, op.name, self.rates)
+            admission = Admission(self)
             try:
                 grant = yield from self._limit(admission)
             except BaseException:  # a deadline, a closed flow: a ticket on its way goes back
@@ -119,3 +125,35 @@ class Gate:
             raise TransportError(
                 f"the rate limiter failed: {type(exc).__name__}: {exc!s:.200}"
             ) from exc
+
+
+class Admission:
+    """The gate's `limiter.try_acquire`, called once, maybe in a worker thread; a ticket nobody
+    will use goes back through `Gate.complete_now` (see the module docstring)."""
+
+    __slots__ = ("_abandoned", "_gate", "_grant", "_lock")
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+        self._lock = threading.Lock()
+        self._grant: Ticket | Wait | None = None
+        self._abandoned = False
+
+    def __call__(self) -> Ticket | Wait:
+        gate = self._gate
+        grant = gate.settings.limiter.try_acquire(gate.settings.account, gate.op.name, gate.rates)
+        with self._lock:
+            given_up = self._abandoned
+            self._grant = grant
+        if given_up and isinstance(grant, Ticket):
+            gate.complete_now(grant)  # in the worker thread: nobody waits for it
+        return grant
+
+    def abandon(self) -> None:
+        """The flow will not take the grant: a ticket that has arrived is handed back now, one
+        still on its way when it arrives."""
+        with self._lock:
+            self._abandoned = True
+            grant = self._grant
+        if isinstance(grant, Ticket):
+            self._gate.complete_now(grant)
