@@ -23,28 +23,20 @@ from ._header_numbers import http_date, read_digits
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 
-#: A Retry-After beyond this (a year) is not a wait but garbage, and is treated as absent; it is
-#: also the largest `max_retry_after`, and the limiters' own ceiling on any pause or hint.
-ABSURD_RETRY_AFTER = checks.MAX_RETRY_AFTER
-
-
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """`Retry-After` in seconds, per RFC 9110: `delay-seconds` (ASCII digits only: not "2.5",
     "5_0", "1e3" or "+5", which Python's float() would take) or an HTTP-date (`now`: the wall
     clock to count from, time.time() by default; a date past means 0). None if absent, if it
     is neither, or if it is more than a year away."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
+    value = headers.get("retry-after", "")
     seconds: float | None = read_digits(value)
     if seconds is None:
         when = http_date(value)
         if when is None:
             return None
         seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
-    if seconds > ABSURD_RETRY_AFTER:
-        return None
-    return float(seconds)
+    # Beyond a year (the largest `max_retry_after`), not a wait but garbage: as if absent.
+    return float(seconds) if seconds <= checks.MAX_RETRY_AFTER else None
 
 
 @attrs.frozen
@@ -54,8 +46,8 @@ class RetryPolicy:
     `deadline` (seconds) caps the total time of one call, waits included. A 429 asking for
     more than `max_retry_after` seconds is not waited for: the call raises `RateLimitError`
     at once. `max_retry_after` also caps a success's `RateLimit-Reset`: a budget the server
-    says is spent holds the account's later calls no longer than that. It is at most a year
-    (`ABSURD_RETRY_AFTER`), beyond which no Retry-After is believed anyway. A field out of
+    says is spent holds the account's later calls no longer than that. It is at most a year,
+    beyond which no Retry-After is believed anyway. A field out of
     range is a ConfigurationError.
     """
 
