@@ -17,9 +17,10 @@ import httpx
 from ._deadline import CLOCK_SLACK, Deadline, cut_short, within
 from ._flow import Call, Flow, Send, Sleep
 from ._gate import Gate
+from ._header_numbers import rate_limit_observation
 from ._models import ResponseInfo
 from ._operations import Operation, RequestParts
-from ._outcome import classify, log_attempt, observation, response_info, without_locals
+from ._outcome import classify, log_attempt, response_info, without_locals
 from ._ratelimit import Ticket
 from ._settings import Settings
 from ._text import Shown
@@ -68,12 +69,20 @@ class Exchange:
             result, remaining, elapsed = yield from self._attempt(ticket)
             request_id = log_attempt(self.parts, result, self.retries + 1, elapsed)
             if isinstance(result, httpx.Response) and result.is_success:
-                yield from self.gate.complete(ticket, observation(result, s.retry.max_retry_after))
+                # Its RateLimit-* figures, capped at max_retry_after: no response holds the
+                # account's calls longer than a 429 may.
+                budget = rate_limit_observation(result.headers, s.retry.max_retry_after)
+                yield from self.gate.complete(ticket, budget)
                 info = response_info(result, request_id, elapsed, self.retries + 1, s.secrets())
                 return result, info
             yield from self.gate.complete(ticket, None)
             failed = self._unless_final(result, remaining)
-            if self._needs_refresh(failed):
+            if (
+                isinstance(failed, httpx.Response)
+                and failed.status_code == 401
+                and s.credential.refreshable
+                and not self.refreshed
+            ):
                 yield from self._refresh()
                 continue
             error, retry_wait = classify(self.op, failed, self.retries + 1, s.retry, s.revision)
@@ -139,18 +148,9 @@ class Exchange:
             raise RuntimeError(f"a flow driver answered a Send with {type(result).__name__}")
         return result
 
-    def _needs_refresh(self, result: httpx.Response | httpx.HTTPError) -> bool:
-        """A 401 with an OAuth token that can be refreshed, not refreshed yet in this call."""
-        return (
-            isinstance(result, httpx.Response)
-            and result.status_code == 401
-            and self.settings.credential.refreshable
-            and not self.refreshed
-        )
-
     def _refresh(self) -> Flow[None]:
-        """An OAuth token expires: get a fresh one, once, and try again (not counted as a
-        retry). A second 401 is the app's to handle."""
+        """An OAuth token expired (a 401, and a token function to call): get a fresh one, once
+        a call, and try again (not counted as a retry). A second 401 is the app's to handle."""
         deadline = self.deadline
         self.refreshed = True
         outcome = yield Call(self.settings.credential.refresh, deadline.timeout())

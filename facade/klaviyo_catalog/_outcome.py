@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
 
 import httpx
 
 from . import _jsonapi as jsonapi
-from ._header_numbers import rate_limit_observation
 from ._models import ResponseInfo
 from ._operations import Operation, RequestParts
-from ._ratelimit import Observation
 from ._retry import RetryPolicy, retry_after_seconds
 from ._revisions import MOVE_ON
 from ._text import Shown
@@ -81,23 +78,24 @@ def api_error(
     """The APIError subclass for an error response, its message naming the operation, the
     status and Klaviyo's first error."""
     details = jsonapi.error_details(response)
+    excerpt = jsonapi.excerpt(response.content)
+    summary = details[0].describe() if details else excerpt
     reason = response.reason_phrase or "error"
-    summary = details[0].describe() if details else jsonapi.excerpt(response.content)
     message = f"{op.name}: HTTP {response.status_code} {reason}: {summary or 'empty body'}"
-    request_id = request_id_of(response)
-    kwargs: dict[str, Any] = {
-        "status_code": response.status_code,
-        "errors": details,
-        "request_id": request_id,
-        "excerpt": jsonapi.excerpt(response.content),
-        "response": response,
-    }
     cls = error_class(response.status_code)
     if cls is RevisionRetiredError:
         message += f". Klaviyo no longer serves revision {revision}; to {MOVE_ON}."
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **kwargs)
-    return cls(message, **kwargs)
+    error = cls(
+        message,
+        status_code=response.status_code,
+        errors=details,
+        request_id=request_id_of(response),
+        excerpt=excerpt,
+        response=response,
+    )
+    if isinstance(error, RateLimitError):
+        error.retry_after = retry_after
+    return error
 
 
 def response_info(
@@ -127,13 +125,6 @@ def response_info(
         elapsed=max(0.0, elapsed),
         attempts=attempts,
     )
-
-
-def observation(response: httpx.Response, max_reset: float) -> Observation | None:
-    """The RateLimit-* headers of a success, for the limiter's budget hint; None unless all
-    three read per their grammar. The reset is capped at `max_reset`, the client's
-    `max_retry_after`, so that no response holds the account's calls longer than a 429 may."""
-    return rate_limit_observation(response.headers, max_reset)
 
 
 def without_locals(error: BaseException) -> BaseException:
