@@ -42,57 +42,26 @@ def checked_secret(value: object, what: str) -> str:
     raise ConfigurationError(f"the {what} {problem}")
 
 
-class ApiKey:
-    """A private API key: `Authorization: Klaviyo-API-Key <key>`."""
+class Credential:
+    """A private API key (`Authorization: Klaviyo-API-Key <key>`) or an OAuth access token
+    (`Authorization: Bearer <token>`).
 
-    refreshable = False
-
-    def __init__(self, key: str) -> None:
-        self._key = checked_secret(key, "API key")
-
-    def authorization(self) -> str:
-        """The Authorization header's value."""
-        return f"Klaviyo-API-Key {self._key}"
-
-    def default_account(self) -> str:
-        """The rate-limit budget's key when the app names no `account=`: a hash of the key."""
-        return account_key(self._key)
-
-    def secrets(self) -> tuple[str, ...]:
-        """What must never appear in a message, a log line or a kept request."""
-        return (self._key,)
-
-    def refresh(self) -> None:
-        """Never called for a key (`refreshable` is False): a 401 is final."""
-        raise RuntimeError("an API key cannot be refreshed")
-
-    def __repr__(self) -> str:
-        return "ApiKey(...)"
-
-
-class AccessToken:
-    """An OAuth access token: `Authorization: Bearer <token>`.
-
-    From a string, or from a function returning a fresh token: called once at construction,
-    and again by `refresh()` (the core calls it after a 401, off the event loop for the async
-    client).
+    From a string, or for a token from a function returning a fresh one: called once at
+    construction, and again by `refresh()` (the core calls it after a 401, off the event loop
+    for the async client).
     """
 
-    def __init__(self, source: TokenSource) -> None:
+    def __init__(self, scheme: str, source: TokenSource) -> None:
+        self._scheme = scheme
         self._provider: Callable[[], str] | None = None if isinstance(source, str) else source
-        if self._provider is not None and not callable(self._provider):
-            raise ConfigurationError(
-                "access_token must be a string or a function returning one, "
-                f"not {type(source).__name__}"
-            )
         self._lock = threading.Lock()
         self._seen: deque[str] = deque(maxlen=REMEMBERED_TOKENS)
         self._token = ""
-        self._first = ""
         if isinstance(source, str):
-            self._set(checked_secret(source, "access token"))
+            self._set(source)
         else:
             self.refresh()
+        # The first token: a refresh must not move the client to a budget of its own.
         self._first = self._token
 
     @property
@@ -101,16 +70,17 @@ class AccessToken:
         return self._provider is not None
 
     def authorization(self) -> str:
-        """The Authorization header's value, with the current token."""
-        return f"Bearer {self._token}"
+        """The Authorization header's value, with the current key or token."""
+        return f"{self._scheme} {self._token}"
 
     def default_account(self) -> str:
-        """The budget's key when the app names no `account=`: a hash of the first token."""
-        # The first token: a refresh must not move the client to a budget of its own.
+        """The rate-limit budget's key when the app names no `account=`: a hash of the key, or
+        of the first token."""
         return account_key(self._first)
 
     def secrets(self) -> tuple[str, ...]:
-        """Every token seen lately, none of which may appear in messages, logs or requests."""
+        """The key, or every token seen lately: what must never appear in a message, a log
+        line or a kept request."""
         with self._lock:
             return tuple(self._seen)
 
@@ -118,25 +88,22 @@ class AccessToken:
         """Ask the provider for a fresh token. ConfigurationError if it fails or returns
         something that is not a token (naming the exception type only: its message might
         quote a token)."""
-        if self._provider is None:
-            raise RuntimeError("a fixed access token cannot be refreshed")
-        failure = None
+        # What the provider returned goes straight to checked_secret, in no local of this
+        # frame: the frames an error tracker records keep no token (a dict holding one, a
+        # token with a trailing newline read from a file).
+        what = "access token the access_token function returned"
+        self._set(checked_secret(self._call_provider(), what))
+
+    def _call_provider(self) -> object:
+        """What the token function returns; if it raises, ConfigurationError naming the type."""
+        assert self._provider is not None, "only a token function can be refreshed"
         try:
-            fresh: object = self._provider()
+            return self._provider()
         except Exception as exc:
             failure = type(exc).__name__
-        if failure is not None:
-            # Raised outside the handler, so that the app's exception (whose message may quote
-            # a token) is not kept as this one's context, where error trackers would find it.
-            raise ConfigurationError(f"the access_token function failed: {failure}")
-        problem = secret_problem(fresh)
-        if problem is None and isinstance(fresh, str):
-            self._set(fresh.strip())
-            return
-        # As in checked_secret: the frames an error tracker records keep no token (a dict
-        # holding one, a token with a trailing newline read from a file).
-        del fresh
-        raise ConfigurationError(f"the access token the access_token function returned {problem}")
+        # Raised outside the handler, so that the app's exception (whose message may quote a
+        # token) is not kept as this one's context, where error trackers would find it.
+        raise ConfigurationError(f"the access_token function failed: {failure}")
 
     def _set(self, token: str) -> None:
         with self._lock:
@@ -145,10 +112,7 @@ class AccessToken:
                 self._seen.append(token)
 
     def __repr__(self) -> str:
-        return "AccessToken(...)"
-
-
-Credential = ApiKey | AccessToken
+        return "Credential(...)"
 
 
 def credential(
@@ -158,15 +122,22 @@ def credential(
     key. Both given is a ConfigurationError: which one to send would be a guess."""
     if api_key is not None and access_token is not None:
         raise ConfigurationError("pass api_key or access_token, not both")
+    if isinstance(access_token, str):
+        return Credential("Bearer", checked_secret(access_token, "access token"))
     if access_token is not None:
-        return AccessToken(access_token)
+        if not callable(access_token):
+            raise ConfigurationError(
+                "access_token must be a string or a function returning one, "
+                f"not {type(access_token).__name__}"
+            )
+        return Credential("Bearer", access_token)
     key = api_key if api_key is not None else environment_key
     if key is None or (isinstance(key, str) and not key.strip()):
         raise ConfigurationError(
             "no Klaviyo credential: pass api_key= (or set the KLAVIYO_API_KEY environment "
             "variable), or access_token= for an OAuth app"
         )
-    return ApiKey(key)
+    return Credential("Klaviyo-API-Key", checked_secret(key, "API key"))
 
 
 def checked_account(account: object) -> str:
