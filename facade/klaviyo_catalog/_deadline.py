@@ -72,20 +72,15 @@ _TIMEOUT_PHASES: Mapping[type[httpx.TimeoutException], str] = {
 
 def within(timeout: httpx.Timeout, remaining: float | None) -> dict[str, float | None]:
     """`timeout` with every phase shortened to the time the deadline leaves, as the request
-    extension httpx makes of it (`Timeout.as_dict()`)."""
+    extension httpx makes of it (`Timeout.as_dict()`); a phase without a limit (None) gets the
+    deadline's."""
+    phases = timeout.as_dict()
     if remaining is None:
-        return timeout.as_dict()
+        return phases
     return {
-        "connect": _shorter(timeout.connect, remaining),
-        "read": _shorter(timeout.read, remaining),
-        "write": _shorter(timeout.write, remaining),
-        "pool": _shorter(timeout.pool, remaining),
+        name: remaining if phase is None else min(phase, remaining)
+        for name, phase in phases.items()
     }
-
-
-def _shorter(phase: float | None, remaining: float) -> float:
-    """A timeout phase cut to the seconds the deadline leaves (None: no limit but the deadline)."""
-    return remaining if phase is None else min(phase, remaining)
 
 
 def cut_short(result: object, timeout: httpx.Timeout, remaining: float | None) -> bool:
