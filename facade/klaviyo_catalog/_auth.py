@@ -17,24 +17,18 @@ TokenSource = str | Callable[[], str]
 REMEMBERED_TOKENS = 8
 
 
-def secret_problem(value: object) -> str | None:
-    """Why `value` cannot be sent in a header as a credential (never quoting it), or None."""
+def checked_secret(value: object, what: str) -> str:
+    """`value` stripped, if it can be sent in a header as a credential; ConfigurationError
+    naming `what` and why (the message never quotes the value)."""
     if not isinstance(value, str) or not value.strip():
-        return "is empty or not a string"
-    if any(c in value for c in "\r\n"):
-        return "contains a line break"
-    if not value.isascii() or not value.strip().isprintable():
+        problem = "is empty or not a string"
+    elif any(c in value for c in "\r\n"):
+        problem = "contains a line break"
+    elif not value.isascii() or not value.strip().isprintable():
         # It is sent as a header: httpx would fail on it at request time, with an encoding
         # error that carries the whole header, secret included, in its `object` attribute.
-        return "contains a control or non-ASCII character"
-    return None
-
-
-def checked_secret(value: object, what: str) -> str:
-    """`value` stripped, if it can be sent in a header; ConfigurationError naming `what` (the
-    message never quotes the value)."""
-    problem = secret_problem(value)
-    if problem is None and isinstance(value, str):
+        problem = "contains a control or non-ASCII character"
+    else:
         return value.strip()
     # This frame stays in the error's traceback, whose locals error trackers record: without
     # the secret (a key or token with a stray newline is still the key or token).

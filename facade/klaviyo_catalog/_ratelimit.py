@@ -224,23 +224,20 @@ class _Log:
         self.seq = 0
         self.hint: tuple[int, int, float] | None = None
 
-    def idle(self, now: float) -> bool:
-        """Whether the log holds nothing that still matters at `now` (no request in flight, no
-        completion or hint still in a window), so it can be dropped."""
-        return (
-            self.in_flight == 0
-            and (not self.done or self.done[-1] + self.longest <= now)
-            and (self.hint is None or self.hint[2] <= now)
-        )
-
 
 _INSTANCES: weakref.WeakSet[MemoryRateLimiter] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    """Reset every live limiter in a forked child (see MemoryRateLimiter._after_fork)."""
+    """In a forked child, every live limiter gets a fresh lock, and its requests in flight
+    count as completed now, since their answers go to the parent."""
     for limiter in list(_INSTANCES):
-        limiter._after_fork()
+        # The lock may have been held by a thread that does not exist in the child.
+        limiter._lock = threading.Lock()
+        now = limiter._clock()
+        for log in limiter._logs.values():
+            log.done.extend([now] * log.in_flight)
+            log.in_flight = 0
 
 
 if hasattr(os, "register_at_fork"):
@@ -390,20 +387,17 @@ class MemoryRateLimiter:
         """Drop the idle logs and the ended pauses, and schedule the next pruning; under the
         lock."""
         self._next_prune = now + self._prune_every
-        for key in [key for key, log in self._logs.items() if log.idle(now)]:
-            del self._logs[key]
+        for key, log in list(self._logs.items()):
+            # Nothing in it still matters: no request in flight, no completion or hint still
+            # in a window.
+            if (
+                log.in_flight == 0
+                and (not log.done or log.done[-1] + log.longest <= now)
+                and (log.hint is None or log.hint[2] <= now)
+            ):
+                del self._logs[key]
         for account in [a for a, until in self._paused_until.items() if until <= now]:
             del self._paused_until[account]
-
-    def _after_fork(self) -> None:
-        """In a forked child: a fresh lock, and the requests in flight counted as completed now,
-        since their answers go to the parent."""
-        # The lock may have been held by a thread that does not exist in the child.
-        self._lock = threading.Lock()
-        now = self._clock()
-        for log in self._logs.values():
-            log.done.extend([now] * log.in_flight)  # their answers go to the parent
-            log.in_flight = 0
 
 
 _DEFAULT_LIMITER = MemoryRateLimiter()
@@ -412,11 +406,3 @@ _DEFAULT_LIMITER = MemoryRateLimiter()
 def default_limiter() -> MemoryRateLimiter:
     """The process-wide limiter: clients built with the same account share one budget."""
     return _DEFAULT_LIMITER
-
-
-def _replace_default_limiter(limiter: MemoryRateLimiter) -> MemoryRateLimiter:
-    """Make `limiter` the process-wide default; return the one it replaces. For test isolation
-    (the `fake_klaviyo` fixture): clients built afterwards use the new one."""
-    global _DEFAULT_LIMITER
-    previous, _DEFAULT_LIMITER = _DEFAULT_LIMITER, limiter
-    return previous

@@ -56,16 +56,19 @@ class RedisNotInstalledError(ImportError):
 
 # Lua 5.1 numbers are doubles: server times in µs (~1.8e15) are exact below 2^53, and Redis
 # passes numeric arguments of redis.call exactly. Never build strings from them with `..`,
-# which formats with 14 significant digits.
+# which formats with 14 significant digits. Each script starts with `_NOW`, the server's clock.
+_NOW = """
+if redis.replicate_commands then redis.replicate_commands() end -- Redis < 5: TIME, then writes
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+"""
+
 _ACQUIRE = """
 -- KEYS[1] pause, KEYS[2] in flight (member -> admission us), KEYS[3] completions
 -- (member -> completion us), KEYS[4] state hash (seq; hint: hint_seq, hint_max, hint_until)
 -- ARGV[1] member, ARGV[2] margin us, ARGV[3] stale us, ARGV[4] recheck us,
 -- ARGV[5..] pairs: count, window us, sorted by window (the longest last)
 -- Returns {wait us, now us, paused 0/1, seq} (seq 0 when not admitted).
-if redis.replicate_commands then redis.replicate_commands() end -- Redis < 5: TIME, then writes
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local paused = tonumber(redis.call('GET', KEYS[1]) or 0)
 if paused > now then return {paused - now, now, 1, 0} end
 local margin, stale = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -113,9 +116,6 @@ _COMPLETE = """
 -- ARGV[1] member, ARGV[2] longest window us (margin included), ARGV[3] ticket seq,
 -- ARGV[4] highest admission the server's budget allows (-1: no observation), ARGV[5] reset us,
 -- ARGV[6] reset granularity us. The hint is merged as `merge_hint` does it.
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then -- else: already counted as lost
   redis.call('ZADD', KEYS[2], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[2]) / 1000) + 1)
@@ -137,9 +137,6 @@ return 0
 
 _PAUSE = """
 -- KEYS[1] pause; ARGV[1] seconds in us. Only ever extends the pause.
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local deadline = now + tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or 0)
 if deadline > current then
@@ -211,9 +208,9 @@ class RedisRateLimiter:
                 ) from None
         self._client = client
         self._prefix = prefix
-        self._acquire: Script = client.register_script(_ACQUIRE)
-        self._complete: Script = client.register_script(_COMPLETE)
-        self._pause: Script = client.register_script(_PAUSE)
+        self._acquire: Script = client.register_script(_NOW + _ACQUIRE)
+        self._complete: Script = client.register_script(_NOW + _COMPLETE)
+        self._pause: Script = client.register_script(_NOW + _PAUSE)
         # Members must be unique among a key's requests across processes and threads.
         self._token = os.urandom(6).hex()
         self._seq = itertools.count()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from .._ratelimit import MemoryRateLimiter, _replace_default_limiter
+from .. import _ratelimit
+from .._ratelimit import MemoryRateLimiter
 
 
 @contextlib.contextmanager
@@ -20,8 +21,9 @@ def isolated_rate_limits() -> Iterator[MemoryRateLimiter]:
             ...
     """
     fresh = MemoryRateLimiter()
-    previous = _replace_default_limiter(fresh)
+    # `default_limiter()` hands it to the clients built from here on.
+    previous, _ratelimit._DEFAULT_LIMITER = _ratelimit._DEFAULT_LIMITER, fresh
     try:
         yield fresh
     finally:
-        _replace_default_limiter(previous)
+        _ratelimit._DEFAULT_LIMITER = previous
