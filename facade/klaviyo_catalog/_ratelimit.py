@@ -204,25 +204,23 @@ def merge_hint(
     return seq, max_seq, until
 
 
+@attrs.define
 class _Log:
     """One (account, operation): its rates, requests in flight, recent completions, and the
     server's budget hint."""
 
-    __slots__ = ("done", "hint", "in_flight", "longest", "plan", "rates", "seq", "start")
-
-    def __init__(self) -> None:
-        self.rates: tuple[Rate, ...] = ()
-        # (window, count) per rate, the window including the margin, longest last.
-        self.plan: list[tuple[float, int]] = []
-        self.longest = 0.0  # the longest window: how long a completion still counts
-        self.in_flight = 0
-        # Completion times, ascending (one clock, read under the lock), read from `start`: the
-        # expired ones before it are dropped in bulk. A deque's indexing is linear, which made
-        # each bisection cost ~15 us once a long window held a few hundred thousand of them.
-        self.done: list[float] = []
-        self.start = 0
-        self.seq = 0
-        self.hint: tuple[int, int, float] | None = None
+    rates: tuple[Rate, ...] = ()
+    # (window, count) per rate, the window including the margin, longest last.
+    plan: list[tuple[float, int]] = attrs.Factory(list)
+    longest: float = 0.0  # the longest window: how long a completion still counts
+    in_flight: int = 0
+    # Completion times, ascending (one clock, read under the lock), read from `start`: the
+    # expired ones before it are dropped in bulk. A deque's indexing is linear, which made
+    # each bisection cost ~15 us once a long window held a few hundred thousand of them.
+    done: list[float] = attrs.Factory(list)
+    start: int = 0
+    seq: int = 0
+    hint: tuple[int, int, float] | None = None
 
 
 _INSTANCES: weakref.WeakSet[MemoryRateLimiter] = weakref.WeakSet()

@@ -138,12 +138,9 @@ return 0
 _PAUSE = """
 -- KEYS[1] pause; ARGV[1] seconds in us. Only ever extends the pause.
 local deadline = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or 0)
-if deadline > current then
+if deadline > tonumber(redis.call('GET', KEYS[1]) or 0) then
   redis.call('SET', KEYS[1], deadline, 'PX', math.ceil((deadline - now) / 1000) + 1)
-  return deadline - now
 end
-return current - now
 """
 
 
