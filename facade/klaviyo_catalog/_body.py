@@ -1,13 +1,15 @@
 """A response body as it arrives, read within its bounds: its size, decoded, and the deadline.
 
-The drivers feed a `Body` the raw chunks of a streamed response; it decodes gzip or deflate as
-they come and stops at the first byte over the cap, so neither a gzip bomb nor a body that
-trickles in past the deadline costs more than the bounds say.
+`bounded` gives the response a transport returned a `Body` as its stream: it decodes gzip or
+deflate as the raw chunks come and stops at the first byte over the cap, so neither a gzip bomb
+nor a body that trickles in past the deadline costs more than the bounds say. httpx's own
+`read()` then reads the decoded body into that same response.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -23,115 +25,118 @@ from .errors import InvalidResponseError
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
-class Body:
-    """A response body as it arrives, sans-I/O: decoded (gzip or deflate) as it is fed, and
-    refused as soon as it passes `max_bytes` decoded or the deadline passes.
+def bounded(response: httpx.Response, max_bytes: int, deadline: Deadline, what: str) -> None:
+    """Make `response` read its body within the bounds: its stream becomes a `Body` over the
+    raw one, and its Content-Encoding and Content-Length, no longer true of what it reads, go.
+    A body read already (by an app's event hook, or a MockTransport's response), which httpx
+    decoded, is only measured. InvalidResponseError for a coding that was not asked for or a
+    body (or declared length) over the cap."""
+    body = Body(response, max_bytes, deadline, what)
+    if response.is_stream_consumed:
+        body.take(response.content)
+        body.raw = None  # the stream read is closed; nothing of it is kept (see Body.close)
+    elif body.decoder is not None:
+        for name in _ENCODING_HEADERS:
+            response.headers.pop(name, None)
+    response.stream = body
 
-    A driver feeds it the raw chunks of a streamed response (`feed`), then takes the finished
-    response (`response`). So a gzip bomb costs at most `max_bytes` of memory, and a body that
-    trickles in a byte at a time stops at the deadline, whatever the per-read timeout.
-    """
 
-    __slots__ = (
-        "_chunks",
-        "_deadline",
-        "_decoder",
-        "_max",
-        "_raw_deflate",
-        "_size",
-        "_source",
-        "_what",
-    )
+class Body(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response's raw stream, decoded (gzip or deflate) as it is read, and refused as soon as
+    it passes `max_bytes` decoded or the deadline passes, so a gzip bomb costs at most
+    `max_bytes` of memory, and a body that trickles in a byte at a time stops at the deadline,
+    whatever the per-read timeout."""
+
+    __slots__ = ("_deadline", "_max", "_raw_deflate", "_size", "_status", "_what", "decoder", "raw")
 
     def __init__(
-        self, source: httpx.Response, max_bytes: int, deadline: Deadline, what: str
+        self, response: httpx.Response, max_bytes: int, deadline: Deadline, what: str
     ) -> None:
-        self._source = source
+        self.raw: Any = response.stream
         self._max = max_bytes
         self._deadline = deadline
         self._what = what
+        self._status = response.status_code
         self._size = 0
-        self._chunks: list[bytes] = []
         self._raw_deflate = False
         codings = [
             c.strip().lower()
-            for c in source.headers.get("content-encoding", "").split(",")
+            for c in response.headers.get("content-encoding", "").split(",")
             if c.strip() and c.strip().lower() != "identity"
         ]
-        self._decoder: Any = None
+        self.decoder: Any = None
         if len(codings) > 1 or (codings and codings[0] not in _WBITS):
             raise self._invalid(
                 f"the response has Content-Encoding {', '.join(codings)!r:.60}, "
                 "which was not asked for (Accept-Encoding: gzip, deflate)"
             )
         if codings:
-            self._decoder = zlib.decompressobj(_WBITS[codings[0]])
+            self.decoder = zlib.decompressobj(_WBITS[codings[0]])
             self._raw_deflate = codings[0] == "deflate"
         else:
-            declared = source.headers.get("content-length", "")
+            declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise self._too_large()  # refused before reading any of it
 
-    def feed(self, chunk: bytes) -> None:
-        """Take the next raw chunk; raises InvalidResponseError or DeadlineExceededError."""
-        if self._decoder is None:
-            self._add(chunk)
-        else:
-            self._decode(chunk)
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.raw:
+            yield self._feed(chunk)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.raw:
+            yield self._feed(chunk)
+
+    def close(self) -> None:
+        # The raw stream is let go: below it, httpcore's request still holds the key, and an
+        # error keeps this response.
+        raw, self.raw = self.raw, None
+        if raw is not None:
+            raw.close()
+
+    async def aclose(self) -> None:
+        raw, self.raw = self.raw, None
+        if raw is not None:
+            await raw.aclose()
+
+    def _feed(self, chunk: bytes) -> bytes:
+        """The next raw chunk, decoded; raises InvalidResponseError or DeadlineExceededError."""
+        data = self.take(chunk) if self.decoder is None else self._decode(chunk)
         if self._deadline.seconds_left() <= 0:
             raise self._deadline.exceeded(f"{self._what}: reading the response body")
+        return data
 
-    def response(self) -> httpx.Response:
-        """The response, with its whole decoded body in `.content`."""
-        source = self._source
-        content = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        headers = source.headers
-        if self._decoder is not None:
-            # Decoded already: without its Content-Encoding, httpx will not decode it again.
-            headers = httpx.Headers(
-                [(k, v) for k, v in headers.raw if k.lower() not in _ENCODING_HEADERS]
-            )
-        return httpx.Response(
-            source.status_code,
-            headers=headers,
-            content=content,
-            request=source.request,
-            # Not the network stream: an error keeps its response, and needs no socket.
-            extensions={k: v for k, v in source.extensions.items() if k in _KEPT_EXTENSIONS},
-        )
-
-    def _decode(self, data: bytes) -> None:
-        """Decompress `data` into the body, never more than one byte past the cap however well it
+    def _decode(self, data: bytes) -> bytes:
+        """Decompress `data`, never more than one byte past the cap however well it
         compresses."""
-        decoder = self._decoder
+        decoder, out = self.decoder, []
         while True:
             step = min(self._max - self._size + 1, _DECODE_STEP)
             try:
                 # Never more than one byte past the cap, however well the data compresses, and
                 # in steps of at most 1 MiB (zlib grows one output buffer by doubling).
-                out = decoder.decompress(data, step)
+                piece = decoder.decompress(data, step)
             except zlib.error:
                 if self._raw_deflate and self._size == 0:
                     # "deflate" is sometimes sent without its zlib wrapper.
                     self._raw_deflate = False
-                    self._decoder = decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                    self.decoder = decoder = zlib.decompressobj(-zlib.MAX_WBITS)
                     continue
                 raise self._invalid("the response body is not valid compressed data") from None
             self._raw_deflate = False
-            self._add(out)
+            out.append(self.take(piece))
             if decoder.eof:
-                return  # what follows the end of the stream is ignored, as httpx does
+                break  # what follows the end of the stream is ignored, as httpx does
             data = decoder.unconsumed_tail
-            if not data and len(out) < step:
-                return  # all input consumed and all of its output taken
+            if not data and len(piece) < step:
+                break  # all input consumed and all of its output taken
+        return b"".join(out)
 
-    def _add(self, data: bytes) -> None:
-        """Keep a chunk of the decoded body, or stop at the first byte over max_response_bytes."""
-        if data:
-            self._size += len(data)
-            if self._size > self._max:
-                raise self._too_large()
-            self._chunks.append(data)
+    def take(self, data: bytes) -> bytes:
+        """`data`, counted into the decoded body; or stop at the first byte over the cap."""
+        self._size += len(data)
+        if self._size > self._max:
+            raise self._too_large()
+        return data
 
     def _too_large(self) -> InvalidResponseError:
         """The error for a body over max_response_bytes."""
@@ -143,13 +148,11 @@ class Body:
         """An InvalidResponseError about this response's body, naming the operation and the
         status."""
         return InvalidResponseError(
-            f"{self._what}: HTTP {self._source.status_code}: {problem}",
-            status_code=self._source.status_code,
+            f"{self._what}: HTTP {self._status}: {problem}", status_code=self._status
         )
 
 
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _DECODE_STEP = 1 << 20
-_KEPT_EXTENSIONS = frozenset({"http_version", "reason_phrase"})
-_ENCODING_HEADERS = frozenset({b"content-encoding", b"content-length"})
+_ENCODING_HEADERS = ("content-encoding", "content-length")
 ACCEPT_ENCODING = "gzip, deflate"  # the codings Body decodes; nothing else is asked for

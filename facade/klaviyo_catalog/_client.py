@@ -41,10 +41,9 @@ from ._retry import RetryPolicy
 from ._revisions import Revision, warn_if_not_stable
 from ._settings import Settings
 from ._sockets import deadline_in
-from ._transport import async_stream, sync_stream
 from ._version import __version__
 from ._waiting import JobsWait
-from ._workers import run_blocking, worker_pool
+from ._workers import CALLS, run_blocking
 from .errors import ConfigurationError, InvalidRequestError, KlaviyoError
 
 __all__ = ["BASE_URL_VARIABLE", "AsyncCatalogJobs", "CatalogJobs"]
@@ -303,24 +302,15 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
         return None
 
     def _send(self, send: Send) -> Any:
-        """The response, its body read into the flow's Body; or the exception (the flow types
-        it). One way down and back: the transport (the client's own, or the app's client) sends
-        the request and streams the raw body, which the Body decodes and bounds. Socket waits
-        end by the deadline (`deadline_in`: the own pool's sockets read it, the app's client's
-        exchange is watched against it)."""
+        """The response, its body read in; or the exception (the flow types it). One way down
+        and back: the transport (the client's own, or the app's client) sends the request, and
+        the response it returns is read within its bounds (`Send.read`). Socket waits end by
+        the deadline (`deadline_in`: the own pool's sockets read it, the app's client's
+        exchange is awaited until it)."""
         try:
             transport = self._pool.current()
             with deadline_in(send.timeout):
-                response = transport.handle_request(send.request)
-                try:
-                    body = send.receive(response)
-                    # The raw stream itself: iter_raw() refuses a body a transport had already
-                    # read (MockTransport's), whose bytes the stream still holds.
-                    for chunk in sync_stream(response):
-                        body.feed(chunk)
-                finally:
-                    response.close()
-            return body.response()
+                return transport.exchange(send)
         except (httpx.HTTPError, KlaviyoError, TimeoutError) as exc:
             return exc  # TimeoutError: the app's client's exchange outlasted the deadline
 
@@ -395,7 +385,7 @@ class AsyncCatalogJobs(
         if isinstance(action, Call):
             try:  # off the event loop: it blocks on I/O
                 # Shielded: a timed-out round trip still finishes (a ticket completes).
-                future = asyncio.wrap_future(worker_pool().submit(action.function))
+                future = asyncio.wrap_future(CALLS.submit(action.function))
                 return await asyncio.wait_for(asyncio.shield(future), action.timeout)
             except Exception as exc:
                 return exc
@@ -410,14 +400,7 @@ class AsyncCatalogJobs(
         try:
             transport, slots = self._pool.for_loop(asyncio.get_running_loop())
             async with asyncio.timeout(send.timeout), slots:
-                response = await transport.handle_async_request(send.request)
-                try:
-                    body = send.receive(response)
-                    async for chunk in async_stream(response):
-                        body.feed(chunk)
-                finally:
-                    await response.aclose()
-            return body.response()
+                return await transport.exchange(send)
         except (httpx.HTTPError, KlaviyoError, TimeoutError) as exc:
             return exc  # TimeoutError: asyncio.timeout's, the deadline passed
         except RuntimeError as exc:

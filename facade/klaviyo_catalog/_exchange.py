@@ -123,8 +123,7 @@ class Exchange:
             self.gate.complete_now(ticket)
             raise RuntimeError("a flow driver must answer each Send")
         if isinstance(result, httpx.Response):
-            # A redirect's follow-up request copies the headers. (The Body's response holds
-            # its content only, not httpcore's stream and its copy of the request.)
+            # An app's client makes a redirect's follow-up request, the key in its headers.
             result.next_request = None
         return result, remaining, s.clock() - sent_at
 

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 import httpx
 
-from ._body import DEFAULT_MAX_RESPONSE_BYTES, Body
+from ._body import DEFAULT_MAX_RESPONSE_BYTES, bounded
 from ._deadline import Deadline
 
 T = TypeVar("T")
@@ -23,10 +23,11 @@ T = TypeVar("T")
 
 @attrs.frozen
 class Send:
-    """Send `request` and read its response into a `Body` (from `receive`), all within
-    `timeout` seconds (None: no deadline). The outcome is the finished `httpx.Response`, or the
-    exception raised: an `httpx.HTTPError`, a `KlaviyoError` from the Body, or a `TimeoutError`
-    when the driver's timer (or the app client's watchdog) ran out."""
+    """Send `request` and read its response's body into it within the bounds (`read`), all
+    within `timeout` seconds (None: no deadline). The outcome is that `httpx.Response`, the one
+    the transport returned, or the exception raised: an `httpx.HTTPError`, a `KlaviyoError`
+    from the Body, or a `TimeoutError` when the driver's timer (or the wait for an app client's
+    exchange) ran out."""
 
     request: httpx.Request
     timeout: float | None = None
@@ -34,9 +35,24 @@ class Send:
     deadline: Deadline = attrs.field(factory=lambda: Deadline(time.monotonic, None))
     what: str = "request"
 
-    def receive(self, response: httpx.Response) -> Body:
-        """The Body to feed the raw chunks of `response` (its headers have arrived)."""
-        return Body(response, self.max_bytes, self.deadline, self.what)
+    def read(self, response: httpx.Response) -> httpx.Response:
+        """`response` (its headers have arrived) with its body read in, decoded and bounded
+        (`_body.bounded`); closed, its connection free, either way."""
+        try:
+            bounded(response, self.max_bytes, self.deadline, self.what)
+            response.read()
+        finally:
+            response.close()
+        return response
+
+    async def aread(self, response: httpx.Response) -> httpx.Response:
+        """`read`, for an async response."""
+        try:
+            bounded(response, self.max_bytes, self.deadline, self.what)
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
 
 @attrs.frozen

@@ -4,7 +4,8 @@
 over httpcore's `ConnectionPool` (or its `HTTPProxy`/`SOCKSProxy` for the proxy the environment
 names, `_proxies`), as `httpx.HTTPTransport` is, plus what a client needs of `Client.send`
 here: its cookies. A request goes down once and its response comes back once: the core builds
-the `httpx.Request`, the driver hands it to the transport, and reads the raw stream back.
+the `httpx.Request`, the driver hands it to the transport, and the response it returns is read
+within its bounds (`Send.read`).
 
 - Every connection the pool opens is kept alive (`max_keepalive_connections` = its size): a
   pool that closes idle connections beyond a keep-alive count reopens them at once under load.
@@ -21,12 +22,13 @@ import math
 import os
 import ssl
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, cast
 
 import httpcore
 import httpx
 
+from ._flow import Send
 from ._proxies import Proxy
 from ._sockets import deadline_backend
 
@@ -171,7 +173,7 @@ class CookieStore:
             self.store.extract_cookies(response)
 
 
-def _core_request(request: httpx.Request, stream: Any) -> httpcore.Request:
+def _core_request(request: httpx.Request) -> httpcore.Request:
     url = request.url
     return httpcore.Request(
         method=request.method,
@@ -179,23 +181,18 @@ def _core_request(request: httpx.Request, stream: Any) -> httpcore.Request:
             scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
         ),
         headers=request.headers.raw,
-        content=stream,
+        content=request.stream,
         extensions=request.extensions,
     )
 
 
-def _response(
-    received: httpcore.Response,
-    stream: httpx.SyncByteStream | httpx.AsyncByteStream,
-    request: httpx.Request,
-    cookies: CookieStore,
-) -> httpx.Response:
+def _response(received: httpcore.Response, stream: _Stream, cookies: CookieStore) -> httpx.Response:
     response = httpx.Response(
         received.status,
         headers=received.headers,
         stream=stream,
         extensions=received.extensions,
-        request=request,
+        request=stream.request,
     )
     cookies.take_from(response)
     return response
@@ -217,15 +214,18 @@ class OwnTransport(httpx.BaseTransport):
         self.cookies.add_to(request)
         shard = self._shards.take()
         try:
-            received = self.pools[shard].handle_request(_core_request(request, request.stream))
+            received = self.pools[shard].handle_request(_core_request(request))
         except BaseException as exc:
             self._shards.give_back(shard)
             if isinstance(exc, _HTTPCORE_ERRORS):
                 raise mapped(exc, request) from exc
             raise
-        assert isinstance(received.stream, Iterable)
         stream = _Stream(received.stream, request, lambda: self._shards.give_back(shard))
-        return _response(received, stream, request, self.cookies)
+        return _response(received, stream, self.cookies)
+
+    def exchange(self, send: Send) -> httpx.Response:
+        """The response to `send.request`, its body read in (`Send.read`)."""
+        return send.read(self.handle_request(send.request))
 
     def close(self) -> None:
         """Close every connection of every pool."""
@@ -249,17 +249,19 @@ class AsyncOwnTransport(httpx.AsyncBaseTransport):
         """As `OwnTransport.handle_request`, awaited."""
         self.cookies.add_to(request)
         shard = self._shards.take()
-        pool = self.pools[shard]
         try:
-            received = await pool.handle_async_request(_core_request(request, request.stream))
+            received = await self.pools[shard].handle_async_request(_core_request(request))
         except BaseException as exc:  # CancelledError too: the shard is free again
             self._shards.give_back(shard)
             if isinstance(exc, _HTTPCORE_ERRORS):
                 raise mapped(exc, request) from exc
             raise
-        assert isinstance(received.stream, AsyncIterable)
-        stream = _AsyncStream(received.stream, request, lambda: self._shards.give_back(shard))
-        return _response(received, stream, request, self.cookies)
+        stream = _Stream(received.stream, request, lambda: self._shards.give_back(shard))
+        return _response(received, stream, self.cookies)
+
+    async def exchange(self, send: Send) -> httpx.Response:
+        """As `OwnTransport.exchange`, awaited."""
+        return await send.aread(await self.handle_async_request(send.request))
 
     async def aclose(self) -> None:
         """Close every connection of every pool."""
@@ -268,52 +270,39 @@ class AsyncOwnTransport(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
-class _Stream(httpx.SyncByteStream):
-    """A response's raw body from httpcore, its errors made httpx's; `done` is called once, when
-    it is closed (its connection is free again)."""
+class _Stream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response's raw body from httpcore, sync or async, its errors made httpx's; `done` is
+    called once, when it is closed (its connection is free again)."""
 
-    def __init__(
-        self, stream: Iterable[bytes], request: httpx.Request, done: Callable[[], None]
-    ) -> None:
+    def __init__(self, stream: Any, request: httpx.Request, done: Callable[[], None]) -> None:
         self._stream = stream
-        self._request = request
+        self.request = request
         self._done: Callable[[], None] | None = done
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._stream
         except _HTTPCORE_ERRORS as exc:
-            raise mapped(exc, self._request) from exc
-
-    def close(self) -> None:
-        done, self._done = self._done, None
-        close = getattr(self._stream, "close", None)
-        try:
-            if close is not None:
-                close()
-        except _HTTPCORE_ERRORS as exc:
-            raise mapped(exc, self._request) from exc
-        finally:
-            if done is not None:
-                done()
-
-
-class _AsyncStream(httpx.AsyncByteStream):
-    """`_Stream` for the async pool."""
-
-    def __init__(
-        self, stream: AsyncIterable[bytes], request: httpx.Request, done: Callable[[], None]
-    ) -> None:
-        self._stream = stream
-        self._request = request
-        self._done: Callable[[], None] | None = done
+            raise mapped(exc, self.request) from exc
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._stream:
                 yield chunk
         except _HTTPCORE_ERRORS as exc:
-            raise mapped(exc, self._request) from exc
+            raise mapped(exc, self.request) from exc
+
+    def close(self) -> None:
+        done, self._done = self._done, None
+        close = getattr(self._stream, "close", None)  # httpcore's streams need not have one
+        try:
+            if close is not None:
+                close()
+        except _HTTPCORE_ERRORS as exc:
+            raise mapped(exc, self.request) from exc
+        finally:
+            if done is not None:
+                done()
 
     async def aclose(self) -> None:
         done, self._done = self._done, None
@@ -322,25 +311,7 @@ class _AsyncStream(httpx.AsyncByteStream):
             if aclose is not None:
                 await aclose()
         except _HTTPCORE_ERRORS as exc:
-            raise mapped(exc, self._request) from exc
+            raise mapped(exc, self.request) from exc
         finally:
             if done is not None:
                 done()
-
-
-def sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
-    """The response's raw stream; a TypeError for an async one, which an app's odd transport
-    could return."""
-    stream = response.stream
-    if not isinstance(stream, httpx.SyncByteStream):
-        raise TypeError("an httpx.Client returned an async response stream")
-    return stream
-
-
-def async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
-    """The response's raw stream; a TypeError for a sync one, which an app's odd transport could
-    return."""
-    stream = response.stream
-    if not isinstance(stream, httpx.AsyncByteStream):
-        raise TypeError("an httpx.AsyncClient returned a sync response stream")
-    return stream

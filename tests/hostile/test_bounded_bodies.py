@@ -7,7 +7,7 @@ import json
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -15,11 +15,12 @@ import pytest
 from klaviyo_catalog import CatalogJobs, ConfigurationError, InvalidResponseError
 from klaviyo_catalog._body import DEFAULT_MAX_RESPONSE_BYTES
 from klaviyo_catalog._deadline import Deadline
+from klaviyo_catalog._flow import Send
 from klaviyo_catalog.testing import FakeKlaviyo, Fault, VirtualClock
 
 from tests.support.documents import job_body as job_document
 from tests.support.hardening_support import Mode, call, options
-from tests.support.virtual_clock import Served, VirtualDriver, virtual_core
+from tests.support.virtual_clock import Played, Served, VirtualDriver, virtual_core
 
 
 @pytest.fixture
@@ -147,14 +148,17 @@ def test_a_gzip_bomb_costs_no_more_than_the_cap() -> None:
 def test_the_body_checks_the_deadline_after_each_chunk() -> None:
     clock = VirtualClock()
     deadline = Deadline.start(clock, 2.0)
-    response = httpx.Response(200, request=httpx.Request("GET", "http://127.0.0.1:9/"))
-    from klaviyo_catalog._body import Body
 
-    body = Body(response, 100, deadline, "op")
-    body.feed(b"{")
-    clock.advance(2.0)
+    def chunks() -> Iterator[bytes]:
+        yield b"{"
+        clock.advance(2.0)
+        yield b"}"
+
+    request = httpx.Request("GET", "http://127.0.0.1:9/")
+    response = httpx.Response(200, stream=Played(chunks()), request=request)
     with pytest.raises(TimeoutError, match="deadline"):
-        body.feed(b"}")
+        Send(request, max_bytes=100, deadline=deadline, what="op").read(response)
+    assert response.is_closed
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "50"])

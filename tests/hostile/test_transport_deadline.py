@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from klaviyo_catalog import DeadlineExceededError
-from klaviyo_catalog._watchdog import arm
 from klaviyo_catalog.testing import FakeKlaviyo, Fault
 
 from tests.support.documents import job_body
@@ -128,7 +127,8 @@ def test_headers_that_never_finish_stop_at_the_deadline(mode: Mode, pool: str, f
         elapsed = timed_call(mode, server.base_url, pool)
         assert DEADLINE <= elapsed < DEADLINE + SLACK
         # The exchange left behind does not go on: its connection is closed (by the client's
-        # own socket timing out, asyncio's cancellation, or the app client's watchdog).
+        # own socket timing out, asyncio's cancellation, or the app client's exchange being
+        # abandoned, its socket shut down).
         assert server.wait_closed(1, timeout=SLACK)
 
 
@@ -203,23 +203,3 @@ def test_without_a_deadline_an_apps_client_is_used_in_the_calling_thread(
         assert threads[0] == here and threads[1].startswith("klaviyo-catalog-exchange")
     else:
         assert threads == [here, here]
-
-
-def test_the_watchdog_runs_what_is_due_in_order_and_nothing_disarmed() -> None:
-    ran: list[str] = []
-    done = threading.Event()
-
-    def last() -> None:
-        ran.append("third")
-        done.set()
-
-    def failing() -> None:
-        raise ZeroDivisionError  # logged; the watchdog goes on
-
-    now = time.monotonic()
-    arm(now + 0.06, last)
-    arm(now + 0.02, lambda: ran.append("first")).disarm()
-    arm(now + 0.04, lambda: ran.append("second"))
-    arm(now + 0.01, failing)
-    assert done.wait(2.0)
-    assert ran == ["second", "third"]

@@ -138,22 +138,36 @@ class VirtualDriver:
             self.clock.advance(seconds)
             return True
 
+        def chunks() -> Iterator[bytes]:
+            for delay, chunk in served.chunks:
+                if not wait(delay):
+                    raise httpx.ReadTimeout("timed out", request=send.request)
+                yield chunk
+
         try:
             if not wait(served.delay):
                 raise httpx.ReadTimeout("timed out", request=send.request)
             if served.error is not None:
                 raise served.error("injected", request=send.request)
             response = httpx.Response(
-                served.status, headers=list(served.headers), request=send.request
+                served.status,
+                headers=list(served.headers),
+                stream=Played(chunks()),
+                request=send.request,
             )
-            body = send.receive(response)
-            for delay, chunk in served.chunks:
-                if not wait(delay):
-                    raise httpx.ReadTimeout("timed out", request=send.request)
-                body.feed(chunk)
-            return body.response()
+            return send.read(response)
         except Exception as exc:  # the same as the real drivers: the flow types it
             return exc
+
+
+class Played(httpx.SyncByteStream):
+    """A served body's chunks, played out as they are read."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
 
 
 # --- many flows at once, with latency ----------------------------------------------------------
