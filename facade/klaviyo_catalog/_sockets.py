@@ -49,7 +49,7 @@ def current_deadline() -> float | None:
 def _capped(timeout: float | None) -> float | None:
     """`timeout` shortened to what the current call's deadline leaves (never 0, which would
     make the socket non-blocking)."""
-    at: float | None = getattr(_local, "at", None)
+    at = current_deadline()
     if at is None:
         return timeout
     left = max(at - time.monotonic(), _SOONEST)
@@ -83,7 +83,8 @@ class _Stream(httpcore.NetworkStream):
 
 class _Backend(httpcore.NetworkBackend):
     """httpcore's network backend, its connections opened and wrapped as deadline-bounded
-    streams."""
+    streams. TCP only: the pools are built without `uds=` or `retries=`, so httpcore never
+    asks a backend for a Unix socket or a sleep."""
 
     def __init__(self, backend: httpcore.NetworkBackend) -> None:
         self._backend = backend
@@ -99,14 +100,6 @@ class _Backend(httpcore.NetworkBackend):
         return _Stream(
             self._backend.connect_tcp(host, port, _capped(timeout), local_address, socket_options)
         )
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        return _Stream(self._backend.connect_unix_socket(path, _capped(timeout), socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
 
 
 def deadline_backend() -> httpcore.NetworkBackend:
