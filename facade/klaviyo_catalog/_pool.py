@@ -91,37 +91,33 @@ class Pool(Generic[T]):
         self.size = size
         self._renew_with = renew
         self._pid = os.getpid()
-        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
-        self._slots: asyncio.Semaphore | None = None
+        # The event loop the transport's connections belong to, and its connection slots.
+        self._bound: tuple[weakref.ref[asyncio.AbstractEventLoop], asyncio.Semaphore] | None = None
 
     def current(self) -> T:
         """The transport to send through now (a sync call): renewed in a process forked from the
         one that built it, since two processes reading one inherited socket get each other's
         responses. ConfigurationError if the client was closed."""
         if self._pid != os.getpid():
-            self._pid = os.getpid()
+            self._pid, self._bound = os.getpid(), None
             self._renew()
-        transport = self.transport
-        if transport.is_closed:
+        if self.transport.is_closed:
             raise ConfigurationError(CLOSED)
-        return transport
+        return self.transport
 
     def for_loop(self, loop: asyncio.AbstractEventLoop) -> tuple[T, asyncio.Semaphore]:
         """The transport and the connection slots of `loop` (an `AsyncCatalogJobs` call waits for
         a slot): the transport is renewed first if its connections belong to another event
         loop or process. ConfigurationError if the client was closed."""
-        bound = self._loop is not None and self._loop() is loop and self._pid == os.getpid()
-        if not bound or self._slots is None:
+        self.current()
+        bound = self._bound
+        if bound is None or bound[0]() is not loop:
             import asyncio
 
-            if self._pid != os.getpid() or self._loop is not None:
-                self._pid = os.getpid()
+            if bound is not None:
                 self._renew()  # connections are bound to the loop that opened them
-            self._loop = weakref.ref(loop)
-            self._slots = asyncio.Semaphore(self.size)
-        if self.transport.is_closed:
-            raise ConfigurationError(CLOSED)
-        return self.transport, self._slots
+            bound = self._bound = (weakref.ref(loop), asyncio.Semaphore(self.size))
+        return self.transport, bound[1]
 
     def _renew(self) -> None:
         """Our own transport, rebuilt; an app's client stays the app's to replace, and a closed

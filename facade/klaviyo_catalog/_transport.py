@@ -23,7 +23,7 @@ import os
 import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import httpcore
 import httpx
@@ -61,6 +61,7 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
 _HTTPCORE_ERRORS = tuple(core for core, _ in _ERRORS)
+P = TypeVar("P", httpcore.ConnectionPool, httpcore.AsyncConnectionPool)
 
 
 def mapped(error: Exception, request: httpx.Request) -> httpx.TransportError:
@@ -132,27 +133,6 @@ def async_pools(size: int, proxy: Proxy | None) -> list[httpcore.AsyncConnection
     return [kind(**_pool_options(n, proxy)) for n in shard_sizes(size)]
 
 
-class _Shards:
-    """Which pool of a transport takes the next request: the one with the fewest in flight.
-    While a client keeps no more requests in flight than its connections (AsyncCatalogJobs'
-    semaphore), that one always has a free connection, so no request waits inside httpcore."""
-
-    def __init__(self, count: int) -> None:
-        self._in_flight = [0] * count
-        self._lock = threading.Lock()
-
-    def take(self) -> int:
-        with self._lock:
-            loads = self._in_flight
-            index = loads.index(min(loads))
-            loads[index] += 1
-            return index
-
-    def give_back(self, index: int) -> None:
-        with self._lock:
-            self._in_flight[index] -= 1
-
-
 class CookieStore:
     """The cookie store of a client's own pool, shared by its transports (renewed after fork or
     under another event loop, they keep what the server set)."""
@@ -186,42 +166,61 @@ def _core_request(request: httpx.Request) -> httpcore.Request:
     )
 
 
-def _response(received: httpcore.Response, stream: _Stream, cookies: CookieStore) -> httpx.Response:
-    response = httpx.Response(
-        received.status,
-        headers=received.headers,
-        stream=stream,
-        extensions=received.extensions,
-        request=stream.request,
-    )
-    cookies.take_from(response)
-    return response
+class _Shards(Generic[P]):
+    """What the two own transports share: their pools, the cookie store, and which pool takes
+    the next request: the one with the fewest in flight. While a client keeps no more requests
+    in flight than its connections (AsyncCatalogJobs' semaphore), that one always has a free
+    connection, so no request waits inside httpcore."""
 
-
-class OwnTransport(httpx.BaseTransport):
-    """A sync client's own connections (see the module), in one or more httpcore pools."""
-
-    def __init__(
-        self, pools: Sequence[httpcore.ConnectionPool], cookies: CookieStore | None = None
-    ) -> None:
-        self.pools = pools
+    def __init__(self, pools: Sequence[P], cookies: CookieStore | None = None) -> None:
+        self.pools: Sequence[P] = pools
         self.cookies = cookies if cookies is not None else CookieStore()
         self.is_closed = False
-        self._shards = _Shards(len(pools))
+        self._in_flight = [0] * len(pools)
+        self._lock = threading.Lock()
+
+    def _take(self, request: httpx.Request) -> int:
+        """The least loaded pool's index, counted in flight; `request` gets its cookies."""
+        self.cookies.add_to(request)
+        with self._lock:
+            loads = self._in_flight
+            index = loads.index(min(loads))
+            loads[index] += 1
+            return index
+
+    def _give_back(self, index: int) -> None:
+        with self._lock:
+            self._in_flight[index] -= 1
+
+    def _response(
+        self, received: httpcore.Response, request: httpx.Request, shard: int
+    ) -> httpx.Response:
+        stream = _Stream(received.stream, request, lambda: self._give_back(shard))
+        response = httpx.Response(
+            received.status,
+            headers=received.headers,
+            stream=stream,
+            extensions=received.extensions,
+            request=request,
+        )
+        self.cookies.take_from(response)
+        return response
+
+
+class OwnTransport(_Shards[httpcore.ConnectionPool], httpx.BaseTransport):
+    """A sync client's own connections (see the module), in one or more httpcore pools."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` on the least loaded of the pools; httpcore's errors as httpx's."""
-        self.cookies.add_to(request)
-        shard = self._shards.take()
+        shard = self._take(request)
         try:
             received = self.pools[shard].handle_request(_core_request(request))
         except BaseException as exc:
-            self._shards.give_back(shard)
+            self._give_back(shard)
             if isinstance(exc, _HTTPCORE_ERRORS):
                 raise mapped(exc, request) from exc
             raise
-        stream = _Stream(received.stream, request, lambda: self._shards.give_back(shard))
-        return _response(received, stream, self.cookies)
+        return self._response(received, request, shard)
 
     def exchange(self, send: Send) -> httpx.Response:
         """The response to `send.request`, its body read in (`Send.read`)."""
@@ -234,30 +233,20 @@ class OwnTransport(httpx.BaseTransport):
             pool.close()
 
 
-class AsyncOwnTransport(httpx.AsyncBaseTransport):
+class AsyncOwnTransport(_Shards[httpcore.AsyncConnectionPool], httpx.AsyncBaseTransport):
     """An async client's own connections (see the module), in one or more httpcore pools."""
-
-    def __init__(
-        self, pools: Sequence[httpcore.AsyncConnectionPool], cookies: CookieStore | None = None
-    ) -> None:
-        self.pools = pools
-        self.cookies = cookies if cookies is not None else CookieStore()
-        self.is_closed = False
-        self._shards = _Shards(len(pools))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """As `OwnTransport.handle_request`, awaited."""
-        self.cookies.add_to(request)
-        shard = self._shards.take()
+        shard = self._take(request)
         try:
             received = await self.pools[shard].handle_async_request(_core_request(request))
         except BaseException as exc:  # CancelledError too: the shard is free again
-            self._shards.give_back(shard)
+            self._give_back(shard)
             if isinstance(exc, _HTTPCORE_ERRORS):
                 raise mapped(exc, request) from exc
             raise
-        stream = _Stream(received.stream, request, lambda: self._shards.give_back(shard))
-        return _response(received, stream, self.cookies)
+        return self._response(received, request, shard)
 
     async def exchange(self, send: Send) -> httpx.Response:
         """As `OwnTransport.exchange`, awaited."""
