@@ -12,7 +12,7 @@ import math
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 from klaviyo_catalog_api.catalog_spec import KINDS, OPERATIONS, JobKind, OperationSpec
@@ -67,18 +67,10 @@ POOL_CONNECTIONS = pool_size(KINDS, OPERATIONS)
 APP_CLIENT_SLOTS = 20
 
 
-class Transport(Protocol):
-    """What a pool needs of a transport, its own or an app's client's: whether it is closed."""
-
-    @property
-    def is_closed(self) -> bool:
-        """True once the transport (or the app's client behind it) was closed."""
-        ...
-
-
-T = TypeVar("T", bound=Transport)
 SyncTransport = OwnTransport | AppClientTransport
 AsyncTransport = AsyncOwnTransport | AsyncAppClientTransport
+# Each has `is_closed` (the app's client's, for an app's transport) and an `exchange`.
+T = TypeVar("T", bound=SyncTransport | AsyncTransport)
 
 
 class Pool(Generic[T]):
