@@ -23,7 +23,7 @@ BASE_URL_VARIABLE = "KLAVIYO_BASE_URL"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 # Userinfo in a URL: never echoed, since it is a password.
 _USERINFO = re.compile(r"(?<=//)[^/?#]*@")
-_PORTS = range(1, 65536)
+PORTS = range(1, 65536)  # the ports a URL may name
 
 
 def shown(url: object) -> str:
@@ -52,7 +52,7 @@ def checked_base_url(base_url: str) -> str:
     # as none, yet every request would then be built against a different path.
     if url.query or url.fragment or "?" in base_url or "#" in base_url:
         raise ConfigurationError("base_url must not carry a query or fragment (no '?' or '#')")
-    if url.port is not None and url.port not in _PORTS:
+    if url.port is not None and url.port not in PORTS:
         raise ConfigurationError(
             f"base_url {shown(base_url)} has port {url.port}; a port is 1 to 65535"
         )

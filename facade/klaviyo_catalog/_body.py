@@ -29,9 +29,11 @@ def bounded(response: httpx.Response, max_bytes: int, deadline: Deadline, what: 
     """Make `response` read its body within the bounds: its stream becomes a `Body` over the
     raw one, and its Content-Encoding and Content-Length, no longer true of what it reads, go.
     A body read already (by an app's event hook, or a MockTransport's response), which httpx
-    decoded, is only measured. InvalidResponseError for a coding that was not asked for or a
+    decoded, is only measured. The response lets go of its connection's socket (the
+    `network_stream` extension). InvalidResponseError for a coding that was not asked for or a
     body (or declared length) over the cap."""
     body = Body(response, max_bytes, deadline, what)
+    response.extensions.pop("network_stream", None)  # an error keeps its response, not a socket
     if response.is_stream_consumed:
         body.take(response.content)
         body.raw = None  # the stream read is closed; nothing of it is kept (see Body.close)

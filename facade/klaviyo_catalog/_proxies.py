@@ -16,11 +16,10 @@ import os
 import attrs
 import httpx
 
-from ._base_url import is_loopback
+from ._base_url import PORTS, is_loopback
 from .errors import ConfigurationError
 
 _SCHEMES = frozenset({"http", "https", "socks5", "socks5h"})
-_PORTS = range(1, 65536)
 
 
 @attrs.frozen
@@ -122,7 +121,7 @@ def _parsed(variable: str, value: str) -> Proxy:
             f"${variable} names a proxy of scheme {scheme[:20]!r}; "
             "http, https, socks5 and socks5h are supported"
         )
-    if not url.host or (port is not None and port not in _PORTS):
+    if not url.host or (port is not None and port not in PORTS):
         raise ConfigurationError(f"${variable} is not a proxy URL (no host, or a bad port)")
     if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
         raise ConfigurationError(

@@ -74,3 +74,4 @@ def test_an_errors_response_is_the_one_the_transport_returned(
     assert response.content == body and response.is_closed
     assert "content-encoding" not in response.headers  # decoded: no longer true of its content
     assert response.request.headers["authorization"] == "[redacted]"
+    assert "network_stream" not in response.extensions  # the error keeps no socket
