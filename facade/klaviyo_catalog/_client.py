@@ -53,14 +53,8 @@ H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0)
 
 
-class _Unset:
-    """The type of UNSET: an option `with_options` was not given (None means "no deadline")."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET = _Unset()
+# An option `with_options` was not given: attrs' sentinel, since None means "no deadline".
+UNSET = attrs.NOTHING
 
 
 def _default_timeout(http_client: object) -> httpx.Timeout:
@@ -145,9 +139,9 @@ class _ClientBase(Generic[H]):
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | _Unset = UNSET,
-        max_retries: int | _Unset = UNSET,
-        deadline: float | _Unset | None = UNSET,
+        timeout: float | httpx.Timeout | attrs.NothingType = UNSET,
+        max_retries: int | attrs.NothingType = UNSET,
+        deadline: float | attrs.NothingType | None = UNSET,
     ) -> Self:
         """A client with other per-call options, sharing this one's connection pool, rate
         limiter and credentials. Options not given are kept; `deadline=None` removes one.
@@ -161,12 +155,12 @@ class _ClientBase(Generic[H]):
         """
         settings = self._settings
         retry = settings.retry
-        if not isinstance(max_retries, _Unset):
+        if max_retries is not UNSET:
             retry = attrs.evolve(retry, max_retries=checks.retries(max_retries))
-        if not isinstance(deadline, _Unset):
+        if deadline is not UNSET:
             retry = attrs.evolve(retry, deadline=checks.optional_seconds(deadline, "deadline"))
         changes: dict[str, Any] = {"retry": retry}
-        if not isinstance(timeout, _Unset):
+        if timeout is not UNSET:
             changes["timeout"] = checks.timeout(timeout)
         derived = copy.copy(self)  # every attribute, so the pool and limiter are shared
         derived._settings = attrs.evolve(settings, **changes)
@@ -314,11 +308,7 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
         except (httpx.HTTPError, KlaviyoError, TimeoutError) as exc:
             return exc  # TimeoutError: the app's client's exchange outlasted the deadline
 
-    def _run_to_job(self, flow: Flow[BulkJob]) -> BulkJob:
-        return self._run(flow)
-
-    def _run_to_page(self, flow: Flow[Page[BulkJob]]) -> Page[BulkJob]:
-        return self._run(flow)
+    _run_to_job = _run_to_page = _run
 
     def _drive_walk(self, walk: PageWalk) -> Iterator[BulkJob]:
         while walk.proceed():  # a loop, not recursion; one page in memory at a time
@@ -415,11 +405,7 @@ class AsyncCatalogJobs(
             error.__cause__ = exc
             return error
 
-    def _run_to_job(self, flow: Flow[BulkJob]) -> Coroutine[Any, Any, BulkJob]:
-        return self._run(flow)
-
-    def _run_to_page(self, flow: Flow[Page[BulkJob]]) -> Coroutine[Any, Any, Page[BulkJob]]:
-        return self._run(flow)
+    _run_to_job = _run_to_page = _run
 
     async def _drive_walk(self, walk: PageWalk) -> AsyncIterator[BulkJob]:
         while walk.proceed():
