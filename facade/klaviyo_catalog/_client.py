@@ -266,7 +266,7 @@ class CatalogJobs(_ClientBase[httpx.Client], Methods[BulkJob, Page[BulkJob], Ite
       follows a redirect, and does not close it. The deadline bounds its calls too (a sync
       exchange is awaited in a worker thread). A plain-http (loopback) base URL with a client
       that would take a proxy from the environment is a ConfigurationError. Without one, the
-      client keeps a pool of its own (`POOL_CONNECTIONS`, sized from the spec's limits, all
+      client keeps a pool of its own (`max_connections`, sized from the spec's limits, all
       kept alive), through the proxy the environment names (never for a loopback host), and
       a process forked from this one (gunicorn `--preload`, multiprocessing) gets a pool of
       its own at its first call; an app's own client is the app's to replace after fork().
@@ -347,8 +347,8 @@ class AsyncCatalogJobs(
 
     Calls beyond the connection pool's size wait their turn here, in a semaphore, rather than
     inside httpcore's pool, which thrashes (closes and reopens connections) when far more
-    tasks than connections share it. The semaphore is the size of the pool (for the client's
-    own, `POOL_CONNECTIONS`, sized from the spec's limits; for an app's `http_client`, 20,
+    tasks than connections share it. The semaphore is the size of the pool, `max_connections`
+    (for the client's own, sized from the spec's limits; for an app's `http_client`, 20,
     httpx's default keep-alive count). A client used under a second event loop (another
     `asyncio.run()`) rebuilds its own pool for it.
     """
