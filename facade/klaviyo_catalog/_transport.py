@@ -9,6 +9,9 @@ within its bounds (`Send.read`).
 
 - Every connection the pool opens is kept alive (`max_keepalive_connections` = its size): a
   pool that closes idle connections beyond a keep-alive count reopens them at once under load.
+- The connections are split into httpcore pools of two (`SHARD_CONNECTIONS`), and each
+  request goes to the pool with the fewest in flight: httpcore's CPU per request grows with the
+  square of its pool's connections.
 - The sync pool's sockets wait no longer than the call's deadline (`_sockets`).
 - One TLS context per process (`tls_context`).
 - Cookies are parsed only from a response that sets some: httpx parses every response (a urllib
