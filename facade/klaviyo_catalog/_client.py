@@ -29,6 +29,7 @@ from ._body import DEFAULT_MAX_RESPONSE_BYTES
 from ._checks import RateLimits
 from ._core import Core
 from ._deadline import DEFAULT_DEADLINE
+from ._docs import document_signature
 from ._flow import Action, Call, Done, Flow, Send, step
 from ._methods import Methods
 from ._models import BulkJob, Page
@@ -443,3 +444,6 @@ _POOLS: dict[type[httpx.Client] | type[httpx.AsyncClient], Callable[[Any, str], 
     httpx.Client: sync_pool_of,
     httpx.AsyncClient: async_pool_of,
 }
+# help(): `http_client`'s type as each client takes it (see _docs).
+for _client_class in (CatalogJobs, AsyncCatalogJobs):
+    document_signature(_client_class)

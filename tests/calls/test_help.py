@@ -73,6 +73,10 @@ def test_each_call_of_a_client_shows_its_concrete_signature(client: type[Any]) -
     for wait in ("wait_for_job", "wait_for_jobs"):
         line = signature_line(text, wait)
         assert line.endswith(RETURNS[client]["get" if wait == "wait_for_job" else "iter"])
+    # The constructor's http_client names the httpx client this class takes, not the base's H.
+    takes = "httpx.Client" if client is CatalogJobs else "httpx.AsyncClient"
+    assert inspect.signature(client).parameters["http_client"].annotation == f"{takes} | None"
+    assert f"http_client: '{takes} | None'" in text
 
 
 @pytest.mark.parametrize("view", [Item, Variant, Category], ids=lambda c: c.__name__)
