@@ -89,13 +89,15 @@ class Body(httpx.SyncByteStream, httpx.AsyncByteStream):
             yield self._feed(chunk)
 
     def close(self) -> None:
-        # The raw stream is let go: below it, httpcore's request still holds the key, and an
-        # error keeps this response.
+        """Close the raw stream (its connection is free again) and let go of it."""
+        # Let go: below it, httpcore's request still holds the key, and an error keeps this
+        # response.
         raw, self.raw = self.raw, None
         if raw is not None:
             raw.close()
 
     async def aclose(self) -> None:
+        """`close`, for an async raw stream."""
         raw, self.raw = self.raw, None
         if raw is not None:
             await raw.aclose()
